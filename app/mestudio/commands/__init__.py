@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mestudio`` CLI, one module each (see :mod:`mestudio.cli`)."""

@@ -1,0 +1,41 @@
+"""Configuration of face detection, landmarks, tracking and alignment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrackerConfig:
+    """Face tracker settings.
+
+    Attributes:
+        detector_model: explicit YuNet model path ("" = look it up; Haar when missing).
+        landmark_model: explicit LBF model path ("" = look up 68-point, then 5-point).
+        detect_every_s: re-run the detector at least this often (seconds); between
+            detections the box follows the previous landmarks.
+        detect_max_width: frames are downscaled to at most this width for detection (pixels).
+        score_threshold: minimum detector confidence in [0, 1].
+        min_face_px: smallest face box side considered, in frame pixels.
+        lost_after_misses: consecutive failed fits before the face is declared lost.
+        smoothing_min_cutoff_hz: One-Euro filter minimum cut-off (Hz); lower = smoother.
+        smoothing_beta: One-Euro speed coefficient; higher = less lag on fast motion.
+        smoothing_d_cutoff_hz: One-Euro derivative cut-off (Hz).
+        align_size: side of the canonical aligned crop for spotting (pixels).
+        align_eye_y: eye line height in the crop as a fraction of its side.
+        align_eye_dist: inter-ocular distance as a fraction of the crop side.
+    """
+
+    detector_model: str = ""
+    landmark_model: str = ""
+    detect_every_s: float = 0.5
+    detect_max_width: int = 320
+    score_threshold: float = 0.6
+    min_face_px: int = 40
+    lost_after_misses: int = 2
+    smoothing_min_cutoff_hz: float = 1.0
+    smoothing_beta: float = 0.05
+    smoothing_d_cutoff_hz: float = 1.0
+    align_size: int = 128
+    align_eye_y: float = 0.35
+    align_eye_dist: float = 0.42

@@ -1,0 +1,63 @@
+"""Shared test fixtures: where the third-party test data lives, and headless Qt.
+
+The data in ``../shared`` (or ``$MESTUDIO_TEST_DATA``) is never copied into the repository;
+tests that need it skip with a reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir() -> Path | None:
+    env = os.environ.get("MESTUDIO_TEST_DATA")
+    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared"]:
+        if (cand / "data").is_dir():
+            return cand
+    return None
+
+
+SHARED = _shared_dir()
+if SHARED is not None and (SHARED / "models").is_dir():
+    # The application looks here first for YuNet and the LBF model (ARCHITECTURE.md).
+    os.environ.setdefault("MESTUDIO_MODELS_DIR", str(SHARED / "models"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared test-data folder; skips the test when absent."""
+    if SHARED is None:
+        pytest.skip("shared test data not found (set MESTUDIO_TEST_DATA or place ../shared)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def data_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data"
+
+
+@pytest.fixture(scope="session")
+def video_dir(data_dir: Path) -> Path:
+    return data_dir / "video"
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_dir: Path) -> Path:
+    return shared_dir / "models"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Keep tests out of the real user config/cache/data folders."""
+    base = tmp_path_factory.getbasetemp() / "xdg"
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        d = base / var.lower()
+        d.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(d))
