@@ -24,6 +24,19 @@ class TrackerConfig:
         align_size: side of the canonical aligned crop for spotting (pixels).
         align_eye_y: eye line height in the crop as a fraction of its side.
         align_eye_dist: inter-ocular distance as a fraction of the crop side.
+        search_every_s: while no face is tracked, look for one at most this often
+            (seconds; 0 = every frame).
+        align_nose_weight: weight of the nose base against each eye (1) in the alignment
+            similarity (0 = eyes only).
+        fit_patch_size: side of the eye-normalised patch the LBF model is fitted in (pixels).
+        fit_min_quality: below this correlation between the face patch and its appearance
+            at the last detection, the fit is suspect and the detector runs at once (0..1).
+        match_iou: a detection continues the tracked face when their boxes overlap by at
+            least this intersection-over-union.
+        reset_gap_s: a timestamp jump larger than this (or backwards) restarts tracking
+            (seeking in review mode).
+        box_eye_dx, box_eye_y: eye centres inside a Haar face box (box-only alignment),
+            as fractions of its width from the centre and of its height from the top.
     """
 
     detector_model: str = ""
@@ -39,3 +52,11 @@ class TrackerConfig:
     align_size: int = 128
     align_eye_y: float = 0.35
     align_eye_dist: float = 0.42
+    search_every_s: float = 0.1
+    align_nose_weight: float = 0.3
+    fit_patch_size: int = 128
+    fit_min_quality: float = 0.5
+    match_iou: float = 0.3
+    reset_gap_s: float = 1.0
+    box_eye_dx: float = 0.17
+    box_eye_y: float = 0.385

@@ -1,1 +1,13 @@
-"""mestudio.nets"""
+"""Torch architectures for micro-expression recognition and their analytic Grad-CAM heads.
+
+``create_model(name, num_classes, **kw)`` builds one of :func:`list_models`:
+``m3enet`` (five-stream M3ENet), ``im3dr_mfer`` (improved 3D ResNet18, clip inputs),
+``ststnet`` and ``offapexnet`` (baselines). No Qt, no onnxruntime here.
+"""
+
+from __future__ import annotations
+
+from mestudio.nets.blocks import MERNet
+from mestudio.nets.registry import create_model, describe_model, list_models
+
+__all__ = ["MERNet", "create_model", "describe_model", "list_models"]

@@ -11,7 +11,8 @@ class SpotterConfig:
 
     Attributes:
         sensitivity: 0..1, higher finds weaker movements (and more false events).
-        reference_window_s: the flow reference frame is re-chosen every this many seconds.
+        reference_window_s: the flow reference frame is re-chosen every this many seconds
+            (at the first "quiet" frame after this age, see :mod:`mestudio.spotting.signal`).
         lowpass_hz: low-pass cut-off of the motion signal (Hz).
         baseline_window_s: length of the running baseline of the person's own motion.
         calibration_s: time before the first event may be emitted (baseline warm-up).
@@ -20,6 +21,37 @@ class SpotterConfig:
         max_duration_s: longest event followed before it is closed as macro.
         offset_fraction: onset/offset are where the signal falls to this fraction of the peak.
         emit_delay_s: an event is emitted at most this long after its offset.
+
+        signal_size: side (pixels) to which the aligned crop is resized before the flow is
+            computed (smaller = faster, coarser). Signal values are always reported in pixels
+            of a 128-px canonical crop, whatever this size and the tracker's crop size.
+        flow_method: ``"auto"`` (``mestudio.flow.fast_flow`` when available, else DIS),
+            ``"dis"`` (OpenCV DIS, medium preset) or ``"farneback"``.
+        normalize_illumination: divide out the global illumination of each grey crop (gain
+            and brightness gradient) before the flow, so illumination drift is not motion.
+        reference_max_age_s: the reference frame is replaced after this many seconds even when
+            the face never becomes quiet (slow drift, a held expression).
+        reference_settle_s: a frame becomes the new reference only when every frame within
+            this many seconds before and after it was quiet too (never the start or the tail
+            of a movement).
+        quiet_factor: a frame is "quiet" (may become the new reference) when its motion is at
+            most this many times the typical motion of quiet frames.
+        head_motion: ``"similarity"`` (robust fit of translation + rotation + scale to the flow
+            of rigid face parts, then subtracted) or ``"translation"`` (mean flow of the nose
+            ridge subtracted, SOFTNet style) or ``"none"``.
+        top_fraction: per ROI, the signal is the magnitude of the mean flow vector of this
+            fraction of its pixels with the largest flow.
+        threshold_k_low: threshold in robust standard deviations (1.4826 MAD) above the
+            baseline at sensitivity 1.
+        threshold_k_high: the same at sensitivity 0 (interpolated geometrically in between).
+        min_rise_px: smallest peak height above the baseline at sensitivity 0.5, in pixels of a
+            128-px crop (scaled by the same geometric law as the k factor).
+        split_valley_fraction: a double peak is split when the valley between the two peaks
+            drops to this fraction of the smaller peak's height above the baseline.
+        gap_break_s: a jump in timestamps longer than this (dropped frames, a seek) restarts
+            the signal and ends any event in progress without emitting it.
+        recalibrate_after_s: after the face has been absent this long, the baseline is
+            re-learnt (a new person may have arrived).
     """
 
     sensitivity: float = 0.5
@@ -32,3 +64,17 @@ class SpotterConfig:
     max_duration_s: float = 4.0
     offset_fraction: float = 0.33
     emit_delay_s: float = 0.3
+    signal_size: int = 96
+    flow_method: str = "auto"
+    normalize_illumination: bool = True
+    reference_max_age_s: float = 3.0
+    reference_settle_s: float = 0.1
+    quiet_factor: float = 1.5
+    head_motion: str = "similarity"
+    top_fraction: float = 0.25
+    threshold_k_low: float = 3.0
+    threshold_k_high: float = 15.0
+    min_rise_px: float = 0.15
+    split_valley_fraction: float = 0.5
+    gap_break_s: float = 0.5
+    recalibrate_after_s: float = 2.0

@@ -1,0 +1,300 @@
+"""The kiosk's event log: one SQLite file, one row per spotted facial movement.
+
+Privacy by construction: the table has no column that could hold an image, a face
+descriptor, a landmark or an identity. A row is *when* (wall-clock time), *where* (exhibit
+name), *what* (``kind``: ``"micro"``, ``"macro"`` or ``"visit"``), the recognised ``emotion``
+(NULL when none was recognised), its ``confidence`` and the ``duration_s`` of the movement (for
+a visit: how long a face was in view).
+
+Durability: the database runs in WAL mode with ``synchronous=FULL`` and every event is its
+own transaction, so an event that :meth:`EventLog.log` has returned for is on disk and
+survives a power cut or a killed process; a half-written transaction is rolled back by
+SQLite when the file is next opened.
+
+Schema (version 1)::
+
+    events(id INTEGER PRIMARY KEY, time TEXT, time_unix REAL, exhibit TEXT, kind TEXT,
+           emotion TEXT NULL, confidence REAL NULL, duration_s REAL)
+    meta(key TEXT PRIMARY KEY, value TEXT)
+
+``time`` is ISO 8601 local time with its UTC offset (``2025-11-21T17:30:12.345+01:00``),
+``time_unix`` the same instant in seconds since the epoch (for range queries).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time as _time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mestudio.errors import ConfigError, MestudioError
+from mestudio.types import SpotEvent
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+KINDS = ("micro", "macro", "visit")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    time_unix REAL NOT NULL,
+    exhibit TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('micro', 'macro', 'visit')),
+    emotion TEXT,
+    confidence REAL CHECK (confidence IS NULL OR (confidence >= 0 AND confidence <= 1)),
+    duration_s REAL NOT NULL CHECK (duration_s >= 0)
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time_unix);
+CREATE INDEX IF NOT EXISTS events_exhibit ON events (exhibit, time_unix);
+"""
+
+# The only columns that exist; asserted by the tests so that no one adds an image column.
+COLUMNS = ("id", "time", "time_unix", "exhibit", "kind", "emotion", "confidence", "duration_s")
+
+
+class EventLogError(MestudioError):
+    """The event-log database cannot be opened or written (path, permissions, corruption)."""
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """One row of the event log.
+
+    Attributes:
+        id: row id (increasing with insertion order).
+        time: ISO 8601 local time with UTC offset.
+        time_unix: seconds since the epoch (UTC).
+        exhibit: exhibit name.
+        kind: ``"micro"``, ``"macro"`` or ``"visit"``.
+        emotion: recognised emotion, or None.
+        confidence: the recogniser's confidence in ``[0, 1]``, or None.
+        duration_s: duration of the movement (or of the visit) in seconds.
+    """
+
+    id: int
+    time: str
+    time_unix: float
+    exhibit: str
+    kind: str
+    emotion: str | None
+    confidence: float | None
+    duration_s: float
+
+    @property
+    def local_datetime(self) -> datetime:
+        """The event time as an aware :class:`datetime` in the offset it was logged with."""
+        return datetime.fromisoformat(self.time)
+
+
+def default_db_path() -> Path:
+    """``events.sqlite`` in the user data directory (the kiosk's default log)."""
+    from mestudio.config import user_data_dir
+
+    return user_data_dir() / "events.sqlite"
+
+
+def _iso_local(t_unix: float) -> str:
+    return datetime.fromtimestamp(t_unix, tz=timezone.utc).astimezone().isoformat(
+        timespec="milliseconds")
+
+
+class EventLog:
+    """Append-only kiosk event log in SQLite (thread-safe; one transaction per event).
+
+    Args:
+        path: database file; created with its parent folder when missing.
+        exhibit: default exhibit name for :meth:`log` / :meth:`log_spot_event`.
+        readonly: open an existing database for reading only (``mestudio stats``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], exhibit: str = "default",
+                 *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.exhibit = exhibit
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        if readonly:
+            if not self.path.is_file():
+                raise EventLogError(f"event log {self.path} does not exist; give the file "
+                                    "written by `mestudio kiosk --db FILE`")
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            try:
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._check_schema()
+            except sqlite3.DatabaseError as exc:
+                raise EventLogError(f"{self.path} is not a mestudio event log ({exc})") from exc
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per event.
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None,
+                                         check_same_thread=False, timeout=10.0)
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("event log %s: WAL mode unavailable (journal_mode=%s)", path, mode)
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise EventLogError(f"cannot open event log {self.path}: {exc}; check the path "
+                                "and permissions, or give another file with --db") from exc
+        except OSError as exc:
+            raise EventLogError(f"cannot create event log {self.path}: {exc}") from exc
+        log.info("event log %s (exhibit %r)", self.path, exhibit)
+
+    def _check_schema(self) -> None:
+        try:
+            row = self._conn.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise EventLogError(f"{self.path} is not a mestudio event log ({exc})") from exc
+        if row is None or int(row[0]) > SCHEMA_VERSION:
+            raise EventLogError(f"{self.path}: unsupported event-log schema "
+                                f"{row[0] if row else 'none'}; update mestudio")
+
+    # ---------------------------------------------------------------- writing
+    def log(self, kind: str, *, emotion: str | None = None, confidence: float | None = None,
+            duration_s: float = 0.0, exhibit: str | None = None,
+            time_unix: float | None = None) -> int:
+        """Append one event in its own committed transaction; returns its row id.
+
+        Args:
+            kind: ``"micro"``, ``"macro"`` or ``"visit"``.
+            emotion: recognised emotion class, or None.
+            confidence: probability of ``emotion`` in ``[0, 1]``, or None.
+            duration_s: duration in seconds (>= 0).
+            exhibit: exhibit name (default: the log's).
+            time_unix: wall-clock time in seconds since the epoch (default: now).
+
+        When this returns, the row is durable (fsynced WAL).
+        """
+        if self.readonly:
+            raise EventLogError("event log opened read-only")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if confidence is not None:
+            confidence = float(confidence)
+            if not math.isfinite(confidence):
+                confidence = None
+            else:
+                confidence = min(1.0, max(0.0, confidence))
+        duration_s = max(0.0, float(duration_s)) if math.isfinite(duration_s) else 0.0
+        t = _time.time() if time_unix is None else float(time_unix)
+        row = (_iso_local(t), t, exhibit or self.exhibit, kind, emotion, confidence, duration_s)
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                cur = self._conn.execute(
+                    "INSERT INTO events (time, time_unix, exhibit, kind, emotion, confidence,"
+                    " duration_s) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.DatabaseError:
+                    pass
+                raise EventLogError(f"cannot write to event log {self.path}: {exc}") from exc
+        rowid = int(cur.lastrowid or 0)
+        log.debug("logged %s event %d (%s, %s)", kind, rowid, emotion, confidence)
+        return rowid
+
+    def log_spot_event(self, event: SpotEvent, *, exhibit: str | None = None,
+                       time_unix: float | None = None) -> int:
+        """Log a spotted :class:`~mestudio.types.SpotEvent` (kind, emotion, confidence,
+        duration); nothing else of the event (no ROI, no frames) is stored."""
+        pred = event.prediction
+        return self.log(event.kind, emotion=pred.label if pred is not None else None,
+                        confidence=pred.confidence if pred is not None else None,
+                        duration_s=event.duration_s, exhibit=exhibit, time_unix=time_unix)
+
+    # ---------------------------------------------------------------- reading
+    def events(self, *, since: float | None = None, until: float | None = None,
+               exhibit: str | None = None, kind: str | None = None) -> list[LoggedEvent]:
+        """Rows in insertion order, optionally filtered by time range ``[since, until)``
+        (seconds since the epoch), exhibit and kind."""
+        return list(self.iter_events(since=since, until=until, exhibit=exhibit, kind=kind))
+
+    def iter_events(self, *, since: float | None = None, until: float | None = None,
+                    exhibit: str | None = None, kind: str | None = None
+                    ) -> Iterator[LoggedEvent]:
+        where: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            where.append("time_unix >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("time_unix < ?")
+            params.append(until)
+        if exhibit is not None:
+            where.append("exhibit = ?")
+            params.append(exhibit)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT " + ", ".join(COLUMNS) + " FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        for r in rows:
+            yield LoggedEvent(int(r[0]), r[1], float(r[2]), r[3], r[4], r[5],
+                              None if r[6] is None else float(r[6]), float(r[7]))
+
+    def count(self, kind: str | None = None, since: float | None = None) -> int:
+        """Number of rows (of one kind, since a time in seconds since the epoch)."""
+        sql = "SELECT COUNT(*) FROM events WHERE 1=1"
+        params: list[object] = []
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if since is not None:
+            sql += " AND time_unix >= ?"
+            params.append(since)
+        with self._lock:
+            return int(self._conn.execute(sql, params).fetchone()[0])
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own ``PRAGMA integrity_check``."""
+        with self._lock:
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close."""
+        with self._lock:
+            try:
+                if not self.readonly:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError as exc:  # pragma: no cover - best effort
+                log.warning("event log checkpoint failed: %s", exc)
+            self._conn.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_db_path(explicit: str | os.PathLike[str] | None, configured: str = "") -> Path:
+    """The database a command should use: ``--db`` > the configured ``KioskConfig.db_path``
+    > :func:`default_db_path`."""
+    for cand in (explicit, configured):
+        if cand:
+            p = Path(cand).expanduser()
+            if p.is_dir():
+                raise ConfigError(f"{p} is a folder; give a database file such as {p}/events.sqlite")
+            return p
+    return default_db_path()

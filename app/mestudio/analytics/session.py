@@ -1,0 +1,342 @@
+"""The kiosk pipeline without a window: capture → pipeline → event log (no Qt).
+
+:class:`KioskSession` is what ``mestudio kiosk`` runs in its worker thread and what
+``mestudio bench soak`` runs headless for hours. It keeps nothing of the pictures it
+processes: frames go through the tracker and the spotter and are dropped; the only thing
+written anywhere is one row per event in the SQLite event log (see
+:mod:`mestudio.analytics.eventlog`).
+
+What is logged:
+
+* every spotted micro- and macro-expression (kind, emotion, confidence, duration). A
+  micro-expression is logged when its emotion arrives from the recogniser, or without an
+  emotion after ``KioskConfig.prediction_wait_s`` (or at once when no model is loaded);
+* every visit: a face that stayed in view at least ``visit_min_s`` seconds, logged with its
+  duration once no face was seen for ``visit_gap_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from mestudio.analytics.eventlog import EventLog
+from mestudio.config import AppConfig
+from mestudio.errors import MestudioError
+from mestudio.types import FrameResult, SpotEvent
+
+log = logging.getLogger(__name__)
+
+
+def load_engine(config: AppConfig) -> tuple[Any, list[str]]:
+    """The recognition engine of ``config.recognition`` (None when recognition is off or
+    no model can be loaded) and human notes on why it is missing."""
+    if not config.recognition.enabled:
+        return None, ["recognition is off in the settings"]
+    try:
+        from mestudio.inference.engine import engine_from_config
+    except ImportError as exc:  # pragma: no cover - partial installations
+        return None, [f"no recognition engine in this installation ({exc})"]
+    try:
+        return engine_from_config(config.recognition), []
+    except MestudioError as exc:
+        log.warning("no recognition: %s", exc)
+        return None, [f"no recognition: {exc}"]
+
+
+def build_pipeline(config: AppConfig) -> tuple[Any, list[str]]:
+    """A :class:`mestudio.pipeline.Pipeline` with spotting and, when a model can be loaded,
+    recognition; returns ``(pipeline, notes)`` where ``notes`` say what is degraded."""
+    from mestudio.pipeline import Pipeline
+
+    engine, notes = load_engine(config)
+    pipeline = Pipeline(config, engine=engine, spotting=True, recognition=engine is not None)
+    return pipeline, notes
+
+
+class VisitTracker:
+    """Turns per-frame face presence into visits (wall-clock seconds).
+
+    Args:
+        min_s: shortest presence that counts as a visit (seconds).
+        gap_s: absence that ends a visit (seconds); shorter gaps (a turned head, a missed
+            detection) do not split it.
+    """
+
+    def __init__(self, min_s: float = 1.0, gap_s: float = 2.0) -> None:
+        self.min_s = float(min_s)
+        self.gap_s = float(gap_s)
+        self._start: float | None = None
+        self._last_seen: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """A face is (or was until less than ``gap_s`` ago) in view for at least
+        ``min_s``."""
+        return (self._start is not None and self._last_seen is not None
+                and self._last_seen - self._start >= self.min_s)
+
+    def update(self, face_found: bool, now: float) -> float | None:
+        """Feed one frame at wall time ``now`` (seconds); returns the duration of a visit
+        that just ended, else None."""
+        ended = None
+        if self._last_seen is not None and now - self._last_seen >= self.gap_s:
+            ended = self._close()
+        if face_found:
+            if self._start is None:
+                self._start = now
+            self._last_seen = now
+        return ended
+
+    def _close(self) -> float | None:
+        assert self._start is not None and self._last_seen is not None
+        duration = self._last_seen - self._start
+        self._start = self._last_seen = None
+        return duration if duration >= self.min_s else None
+
+    def finish(self) -> float | None:
+        """End of session: the duration of the visit in progress (if it counts)."""
+        if self._start is None:
+            return None
+        return self._close()
+
+
+@dataclass
+class KioskStatus:
+    """What the kiosk screen shows after a frame (no picture is kept unless ``image`` is
+    asked for, and it is never written anywhere).
+
+    Attributes:
+        state: ``"starting"``, ``"no_face"``, ``"watching"`` (a face is in view),
+            ``"reconnecting"``, ``"ended"`` or ``"error"``.
+        message: the capture's human message (e.g. "camera 0 disconnected — retrying").
+        face_found: a face is tracked in this frame.
+        last_event: the most recent logged expression, or None.
+        last_event_wall: ``time.time()`` when it was logged.
+        counts: events logged today (``micro``, ``macro``, ``visit``), from the database.
+        image: the current frame (BGR ``uint8`` ``(H, W, 3)``) for a live mirror, or None.
+        processed, dropped: frames processed / dropped since the start.
+        fps: processed frames per second.
+    """
+
+    state: str
+    message: str = ""
+    face_found: bool = False
+    last_event: SpotEvent | None = None
+    last_event_wall: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    image: np.ndarray | None = None
+    processed: int = 0
+    dropped: int = 0
+    fps: float = 0.0
+
+
+class KioskSession:
+    """Capture → pipeline → event log, one frame per :meth:`step`.
+
+    Args:
+        config: application configuration (``config.kiosk`` for the exhibit and timings).
+        open_fn: opens the frame source (called again by ``LiveCapture`` to reconnect).
+        db_path: the SQLite event log.
+        pace: play file sources in real time (like a camera).
+        pipeline: an object with ``process(frame, capture_time)``, ``finish()``,
+            ``model_info``, ``close()`` (default: :class:`mestudio.pipeline.Pipeline`).
+        capture: a ``LiveCapture``-like object (default: ``LiveCapture(open_fn, loop=...)``).
+        keep_image: put the current frame into :class:`KioskStatus` (kiosk mirror).
+        clock: wall clock (seconds since the epoch), injectable for tests.
+    """
+
+    def __init__(self, config: AppConfig, open_fn: Callable[[], Any], db_path: Any, *,
+                 pace: bool = True, loop: bool | None = None, pipeline: Any = None,
+                 capture: Any = None, keep_image: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        kc = config.kiosk
+        self.exhibit = kc.exhibit
+        self.elog = EventLog(db_path, exhibit=kc.exhibit)
+        self.keep_image = keep_image
+        self._clock = clock
+        notes: list[str] = []
+        if pipeline is None:
+            pipeline, notes = build_pipeline(config)
+        self.pipeline = pipeline
+        self.recognition = bool(config.recognition.enabled
+                                and getattr(pipeline, "model_info", None) is not None)
+        if capture is None:
+            from mestudio.capture.live import LiveCapture
+
+            capture = LiveCapture(open_fn, config.capture, pace=pace,
+                                  loop=kc.loop_file if loop is None else loop)
+        self.capture = capture
+        self.visits = VisitTracker(kc.visit_min_s, kc.visit_gap_s)
+        self._pending: dict[int, tuple[SpotEvent, float, float]] = {}
+        self._logged_ids: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._anon_id = -1
+        self.processed = 0
+        self.logged = {"micro": 0, "macro": 0, "visit": 0}
+        self._counts_today = self._load_counts_today()
+        self.last_event: SpotEvent | None = None
+        self.last_event_wall = 0.0
+        self._rate_t0 = time.perf_counter()
+        self._rate_n = 0
+        self._fps = 0.0
+        self._started = False
+        self._closed = False
+        self.degraded = [*notes, *(getattr(pipeline, "degraded", None) or [])]
+        for line in self.degraded:
+            log.warning("kiosk: %s", line)
+
+    # ---------------------------------------------------------------- counts
+    def _load_counts_today(self) -> dict[str, int]:
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
+                                                       microsecond=0).timestamp()
+        self._midnight = midnight
+        return {k: self.elog.count(k, since=midnight) for k in ("micro", "macro", "visit")}
+
+    def counts_today(self) -> dict[str, int]:
+        """Events logged since local midnight (this session and earlier ones)."""
+        now = self._clock()
+        if now - self._midnight >= 86400:
+            self._counts_today = self._load_counts_today()
+        return dict(self._counts_today)
+
+    # ---------------------------------------------------------------- logging
+    def _log(self, ev: SpotEvent, when: float) -> None:
+        self.elog.log_spot_event(ev, exhibit=self.exhibit, time_unix=when)
+        if ev.id >= 0:
+            self._logged_ids[ev.id] = None
+            while len(self._logged_ids) > 4096:  # bounded memory over days of running
+                self._logged_ids.popitem(last=False)
+        self.logged[ev.kind] += 1
+        self._counts_today[ev.kind] = self._counts_today.get(ev.kind, 0) + 1
+        self.last_event = ev
+        self.last_event_wall = self._clock()
+
+    def _log_visit(self, duration_s: float, end_wall: float) -> None:
+        self.elog.log("visit", duration_s=duration_s, exhibit=self.exhibit,
+                      time_unix=end_wall - duration_s)
+        self.logged["visit"] += 1
+        self._counts_today["visit"] = self._counts_today.get("visit", 0) + 1
+
+    def _handle_events(self, result: FrameResult, now: float) -> None:
+        stream_now = result.frame.timestamp_s
+        for ev in result.events:
+            # when the movement started, on the wall clock (the stream may lag behind)
+            lag = min(max(stream_now - ev.onset_s, 0.0), 30.0)
+            when = now - lag
+            if ev.kind == "micro" and self.recognition and ev.prediction is None:
+                key = ev.id if ev.id >= 0 else self._next_anon()
+                self._pending[key] = (ev, when, now)
+            else:
+                self._log(ev, when)
+        for ev in result.updated_events:
+            entry = self._pending.pop(ev.id, None)
+            if entry is not None:
+                self._log(ev, entry[1])
+        wait = self.config.kiosk.prediction_wait_s
+        for key, (ev, when, emitted) in list(self._pending.items()):
+            if now - emitted >= wait:
+                del self._pending[key]
+                log.info("no emotion for event %d after %.1f s: logged without", ev.id, wait)
+                self._log(ev, when)
+
+    def _next_anon(self) -> int:
+        self._anon_id -= 1
+        return self._anon_id
+
+    # ---------------------------------------------------------------- running
+    def start(self) -> None:
+        if not self._started:
+            self.capture.start()
+            self._started = True
+
+    def step(self, timeout: float = 0.5) -> KioskStatus:
+        """Process the newest frame (waiting at most ``timeout`` seconds for one) and log
+        what happened; returns the status for the screen."""
+        self.start()
+        got = self.capture.get(timeout=timeout)
+        status = str(getattr(self.capture, "status", "running"))
+        message = str(getattr(self.capture, "message", ""))
+        now = self._clock()
+        if got is None:
+            ended = self.visits.update(False, now)
+            if ended is not None:
+                self._log_visit(ended, now)
+            state = {"reconnecting": "reconnecting", "ended": "ended",
+                     "error": "error"}.get(status, "starting" if not self.processed
+                                           else "no_face")
+            return self._status(state, message, False, None)
+        frame, capture_time = got
+        result = self.pipeline.process(frame, capture_time)
+        self.processed += 1
+        self._rate_n += 1
+        t = time.perf_counter()
+        if t - self._rate_t0 >= 2.0:
+            self._fps = self._rate_n / (t - self._rate_t0)
+            self._rate_t0, self._rate_n = t, 0
+        face = bool(result.face.face_found)
+        ended = self.visits.update(face, now)
+        if ended is not None:
+            self._log_visit(ended, now)
+        self._handle_events(result, now)
+        image = frame.image if self.keep_image else None
+        return self._status("watching" if face else "no_face", message, face, image)
+
+    def _status(self, state: str, message: str, face: bool,
+                image: np.ndarray | None) -> KioskStatus:
+        return KioskStatus(state=state, message=message, face_found=face,
+                           last_event=self.last_event, last_event_wall=self.last_event_wall,
+                           counts=self.counts_today(), image=image, processed=self.processed,
+                           dropped=int(getattr(self.capture, "dropped", 0)), fps=self._fps)
+
+    def close(self) -> None:
+        """Stop capturing, flush the pipeline's last events and pending ones, log the visit
+        in progress, close the database. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        now = self._clock()
+        try:
+            if self._started:
+                self.capture.stop()
+        except Exception as exc:  # noqa: BLE001 - closing must go on
+            log.warning("stopping the capture failed: %s", exc)
+        try:
+            final = list(self.pipeline.finish())
+        except Exception as exc:  # noqa: BLE001
+            log.warning("flushing the pipeline failed: %s", exc)
+            final = []
+        pending_ids = set(self._pending)
+        for ev in final:
+            if ev.id in pending_ids:
+                self._log(ev, self._pending.pop(ev.id)[1])
+            elif not self._already_logged(ev):
+                self._log(ev, now - max(0.0, ev.offset_s - ev.onset_s))
+        for ev, when, _emitted in self._pending.values():
+            self._log(ev, when)
+        self._pending.clear()
+        dur = self.visits.finish()
+        if dur is not None:
+            self._log_visit(dur, now)
+        try:
+            self.pipeline.close()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("closing the pipeline failed: %s", exc)
+        self.elog.close()
+        log.info("kiosk session closed: %d frames, logged %s", self.processed, self.logged)
+
+    def _already_logged(self, ev: SpotEvent) -> bool:
+        return ev.id >= 0 and ev.id in self._logged_ids
+
+    def __enter__(self) -> KioskSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""``mestudio doctor``: what this installation can do, and what it falls back on."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+
+NAME = "doctor"
+HELP = "check the installation: versions, ONNX Runtime providers, torch device, cameras, " \
+       "model files, degraded modes"
+
+_DISTRIBUTIONS = (("numpy", ("numpy",)),
+                  ("opencv", ("opencv-contrib-python-headless", "opencv-contrib-python",
+                              "opencv-python-headless", "opencv-python")),
+                  ("torch", ("torch",)),
+                  ("onnxruntime", ("onnxruntime-gpu", "onnxruntime")),
+                  ("onnx", ("onnx",)),
+                  ("PySide6", ("PySide6-Essentials", "PySide6")),
+                  ("pyqtgraph", ("pyqtgraph",)))
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-cameras", action="store_true", help="skip probing cameras")
+
+
+def _version(dists: tuple[str, ...]) -> str:
+    for d in dists:
+        try:
+            return f"{importlib.metadata.version(d)} ({d})"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "NOT INSTALLED"
+
+
+def _section(title: str) -> None:
+    print(f"\n{title}")
+
+
+def _onnx_models() -> list[str]:
+    """Lines about recognition models (``models/*.onnx`` except the detector)."""
+    from mestudio import modelfiles
+
+    lines = []
+    for path in sorted(modelfiles.REPO_MODELS_DIR.glob("*.onnx")):
+        if path.name == modelfiles.YUNET:
+            continue
+        meta: dict[str, str] = {}
+        try:
+            import onnx
+
+            model = onnx.load(str(path), load_external_data=False)
+            meta = {p.key: p.value for p in model.metadata_props}
+        except Exception as exc:  # noqa: BLE001 - a broken file is reported, not fatal
+            lines.append(f"{path.name}: cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        arch = meta.get("mestudio.architecture", "?")
+        synthetic = meta.get("mestudio.synthetic", "").lower() in ("true", "1", "yes")
+        note = "SYNTHETIC demo model (trained on synthetic data only; not for real use)" \
+            if synthetic else "trained on real data" if meta else "no mestudio metadata"
+        lines.append(f"{path.name}: {arch}; {note}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from mestudio import __version__, modelfiles
+    from mestudio.errors import MestudioError
+
+    print(f"mestudio {__version__} — doctor")
+    _section("Versions")
+    print(f"  python       {platform.python_version()} ({sys.executable})")
+    for label, dists in _DISTRIBUTIONS:
+        print(f"  {label:<12} {_version(dists)}")
+    import cv2
+
+    has_face = hasattr(cv2, "face")
+    print(f"  cv2.face     {'available (opencv-contrib)' if has_face else 'MISSING: install opencv-contrib-python-headless'}")
+
+    _section("ONNX Runtime")
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        print(f"  providers    {', '.join(providers)}")
+        if "CUDAExecutionProvider" in providers:
+            print("               (CUDA is listed by the package; it is used only when the CUDA "
+                  "libraries load — the engine falls back to CPU otherwise)")
+    except ImportError:
+        print("  onnxruntime is not installed: recognition is unavailable")
+
+    _section("torch")
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
+        print(f"  device       {device}; {torch.get_num_threads()} threads")
+    except ImportError:
+        print("  torch is not installed: training and flow on GPU are unavailable")
+
+    _section("Cameras (indices 0-3)")
+    if args.no_cameras:
+        print("  not probed (--no-cameras)")
+    else:
+        from mestudio.capture.camera import probe_cameras
+
+        cams = probe_cameras(range(4), timeout_s=1.5)
+        for index, (w, h) in cams:
+            print(f"  camera {index}     opens, {w}x{h}")
+        if not cams:
+            print("  none found (live mode needs one; files, folders and the demo work)")
+
+    _section("Model files")
+    for e in modelfiles.load_manifest():
+        path = modelfiles.find_model(e.name)
+        print(f"  {e.name:<34} {'found: ' + str(path) if path else 'missing'}")
+    print("  search order: " + " -> ".join(str(d) for d in modelfiles.search_dirs()))
+    onnx_lines = _onnx_models()
+    _section(f"Recognition models ({Path(modelfiles.REPO_MODELS_DIR)}/*.onnx)")
+    for line in onnx_lines or ["none found: spotting works, recognition is off"]:
+        print(f"  {line}")
+
+    _section("Degraded modes")
+    try:
+        from mestudio.face.tracker import FaceTracker
+
+        tracker = FaceTracker()
+        lines = tracker.degraded
+        print(f"  face tracker: {tracker.detector_name} + "
+              f"{tracker.landmark_count or 'no'} landmarks")
+    except MestudioError as exc:
+        lines = [f"face tracker unusable: {exc}"]
+    if not has_face:
+        lines.append("OpenCV without the contrib 'face' module: no LBF landmarks")
+    for line in lines or ["none: full YuNet + LBF tracking"]:
+        print(f"  {line}")
+    return 0

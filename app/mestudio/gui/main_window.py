@@ -1,0 +1,760 @@
+"""The live window: source picker, video with overlays, signal plot, event table,
+probability bars, status bar, settings.
+
+The window is a view (STYLE.md, napari-like): the :class:`PipelineWorker` owns the model
+(pipeline, capture) and hands over :class:`DisplayPacket`\\ s; the window only draws them and
+sends commands (open, pause, settings).
+
+Keys: Space play/pause · Ctrl+D demo clip · Ctrl+O open video · Ctrl+Shift+O open image
+folder · Ctrl+, settings · B box · L landmarks · R ROIs · F flow · S strain · G Grad-CAM ·
+E emotion · [ / ] previous / next Grad-CAM stream · F11 full screen · Ctrl+Q quit.
+
+Extensions (review mode, recording) add their menu entries without editing this file: each
+module named in :data:`EXTENSIONS` that exists and defines
+``install_main_window(window: MainWindow) -> None`` is called once the window is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mestudio.config import AppConfig
+from mestudio.gui.settings_dialog import SettingsDialog
+from mestudio.gui.widgets.event_table import COLUMNS, EventTable
+from mestudio.gui.widgets.prob_bars import ProbBars
+from mestudio.gui.widgets.signal_plot import SignalPlot
+from mestudio.gui.widgets.video_view import OVERLAY_LABELS, OVERLAYS, VideoView
+from mestudio.gui.worker import (
+    DisplayPacket,
+    EventView,
+    PipelineWorker,
+    SourceInfo,
+    WorkerStats,
+    default_config,
+)
+from mestudio.types import SpotEvent
+
+log = logging.getLogger(__name__)
+
+#: Optional modules that add to the main window (``install_main_window(window)``).
+EXTENSIONS: tuple[str, ...] = ("mestudio.gui.review", "mestudio.gui.recording")
+
+OVERLAY_KEYS = {"box": "B", "landmarks": "L", "rois": "R", "flow": "F", "strain": "S",
+                "gradcam": "G", "emotion": "E"}
+VIDEO_FILTER = ("Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv);;"
+                "All files (*)")
+#: Least time between two display updates (seconds): ~40 Hz at most, so a 30 fps source
+#: shows every frame while a faster one is merged to the display rate.
+DISPLAY_INTERVAL_S = 1.0 / 40.0
+#: Least time between two plot redraws (seconds): the plot follows at ~30 Hz at most.
+PLOT_INTERVAL_S = 1.0 / 30.0
+#: How long the emotion tag stays next to the face after an event (seconds).
+EMOTION_TAG_S = 3.0
+
+
+def list_cameras() -> list[tuple[int, str]]:
+    """Cameras as ``(index, name)``: names from ``/sys/class/video4linux`` on Linux (capture
+    nodes only); elsewhere, or when none is listed, indices 0..3 without names."""
+    found: list[tuple[int, str]] = []
+    base = Path("/sys/class/video4linux")
+    if sys.platform.startswith("linux") and base.is_dir():
+        for dev in sorted(base.glob("video*")):
+            try:
+                index = int(dev.name[5:])
+                node_index = (dev / "index").read_text().strip() if (dev / "index").exists() \
+                    else "0"
+                if node_index != "0":
+                    continue  # metadata node of a camera that is listed already
+                name = (dev / "name").read_text().strip() or f"camera {index}"
+            except (OSError, ValueError):
+                continue
+            found.append((index, name))
+    return found
+
+
+class MainWindow(QMainWindow):
+    """The mestudio live window.
+
+    Args:
+        config: settings (default: the user's saved settings).
+        worker: the processing worker (default: a :class:`PipelineWorker` on ``config``);
+            the window starts it and stops it in :meth:`shutdown`.
+        settings_file: where the settings dialog saves (default: user config folder).
+        screenshot_frames: emit ``ready_for_screenshot`` once this many frames were
+            processed (or when the source ends).
+
+    Signals:
+        finished(): the source ended and its last events are shown.
+        ready_for_screenshot(): ``screenshot_frames`` frames were shown.
+        frames_shown(int): number of frames processed since the source was opened,
+            emitted after each display update.
+        source_changed(object): a source was opened (:class:`SourceInfo`).
+    """
+
+    finished = Signal()
+    ready_for_screenshot = Signal()
+    frames_shown = Signal(int)
+    source_changed = Signal(object)
+
+    def __init__(self, config: AppConfig | None = None, worker: PipelineWorker | None = None,
+                 *, settings_file: Path | None = None, screenshot_frames: int = 240,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("mestudio")
+        self.resize(1360, 860)
+        self._config = config if config is not None else default_config()
+        self.worker = worker if worker is not None else PipelineWorker(self._config)
+        self._settings_file = settings_file
+        self.screenshot_frames = int(screenshot_frames)
+        self._spec: Any = None
+        self.source_info: SourceInfo | None = None
+        self._ended = False
+        self._shutdown_done = False
+        self._frames = 0
+        self._screenshot_sent = False
+        self._last_plot = 0.0
+        self._last_display = 0.0
+        self._views: dict[int, EventView] = {}
+        self._shown_event: SpotEvent | None = None
+        self._latest_event: SpotEvent | None = None
+        self._pipeline_info: dict[str, Any] = {}
+        self.messages: list[str] = []  # every user-facing message shown (tests, logs)
+
+        self._build_widgets()
+        self._build_actions()
+        self._build_status_bar()
+        self._connect_worker()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.timeout.connect(self._update_stats)
+        self._stats_timer.start(500)
+        self._plot_timer = QTimer(self)
+        self._plot_timer.timeout.connect(self.plot.refresh)
+        self._plot_timer.start(100)
+        self._display_timer = QTimer(self)
+        self._display_timer.setSingleShot(True)
+        self._display_timer.timeout.connect(self._on_packet_ready)
+        self._install_extensions()
+        if not self.worker.isRunning():
+            self.worker.start()
+
+    # ------------------------------------------------------------------ building
+    def _build_widgets(self) -> None:
+        self.video = VideoView()
+        self.video.paint_listener = self.worker.record_display_latency
+        self.plot = SignalPlot(window_s=10.0)
+        self.probs = ProbBars()
+        self.events = EventTable()
+        self.events.setColumnHidden(COLUMNS.index("ROI"), True)  # in the row's tooltip
+        self.events.event_selected.connect(self._show_event)
+
+        side = QWidget()
+        side.setObjectName("SidePanel")
+        col = QVBoxLayout(side)
+        col.setContentsMargins(6, 6, 6, 6)
+        col.setSpacing(6)
+        title = QLabel("Last event")
+        title.setObjectName("PanelTitle")
+        col.addWidget(title)
+        col.addWidget(self.probs, 2)
+        title = QLabel("Events")
+        title.setObjectName("PanelTitle")
+        col.addWidget(title)
+        col.addWidget(self.events, 3)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.video)
+        top.addWidget(side)
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 1)
+        top.setSizes([900, 460])
+        main = QSplitter(Qt.Orientation.Vertical)
+        main.addWidget(top)
+        main.addWidget(self.plot)
+        main.setStretchFactor(0, 3)
+        main.setStretchFactor(1, 1)
+        main.setSizes([600, 220])
+        self.setCentralWidget(main)
+
+    def _build_actions(self) -> None:
+        menu = self.menuBar()
+        self.file_menu = menu.addMenu("&File")
+        self.act_demo = self._action("&Demo clip", lambda: self.open_source("demo"), "Ctrl+D")
+        self.camera_menu = QMenu("&Camera", self)
+        self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
+        self.act_open = self._action("Open &video…", self.open_video_dialog,
+                                     QKeySequence.StandardKey.Open)
+        self.act_folder = self._action("Open image &folder…", self.open_folder_dialog,
+                                       "Ctrl+Shift+O")
+        self.act_settings = self._action("&Settings…", self.open_settings, "Ctrl+,")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.file_menu.addAction(self.act_demo)
+        self.file_menu.addMenu(self.camera_menu)
+        self.file_menu.addAction(self.act_open)
+        self.file_menu.addAction(self.act_folder)
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.act_settings)
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.act_quit)
+
+        self.act_play = self._action("Pause", self.toggle_play, QKeySequence(Qt.Key.Key_Space))
+        self.act_play.setEnabled(False)
+        self.act_play.setToolTip("Play / pause (Space)")
+
+        self.view_menu = menu.addMenu("&View")
+        self.overlay_actions: dict[str, QAction] = {}
+        for name in OVERLAYS:
+            act = QAction(OVERLAY_LABELS[name], self)
+            act.setCheckable(True)
+            act.setShortcut(QKeySequence(OVERLAY_KEYS[name]))
+            act.setChecked(self.video.overlay(name))
+            act.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
+            self.view_menu.addAction(act)
+            self.overlay_actions[name] = act
+        self.video.overlay_toggled.connect(self._sync_overlay_action)
+        self.view_menu.addSeparator()
+        self.stream_menu = self.view_menu.addMenu("Grad-CAM &stream")
+        self._stream_group = QActionGroup(self)
+        self.view_menu.addAction(self._action("Previous stream", lambda: self._step_stream(-1),
+                                              "["))
+        self.view_menu.addAction(self._action("Next stream", lambda: self._step_stream(1), "]"))
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self._action("&Full screen", self._toggle_fullscreen, "F11"))
+        self.help_menu = menu.addMenu("&Help")
+        self.help_menu.addAction(self._action("&Keys", self._show_keys))
+        self.help_menu.addAction(self._action("&About mestudio", self._show_about))
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("MainToolBar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.act_demo.setIconText("Demo")
+        self.act_open.setIconText("Video…")
+        self.act_folder.setIconText("Folder…")
+        self.act_settings.setIconText("Settings…")
+        tb.addAction(self.act_demo)
+        cam_button = QToolButton()
+        cam_button.setText("Camera")
+        cam_button.setMenu(self.camera_menu)
+        cam_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        cam_button.setToolTip("Open a camera")
+        tb.addWidget(cam_button)
+        tb.addAction(self.act_open)
+        tb.addAction(self.act_folder)
+        tb.addSeparator()
+        tb.addAction(self.act_play)
+        tb.addSeparator()
+        for name in OVERLAYS:
+            act = self.overlay_actions[name]
+            act.setIconText({"box": "Box", "landmarks": "Landmarks", "rois": "ROIs",
+                             "flow": "Flow", "strain": "Strain", "gradcam": "Grad-CAM",
+                             "emotion": "Emotion"}[name])
+            act.setToolTip(f"{OVERLAY_LABELS[name]} ({OVERLAY_KEYS[name]})")
+            tb.addAction(act)
+        self.stream_combo = QComboBox()
+        self.stream_combo.setToolTip("Which stream's Grad-CAM the inset shows")
+        self.stream_combo.setMinimumContentsLength(8)
+        self.stream_combo.setEnabled(False)
+        self.stream_combo.addItem("stream")
+        self.stream_combo.currentTextChanged.connect(self._on_stream_chosen)
+        tb.addWidget(self.stream_combo)
+        tb.addSeparator()
+        tb.addAction(self.act_settings)
+        self.toolbar = tb
+
+    def _action(self, text: str, slot: Any,
+                shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(lambda _checked=False: slot())
+        return act
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setMaximumWidth(120)
+        self.busy_bar.setMaximumHeight(14)
+        self.busy_bar.hide()
+        sb.addWidget(self.busy_bar)
+        self.status_labels: dict[str, QLabel] = {}
+        for key, tip in (("capture", "frames per second delivered by the source"),
+                         ("processed", "frames per second through tracking and spotting"),
+                         ("dropped", "frames skipped because processing was busy"),
+                         ("latency", "capture → display latency, median / 95th percentile"),
+                         ("device", "where the recognition model runs"),
+                         ("model", "recognition model")):
+            label = QLabel("")
+            label.setObjectName(f"Status_{key}")
+            label.setToolTip(tip)
+            sb.addPermanentWidget(label)
+            self.status_labels[key] = label
+        self.synthetic_badge = QLabel("SYNTHETIC DEMO MODEL")
+        self.synthetic_badge.setObjectName("SyntheticBadge")
+        self.synthetic_badge.setToolTip(
+            "The recognition model was trained on synthetic faces only: its emotions "
+            "demonstrate the software, they are not evidence about real people.")
+        self.synthetic_badge.hide()
+        sb.addPermanentWidget(self.synthetic_badge)
+        self._update_stats()
+        self._set_model_labels()
+
+    def _connect_worker(self) -> None:
+        w = self.worker
+        w.packet_ready.connect(self._on_packet_ready)
+        w.busy.connect(self._on_busy)
+        w.source_opened.connect(self._on_source_opened)
+        w.source_failed.connect(self._on_source_failed)
+        w.capture_status.connect(self._on_capture_status)
+        w.pipeline_info.connect(self._on_pipeline_info)
+        w.ended.connect(self._on_ended)
+        w.failed.connect(self._on_failed)
+        self._sync_overlay_needs()
+
+    def _install_extensions(self) -> None:
+        for name in EXTENSIONS:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    log.warning("extension %s cannot be imported: %s", name, exc)
+                continue
+            except Exception:  # noqa: BLE001 - a broken extension must not stop the window
+                log.exception("extension %s failed to import", name)
+                continue
+            install = getattr(module, "install_main_window", None)
+            if callable(install):
+                try:
+                    install(self)
+                except Exception:  # noqa: BLE001
+                    log.exception("extension %s failed to install", name)
+
+    # ------------------------------------------------------------------ commands
+    def config(self) -> AppConfig:
+        return self._config
+
+    def open_source(self, spec: Any) -> None:
+        """Open a source (``"demo"``, a camera index, a file or folder path); the old
+        source's plot and events are cleared."""
+        self._spec = spec
+        self._reset_view()
+        self.worker.set_paused(False)
+        self.worker.open_source(spec)
+
+    def open_callable(self, open_fn: Any, label: str, *, is_camera: bool = True) -> None:
+        """Open a custom source factory (see :meth:`PipelineWorker.open_callable`)."""
+        self._spec = ("callable", open_fn, label, is_camera)
+        self._reset_view()
+        self.worker.set_paused(False)
+        self.worker.open_callable(open_fn, label, is_camera=is_camera)
+
+    def _reopen(self) -> None:
+        spec = self._spec
+        if isinstance(spec, tuple) and spec and spec[0] == "callable":
+            self.open_callable(spec[1], spec[2], is_camera=spec[3])
+        elif spec is not None:
+            self.open_source(spec)
+
+    def open_video_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", str(Path.home()),
+                                              VIDEO_FILTER)
+        if path:
+            self.open_source(path)
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images",
+                                                str(Path.home()))
+        if path:
+            self.open_source(path)
+
+    def toggle_play(self) -> None:
+        """Pause / resume; after the end of a file, play it again from the start."""
+        if self._ended:
+            self._reopen()
+            return
+        paused = not self.worker.is_paused()
+        self.worker.set_paused(paused)
+        self._set_play_text(paused)
+
+    def _set_play_text(self, paused: bool) -> None:
+        self.act_play.setText("Play" if paused else "Pause")
+
+    def set_overlay(self, name: str, on: bool) -> None:
+        """Show or hide an overlay (also what the View menu and the keys do)."""
+        self.video.set_overlay(name, on)
+        self._sync_overlay_needs()
+
+    def _sync_overlay_action(self, name: str, on: bool) -> None:
+        act = self.overlay_actions.get(name)
+        if act is not None and act.isChecked() != on:
+            act.setChecked(on)
+        self._sync_overlay_needs()
+
+    def _sync_overlay_needs(self) -> None:
+        self.worker.set_overlay_needs(self.video.overlay("flow"), self.video.overlay("strain"))
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self._config, self, settings_file=self._settings_file)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def done(code: int) -> None:
+            if code == SettingsDialog.DialogCode.Accepted:
+                self.apply_config(dialog.config())
+                self.statusBar().showMessage(f"Settings saved to {dialog.saved_path}", 5000)
+        dialog.finished.connect(done)
+        dialog.open()
+        self._settings_dialog = dialog
+
+    def apply_config(self, config: AppConfig) -> None:
+        """Use new settings (the worker rebuilds the pipeline off the GUI thread)."""
+        self._config = config
+        self.worker.set_config(config)
+
+    def _fill_camera_menu(self) -> None:
+        self.camera_menu.clear()
+        cams = list_cameras()
+        if not cams:
+            cams = [(i, f"camera {i}") for i in range(4)]
+        for index, name in cams:
+            text = f"{name} ({index})" if name != f"camera {index}" else name
+            act = QAction(text, self.camera_menu)
+            act.triggered.connect(lambda _=False, i=index: self.open_source(i))
+            self.camera_menu.addAction(act)
+
+    def _toggle_fullscreen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            self.showFullScreen()
+
+    def _show_keys(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Keys", (__doc__ or "").split(
+            "Keys: ")[1].split("\n\n")[0].replace("\n", " ").replace(" · ", "\n"),
+            QMessageBox.StandardButton.Ok, self)
+        box.open()
+
+    def _show_about(self) -> None:
+        from mestudio import __version__
+        from mestudio.gui.app import asset_path
+
+        about = asset_path("about.txt")
+        text = about.read_text(encoding="utf-8") if about else "mestudio"
+        QMessageBox.about(self, "About mestudio", f"mestudio {__version__}\n\n{text}")
+
+    def show_message(self, text: str, *, banner: bool = True, dialog: bool = False) -> None:
+        """Tell the user something: status bar, the video banner, optionally a dialog
+        (non-blocking)."""
+        self.messages.append(text)
+        log.info("%s", text)
+        self.statusBar().showMessage(text, 10000)
+        if banner:
+            self.video.set_banner(text)
+        if dialog:
+            box = QMessageBox(QMessageBox.Icon.Warning, "mestudio", text,
+                              QMessageBox.StandardButton.Ok, self)
+            box.setObjectName("MessageBox")
+            box.open()
+
+    # ------------------------------------------------------------------ worker events
+    def _reset_view(self) -> None:
+        self._ended = False
+        self._frames = 0
+        self._screenshot_sent = False
+        self._views.clear()
+        self._shown_event = self._latest_event = None
+        self.plot.clear_data()
+        self.events.clear()
+        self.probs.clear()
+        self.video.set_event_view(None, None)
+        self.video.set_banner("")
+        self._set_streams([])
+
+    def _on_busy(self, text: str) -> None:
+        self.busy_bar.setVisible(bool(text))
+        if text:
+            self.statusBar().showMessage(text)
+            if not self.video.has_frame():
+                self.video.clear(text)
+        else:
+            self.statusBar().clearMessage()
+
+    def _on_source_opened(self, info: SourceInfo) -> None:
+        self.source_info = info
+        w, h = info.size
+        fps = f", {info.fps:.0f} fps" if info.fps else ""
+        self.setWindowTitle(f"mestudio — {info.label} ({w}×{h}{fps})")
+        self.act_play.setEnabled(True)
+        self._set_play_text(False)
+        self.video.set_banner("")
+        self.source_changed.emit(info)
+
+    def _on_source_failed(self, message: str) -> None:
+        self.act_play.setEnabled(self._spec is not None)
+        self._ended = True
+        self._set_play_text(True)
+        if not self.video.has_frame():
+            self.video.clear("No source")
+        self.show_message(message, dialog=True)
+
+    def _on_capture_status(self, status: str, message: str) -> None:
+        if status in ("reconnecting", "error"):
+            self.show_message(message or f"source {status}")
+        elif status == "running":
+            self.video.set_banner("")
+        elif status == "ended":
+            self.statusBar().showMessage(message or "end of the source", 5000)
+
+    def _on_pipeline_info(self, info: dict[str, Any]) -> None:
+        self._pipeline_info = dict(info)
+        self.plot.set_spotting_enabled(bool(info.get("spotting", True)))
+        self.video.set_rois(info.get("rois"))
+        self.overlay_actions["rois"].setEnabled(bool(info.get("rois")))
+        for name, available in (info.get("overlays") or {}).items():
+            act = self.overlay_actions.get(name)
+            if act is not None:
+                act.setEnabled(bool(available))
+                act.setToolTip(f"{OVERLAY_LABELS[name]} ({OVERLAY_KEYS[name]})" if available
+                               else f"{OVERLAY_LABELS[name]}: not available in this build")
+        self._set_model_labels()
+        notes = [*info.get("degraded", [])]
+        if info.get("warning"):
+            notes.insert(0, info["warning"])
+            self.show_message(info["warning"], banner=False)
+        self.status_labels["model"].setToolTip("\n".join(["recognition model", *notes]))
+
+    def _on_ended(self) -> None:
+        self._ended = True
+        self._set_play_text(True)
+        self.act_play.setText("Replay")
+        QTimer.singleShot(0, self._after_end)
+
+    def _after_end(self) -> None:
+        self._on_packet_ready()
+        self.plot.refresh()
+        if not self._screenshot_sent:
+            self._screenshot_sent = True
+            self.ready_for_screenshot.emit()
+        self.finished.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self.show_message(message)
+
+    def _on_packet_ready(self) -> None:
+        """Take the worker's packet, at most every :data:`DISPLAY_INTERVAL_S` (the worker
+        keeps merging newer frames into it meanwhile)."""
+        wait = self._last_display + DISPLAY_INTERVAL_S - time.perf_counter()
+        if wait > 0.002:
+            if not self._display_timer.isActive():
+                self._display_timer.start(int(wait * 1000) + 1)
+            return
+        packet = self.worker.take_packet()
+        if packet is not None:
+            self._last_display = time.perf_counter()
+            self.apply_packet(packet)
+
+    def apply_packet(self, packet: DisplayPacket) -> None:
+        """Show a packet: frame and overlays, plot samples, new/updated events."""
+        res = packet.result
+        if packet.merged:
+            self.video.set_frame(res.frame.image, res.face, capture_time=packet.capture_time,
+                                 flow=packet.flow, strain=packet.strain)
+        states = 0
+        for _index, t, state in packet.samples:
+            if state is not None:
+                states += 1
+            self.plot.append(t, state)
+        if packet.samples:
+            # The data decide: frames without a SpotterState mean the spotter is off.
+            spotting = states > 0
+            if spotting != (self.plot.note() != "spotting off"):
+                self.plot.set_spotting_enabled(spotting)
+        for ev_id, view in packet.event_views.items():
+            self._views[ev_id] = view
+        for ev in packet.events:
+            self.events.add_event(ev)
+            self.plot.add_event(ev)
+            if ev.kind == "micro" or self._latest_event is None:
+                self._latest_event = ev
+                self._show_event(ev, tag=True)
+        for ev in packet.updated_events:
+            self.events.update_event(ev)
+            self.plot.update_event(ev)
+            if self._latest_event is not None and ev.id == self._latest_event.id:
+                self._latest_event = ev
+                self._show_event(ev, tag=True)
+            elif self._shown_event is not None and ev.id == self._shown_event.id:
+                self._show_event(ev)
+        while len(self._views) > 300:
+            self._views.pop(next(iter(self._views)))
+        now = time.perf_counter()
+        if now - self._last_plot >= PLOT_INTERVAL_S:
+            self._last_plot = now
+            self.plot.refresh()
+        self._frames += packet.merged
+        self.frames_shown.emit(self._frames)
+        if not self._screenshot_sent and self._frames >= self.screenshot_frames:
+            self._screenshot_sent = True
+            self.ready_for_screenshot.emit()
+
+    def _show_event(self, ev: SpotEvent, tag: bool = False) -> None:
+        self._shown_event = ev
+        pred = ev.prediction
+        self.probs.set_prediction(pred, ev)
+        view = self._views.get(ev.id)
+        if view is not None:
+            self.video.set_event_view(view.crop, view.cams, view.caption)
+            self._set_streams(list(view.cams))
+        else:
+            self.video.set_event_view(None, None)
+            self._set_streams([])
+        if tag:
+            self.video.set_emotion(pred.label if pred else None,
+                                   pred.confidence if pred else None, ev.kind, EMOTION_TAG_S)
+
+    def _set_streams(self, streams: list[str]) -> None:
+        current = self.video.cam_stream()
+        self.stream_combo.blockSignals(True)
+        self.stream_combo.clear()
+        if streams:
+            self.stream_combo.addItems(streams)
+            if current in streams:
+                self.stream_combo.setCurrentText(current)
+        else:
+            self.stream_combo.addItem("stream")
+        self.stream_combo.setEnabled(bool(streams))
+        self.stream_combo.blockSignals(False)
+        for act in list(self._stream_group.actions()):
+            self._stream_group.removeAction(act)
+        self.stream_menu.clear()
+        for s in streams:
+            act = QAction(s, self.stream_menu)
+            act.setCheckable(True)
+            act.setChecked(s == self.video.cam_stream())
+            act.triggered.connect(lambda _=False, name=s: self.stream_combo.setCurrentText(name))
+            self._stream_group.addAction(act)
+            self.stream_menu.addAction(act)
+
+    def _on_stream_chosen(self, name: str) -> None:
+        if name and name in self.video.cam_streams():
+            self.video.set_cam_stream(name)
+            for act in self._stream_group.actions():
+                act.setChecked(act.text() == name)
+
+    def _step_stream(self, step: int) -> None:
+        n = self.stream_combo.count()
+        if n > 1 and self.stream_combo.isEnabled():
+            self.stream_combo.setCurrentIndex((self.stream_combo.currentIndex() + step) % n)
+
+    # ------------------------------------------------------------------ status bar
+    def _set_model_labels(self) -> None:
+        info = self._pipeline_info
+        labels = self.status_labels
+        labels["device"].setText(f"device {info.get('device', 'CPU')}")
+        if info.get("recognition"):
+            labels["model"].setText(f"model {info.get('model_name') or 'loaded'}")
+        elif info:
+            labels["model"].setText("no model: events without emotion")
+        else:
+            labels["model"].setText("model —")
+        self.synthetic_badge.setVisible(bool(info.get("synthetic")))
+
+    def _update_stats(self) -> None:
+        s: WorkerStats = self.worker.stats()
+        labels = self.status_labels
+
+        def ms(v: float) -> str:
+            return "—" if v != v else f"{v:.0f}"
+
+        labels["capture"].setText(f"capture {s.capture_fps:4.1f} fps")
+        labels["processed"].setText(f"processed {s.processed_fps:4.1f} fps")
+        labels["dropped"].setText(f"dropped {s.dropped}")
+        labels["latency"].setText(f"latency {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms")
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Stop the worker (closes the source and the pipeline). Safe to call twice."""
+        if self._shutdown_done:
+            return
+        self._shutdown_done = True
+        self._stats_timer.stop()
+        self._plot_timer.stop()
+        self.worker.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def format_summary(summary: dict[str, float]) -> str:
+    """One readable line of the worker's whole-run figures."""
+    def ms(key: str) -> str:
+        v = summary.get(key, float("nan"))
+        return "n/a" if v != v else f"{v:.0f} ms"
+
+    return (f"frames: captured {summary.get('captured', 0):.0f}, processed "
+            f"{summary.get('processed', 0):.0f}, displayed {summary.get('displayed', 0):.0f}, "
+            f"dropped {summary.get('dropped', 0):.0f}; capture→display latency p50 "
+            f"{ms('display_latency_p50_ms')}, p95 {ms('display_latency_p95_ms')}, max "
+            f"{ms('display_latency_max_ms')}; capture→processed p95 "
+            f"{ms('processing_latency_p95_ms')}")
+
+
+def run_main_window(spec: Any, args: Any, config: AppConfig | None = None) -> int:
+    """What ``mestudio demo`` and ``mestudio live`` run: the main window on ``spec`` with the
+    common ``--screenshot``/``--exit-after`` handling (and ``--frames``, ``--stats``).
+
+    Raises:
+        MestudioError: no display; a source path that does not exist.
+    """
+    from mestudio.errors import ConfigError, SourceError
+    from mestudio.gui.app import run_gui
+    from mestudio.gui.worker import describe_spec_kind
+
+    if not isinstance(spec, int) and describe_spec_kind(spec) == "missing":
+        raise SourceError(f"{spec}: no such file or folder; give a video file, a folder of "
+                          "images, 'demo', or use --camera N")
+    overlays: list[str] | None = None
+    if getattr(args, "overlays", None) is not None:
+        overlays = [o.strip().lower() for o in args.overlays.split(",") if o.strip()]
+        unknown = sorted(set(overlays) - set(OVERLAYS))
+        if unknown:
+            raise ConfigError(f"unknown overlay(s) {', '.join(unknown)}; choose from "
+                              f"{', '.join(OVERLAYS)}")
+    holder: dict[str, MainWindow] = {}
+
+    def factory() -> MainWindow:
+        window = MainWindow(config, screenshot_frames=getattr(args, "frames", 240) or 240)
+        if overlays is not None:
+            for name in OVERLAYS:
+                window.set_overlay(name, name in overlays)
+        window.open_source(spec)
+        holder["window"] = window
+        return window
+
+    code = run_gui(factory, args)
+    window = holder.get("window")
+    if getattr(args, "stats", False) and window is not None:
+        print(format_summary(window.worker.summary()))
+    return code

@@ -1,0 +1,635 @@
+"""Review-mode panels: the timeline, the annotation table and the per-event panel
+(onset/apex/offset thumbnails, flow and strain images, Grad-CAM per stream, probabilities).
+
+The pictures of the per-event panel are computed off the GUI thread by
+:func:`compute_event_details` (numpy/OpenCV/torch only, testable headless) through
+:class:`EventDetailsLoader`; the widgets here only draw them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mestudio.annotations import Annotation
+from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour
+from mestudio.gui.widgets.prob_bars import ProbBars
+from mestudio.types import Frame, Prediction, SpotEvent
+
+log = logging.getLogger(__name__)
+
+THUMB_PX = 128
+#: flow magnitude shown at full brightness in the flow picture (pixels of the crop)
+FLOW_FULL_SCALE_PX = 1.5
+
+
+# ====================================================================== pictures (numpy)
+def flow_to_bgr(u: np.ndarray, v: np.ndarray, full_scale: float | None = None) -> np.ndarray:
+    """Colour-code a flow field: hue = direction, brightness = magnitude.
+
+    Args:
+        u, v: ``(H, W)`` float flow components (pixels).
+        full_scale: magnitude drawn at full brightness (default: the 99th percentile).
+
+    Returns:
+        BGR ``uint8`` ``(H, W, 3)``.
+    """
+    import cv2
+
+    u = np.nan_to_num(np.asarray(u, np.float32))
+    v = np.nan_to_num(np.asarray(v, np.float32))
+    mag, ang = cv2.cartToPolar(u, v, angleInDegrees=True)
+    top = float(full_scale) if full_scale else float(np.percentile(mag, 99)) or 1.0
+    hsv = np.empty(u.shape + (3,), np.uint8)
+    hsv[..., 0] = (ang * 0.5).astype(np.uint8)
+    hsv[..., 1] = 255
+    hsv[..., 2] = np.clip(mag / max(top, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def scalar_to_bgr(values: np.ndarray, vmax: float | None = None,
+                  colormap: int | None = None) -> np.ndarray:
+    """Colour-map a non-negative ``(H, W)`` map (strain, CAM) to BGR ``uint8``."""
+    import cv2
+
+    v = np.nan_to_num(np.abs(np.asarray(values, np.float32)))
+    top = float(vmax) if vmax else float(np.percentile(v, 99)) or 1.0
+    grey = np.clip(v / max(top, 1e-9) * 255.0, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO if colormap is None else colormap)
+
+
+def cam_over(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a ``[0, 1]`` Grad-CAM map ``(h, w)`` (resized) over a BGR crop ``(S, S, 3)``."""
+    import cv2
+
+    s = crop.shape[0]
+    c = cv2.resize(np.nan_to_num(np.asarray(cam, np.float32)), (crop.shape[1], s),
+                   interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap(np.clip(c * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    w = (alpha * np.sqrt(np.clip(c, 0, 1)))[..., None]
+    return (crop.astype(np.float32) * (1 - w) + heat.astype(np.float32) * w).astype(np.uint8)
+
+
+def _thumb(img: np.ndarray, side: int = THUMB_PX) -> np.ndarray:
+    import cv2
+
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    h, w = img.shape[:2]
+    scale = side / max(h, w)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+    return np.ascontiguousarray(cv2.resize(img, (max(1, round(w * scale)),
+                                                 max(1, round(h * scale))),
+                                           interpolation=interp))
+
+
+@dataclass
+class EventDetails:
+    """Everything the per-event panel shows for one annotation.
+
+    Attributes:
+        event: the event the pictures belong to (frame indices at computation time).
+        thumbs: ``{"onset"|"apex"|"offset": BGR uint8}`` (aligned face crops when the face
+            was found, else the whole frames).
+        aligned: True when ``thumbs`` are aligned face crops.
+        flow: BGR picture of the (u, v) flow onset→apex (model input), or None.
+        strain: BGR picture of the optical strain, or None.
+        cams: ``{stream: BGR picture}`` Grad-CAM of the predicted class over the apex crop.
+        prediction: the model's prediction (recomputed when a model is loaded, else the one
+            stored with the event), or None.
+        notes: human lines on what is missing and why.
+    """
+
+    event: SpotEvent
+    thumbs: dict[str, np.ndarray] = field(default_factory=dict)
+    aligned: bool = False
+    flow: np.ndarray | None = None
+    strain: np.ndarray | None = None
+    cams: dict[str, np.ndarray] = field(default_factory=dict)
+    prediction: Prediction | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
+                          engine: Any = None, tracker_config: Any = None) -> EventDetails:
+    """Compute the pictures of one event (call it off the GUI thread).
+
+    Args:
+        read_frame: random access to the video (``FrameSource.read``).
+        event: the event (onset/apex/offset frame indices).
+        engine: an ``InferenceEngine`` to recompute the prediction and Grad-CAM, or None.
+        tracker_config: face tracker settings for the alignment.
+    """
+    out = EventDetails(event=event, prediction=event.prediction)
+    keys = ("onset", "apex", "offset")
+    frames = [read_frame(i) for i in (event.onset, event.apex, event.offset)]
+    for f, i in zip(frames, (event.onset, event.apex, event.offset), strict=False):
+        if f.index != i:  # the source must be frame-exact; say so if not
+            out.notes.append(f"asked for frame {i}, the video returned {f.index}")
+    images = [f.image for f in frames]
+    try:
+        import mestudio.preprocess as pp  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        out.thumbs = {k: _thumb(img) for k, img in zip(keys, images, strict=False)}
+        out.notes.append(f"flow, strain and Grad-CAM unavailable ({exc})")
+        return out
+    cfg = pp.PreprocessConfig()
+    if engine is not None and getattr(engine, "preprocess_config", None):
+        try:
+            cfg = pp.PreprocessConfig.from_metadata(engine.preprocess_config)
+        except Exception as exc:  # noqa: BLE001 - fall back to the defaults, and say so
+            out.notes.append(f"model preprocessing settings unreadable ({exc}); defaults used")
+    try:
+        crops = pp.align_keyframes(images, cfg.flow_size, tracker_config)
+        out.aligned = True
+    except Exception as exc:  # noqa: BLE001 - no face in the frames: show them whole
+        log.info("alignment failed for event %d: %s", event.id, exc)
+        out.thumbs = {k: _thumb(img) for k, img in zip(keys, images, strict=False)}
+        out.notes.append(f"no face aligned ({exc}); no flow or Grad-CAM")
+        return out
+    out.thumbs = {k: _thumb(c) for k, c in zip(keys, crops, strict=False)}
+    inputs = pp.keyframe_inputs(crops[0], crops[1], crops[2], cfg)
+    flow = np.asarray(inputs["flow"], np.float32)  # (3, S, S): u, v, strain
+    out.flow = _thumb(flow_to_bgr(flow[0], flow[1]))
+    out.strain = _thumb(scalar_to_bgr(flow[2]))
+    if engine is None:
+        if event.prediction is None and event.kind == "micro":
+            out.notes.append("no recognition model loaded: no emotion, no Grad-CAM")
+        elif event.prediction is not None:
+            out.notes.append("Grad-CAM needs the recognition model (none loaded)")
+        return out
+    try:
+        if getattr(engine, "input_kind", "keyframes") == "clip":
+            n = max(2, int(getattr(cfg, "clip_len", 8)))
+            idx = np.linspace(event.onset, event.offset, n).round().astype(int).tolist()
+            clip_imgs = [read_frame(i).image for i in idx]
+            clip_crops = pp.align_keyframes(clip_imgs, cfg.flow_size, tracker_config)
+            ci = pp.clip_inputs(clip_crops, cfg)
+            preds = engine.predict({"clip": np.asarray(ci["clip"])[None],
+                                    "flow_seq": np.asarray(ci["flow_seq"])[None]})
+        else:
+            preds = engine.predict({"flow": flow[None],
+                                    "frames": np.asarray(inputs["frames"], np.float32)[None]})
+        pred = preds[0]
+    except Exception as exc:  # noqa: BLE001 - show the rest of the panel
+        log.warning("recognition of event %d failed: %s", event.id, exc)
+        out.notes.append(f"recognition failed: {exc}")
+        return out
+    out.prediction = pred
+    if pred.cams is not None:
+        cams = np.asarray(pred.cams, np.float32)
+        k = list(pred.classes).index(pred.label) if pred.label in pred.classes else \
+            int(np.argmax(pred.probs))
+        names = list(pred.streams) or [f"stream {s}" for s in range(cams.shape[1])]
+        base = crops[1]
+        for s, name in enumerate(names[:cams.shape[1]]):
+            out.cams[name] = _thumb(cam_over(base, cams[k, s]))
+    else:
+        out.notes.append("the model has no Grad-CAM output")
+    return out
+
+
+class EventDetailsLoader(QObject):
+    """Computes :class:`EventDetails` in a background thread, newest request wins.
+
+    Args:
+        open_source: opens a private frame source for the thread (sources are not shared
+            between threads).
+        engine_factory: returns the ``InferenceEngine`` to use, or None (called once, in the
+            thread).
+
+    Signals:
+        ready(object): an :class:`EventDetails` for the latest request.
+        failed(str): the latest request failed.
+    """
+
+    ready = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, open_source: Callable[[], Any],
+                 engine_factory: Callable[[], Any] | None = None,
+                 tracker_config: Any = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._open_source = open_source
+        self._engine_factory = engine_factory
+        self._tracker_config = tracker_config
+        self._cond = threading.Condition()
+        self._request: SpotEvent | None = None
+        self._generation = 0
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.busy = False
+
+    def request(self, event: SpotEvent) -> None:
+        """Compute the details of ``event`` (replaces a request not yet started)."""
+        with self._cond:
+            self._request = event
+            self._generation += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mestudio-event-details",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        source = None
+        engine = None
+        engine_loaded = False
+        try:
+            while True:
+                with self._cond:
+                    while self._request is None and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                    event, gen = self._request, self._generation
+                    self._request = None
+                    self.busy = True
+                assert event is not None
+                try:
+                    if source is None:
+                        source = self._open_source()
+                    if not engine_loaded:
+                        engine_loaded = True
+                        if self._engine_factory is not None:
+                            try:
+                                engine = self._engine_factory()
+                            except Exception as exc:  # noqa: BLE001
+                                log.warning("no recognition model for review: %s", exc)
+                    details = compute_event_details(source.read, event, engine=engine,
+                                                    tracker_config=self._tracker_config)
+                except Exception as exc:  # noqa: BLE001 - report, keep serving
+                    log.exception("event details failed")
+                    with self._cond:
+                        stale = gen != self._generation
+                        self.busy = False
+                    if not stale:
+                        self.failed.emit(str(exc))
+                    continue
+                with self._cond:
+                    stale = gen != self._generation
+                    self.busy = self._request is not None
+                if not stale:
+                    self.ready.emit(details)
+        finally:
+            if source is not None:
+                source.close()
+
+
+# ====================================================================== widgets
+def _qimage(img: np.ndarray) -> QImage:
+    from mestudio.gui.widgets.video_view import bgr_to_qimage
+
+    return bgr_to_qimage(np.ascontiguousarray(img)).copy()
+
+
+class ImageTile(QWidget):
+    """A picture with a caption (aspect kept)."""
+
+    def __init__(self, caption: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.caption = caption
+        self._image: QImage | None = None
+        self.setMinimumSize(72, 86)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_image(self, img: np.ndarray | None, caption: str | None = None) -> None:
+        self._image = _qimage(img) if img is not None else None
+        if caption is not None:
+            self.caption = caption
+        self.update()
+
+    def has_image(self) -> bool:
+        return self._image is not None
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(THUMB_PX, THUMB_PX + 18)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#17191e"))
+        area = QRectF(2, 2, self.width() - 4, self.height() - 20)
+        if self._image is not None:
+            scale = min(area.width() / self._image.width(), area.height() / self._image.height())
+            w, h = self._image.width() * scale, self._image.height() * scale
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(QRectF(area.center().x() - w / 2, area.top(), w, h), self._image)
+        else:
+            p.setPen(QColor("#4a5060"))
+            p.drawText(area, Qt.AlignmentFlag.AlignCenter, "—")
+        p.setPen(QColor("#aab2c0"))
+        p.drawText(QRectF(0, self.height() - 18, self.width(), 16),
+                   Qt.AlignmentFlag.AlignCenter, self.caption)
+        p.end()
+
+
+class EventPanel(QWidget):
+    """Per-event panel: thumbnails (onset, apex, offset), flow and strain, Grad-CAM per
+    stream, probabilities, and notes on what is unavailable."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EventPanel")
+        self.title = QLabel("No event selected")
+        self.title.setObjectName("PanelTitle")
+        self.title.setWordWrap(True)
+        self.tiles = {k: ImageTile(k) for k in ("onset", "apex", "offset", "flow", "strain")}
+        grid = QGridLayout()
+        grid.setSpacing(4)
+        for i, k in enumerate(("onset", "apex", "offset")):
+            grid.addWidget(self.tiles[k], 0, i)
+        grid.addWidget(self.tiles["flow"], 1, 0)
+        grid.addWidget(self.tiles["strain"], 1, 1)
+        self.cam_title = QLabel("Grad-CAM")
+        self.cam_title.setObjectName("PanelTitle")
+        self.cam_grid = QGridLayout()
+        self.cam_grid.setSpacing(4)
+        self.cam_tiles: dict[str, ImageTile] = {}
+        self.probs = ProbBars()
+        self.probs.setMinimumHeight(150)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #8d96a7;")
+        inner = QWidget()
+        col = QVBoxLayout(inner)
+        col.setContentsMargins(4, 4, 4, 4)
+        col.addWidget(self.title)
+        col.addLayout(grid)
+        col.addWidget(self.cam_title)
+        col.addLayout(self.cam_grid)
+        col.addWidget(self.probs)
+        col.addWidget(self.notes)
+        col.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.details: EventDetails | None = None
+
+    def clear(self, text: str = "No event selected") -> None:
+        self.details = None
+        self.title.setText(text)
+        for t in self.tiles.values():
+            t.set_image(None)
+        self._set_cams({})
+        self.probs.clear()
+        self.notes.setText("")
+
+    def set_loading(self, ann: Annotation) -> None:
+        """Show the event's header and stored prediction while the pictures are computed."""
+        self.title.setText(self._title(ann.event, ann.label) + " · computing…")
+        self.probs.set_prediction(ann.event.prediction, ann.event)
+
+    @staticmethod
+    def _title(ev: SpotEvent, label: str | None) -> str:
+        frames = f"frames {ev.onset}–{ev.apex}–{ev.offset}"
+        return (f"Event #{ev.id} · {ev.kind} · {frames} · {ev.duration_s * 1000:.0f} ms"
+                + (f" · {label}" if label else ""))
+
+    def _set_cams(self, cams: dict[str, np.ndarray]) -> None:
+        for tile in self.cam_tiles.values():
+            self.cam_grid.removeWidget(tile)
+            tile.deleteLater()
+        self.cam_tiles = {}
+        for i, (name, img) in enumerate(cams.items()):
+            tile = ImageTile(name)
+            tile.set_image(img)
+            self.cam_grid.addWidget(tile, i // 3, i % 3)
+            self.cam_tiles[name] = tile
+        self.cam_title.setText("Grad-CAM (predicted class) per stream" if cams else
+                               "Grad-CAM: not available")
+
+    def set_details(self, details: EventDetails, label: str | None = None) -> None:
+        self.details = details
+        ev = details.event
+        self.title.setText(self._title(ev, label))
+        crop_word = "aligned" if details.aligned else "frame"
+        for k in ("onset", "apex", "offset"):
+            idx = getattr(ev, k)
+            self.tiles[k].set_image(details.thumbs.get(k), f"{k} {idx} ({crop_word})")
+        self.tiles["flow"].set_image(details.flow, "flow u,v")
+        self.tiles["strain"].set_image(details.strain, "strain")
+        self._set_cams(details.cams)
+        self.probs.set_prediction(details.prediction, ev)
+        self.notes.setText("\n".join(details.notes))
+
+
+class Timeline(QWidget):
+    """The whole video as a bar: event markers (micro/macro colours, apex tick), the selected
+    event outlined, a pending onset mark, and the cursor. Click or drag to seek.
+
+    Signals:
+        seek_requested(int): the user clicked/dragged at this frame.
+    """
+
+    seek_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Timeline")
+        self.setMinimumHeight(44)
+        self.setMaximumHeight(56)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.n_frames = 1
+        self.cursor_frame = 0
+        self.selected: int | None = None
+        self.pending: int | None = None
+        self._items: list[tuple[int, int, int, int, str, str | None]] = []
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(800, 48)
+
+    def set_frames(self, n_frames: int) -> None:
+        self.n_frames = max(1, int(n_frames))
+        self.update()
+
+    def set_annotations(self, annotations: Sequence[Annotation]) -> None:
+        self._items = [(a.id, a.onset, a.apex, a.offset, a.kind, a.label) for a in annotations]
+        self.update()
+
+    def set_cursor(self, frame: int) -> None:
+        self.cursor_frame = int(frame)
+        self.update()
+
+    def set_selected(self, ann_id: int | None) -> None:
+        self.selected = ann_id
+        self.update()
+
+    def set_pending(self, frame: int | None) -> None:
+        self.pending = frame
+        self.update()
+
+    def _x(self, frame: float) -> float:
+        return 6 + (self.width() - 12) * (frame / max(1, self.n_frames - 1))
+
+    def frame_at(self, x: float) -> int:
+        f = (x - 6) / max(1.0, self.width() - 12) * (self.n_frames - 1)
+        return int(min(max(round(f), 0), self.n_frames - 1))
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#17191e"))
+        h = self.height()
+        bar = QRectF(6, 14, self.width() - 12, h - 24)
+        p.fillRect(bar, QColor("#262a33"))
+        for ann_id, on, ap, off, kind, label in self._items:
+            colour = QColor(MICRO_COLOUR if kind == "micro" else MACRO_COLOUR)
+            x0, x1 = self._x(on), max(self._x(off), self._x(on) + 2)
+            fill = QColor(colour)
+            fill.setAlpha(200 if ann_id == self.selected else 120)
+            p.fillRect(QRectF(x0, bar.top(), x1 - x0, bar.height()), fill)
+            p.setPen(QPen(QColor(emotion_colour(label)) if label else colour.lighter(), 2))
+            xa = self._x(ap)
+            p.drawLine(QPointF(xa, bar.top() - 4), QPointF(xa, bar.top()))
+            if ann_id == self.selected:
+                p.setPen(QPen(QColor("#ffffff"), 1.5))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRect(QRectF(x0 - 1, bar.top() - 1, x1 - x0 + 2, bar.height() + 2))
+        if self.pending is not None:
+            pen = QPen(QColor("#ffd166"), 2, Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            xp = self._x(self.pending)
+            p.drawLine(QPointF(xp, 2), QPointF(xp, h - 2))
+        xc = self._x(self.cursor_frame)
+        p.setPen(QPen(QColor("#ffffff"), 2))
+        p.drawLine(QPointF(xc, 2), QPointF(xc, h - 2))
+        f = QFont(self.font())
+        f.setPointSizeF(max(7.0, f.pointSizeF() * 0.8))
+        p.setFont(f)
+        p.setPen(QColor("#8d96a7"))
+        p.drawText(QRectF(6, 0, 200, 13), Qt.AlignmentFlag.AlignLeft, "0")
+        p.drawText(QRectF(self.width() - 206, 0, 200, 13), Qt.AlignmentFlag.AlignRight,
+                   str(self.n_frames - 1))
+        p.end()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.seek_requested.emit(self.frame_at(event.position().x()))
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self.seek_requested.emit(self.frame_at(event.position().x()))
+
+
+TABLE_COLUMNS = ("#", "onset", "apex", "offset", "ms", "kind", "label", "predicted", "AUs",
+                 "origin")
+
+
+class AnnotationTable(QTableWidget):
+    """The annotations, one row each; the selection follows the window's. Not focusable so
+    the review keys (arrows) always step through the video.
+
+    Signals:
+        annotation_selected(int): the user clicked a row (annotation id).
+        edit_requested(int, str): double-click on a row: ``(id, column name)``.
+    """
+
+    annotation_selected = Signal(int)
+    edit_requested = Signal(int, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(TABLE_COLUMNS), parent)
+        self.setObjectName("AnnotationTable")
+        self.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.setAlternatingRowColors(True)
+        self.setShowGrid(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self._ids: list[int] = []
+        self._updating = False
+        self.itemSelectionChanged.connect(self._on_selection)
+        self.cellDoubleClicked.connect(self._on_double_click)
+
+    def ids(self) -> list[int]:
+        return list(self._ids)
+
+    def set_annotations(self, annotations: Sequence[Annotation], selected: int | None) -> None:
+        self._updating = True
+        try:
+            self.setRowCount(len(annotations))
+            self._ids = [a.id for a in annotations]
+            for r, a in enumerate(annotations):
+                ev = a.event
+                pred = ev.prediction
+                values = [str(a.id), str(a.onset), str(a.apex), str(a.offset),
+                          f"{ev.duration_s * 1000:.0f}", a.kind, a.label or "—",
+                          f"{pred.label} {pred.confidence * 100:.0f}%" if pred else "—",
+                          a.aus, a.origin]
+                for c, text in enumerate(values):
+                    item = QTableWidgetItem(text)
+                    if c in (0, 1, 2, 3, 4):
+                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                              | Qt.AlignmentFlag.AlignVCenter)
+                    if TABLE_COLUMNS[c] == "kind":
+                        item.setForeground(QColor(MICRO_COLOUR if a.kind == "micro"
+                                                  else MACRO_COLOUR))
+                    if TABLE_COLUMNS[c] == "label" and a.label:
+                        item.setForeground(QColor(emotion_colour(a.label)))
+                    self.setItem(r, c, item)
+            self.select_id(selected)
+        finally:
+            self._updating = False
+
+    def select_id(self, ann_id: int | None) -> None:
+        was = self._updating
+        self._updating = True
+        try:
+            if ann_id is None or ann_id not in self._ids:
+                self.clearSelection()
+            else:
+                row = self._ids.index(ann_id)
+                self.selectRow(row)
+                item = self.item(row, 0)
+                if item is not None:
+                    self.scrollToItem(item)
+        finally:
+            self._updating = was
+
+    def _on_selection(self) -> None:
+        if self._updating:
+            return
+        rows = self.selectionModel().selectedRows()
+        if rows:
+            self.annotation_selected.emit(self._ids[rows[0].row()])
+
+    def _on_double_click(self, row: int, col: int) -> None:
+        if 0 <= row < len(self._ids):
+            self.edit_requested.emit(self._ids[row], TABLE_COLUMNS[col])

@@ -1,0 +1,211 @@
+"""Settings dialog: spotting sensitivity and durations, recognition model and device, face
+detector and landmark model files, camera. Saved with :func:`mestudio.config.save_settings`
+(``settings.json`` in the user config folder) and loaded at the next start."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mestudio.config import AppConfig, save_settings
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class _FileField(QWidget):
+    """A path line edit with a "Browse…" button ("" = automatic look-up)."""
+
+    def __init__(self, text: str, filter_: str, placeholder: str,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._filter = filter_
+        self.edit = QLineEdit(text)
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.setClearButtonEnabled(True)
+        button = QPushButton("Browse…")
+        button.clicked.connect(self._browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(button)
+
+    def _browse(self) -> None:
+        start = self.edit.text() or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", start, self._filter)
+        if path:
+            self.edit.setText(path)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of an :class:`AppConfig`; :meth:`config` returns the edited copy.
+
+    Accepting validates the values (durations in order, model files exist) and saves them to
+    ``settings_file`` (default: the user's ``settings.json``).
+    """
+
+    def __init__(self, config: AppConfig, parent: QWidget | None = None,
+                 settings_file: Path | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("mestudio settings")
+        self.setObjectName("SettingsDialog")
+        self.setMinimumWidth(520)
+        self._original = config
+        self._settings_file = settings_file
+        self.saved_path: Path | None = None
+        layout = QVBoxLayout(self)
+
+        spot = QGroupBox("Spotting")
+        form = QFormLayout(spot)
+        self.sensitivity = QDoubleSpinBox()
+        self.sensitivity.setRange(0.0, 1.0)
+        self.sensitivity.setSingleStep(0.05)
+        self.sensitivity.setDecimals(2)
+        self.sensitivity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.sensitivity_slider.setRange(0, 100)
+        self.sensitivity_slider.valueChanged.connect(
+            lambda v: self.sensitivity.setValue(v / 100.0))
+        self.sensitivity.valueChanged.connect(
+            lambda v: self.sensitivity_slider.setValue(int(round(v * 100))))
+        row = QHBoxLayout()
+        row.addWidget(self.sensitivity_slider, 1)
+        row.addWidget(self.sensitivity)
+        form.addRow("Sensitivity (0 = strict, 1 = finds weak movements)", row)
+        self.min_duration = self._seconds(0.0, 2.0, 0.01)
+        self.micro_max = self._seconds(0.05, 2.0, 0.05)
+        self.max_duration = self._seconds(0.2, 30.0, 0.5)
+        form.addRow("Shortest event (s)", self.min_duration)
+        form.addRow("Longest micro-expression (s)", self.micro_max)
+        form.addRow("Longest event followed (s)", self.max_duration)
+        layout.addWidget(spot)
+
+        rec = QGroupBox("Recognition")
+        form = QFormLayout(rec)
+        self.recognition = QCheckBox("Recognise the emotion of micro-expressions")
+        form.addRow(self.recognition)
+        self.model = _FileField(config.recognition.model, "ONNX models (*.onnx);;All files (*)",
+                                "shipped default model")
+        form.addRow("Model (.onnx)", self.model)
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        form.addRow("Device", self.device)
+        layout.addWidget(rec)
+
+        face = QGroupBox("Face")
+        form = QFormLayout(face)
+        self.detector = _FileField(config.tracker.detector_model,
+                                   "ONNX models (*.onnx);;All files (*)",
+                                   "YuNet from the models folder, else Haar")
+        self.landmarks = _FileField(config.tracker.landmark_model,
+                                    "LBF models (*.yaml);;All files (*)",
+                                    "68-point, else 5-point LBF, else box only")
+        form.addRow("Face detector", self.detector)
+        form.addRow("Landmark model", self.landmarks)
+        self.camera = QSpinBox()
+        self.camera.setRange(0, 63)
+        form.addRow("Default camera", self.camera)
+        layout.addWidget(face)
+
+        self.error = QLabel("")
+        self.error.setObjectName("ErrorLabel")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: self._load(AppConfig()))
+        layout.addWidget(buttons)
+        self._load(config)
+
+    @staticmethod
+    def _seconds(lo: float, hi: float, step: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(lo, hi)
+        box.setSingleStep(step)
+        box.setDecimals(2)
+        box.setSuffix(" s")
+        return box
+
+    def _load(self, cfg: AppConfig) -> None:
+        self.sensitivity.setValue(cfg.spotter.sensitivity)
+        self.min_duration.setValue(cfg.spotter.min_duration_s)
+        self.micro_max.setValue(cfg.spotter.micro_max_s)
+        self.max_duration.setValue(cfg.spotter.max_duration_s)
+        self.recognition.setChecked(cfg.recognition.enabled)
+        self.model.edit.setText(cfg.recognition.model)
+        device = cfg.recognition.device if cfg.recognition.device in DEVICES else "auto"
+        self.device.setCurrentText(device)
+        self.detector.edit.setText(cfg.tracker.detector_model)
+        self.landmarks.edit.setText(cfg.tracker.landmark_model)
+        self.camera.setValue(cfg.capture.camera_index)
+
+    def config(self) -> AppConfig:
+        """The edited settings (a new object; the one given is not changed)."""
+        cfg = copy.deepcopy(self._original)
+        cfg.spotter.sensitivity = float(self.sensitivity.value())
+        cfg.spotter.min_duration_s = float(self.min_duration.value())
+        cfg.spotter.micro_max_s = float(self.micro_max.value())
+        cfg.spotter.max_duration_s = float(self.max_duration.value())
+        cfg.recognition.enabled = self.recognition.isChecked()
+        cfg.recognition.model = self.model.text()
+        cfg.recognition.device = self.device.currentText()
+        cfg.tracker.detector_model = self.detector.text()
+        cfg.tracker.landmark_model = self.landmarks.text()
+        cfg.capture.camera_index = int(self.camera.value())
+        return cfg
+
+    def problems(self) -> list[str]:
+        """What is wrong with the values (empty when they can be saved)."""
+        cfg = self.config()
+        out = []
+        s = cfg.spotter
+        if not s.min_duration_s < s.micro_max_s <= s.max_duration_s:
+            out.append("Durations must satisfy: shortest event < longest micro-expression "
+                       "<= longest event.")
+        for label, text in (("Model", cfg.recognition.model),
+                            ("Face detector", cfg.tracker.detector_model),
+                            ("Landmark model", cfg.tracker.landmark_model)):
+            if text and not Path(text).expanduser().is_file():
+                out.append(f"{label}: file not found: {text} (clear the field to use the "
+                           "automatic look-up).")
+        return out
+
+    def accept(self) -> None:
+        problems = self.problems()
+        if problems:
+            self.error.setText("\n".join(problems))
+            self.error.show()
+            return
+        try:
+            self.saved_path = save_settings(self.config(), self._settings_file)
+        except OSError as exc:
+            self.error.setText(f"Cannot save the settings: {exc}")
+            self.error.show()
+            return
+        super().accept()

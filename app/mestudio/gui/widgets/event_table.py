@@ -1,0 +1,194 @@
+"""The event table: one row per spotted event (time, duration, kind, ROI, emotion,
+confidence). :class:`EventTableModel` holds the events (Qt model, no widget code) and
+:class:`EventTable` is the view; review mode reuses both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour
+from mestudio.types import SpotEvent
+
+COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence")
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def format_time(seconds: float) -> str:
+    """``m:ss.ss`` for a time in seconds."""
+    m, s = divmod(max(0.0, float(seconds)), 60.0)
+    return f"{int(m)}:{s:05.2f}"
+
+
+class EventTableModel(QAbstractTableModel):
+    """The events of one session, in emission order; rows are found by ``SpotEvent.id``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._events: list[SpotEvent] = []
+        self._row_of: dict[int, int] = {}
+
+    # Qt model interface
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._events)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        ev = self._events[index.row()]
+        col = COLUMNS[index.column()]
+        pred = ev.prediction
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == "#":
+                return str(ev.id) if ev.id >= 0 else ""
+            if col == "time":
+                return format_time(ev.onset_s)
+            if col == "duration":
+                return f"{ev.duration_s * 1000:.0f} ms"
+            if col == "kind":
+                return ev.kind
+            if col == "ROI":
+                return ev.roi
+            if col == "emotion":
+                return pred.label if pred is not None else "—"
+            if col == "confidence":
+                return f"{pred.confidence * 100:.0f} %" if pred is not None else "—"
+        elif role == Qt.ItemDataRole.ForegroundRole:
+            if col == "kind":
+                return QBrush(QColor(MICRO_COLOUR if ev.kind == "micro" else MACRO_COLOUR))
+            if col == "emotion" and pred is not None:
+                return QBrush(QColor(emotion_colour(pred.label)))
+            if col in ("emotion", "confidence") and pred is None:
+                return QBrush(QColor("#6b7280"))
+        elif role == Qt.ItemDataRole.TextAlignmentRole:
+            if col in ("#", "time", "duration", "confidence"):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == Qt.ItemDataRole.ToolTipRole:
+            text = (f"frames {ev.onset}–{ev.apex}–{ev.offset} (onset–apex–offset), "
+                    f"strongest in {ev.roi}, peak {ev.peak:.3f} px")
+            if pred is not None:
+                text += "\n" + ", ".join(f"{c} {p * 100:.0f}%"
+                                         for c, p in zip(pred.classes, pred.probs, strict=False))
+            return text
+        elif role == Qt.ItemDataRole.UserRole:
+            return ev
+        return None
+
+    # events
+    def events(self) -> list[SpotEvent]:
+        return list(self._events)
+
+    def event_at(self, row: int) -> SpotEvent:
+        return self._events[row]
+
+    def row_of(self, event_id: int) -> int | None:
+        return self._row_of.get(event_id)
+
+    def add_event(self, ev: SpotEvent) -> int:
+        """Append an event (or update it when its id is already listed); returns its row."""
+        if ev.id >= 0 and ev.id in self._row_of:
+            return self.update_event(ev)
+        row = len(self._events)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._events.append(ev)
+        if ev.id >= 0:
+            self._row_of[ev.id] = row
+        self.endInsertRows()
+        return row
+
+    def update_event(self, ev: SpotEvent) -> int:
+        """Replace the event with the same id (e.g. its prediction arrived); appends when
+        unknown. Returns its row."""
+        row = self._row_of.get(ev.id) if ev.id >= 0 else None
+        if row is None:
+            return self.add_event(ev)
+        self._events[row] = ev
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        return row
+
+    def set_events(self, events: Iterable[SpotEvent]) -> None:
+        self.beginResetModel()
+        self._events = list(events)
+        self._row_of = {ev.id: i for i, ev in enumerate(self._events) if ev.id >= 0}
+        self.endResetModel()
+
+    def remove_row(self, row: int) -> SpotEvent:
+        self.beginRemoveRows(QModelIndex(), row, row)
+        ev = self._events.pop(row)
+        self._row_of = {e.id: i for i, e in enumerate(self._events) if e.id >= 0}
+        self.endRemoveRows()
+        return ev
+
+    def clear(self) -> None:
+        self.set_events([])
+
+
+class EventTable(QTableView):
+    """View of an :class:`EventTableModel`; follows new rows unless the user scrolled up.
+
+    Signals:
+        event_selected(object): the user selected a row; the argument is the SpotEvent.
+    """
+
+    event_selected = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None,
+                 model: EventTableModel | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EventTable")
+        self._model = model or EventTableModel(self)
+        self.setModel(self._model)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.setShowGrid(False)
+        self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(22)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.selectionModel().currentRowChanged.connect(self._on_row_changed)
+
+    def event_model(self) -> EventTableModel:
+        return self._model
+
+    def add_event(self, ev: SpotEvent) -> None:
+        bar = self.verticalScrollBar()
+        follow = bar.value() >= bar.maximum() - 2
+        self._model.add_event(ev)
+        if follow:
+            self.scrollToBottom()
+
+    def update_event(self, ev: SpotEvent) -> None:
+        self._model.update_event(ev)
+
+    def clear(self) -> None:
+        self._model.clear()
+
+    def events(self) -> list[SpotEvent]:
+        return self._model.events()
+
+    def select_event(self, event_id: int) -> None:
+        row = self._model.row_of(event_id)
+        if row is not None:
+            self.selectRow(row)
+
+    def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.event_selected.emit(self._model.event_at(current.row()))

@@ -1,0 +1,429 @@
+"""The video view: the current frame plus toggleable overlays, drawn with QPainter.
+
+Overlays (names used by :meth:`VideoView.set_overlay`):
+
+``box``        face box and detector confidence (frame pixels);
+``landmarks``  landmark points;
+``rois``       the spotting regions of interest (given in aligned-crop pixels, mapped back to
+               the frame through the inverse of the face's alignment transform);
+``flow``       colour-coded optical flow of the aligned face (hue = direction, opacity =
+               magnitude), mapped onto the face;
+``strain``     optical strain magnitude of the aligned face, mapped onto the face;
+``gradcam``    an inset with the aligned face at the apex of the last (or selected) event and
+               the Grad-CAM heatmap of the predicted class for one stream;
+``emotion``    the emotion and confidence of the last event next to the face (a kind-only tag
+               when the event has no prediction - never a made-up emotion).
+
+Everything heavy (flow, colour maps, CAM blending) is computed by the worker thread; this
+widget only wraps arrays into ``QImage`` (no copy) and draws them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QImage,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPolygonF,
+    QTransform,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
+from mestudio.types import FaceObservation
+
+OVERLAYS: tuple[str, ...] = ("box", "landmarks", "rois", "flow", "strain", "gradcam", "emotion")
+OVERLAY_LABELS = {
+    "box": "Face box",
+    "landmarks": "Landmarks",
+    "rois": "Regions (ROIs)",
+    "flow": "Optical flow",
+    "strain": "Optical strain",
+    "gradcam": "Grad-CAM of last event",
+    "emotion": "Emotion + confidence",
+}
+DEFAULT_OVERLAYS = {"box": True, "landmarks": True, "rois": False, "flow": False,
+                    "strain": False, "gradcam": True, "emotion": True}
+
+BOX_COLOUR = QColor("#4cd97b")
+LANDMARK_COLOUR = QColor("#ffd166")
+BANNER_COLOUR = QColor(200, 60, 60, 215)
+TEXT_COLOUR = QColor("#e6e9ef")
+
+
+def bgr_to_qimage(image: np.ndarray) -> QImage:
+    """Wrap a BGR ``uint8`` array ``(H, W, 3)`` (or grey ``(H, W)``, or RGBA ``(H, W, 4)``)
+    in a ``QImage`` without copying. The caller keeps ``image`` alive while the QImage is
+    used."""
+    if image.ndim == 2:
+        fmt = QImage.Format.Format_Grayscale8
+    elif image.shape[2] == 3:
+        fmt = QImage.Format.Format_BGR888
+    elif image.shape[2] == 4:
+        fmt = QImage.Format.Format_RGBA8888
+    else:
+        raise ValueError(f"expected an image (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    if not image.flags["C_CONTIGUOUS"]:
+        image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    return QImage(image.data, w, h, int(image.strides[0]), fmt)
+
+
+def affine_to_qtransform(m: np.ndarray) -> QTransform:
+    """A ``(2, 3)`` affine matrix (x' = m @ [x, y, 1]) as a ``QTransform``."""
+    return QTransform(float(m[0, 0]), float(m[1, 0]), float(m[0, 1]), float(m[1, 1]),
+                      float(m[0, 2]), float(m[1, 2]))
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray | None:
+    """Inverse of a ``(2, 3)`` affine transform, or None when singular."""
+    a = np.vstack([np.asarray(m, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+    if abs(np.linalg.det(a)) < 1e-12:
+        return None
+    return np.linalg.inv(a)[:2]
+
+
+def mask_outlines(masks: dict[str, np.ndarray]) -> dict[str, list[QPolygonF]]:
+    """Outer contours of binary ROI masks ``{name: (S, S) bool/uint8}`` as polygons in the
+    mask's pixel coordinates."""
+    import cv2
+
+    out: dict[str, list[QPolygonF]] = {}
+    for name, mask in masks.items():
+        m = (np.asarray(mask) > 0).astype(np.uint8)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        polys = []
+        for c in contours:
+            pts = c.reshape(-1, 2).astype(np.float64)
+            if len(pts) >= 3:
+                polys.append(QPolygonF([QPointF(x + 0.5, y + 0.5) for x, y in pts]))
+        out[name] = polys
+    return out
+
+
+class VideoView(QWidget):
+    """Shows frames with overlays. Call :meth:`set_frame` at display rate.
+
+    Signals:
+        overlay_toggled(name, on): an overlay was switched.
+    """
+
+    overlay_toggled = Signal(str, bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+        self.setObjectName("VideoView")
+        self._overlays = dict(DEFAULT_OVERLAYS)
+        self._array: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self._face: FaceObservation | None = None
+        self._inverse: QTransform | None = None
+        self._flow: np.ndarray | None = None
+        self._flow_q: QImage | None = None
+        self._strain: np.ndarray | None = None
+        self._strain_q: QImage | None = None
+        self._roi_polys: dict[str, list[QPolygonF]] = {}
+        self._capture_time: float | None = None
+        self._latency_reported = True
+        self._banner = ""
+        self._placeholder = "Choose a source: Demo, a camera, or File ▸ Open video…"
+        self._emotion: tuple[str | None, float | None, str] | None = None
+        self._emotion_until = 0.0
+        self._event_crop: np.ndarray | None = None
+        self._event_crop_q: QImage | None = None
+        self._cams: dict[str, np.ndarray] = {}
+        self._cam_q: dict[str, QImage] = {}
+        self._cam_stream = ""
+        self._event_caption = ""
+        #: called with the capture→display latency (seconds) after a new frame is painted
+        self.paint_listener: Callable[[float], None] | None = None
+        self._font_small = QFont(self.font())
+        self._font_small.setPointSizeF(max(8.0, self.font().pointSizeF() * 0.9))
+        self._font_big = QFont(self.font())
+        self._font_big.setPointSizeF(self.font().pointSizeF() * 1.25)
+        self._font_big.setBold(True)
+
+    # ------------------------------------------------------------------ overlays
+    def overlay(self, name: str) -> bool:
+        """Whether overlay ``name`` (one of :data:`OVERLAYS`) is shown."""
+        return self._overlays[name]
+
+    def overlays(self) -> dict[str, bool]:
+        return dict(self._overlays)
+
+    def set_overlay(self, name: str, on: bool) -> None:
+        """Show or hide overlay ``name``."""
+        if name not in self._overlays:
+            raise ValueError(f"unknown overlay {name!r}; expected one of {OVERLAYS}")
+        if self._overlays[name] == bool(on):
+            return
+        self._overlays[name] = bool(on)
+        self.overlay_toggled.emit(name, bool(on))
+        self.update()
+
+    # ------------------------------------------------------------------ content
+    def set_frame(self, image: np.ndarray, face: FaceObservation | None = None, *,
+                  capture_time: float | None = None, flow: np.ndarray | None = None,
+                  strain: np.ndarray | None = None) -> None:
+        """Show a new frame.
+
+        Args:
+            image: BGR ``uint8`` ``(H, W, 3)``; kept (not copied) until the next frame.
+            face: the tracker's observation of this frame (box, landmarks, transform).
+            capture_time: ``time.perf_counter()`` at capture, for the latency figure.
+            flow: RGBA ``uint8`` ``(S, S, 4)`` flow picture of the aligned crop, or None.
+            strain: RGBA ``uint8`` ``(S, S, 4)`` strain picture of the aligned crop, or None.
+        """
+        self._array = image
+        self._qimage = bgr_to_qimage(image)
+        self._face = face
+        inverse = None
+        if face is not None and face.face_found and face.transform is not None:
+            inv = invert_affine(face.transform)
+            if inv is not None:
+                inverse = affine_to_qtransform(inv)
+        self._inverse = inverse
+        self._flow = flow
+        self._flow_q = bgr_to_qimage(flow) if flow is not None else None
+        self._strain = strain
+        self._strain_q = bgr_to_qimage(strain) if strain is not None else None
+        self._capture_time = capture_time
+        self._latency_reported = capture_time is None
+        self.update()
+
+    def clear(self, placeholder: str | None = None) -> None:
+        """Forget the frame (shows the placeholder text)."""
+        self._array = self._qimage = None
+        self._face = None
+        self._inverse = None
+        self._flow = self._flow_q = self._strain = self._strain_q = None
+        if placeholder is not None:
+            self._placeholder = placeholder
+        self.update()
+
+    def has_frame(self) -> bool:
+        return self._qimage is not None
+
+    def set_rois(self, masks: dict[str, np.ndarray] | None) -> None:
+        """ROI masks ``{name: (S, S)}`` in aligned-crop pixels (from ``RoiSignal.rois(S)``),
+        or None when unknown."""
+        self._roi_polys = mask_outlines(masks) if masks else {}
+        self.update()
+
+    def has_rois(self) -> bool:
+        return bool(self._roi_polys)
+
+    def set_banner(self, text: str) -> None:
+        """A message bar over the top of the video (e.g. "camera 0 disconnected"); "" hides."""
+        if text != self._banner:
+            self._banner = text
+            self.update()
+
+    def banner(self) -> str:
+        return self._banner
+
+    def set_emotion(self, label: str | None, confidence: float | None, kind: str,
+                    show_s: float = 3.0) -> None:
+        """Tag the face with the last event for ``show_s`` seconds: ``label`` and
+        ``confidence`` of its prediction, or only its ``kind`` when ``label`` is None."""
+        self._emotion = (label, confidence, kind)
+        self._emotion_until = time.perf_counter() + show_s
+        self.update()
+
+    def set_event_view(self, crop: np.ndarray | None, cams: dict[str, np.ndarray] | None,
+                       caption: str = "") -> None:
+        """The Grad-CAM inset.
+
+        Args:
+            crop: aligned face at the event's apex, BGR ``uint8`` ``(S, S, 3)``, or None
+                (hides the inset).
+            cams: per stream, the heatmap as RGBA ``uint8`` ``(S, S, 4)`` (alpha = weight),
+                or None/empty when the event has no Grad-CAM.
+            caption: text under the inset (e.g. "happiness 72 %").
+        """
+        self._event_crop = crop
+        self._event_crop_q = bgr_to_qimage(crop) if crop is not None else None
+        self._cams = dict(cams or {})
+        self._cam_q = {k: bgr_to_qimage(v) for k, v in self._cams.items()}
+        if self._cams and self._cam_stream not in self._cams:
+            self._cam_stream = next(iter(self._cams))
+        self._event_caption = caption
+        self.update()
+
+    def cam_streams(self) -> list[str]:
+        return list(self._cams)
+
+    def set_cam_stream(self, stream: str) -> None:
+        """Which stream's Grad-CAM the inset shows."""
+        self._cam_stream = stream
+        self.update()
+
+    def cam_stream(self) -> str:
+        return self._cam_stream
+
+    # ------------------------------------------------------------------ painting
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        return QSize(800, 600)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(320, 240)
+
+    def image_rect(self) -> QRectF:
+        """Where the frame is drawn in widget pixels (aspect kept, centred)."""
+        if self._qimage is None:
+            return QRectF()
+        w, h = self._qimage.width(), self._qimage.height()
+        scale = min(self.width() / w, self.height() / h)
+        dw, dh = w * scale, h * scale
+        return QRectF((self.width() - dw) / 2, (self.height() - dh) / 2, dw, dh)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#0e0f12"))
+        if self._qimage is None:
+            p.setPen(QColor("#7d8594"))
+            p.setFont(self._font_big)
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
+            self._draw_banner(p)
+            p.end()
+            return
+        target = self.image_rect()
+        scale = target.width() / self._qimage.width()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        p.drawImage(target, self._qimage)
+        view = QTransform(scale, 0, 0, scale, target.x(), target.y())
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        face = self._face
+        if face is not None and face.face_found:
+            if self._inverse is not None:
+                crop_to_widget = self._inverse * view
+                p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+                if self._overlays["flow"] and self._flow_q is not None:
+                    p.setTransform(crop_to_widget)
+                    p.drawImage(QPointF(0, 0), self._flow_q)
+                if self._overlays["strain"] and self._strain_q is not None:
+                    p.setTransform(crop_to_widget)
+                    p.drawImage(QPointF(0, 0), self._strain_q)
+                if self._overlays["rois"] and self._roi_polys:
+                    p.setTransform(crop_to_widget)
+                    p.setBrush(Qt.BrushStyle.NoBrush)
+                    for i, (name, polys) in enumerate(self._roi_polys.items()):
+                        pen = QPen(QColor(roi_colour(name, i)), 1.6)
+                        pen.setCosmetic(True)
+                        p.setPen(pen)
+                        for poly in polys:
+                            p.drawPolygon(poly)
+                p.resetTransform()
+            if self._overlays["box"] and face.box is not None:
+                x, y, w, h = face.box
+                r = view.mapRect(QRectF(x, y, w, h))
+                pen = QPen(BOX_COLOUR, 2.0)
+                p.setPen(pen)
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRect(r)
+                p.setFont(self._font_small)
+                p.drawText(QPointF(r.left() + 2, r.bottom() + 14),
+                           f"face {face.confidence:.2f} · {face.mode}")
+            if self._overlays["landmarks"] and face.landmarks is not None:
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(QBrush(LANDMARK_COLOUR))
+                radius = max(1.5, 2.2 * min(1.5, scale))
+                for x, y in np.asarray(face.landmarks, dtype=np.float64).reshape(-1, 2):
+                    p.drawEllipse(view.map(QPointF(x, y)), radius, radius)
+            if self._overlays["emotion"]:
+                self._draw_emotion(p, view, face)
+        elif face is not None:
+            p.setFont(self._font_small)
+            p.setPen(QColor("#ffb347"))
+            p.drawText(QPointF(target.left() + 10, target.bottom() - 10), "no face found")
+        if self._overlays["gradcam"]:
+            self._draw_inset(p)
+        self._draw_banner(p)
+        p.end()
+        if not self._latency_reported and self._capture_time is not None:
+            self._latency_reported = True
+            if self.paint_listener is not None:
+                self.paint_listener(time.perf_counter() - self._capture_time)
+
+    def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation) -> None:
+        if self._emotion is None or time.perf_counter() > self._emotion_until:
+            return
+        label, conf, kind = self._emotion
+        if face.box is None:
+            return
+        x, y, w, _h = face.box
+        anchor = view.map(QPointF(x, y))
+        if label:
+            text = f"{label}  {conf * 100:.0f} %" if conf is not None else label
+            colour = QColor(emotion_colour(label))
+        else:
+            text = f"{kind}-expression"
+            colour = QColor(MICRO_COLOUR if kind == "micro" else MACRO_COLOUR)
+        p.setFont(self._font_big)
+        fm = p.fontMetrics()
+        tw, th = fm.horizontalAdvance(text) + 16, fm.height() + 8
+        rect = QRectF(anchor.x(), anchor.y() - th - 6, tw, th)
+        if rect.top() < 2:
+            rect.moveTop(2)
+        p.setPen(Qt.PenStyle.NoPen)
+        bg = QColor(colour)
+        bg.setAlpha(225)
+        p.setBrush(bg)
+        p.drawRoundedRect(rect, 6, 6)
+        p.setPen(QColor("#101114"))
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _draw_inset(self, p: QPainter) -> None:
+        if self._event_crop_q is None:
+            return
+        side = max(96.0, min(220.0, self.width() * 0.24, self.height() * 0.4))
+        margin = 10.0
+        rect = QRectF(self.width() - side - margin, margin, side, side)
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(14, 15, 18, 230))
+        caption_h = 38.0
+        p.drawRoundedRect(rect.adjusted(-4, -4, 4, caption_h), 6, 6)
+        p.drawImage(rect, self._event_crop_q)
+        cam = self._cam_q.get(self._cam_stream)
+        if cam is not None:
+            p.drawImage(rect, cam)
+        p.setPen(QPen(QColor("#3a3f4b"), 1))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(rect)
+        p.setPen(TEXT_COLOUR)
+        p.setFont(self._font_small)
+        first = (f"Grad-CAM · {self._cam_stream}" if cam is not None
+                 else "last event (no Grad-CAM)")
+        p.drawText(QRectF(rect.left(), rect.bottom() + 2, side, 16),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, first)
+        p.drawText(QRectF(rect.left(), rect.bottom() + 18, side, 16),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                   self._event_caption)
+
+    def _draw_banner(self, p: QPainter) -> None:
+        if not self._banner:
+            return
+        p.resetTransform()
+        p.setFont(self._font_big)
+        h = p.fontMetrics().height() + 14
+        rect = QRectF(0, 0, self.width(), h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(BANNER_COLOUR)
+        p.drawRect(rect)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, self._banner)

@@ -1,0 +1,129 @@
+"""The ONNX contract between ``mestudio export`` and the inference engine.
+
+Inputs (all float32, dynamic batch ``N``):
+
+* keyframe models: ``flow [N, 3, S, S]`` = (u, v, strain) and ``frames [N, 3, C, S, S]`` =
+  (onset, apex, offset), ``C`` = 1 (grey) or 3 (colour);
+* clip models: ``clip [N, T, C, S, S]`` and ``flow_seq [N, T-1, 2, S, S]``.
+
+Outputs: ``logits [N, K]``, ``probs [N, K]`` (softmax) and, unless exported without it,
+``cam [N, K, S_streams, h, w]``: raw Grad-CAM of every class for every stream.
+
+Metadata (``metadata_props``, keys prefixed ``mestudio.``): plain strings for
+:data:`STRING_KEYS`, JSON text for every other key. :data:`REQUIRED_KEYS` must be present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+SCHEMA_VERSION = "1"
+PREFIX = "mestudio."
+
+INPUT_NAMES: dict[str, tuple[str, str]] = {
+    "keyframes": ("flow", "frames"),
+    "clip": ("clip", "flow_seq"),
+}
+OUTPUT_NAMES = ("logits", "probs", "cam")
+
+STRING_KEYS = frozenset({
+    "schema_version", "architecture", "input_kind", "name", "flow_method", "weights_sha256",
+    "precision", "created", "mestudio_version", "training_data", "protocol", "description",
+})
+REQUIRED_KEYS = (
+    "schema_version", "architecture", "input_kind", "classes", "input_size", "color",
+    "synthetic", "streams", "weights_sha256", "preprocess",
+)
+
+
+def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
+    """``{key: value}`` -> ``{"mestudio.key": text}`` (JSON for everything but string keys)."""
+    out = {}
+    for key, value in meta.items():
+        if key in STRING_KEYS:
+            out[PREFIX + key] = str(value)
+        else:
+            out[PREFIX + key] = json.dumps(value, sort_keys=True, allow_nan=True)
+    return out
+
+
+def decode_metadata(props: Mapping[str, str]) -> dict[str, Any]:
+    """Inverse of :func:`encode_metadata`; keys without the prefix are ignored.
+
+    Raises:
+        ValueError: when a JSON value cannot be parsed (naming the key).
+    """
+    out: dict[str, Any] = {}
+    for full_key, text in props.items():
+        if not full_key.startswith(PREFIX):
+            continue
+        key = full_key[len(PREFIX):]
+        if key in STRING_KEYS:
+            out[key] = text
+            continue
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"metadata {full_key} is not valid JSON: {exc}") from exc
+    return out
+
+
+def expected_inputs(input_kind: str, input_size: int, channels: int,
+                    clip_len: int | None = None) -> dict[str, tuple[int | str, ...]]:
+    """Input name -> shape with ``"N"`` for the batch axis."""
+    s = int(input_size)
+    if input_kind == "keyframes":
+        return {"flow": ("N", 3, s, s), "frames": ("N", 3, channels, s, s)}
+    if input_kind == "clip":
+        if not clip_len:
+            raise ValueError("clip models need a clip length")
+        t = int(clip_len)
+        return {"clip": ("N", t, channels, s, s), "flow_seq": ("N", t - 1, 2, s, s)}
+    raise ValueError(f"unknown input kind {input_kind!r} (expected 'keyframes' or 'clip')")
+
+
+def weights_sha256(model: Any) -> str:
+    """sha256 over the graph's initializers (name and raw bytes, sorted by name).
+
+    ``model`` is an ``onnx.ModelProto``. Recorded as ``mestudio.weights_sha256`` at export
+    and recomputed by the engine: a changed weight changes the hash.
+    """
+    from onnx import numpy_helper
+
+    h = hashlib.sha256()
+    for init in sorted(model.graph.initializer, key=lambda t: t.name):
+        h.update(init.name.encode("utf-8"))
+        h.update(b"\0")
+        h.update(numpy_helper.to_array(init).tobytes())
+    return h.hexdigest()
+
+
+def flow_description(preprocess: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(flow method, its parameters)`` from a ``PreprocessConfig.to_metadata()`` dict.
+
+    Accepts ``flow_method``/``method`` keys and either a nested ``tvl1`` dict or flat
+    ``tvl1_*`` keys; falls back to ``("tvl1", {})``.
+    """
+    method = str(preprocess.get("flow_method", preprocess.get("method", "tvl1")))
+    params: dict[str, Any] = {}
+    nested = preprocess.get(method) or preprocess.get("flow_params") or preprocess.get("tvl1")
+    if isinstance(nested, Mapping):
+        params.update(nested)
+    for key, value in preprocess.items():
+        if key.startswith(("tvl1_", f"{method}_")):
+            params[key] = value
+    for key in ("flow_size",):
+        if key in preprocess:
+            params[key] = preprocess[key]
+    return method, params
+
+
+def normalisation_description(preprocess: Mapping[str, Any]) -> Any:
+    """The normalisation part of a preprocessing dict (keys containing ``norm``), or {}."""
+    for key in ("normalisation", "normalization", "norm"):
+        if key in preprocess:
+            return preprocess[key]
+    return {k: v for k, v in preprocess.items() if "norm" in k.lower() or "scale" in k.lower()}

@@ -1,0 +1,402 @@
+"""Export a trained network to ONNX with in-graph Grad-CAM (the ONNX contract).
+
+:func:`export_onnx` takes a checkpoint (or a ``(model, info)`` pair), folds batch norm into
+the convolutions, wraps the network in :class:`mestudio.nets.gradcam.AnalyticGradCAM` and
+writes ``NAME.onnx`` (opset >= 17, dynamic batch, outputs ``logits``, ``probs``, ``cam``) with
+the ``mestudio.*`` metadata, then checks ONNX Runtime against torch on random inputs (logits
+to 1e-4, CAM against torch-autograd Grad-CAM to 1e-4) and writes ``NAME.onnx.sha256`` and
+the model card ``NAME.card.json`` / ``NAME.card.md`` beside it.
+
+``fp16=True`` stores the weights as float16 (half the file) with a ``Cast`` to float32 in
+front of each, so inputs, outputs and arithmetic stay float32; the check then compares
+against torch with the same rounded weights and reports how far the fp16 model is from the
+fp32 one (``fp16_check`` in the card).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mestudio.errors import ModelFileError
+from mestudio.inference import contract
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+#: Initializers with fewer elements stay float32 in fp16 exports (epsilons, scalars, shapes).
+FP16_MIN_ELEMENTS = 64
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# torch-side preparation
+
+
+def fold_batchnorm(model: Any) -> Any:
+    """A copy of ``model`` (eval mode) with every BatchNorm folded into the convolution before it.
+
+    Handles ``nn.Sequential`` runs ``(Conv, BatchNorm)`` and the ``convN``/``bnN`` attribute
+    pairs of the residual blocks. Raises ``RuntimeError`` if a BatchNorm is left unfolded.
+    """
+    import torch
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    bns = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+    model = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for module in list(model.modules()):
+            if isinstance(module, nn.Sequential):
+                keys = list(module._modules)
+                for a, b in zip(keys, keys[1:], strict=False):
+                    conv, bn = module._modules[a], module._modules[b]
+                    if isinstance(conv, convs) and isinstance(bn, bns):
+                        module._modules[a] = fuse_conv_bn_eval(conv, bn)
+                        module._modules[b] = nn.Identity()
+            for i in range(1, 4):
+                conv_i, bn_i = getattr(module, f"conv{i}", None), getattr(module, f"bn{i}", None)
+                if isinstance(conv_i, convs) and isinstance(bn_i, bns):
+                    setattr(module, f"conv{i}", fuse_conv_bn_eval(conv_i, bn_i))
+                    setattr(module, f"bn{i}", nn.Identity())
+    left = [name for name, m in model.named_modules() if isinstance(m, bns)]
+    if left:
+        raise RuntimeError(f"batch norm layers not folded: {left}")
+    return model
+
+
+def _round_fp16_(module: Any) -> None:
+    """Round (in place) every float tensor with >= FP16_MIN_ELEMENTS elements to float16 precision."""
+    import torch
+
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.is_floating_point() and t.numel() >= FP16_MIN_ELEMENTS:
+                t.copy_(t.half().float())
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX post-processing
+
+
+def _ensure_inputs(proto: Any, shapes: Mapping[str, tuple[int | str, ...]]) -> None:
+    """Add inputs the tracer dropped (a baseline that ignores ``frames``) and fix the order."""
+    from onnx import TensorProto, helper
+
+    present = {i.name: i for i in proto.graph.input}
+    new_inputs = []
+    for name, shape in shapes.items():
+        if name in present:
+            new_inputs.append(present[name])
+        else:
+            new_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+    others = [i for i in proto.graph.input if i.name not in shapes]
+    del proto.graph.input[:]
+    proto.graph.input.extend(new_inputs + others)
+
+
+def _set_output_shapes(proto: Any, shapes: Mapping[str, tuple[int | str, ...]]) -> None:
+    """Write the contract's output shapes (the tracer may leave symbolic names)."""
+    for out in proto.graph.output:
+        if out.name not in shapes:
+            continue
+        dims = out.type.tensor_type.shape.dim
+        del dims[:]
+        for d in shapes[out.name]:
+            dim = dims.add()
+            if isinstance(d, str):
+                dim.dim_param = d
+            else:
+                dim.dim_value = int(d)
+
+
+def _weights_to_fp16(proto: Any) -> int:
+    """Store float initializers with >= FP16_MIN_ELEMENTS elements as float16 + Cast nodes.
+
+    Returns the number of converted initializers.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    converted = 0
+    for init in proto.graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < FP16_MIN_ELEMENTS:
+            continue
+        name = init.name
+        half = numpy_helper.from_array(arr.astype(np.float16), name + "__fp16")
+        init.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [name + "__fp16"], [name], to=TensorProto.FLOAT,
+                                      name=name + "__cast"))
+        converted += 1
+    nodes = list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(casts + nodes)
+    return converted
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve(source: Any) -> tuple[Any, dict[str, Any]]:
+    from mestudio.nets.checkpoint import load_checkpoint
+
+    if isinstance(source, (str, os.PathLike)):
+        return load_checkpoint(source)
+    if isinstance(source, tuple) and len(source) == 2:
+        model, info = source
+        info = dict(info or {})
+        info.setdefault("arch", getattr(model, "arch", type(model).__name__.lower()))
+        if "classes" not in info:
+            info["classes"] = [f"class{i}" for i in range(model.num_classes)]
+        info.setdefault("model_kwargs", model.config() if hasattr(model, "config") else {})
+        for key in ("preprocess", "training", "metrics"):
+            info.setdefault(key, {})
+        info.setdefault("synthetic", False)
+        return model, info
+    raise TypeError("export_onnx takes a checkpoint path or a (model, info) pair")
+
+
+def _build_metadata(model: Any, info: Mapping[str, Any], name: str, precision: str,
+                    with_cam: bool, cam_size: tuple[int, int], complexity: Mapping[str, int],
+                    opset: int) -> dict[str, Any]:
+    from mestudio import __version__
+
+    pre = dict(info.get("preprocess") or {})
+    training = dict(info.get("training") or {})
+    flow_method, flow_params = contract.flow_description(pre)
+    input_size = int(pre.get("input_size", model.input_size))
+    color = bool(pre.get("color", model.in_channels == 3))
+    synthetic = bool(info.get("synthetic", False))
+    data = training.get("dataset") or training.get("data") or ("synthetic" if synthetic else "unknown")
+    meta: dict[str, Any] = {
+        "schema_version": contract.SCHEMA_VERSION,
+        "name": name,
+        "architecture": info["arch"],
+        "input_kind": model.input_kind,
+        "classes": [str(c) for c in info["classes"]],
+        "input_size": input_size,
+        "color": color,
+        "preprocess": pre,
+        "flow_method": flow_method,
+        "flow_params": flow_params,
+        "normalisation": contract.normalisation_description(pre),
+        "training": training,
+        "training_data": str(data),
+        "protocol": str(training.get("protocol", "unknown")),
+        "metrics": dict(info.get("metrics") or {}),
+        "synthetic": synthetic,
+        "streams": list(model.stream_names),
+        "has_cam": with_cam,
+        "cam_size": list(cam_size),
+        "model_kwargs": dict(info.get("model_kwargs") or {}),
+        "params": int(complexity["params"]),
+        "macs": int(complexity["macs"]),
+        "precision": precision,
+        "opset": opset,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "mestudio_version": __version__,
+    }
+    if model.input_kind == "clip":
+        meta["clip_len"] = int(pre.get("clip_len", model.clip_len))
+    return meta
+
+
+def _verify(path: Path, model: Any, reference: Any, with_cam: bool, atol: float = 1e-4,
+            seed: int = 1, batch: int = 3) -> dict[str, Any]:
+    """Compare ONNX Runtime on ``path`` with torch ``reference`` (logits, probs, CAM)."""
+    import onnxruntime as ort
+    import torch
+
+    from mestudio.inference.providers import CPU, quiet_onnxruntime, session_options
+    from mestudio.nets.gradcam import gradcam_autograd
+
+    quiet_onnxruntime()
+    sess = ort.InferenceSession(os.fspath(path), session_options(threads=1),
+                                providers=[CPU])
+    inputs = model.example_inputs(batch, seed=seed)
+    feed = {n: x.numpy() for n, x in zip(model.input_names, inputs, strict=True)}
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
+    with torch.no_grad():
+        logits_ref = reference(*inputs)
+    checks: dict[str, Any] = {"batch": batch, "atol": atol}
+    d_logits = float(np.abs(outs["logits"] - logits_ref.numpy()).max())
+    probs_ref = torch.softmax(logits_ref, 1).numpy()
+    d_probs = float(np.abs(outs["probs"] - probs_ref).max())
+    checks.update(logits_max_abs_diff=d_logits, probs_max_abs_diff=d_probs)
+    problems = []
+    if not d_logits <= atol:
+        problems.append(f"logits differ by {d_logits:.2e} (> {atol:g})")
+    if not d_probs <= atol:
+        problems.append(f"probs differ by {d_probs:.2e} (> {atol:g})")
+    if with_cam:
+        cam_ref = gradcam_autograd(reference, *inputs).numpy()
+        if outs["cam"].shape != cam_ref.shape:
+            problems.append(f"cam has shape {outs['cam'].shape}, autograd Grad-CAM {cam_ref.shape}")
+        else:
+            d_cam = float(np.abs(outs["cam"] - cam_ref).max())
+            checks.update(cam_max_abs_diff=d_cam, cam_max_abs=float(np.abs(cam_ref).max()))
+            if not d_cam <= atol:
+                problems.append(f"cam differs from autograd Grad-CAM by {d_cam:.2e} (> {atol:g})")
+    checks["passed"] = not problems
+    if problems:
+        raise ModelFileError(f"export check failed for {path.name}: " + "; ".join(problems)
+                             + " — please report this as a bug")
+    return checks
+
+
+def _fp16_agreement(model32: Any, model16: Any, n: int = 64, seed: int = 7) -> dict[str, Any]:
+    """How far fp16-rounded weights move the outputs on ``n`` random samples."""
+    import torch
+
+    inputs = model32.example_inputs(n, seed=seed)
+    with torch.no_grad():
+        p32 = torch.softmax(model32(*inputs), 1)
+        p16 = torch.softmax(model16(*inputs), 1)
+    return {
+        "samples": n,
+        "argmax_agreement": float((p32.argmax(1) == p16.argmax(1)).float().mean()),
+        "probs_max_abs_diff": float((p32 - p16).abs().max()),
+    }
+
+
+def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
+                out_path: str | os.PathLike[str], *, fp16: bool = False, cam: bool = True,
+                verify: bool = True, opset: int = DEFAULT_OPSET, card: bool = True,
+                name: str | None = None) -> Path:
+    """Export a network to an ONNX file that follows the contract.
+
+    Args:
+        source: a checkpoint path (:func:`mestudio.nets.checkpoint.save_checkpoint`) or a
+            ``(model, info)`` pair with ``info`` like a checkpoint's (``arch``, ``classes``,
+            ``preprocess``, ``training``, ``metrics``, ``synthetic``; missing keys get
+            defaults).
+        out_path: the ``.onnx`` file to write (parent folders are created).
+        fp16: store weights as float16 (inputs, outputs and arithmetic stay float32).
+        cam: include the ``cam`` output (False: ``logits`` and ``probs`` only).
+        verify: run the ONNX Runtime vs torch check (raises ModelFileError on mismatch).
+        opset: ONNX opset (>= 17).
+        card: write ``NAME.onnx.sha256`` and ``NAME.card.json``/``NAME.card.md``.
+        name: display name stored in the metadata (default: the file's stem).
+
+    Returns:
+        The path of the ONNX file.
+    """
+    import onnx
+    import torch
+
+    from mestudio.inference import card as model_card
+    from mestudio.nets.flops import complexity
+    from mestudio.nets.gradcam import AnalyticGradCAM
+
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    t0 = time.perf_counter()
+    model, info = _resolve(source)
+    if len(info["classes"]) != model.num_classes:
+        raise ModelFileError(f"{len(info['classes'])} class names for a model with "
+                             f"{model.num_classes} outputs")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    name = name or out.name.removesuffix(".onnx")
+
+    model = copy.deepcopy(model).cpu().float().eval()
+    figures = complexity(model)
+    fused = fold_batchnorm(model)
+    wrapper = AnalyticGradCAM(fused, with_cam=cam).eval()
+    reference = model  # fp32: compare with the network as trained (checks the BN folding too)
+    fp16_check = None
+    if fp16:
+        _round_fp16_(wrapper)  # rounds the fused model's weights too (shared modules)
+        fp16_check = _fp16_agreement(model, fused)
+        reference = fused
+
+    input_names = list(model.input_names)
+    output_names = ["logits", "probs"] + (["cam"] if cam else [])
+    shapes = contract.expected_inputs(model.input_kind, model.input_size, model.in_channels,
+                                      model.clip_len if model.input_kind == "clip" else None)
+    example = model.example_inputs(2)
+    with tempfile.TemporaryDirectory(prefix="mestudio-export-") as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        torch_logger = logging.getLogger("torch.onnx")
+        level = torch_logger.level
+        torch_logger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    wrapper, example, os.fspath(raw), dynamo=False,
+                    input_names=input_names, output_names=output_names,
+                    dynamic_axes={n: {0: "N"} for n in input_names + output_names},
+                    opset_version=opset, do_constant_folding=True,
+                )
+        finally:
+            torch_logger.setLevel(level)
+        proto = onnx.load(os.fspath(raw))
+
+    _ensure_inputs(proto, shapes)
+    k = model.num_classes
+    out_shapes: dict[str, tuple[int | str, ...]] = {"logits": ("N", k), "probs": ("N", k)}
+    if cam:
+        out_shapes["cam"] = ("N", k, len(model.stream_names), *wrapper.cam_size)
+    _set_output_shapes(proto, out_shapes)
+    precision = "fp32"
+    if fp16:
+        n_conv = _weights_to_fp16(proto)
+        precision = "fp16-weights"
+        log.info("stored %d weight tensors as float16", n_conv)
+    proto.graph.name = info["arch"]
+    proto.producer_name = "mestudio"
+    proto.doc_string = (f"mestudio {info['arch']} ({model.input_kind} inputs), classes: "
+                        + ", ".join(info["classes"]))
+    meta = _build_metadata(model, info, name, precision, cam,
+                           getattr(wrapper, "cam_size", (0, 0)), figures, opset)
+    meta["weights_sha256"] = contract.weights_sha256(proto)
+    del proto.metadata_props[:]
+    for key, value in contract.encode_metadata(meta).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:  # pragma: no cover - exporter bug
+        raise ModelFileError(f"the exported graph is not valid ONNX: {exc}") from exc
+    tmp_out = out.with_name(out.name + ".tmp")
+    onnx.save(proto, os.fspath(tmp_out))
+    os.replace(tmp_out, out)
+
+    checks: dict[str, Any] = {}
+    if verify:
+        checks = _verify(out, model, reference, cam)
+        log.info("export check passed: logits diff %.1e, cam diff %s",
+                 checks["logits_max_abs_diff"], f"{checks.get('cam_max_abs_diff', 0):.1e}")
+    if fp16_check is not None:
+        checks["fp16_check"] = fp16_check
+    if card:
+        digest = sha256_file(out)
+        out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n", encoding="utf-8")
+        model_card.write_card(out, meta, checks, digest)
+    log.info("exported %s (%s, %.1f MB) in %.1f s", out, info["arch"],
+             out.stat().st_size / 1e6, time.perf_counter() - t0)
+    return out

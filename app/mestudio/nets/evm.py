@@ -1,0 +1,101 @@
+"""Eulerian video magnification (Wu et al., SIGGRAPH 2012), colour/intensity variant.
+
+Optional preprocessing for clip models (IM3DR-MFER): each frame is blurred and downsampled
+``levels`` times (Gaussian pyramid, 5-tap binomial kernel), the low-resolution sequence is
+band-pass filtered in time with an ideal filter (FFT over the clip), amplified by ``alpha``,
+upsampled back and added to the clip. Subtle changes inside the frequency band become
+``1 + alpha`` times larger; everything else is unchanged.
+
+Works on numpy arrays or torch tensors, on ``[T, C, H, W]`` or ``[N, T, C, H, W]`` clips.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def _pyr_down(x: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur (5x5 binomial, reflect padding) and 2x decimation of ``[B, C, H, W]``."""
+    c = x.shape[1]
+    k1 = _BINOMIAL.to(x)
+    kernel = (k1[:, None] * k1[None, :]).expand(c, 1, 5, 5)
+    pad = F.pad(x, (2, 2, 2, 2), mode="reflect") if min(x.shape[-2:]) > 2 else \
+        F.pad(x, (2, 2, 2, 2), mode="replicate")
+    return F.conv2d(pad, kernel, groups=c)[:, :, ::2, ::2]
+
+
+def temporal_bandpass(x: torch.Tensor, fps: float, low_hz: float, high_hz: float,
+                      dim: int = 0) -> torch.Tensor:
+    """Ideal temporal band-pass along ``dim``: keeps frequencies in ``[low_hz, high_hz]``.
+
+    Args:
+        x: real tensor with time along ``dim``.
+        fps: sampling rate of the clip in frames per second.
+        low_hz, high_hz: pass band in Hz (``0 <= low_hz < high_hz``).
+    """
+    t = x.shape[dim]
+    spec = torch.fft.rfft(x, dim=dim)
+    freqs = torch.fft.rfftfreq(t, d=1.0 / fps).to(x.device)
+    keep = ((freqs >= low_hz) & (freqs <= high_hz)).to(spec.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = keep.shape[0]
+    return torch.fft.irfft(spec * keep.view(shape), n=t, dim=dim)
+
+
+def eulerian_magnify(clip: ArrayT, fps: float, low_hz: float = 0.5, high_hz: float = 8.0,
+                     alpha: float = 8.0, levels: int = 3) -> ArrayT:
+    """Magnify subtle temporal changes of a clip.
+
+    Args:
+        clip: ``[T, C, H, W]`` or ``[N, T, C, H, W]`` float clip (any range, e.g. 0..1);
+            numpy array or torch tensor (the result has the same type, dtype float32).
+        fps: frame rate of the clip in frames per second (> 0).
+        low_hz, high_hz: temporal pass band in Hz; ``high_hz`` is clipped to ``fps / 2``.
+            Micro-expressions last 1/25 to 1/2 s, so the default band 0.5-8 Hz holds them.
+        alpha: amplification of the band-passed signal (``>= 0``).
+        levels: Gaussian pyramid levels (spatial low-pass, 2**levels px blur).
+
+    Returns:
+        The magnified clip, same shape.
+
+    Raises:
+        ValueError: on a clip of the wrong rank, fewer than 2 frames, or a bad band.
+    """
+    is_numpy = isinstance(clip, np.ndarray)
+    if isinstance(clip, np.ndarray):
+        x = torch.as_tensor(np.asarray(clip, dtype=np.float32))
+    else:
+        x = clip.float()
+    if x.dim() not in (4, 5):
+        raise ValueError(f"clip must have shape [T, C, H, W] or [N, T, C, H, W], got {tuple(x.shape)}")
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    if not 0 <= low_hz < high_hz:
+        raise ValueError(f"need 0 <= low_hz < high_hz, got {low_hz}, {high_hz}")
+    batched = x.dim() == 5
+    if not batched:
+        x = x.unsqueeze(0)
+    n, t, c, h, w = x.shape
+    if t < 2:
+        raise ValueError(f"a clip needs at least 2 frames to magnify, got {t}")
+    low = x.reshape(n * t, c, h, w)
+    for _ in range(levels):
+        if min(low.shape[-2:]) < 4:
+            break
+        low = _pyr_down(low)
+    low = low.reshape(n, t, c, *low.shape[-2:])
+    band = temporal_bandpass(low, fps, low_hz, min(high_hz, fps / 2.0), dim=1) * alpha
+    up = F.interpolate(band.reshape(n * t, c, *band.shape[-2:]), size=(h, w),
+                       mode="bilinear", align_corners=False).reshape(n, t, c, h, w)
+    out = x + up
+    if not batched:
+        out = out[0]
+    return out.numpy() if is_numpy else out  # type: ignore[return-value]

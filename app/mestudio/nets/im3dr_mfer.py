@@ -1,0 +1,121 @@
+"""IM3DR-MFER: "Multimodal Micro-Expression Recognition Based on Improved 3D ResNet18".
+
+A 3D ResNet18 (four stages of two basic blocks) with
+
+* grouped 3x3x3 convolutions followed by a channel shuffle in every basic block;
+* two modalities — the frame clip ``[N, T, C, H, W]`` and the optical-flow clip
+  ``[N, T-1, 2, H, W]`` — each with its own stem and stages 1-2, fused after stage 2 by L2
+  normalisation (over channels, per voxel) and concatenation;
+* a multi-scale context-aware fusion module (parallel dilated 3D convolutions and a global
+  context branch, ASPP-like) between stages 3 and 4;
+* CASANet attention (channel-time attention without dimensionality reduction, then
+  spatial-time attention from channel max + mean -> 3D conv -> sigmoid) in the last residual
+  block;
+* global average pooling and a linear classifier.
+
+Eulerian video magnification is an optional preprocessing step: :func:`mestudio.nets.evm.eulerian_magnify`.
+
+Sizes for the defaults (48 px, T = 8, width 16): stem stride (1, 2, 2) -> 24 px; stage 2
+stride 2 -> 12 px, T 4; stage 3 stride 2 -> 6 px, T 2; stage 4 stride (2, 1, 1) -> 6 px,
+T 1 with 128 channels. ``width=64`` gives ResNet18's 64-128-256-512 channels.
+The flow clip has one frame fewer than the frame clip; it is padded at the start with a
+zero-motion frame (flow of frame t = motion from t-1 to t).
+
+Grad-CAM stream: ``clip`` = the last stage's maps averaged over time ``[N, 8w, 6, 6]``
+(the head is a global average pool and a linear layer).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mestudio.nets.blocks import (
+    CamHead,
+    GlobalAvgPool,
+    GroupedBasicBlock3d,
+    MERNet,
+    MultiScaleContext3d,
+    check_input,
+)
+
+
+def _stem(in_ch: int, width: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(in_ch, width, (3, 5, 5), (1, 2, 2), (1, 2, 2), bias=False),
+        nn.BatchNorm3d(width), nn.ReLU(inplace=True))
+
+
+def _stage(in_ch: int, out_ch: int, stride: tuple[int, int, int], groups: int,
+           attention_last: bool = False) -> nn.Sequential:
+    return nn.Sequential(
+        GroupedBasicBlock3d(in_ch, out_ch, stride, groups),
+        GroupedBasicBlock3d(out_ch, out_ch, (1, 1, 1), groups, attention=attention_last))
+
+
+class IM3DRMFER(MERNet):
+    """Improved 3D ResNet18 for multimodal (frames + flow) micro-expression recognition.
+
+    Args:
+        num_classes: K.
+        in_channels: 1 (grey) or 3 (colour) frames.
+        input_size: side of the frames in pixels.
+        clip_len: T, frames per clip (the flow clip has T - 1).
+        width: channels of stage 1 (stages have w, 2w, 4w, 8w).
+        groups: groups of the 3x3x3 convolutions.
+        dilations: spatial dilations of the multi-scale context module.
+        dropout: dropout before the classifier during training.
+
+    Inputs: ``clip [N, T, C, S, S]`` (0..1 or normalised), ``flow_seq [N, T-1, 2, S, S]``.
+    Output: logits ``[N, K]``.
+    """
+
+    arch = "im3dr_mfer"
+    input_kind = "clip"
+    input_names = ("clip", "flow_seq")
+    stream_names = ("clip",)
+
+    def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 48,
+                 clip_len: int = 8, width: int = 16, groups: int = 4,
+                 dilations: tuple[int, ...] = (1, 2, 3), dropout: float = 0.3) -> None:
+        super().__init__(num_classes, in_channels, input_size, clip_len)
+        if clip_len < 2:
+            raise ValueError(f"clip_len must be >= 2, got {clip_len}")
+        self.width = int(width)
+        self.groups = int(groups)
+        self.dilations = tuple(int(d) for d in dilations)
+        self.head_dropout = float(dropout)
+        w = self.width
+        self.frame_stem = _stem(in_channels, w)
+        self.frame_stages = nn.Sequential(_stage(w, w, (1, 1, 1), groups),
+                                          _stage(w, 2 * w, (2, 2, 2), groups))
+        self.flow_stem = _stem(2, w)
+        self.flow_stages = nn.Sequential(_stage(w, w, (1, 1, 1), groups),
+                                         _stage(w, 2 * w, (2, 2, 2), groups))
+        self.stage3 = _stage(4 * w, 4 * w, (2, 2, 2), groups)
+        self.context = MultiScaleContext3d(4 * w, self.dilations)
+        self.stage4 = _stage(4 * w, 8 * w, (2, 1, 1), groups, attention_last=True)
+        self.pool = GlobalAvgPool()
+        self.fc = nn.Linear(8 * w, num_classes)
+
+    def features(self, clip: Tensor, flow_seq: Tensor) -> list[Tensor]:  # type: ignore[override]
+        """Time-averaged last-stage maps ``[N, 8w, h, w]`` from the two clips."""
+        check_input(clip, "clip", "[N, T, C, H, W]", 5)
+        check_input(flow_seq, "flow_seq", "[N, T-1, 2, H, W]", 5)
+        frames = clip.transpose(1, 2)  # [N, C, T, H, W]
+        flow = flow_seq.transpose(1, 2)  # [N, 2, T-1, H, W]
+        flow = torch.cat([torch.zeros_like(flow[:, :, :1]), flow], dim=2)
+        a = self.frame_stages(self.frame_stem(frames))
+        b = self.flow_stages(self.flow_stem(flow))
+        x = torch.cat([F.normalize(a, dim=1), F.normalize(b, dim=1)], dim=1)
+        x = self.stage4(self.context(self.stage3(x)))
+        return [x.mean(dim=2)]
+
+    def cam_head(self) -> CamHead:
+        return CamHead(embeds=[self.pool], layers=[self.fc])
+
+    def config(self) -> dict:
+        return {**super().config(), "clip_len": self.clip_len, "width": self.width,
+                "groups": self.groups, "dilations": list(self.dilations),
+                "dropout": self.head_dropout}

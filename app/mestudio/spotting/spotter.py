@@ -1,0 +1,452 @@
+"""Online onset/apex/offset spotter over the per-ROI motion signal.
+
+Every duration is in seconds and every window uses the frames' real timestamps, so one
+configuration works from 25 to 200 fps (and with irregular frame times).
+
+Per frame (:meth:`OnlineSpotter.update`):
+
+1. **Low-pass.** Each ROI signal is smoothed with a Gaussian kernel in *time* whose -3 dB
+   cut-off is ``lowpass_hz`` (``sigma = sqrt(ln 2) / (2 pi f_c)``, 26.5 ms at 5 Hz). The kernel
+   is centred (zero phase: onsets and offsets are not shifted) and truncated at
+   ``min(3 sigma, emit_delay_s / 2)`` seconds, so a sample is final that many seconds after
+   it was seen. The combined signal is the largest smoothed ROI value.
+2. **Adaptive threshold.** The baseline is the running median of the combined signal over
+   ``baseline_window_s`` (values winsorised at the threshold, so events hardly move it);
+   its spread is estimated from the lower half of the distribution (median minus the 16th
+   percentile, one standard deviation for normal noise), which events cannot inflate.
+   Threshold
+   ``T = baseline + max(k * spread, min_rise)`` where ``k`` goes geometrically from
+   ``threshold_k_high`` (sensitivity 0) to ``threshold_k_low`` (sensitivity 1) and
+   ``min_rise`` (pixels) follows the same law. Nothing is detected during the first
+   ``calibration_s`` seconds with a face (state ``"calibrating"``).
+3. **Peaks.** A crossing of ``T`` opens a candidate; its apex is the maximum. It closes
+   when the signal falls to ``baseline + offset_fraction * (peak - baseline)`` (the offset);
+   the onset is the last sample at or below that level before the apex. A valley that
+   drops to ``split_valley_fraction`` of both neighbouring peaks' heights splits a double
+   peak into two events. Events are ``"micro"`` when ``offset_s - onset_s <= micro_max_s``,
+   else ``"macro"``; a candidate still open after ``max_duration_s`` is closed as macro.
+4. **Emission.** An event is returned by the :meth:`update` call of the first frame at which
+   its offset is final, i.e. at most ``emit_delay_s`` after its offset.
+
+Frames without a face (``signal=None``) end the current segment: samples already seen are
+finalised, an event still open is dropped (never emitted half-seen), and after
+``recalibrate_after_s`` without a face the baseline is learnt again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mestudio.spotting.config import SpotterConfig
+from mestudio.types import SpotEvent, SpotterState
+
+log = logging.getLogger(__name__)
+
+LOW_QUANTILE = 15.87
+"""Percentile one standard deviation below the median of normal noise."""
+
+
+@dataclass
+class _Sample:
+    n: int                 # running sample number (monotonic within the spotter)
+    index: int             # source frame index
+    t: float               # timestamp (s)
+    values: np.ndarray     # (R,) per-ROI values (raw or smoothed), pixels
+    segment: int           # segment number (no-face gaps and time jumps start a new one)
+    combined: float = 0.0
+    baseline: float = math.nan
+    threshold: float = math.nan
+
+
+@dataclass
+class _Candidate:
+    start_n: int           # first sample above the threshold
+    bound_n: int           # onset may not go before this sample
+    baseline: float        # baseline when it opened (frozen for the level)
+    peak: float
+    apex_n: int
+    t_open: float
+    valley_n: int | None = None
+    valley: float = math.inf
+    rising: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def threshold_factor(config: SpotterConfig) -> float:
+    """The ``k`` of the threshold for ``config.sensitivity`` (robust standard deviations)."""
+    s = min(1.0, max(0.0, float(config.sensitivity)))
+    return float(config.threshold_k_high * (config.threshold_k_low / config.threshold_k_high)
+                 ** s)
+
+
+def min_rise(config: SpotterConfig) -> float:
+    """Smallest peak height above the baseline (pixels) at ``config.sensitivity``."""
+    half = SpotterConfig(**{**config.__dict__, "sensitivity": 0.5})
+    return float(config.min_rise_px * threshold_factor(config) / threshold_factor(half))
+
+
+class OnlineSpotter:
+    """Finds onset/apex/offset of facial movements in the ROI signal, online.
+
+    Attributes:
+        state: :class:`SpotterState` at the latest frame (low-passed signal estimated from
+            the frames seen so far; threshold, baseline and state of the detector).
+        events: every event emitted so far (in emission order, ``id`` = position).
+        delay_s: look-ahead of the low-pass (seconds): a sample's smoothed value, and the
+            decisions about it, are final this long after it was seen.
+    """
+
+    def __init__(self, config: SpotterConfig | None = None) -> None:
+        self.config = config or SpotterConfig()
+        cfg = self.config
+        if cfg.lowpass_hz > 0:
+            self._sigma = math.sqrt(math.log(2.0)) / (2.0 * math.pi * cfg.lowpass_hz)
+            self.delay_s = min(3.0 * self._sigma, 0.5 * cfg.emit_delay_s)
+        else:
+            self._sigma = 0.0
+            self.delay_s = 0.0
+        self._k = threshold_factor(cfg)
+        self._min_rise = min_rise(cfg)
+        self.events: list[SpotEvent] = []
+        self.state = SpotterState(state="calibrating")
+        self._names: tuple[str, ...] | None = None
+        self._n = 0
+        self._segment = 0
+        self._raw: deque[_Sample] = deque()
+        self._unfinal: deque[_Sample] = deque()
+        self._hist: deque[_Sample] = deque()
+        self._finalized_out: deque[tuple[int, float, SpotterState]] = deque(maxlen=4096)
+        self._last_t: float | None = None
+        self._gap_start: float | None = None
+        self._reset_person()
+
+    # ------------------------------------------------------------------------ lifecycle
+    def _reset_person(self) -> None:
+        """Forget the baseline and start calibrating again."""
+        self._base: deque[tuple[float, float]] = deque()
+        self._base_stats = (math.nan, math.nan)
+        self._base_updated_t = -math.inf
+        self._calib_start: float | None = None
+        self._armed = False
+        self._rearm_min = math.inf
+        self._cand: _Candidate | None = None
+        self._last_offset_n = -1
+        self._detector_state = "calibrating"
+
+    def reset(self) -> None:
+        """Forget everything except the emitted events (new person / new source)."""
+        self._end_segment(None, close_open=False)
+        self._raw.clear()
+        self._unfinal.clear()
+        self._hist.clear()
+        self._last_t = None
+        self._gap_start = None
+        self._reset_person()
+        self.state = SpotterState(state="calibrating")
+
+    # --------------------------------------------------------------------------- public
+    def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
+               ) -> list[SpotEvent]:
+        """Feed one frame.
+
+        Args:
+            index: source frame index.
+            timestamp_s: the frame's timestamp (seconds); must not decrease (a decrease or a
+                jump longer than ``gap_break_s`` restarts the signal).
+            signal: per-ROI motion from :class:`~mestudio.spotting.signal.RoiSignal`
+                (pixels), or None when no face is tracked in this frame.
+
+        Returns:
+            the events whose offset became final at this frame (usually none).
+        """
+        cfg = self.config
+        t = float(timestamp_s)
+        emitted: list[SpotEvent] = []
+        if signal is None:
+            emitted += self._end_segment(index, close_open=False)
+            if self._gap_start is None:
+                self._gap_start = t
+            elif t - self._gap_start >= cfg.recalibrate_after_s and self._calib_start is not None:
+                log.debug("face absent for %.1f s: re-learning the baseline", t - self._gap_start)
+                self._reset_person()
+            self._last_t = t
+            self.state = SpotterState(signal={}, combined=0.0,
+                                      threshold=self.state.threshold,
+                                      baseline=self.state.baseline, state="no_face")
+            return emitted
+        if self._last_t is not None and (t < self._last_t or t - self._last_t > cfg.gap_break_s):
+            log.debug("timestamp jump %.3f -> %.3f s: new signal segment", self._last_t, t)
+            emitted += self._end_segment(index, close_open=False)
+            if t - self._last_t >= cfg.recalibrate_after_s or t < self._last_t:
+                self._reset_person()
+        self._last_t = t
+        self._gap_start = None
+        if self._calib_start is None:
+            self._calib_start = t
+        if self._names is None:
+            self._names = tuple(signal)
+        vals = np.array([float(signal.get(k, 0.0)) for k in self._names], dtype=np.float64)
+        vals = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
+        s = _Sample(self._n, int(index), t, vals, self._segment)
+        self._n += 1
+        self._raw.append(s)
+        self._unfinal.append(s)
+        emitted += self._finalize(t, index, force=False)
+        self._update_live_state(t)
+        return emitted
+
+    def finish(self) -> list[SpotEvent]:
+        """End of stream: finalise every sample and close an event still open (its offset is
+        the last frame). Returns the events emitted by this call."""
+        idx = self._hist[-1].index if self._hist else -1
+        if self._unfinal:
+            idx = self._unfinal[-1].index
+        out = self._end_segment(idx, close_open=True)
+        return out
+
+    def pop_finalized(self) -> list[tuple[int, float, SpotterState]]:
+        """``(frame index, timestamp_s, state)`` of the samples finalised since the last call,
+        with their final (centred) low-passed values: what ``frames.csv`` should record.
+        At most the last 4096 are kept when nobody pops them."""
+        out = list(self._finalized_out)
+        self._finalized_out.clear()
+        return out
+
+    @property
+    def roi_names(self) -> tuple[str, ...]:
+        """ROI names in the order of the signal (known after the first face frame)."""
+        return self._names or ()
+
+    # ------------------------------------------------------------------------ internals
+    def _end_segment(self, index: int | None, close_open: bool) -> list[SpotEvent]:
+        emitted: list[SpotEvent] = []
+        if self._unfinal:
+            emitted += self._finalize(self._unfinal[-1].t, index if index is not None else -1,
+                                      force=True)
+        if self._cand is not None:
+            c = self._cand
+            if close_open and not c.rising and self._hist and self._hist[-1].n > c.apex_n:
+                ev = self._close(self._hist[-1].n, index if index is not None else -1)
+                if ev is not None:
+                    emitted.append(ev)
+            else:
+                log.debug("dropping an unfinished event (apex frame %d) at a segment end",
+                          self._sample(c.apex_n).index)
+            self._cand = None
+        self._raw.clear()
+        self._unfinal.clear()
+        self._segment += 1
+        self._armed = False
+        self._rearm_min = math.inf
+        return emitted
+
+    def _smooth(self, s: _Sample) -> np.ndarray:
+        if self._sigma <= 0:
+            return s.values
+        half = self.delay_s + 1e-9
+        ts = []
+        vs = []
+        for r in self._raw:
+            if r.segment == s.segment and abs(r.t - s.t) <= half:
+                ts.append(r.t)
+                vs.append(r.values)
+        dt = (np.asarray(ts) - s.t) / self._sigma
+        w = np.exp(-0.5 * dt * dt)
+        return (w[:, None] * np.asarray(vs)).sum(0) / w.sum()
+
+    def _finalize(self, t_now: float, index_now: int, force: bool) -> list[SpotEvent]:
+        emitted: list[SpotEvent] = []
+        while self._unfinal and (force or self._unfinal[0].t <= t_now - self.delay_s + 1e-9):
+            raw = self._unfinal.popleft()
+            y = self._smooth(raw)
+            fs = _Sample(raw.n, raw.index, raw.t, y, raw.segment)
+            ev = self._step(fs, t_now, index_now)
+            emitted += ev
+            keep_from = (self._unfinal[0].t if self._unfinal else raw.t) - self.delay_s - 1e-9
+            while self._raw and self._raw[0].t < keep_from:
+                self._raw.popleft()
+        return emitted
+
+    def _baseline(self, t: float) -> tuple[float, float]:
+        cfg = self.config
+        while self._base and self._base[0][0] < t - cfg.baseline_window_s:
+            self._base.popleft()
+        # Robust statistics are recomputed at most 100 times per second (cost bound at 200 fps).
+        if t - self._base_updated_t >= 0.01 or math.isnan(self._base_stats[0]):
+            v = np.fromiter((x for _, x in self._base), dtype=np.float64, count=len(self._base))
+            p16, med = np.percentile(v, (LOW_QUANTILE, 50.0))
+            # Spread from the lower half only (median - 16th percentile = 1 sigma for normal
+            # noise): events are all on the upper side and cannot inflate it.
+            self._base_stats = (float(med), float(med - p16))
+            self._base_updated_t = t
+        return self._base_stats
+
+    def _sample(self, n: int) -> _Sample:
+        return self._hist[n - self._hist[0].n]
+
+    def _step(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
+        """Advance the detector by one final sample ``s``."""
+        cfg = self.config
+        s.combined = float(s.values.max()) if s.values.size else 0.0
+        # Winsorised at the current threshold: events do not inflate the baseline/spread,
+        # yet a lasting rise of the person's motion (talking) still lifts the median.
+        last_thr = self._hist[-1].threshold if self._hist else math.nan
+        clipped = s.combined if math.isnan(last_thr) else min(s.combined, last_thr)
+        self._base.append((s.t, clipped))
+        med, spread = self._baseline(s.t)
+        spread = max(spread, 1e-6)
+        s.baseline = med
+        s.threshold = med + max(self._k * spread, self._min_rise)
+        self._hist.append(s)
+        horizon = cfg.max_duration_s + cfg.baseline_window_s + 1.0
+        while len(self._hist) > 2 and self._hist[0].t < s.t - horizon:
+            self._hist.popleft()
+        emitted: list[SpotEvent] = []
+        if self._calib_start is None or s.t - self._calib_start < cfg.calibration_s:
+            self._detector_state = "calibrating"
+        else:
+            emitted = self._detect(s, t_now, index_now)
+        self._finalized_out.append((s.index, s.t, self._state_of(s, s.values)))
+        return emitted
+
+    def _detect(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
+        cfg = self.config
+        emitted: list[SpotEvent] = []
+        y = s.combined
+        if self._cand is None:
+            if not self._armed:
+                self._rearm_min = min(self._rearm_min, y)
+                if y <= s.threshold or y - self._rearm_min >= s.threshold - s.baseline:
+                    self._armed = True
+            if self._armed and y > s.threshold:
+                self._cand = _Candidate(start_n=s.n, bound_n=max(self._last_offset_n + 1,
+                                                                  self._segment_start_n(s)),
+                                        baseline=s.baseline, peak=y, apex_n=s.n, t_open=s.t)
+                self._detector_state = "rising"
+            else:
+                self._detector_state = "idle"
+            return emitted
+        c = self._cand
+        if y > c.peak:
+            c.peak, c.apex_n, c.rising = y, s.n, True
+            c.valley, c.valley_n = math.inf, None
+            self._detector_state = "rising"
+        else:
+            c.rising = False
+            self._detector_state = "in_event"
+            level = c.baseline + cfg.offset_fraction * (c.peak - c.baseline)
+            if y <= level:
+                ev = self._close(s.n, index_now)
+                if ev is not None:
+                    emitted.append(ev)
+                self._detector_state = "idle"
+                return emitted
+            if y < c.valley:
+                c.valley, c.valley_n = y, s.n
+            elif c.valley_n is not None:
+                v_t = self._sample(c.valley_n).t
+                if t_now - v_t > cfg.emit_delay_s:
+                    # Too late to split here and still emit in time: forget this valley.
+                    c.valley, c.valley_n = y, s.n
+                else:
+                    h1 = c.peak - c.baseline
+                    h2 = y - c.baseline
+                    vh = c.valley - c.baseline
+                    if (y > s.threshold and vh <= cfg.split_valley_fraction * min(h1, h2)):
+                        vn = c.valley_n
+                        ev = self._close(vn, index_now)
+                        if ev is not None:
+                            emitted.append(ev)
+                        # The second peak starts after the valley.
+                        best = max((self._sample(n) for n in range(vn + 1, s.n + 1)),
+                                   key=lambda q: q.combined)
+                        self._cand = _Candidate(start_n=vn + 1, bound_n=vn + 1,
+                                                baseline=s.baseline, peak=best.combined,
+                                                apex_n=best.n, t_open=self._sample(vn).t,
+                                                rising=best.n == s.n)
+                        self._detector_state = "rising" if best.n == s.n else "in_event"
+                        return emitted
+        if self._cand is not None and s.t - self._cand.t_open > cfg.max_duration_s:
+            ev = self._close(s.n, index_now)
+            if ev is not None:
+                emitted.append(ev)
+            self._armed = False
+            self._rearm_min = math.inf
+            self._detector_state = "idle"
+        return emitted
+
+    def _segment_start_n(self, s: _Sample) -> int:
+        n = s.n
+        for q in reversed(self._hist):
+            if q.segment != s.segment:
+                break
+            n = q.n
+        return n
+
+    def _close(self, offset_n: int, index_now: int) -> SpotEvent | None:
+        """Close the open candidate with offset at sample ``offset_n``; returns the event or
+        None when it is too short."""
+        cfg = self.config
+        c = self._cand
+        assert c is not None
+        self._cand = None
+        self._armed = False
+        self._rearm_min = math.inf
+        level = c.baseline + cfg.offset_fraction * (c.peak - c.baseline)
+        n = c.apex_n
+        lo = max(c.bound_n, self._hist[0].n)
+        while n > lo and self._sample(n).combined > level:
+            n -= 1
+        onset, apex, offset = self._sample(n), self._sample(c.apex_n), self._sample(offset_n)
+        self._last_offset_n = offset_n
+        duration = offset.t - onset.t
+        if duration < cfg.min_duration_s - 1e-9 or offset.index <= onset.index:
+            log.debug("dropping a %.3f s movement at frame %d (shorter than %.3f s)",
+                      duration, apex.index, cfg.min_duration_s)
+            return None
+        names = self._names or ()
+        roi = names[int(np.argmax(apex.values))] if names else ""
+        ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
+                       onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
+                       kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
+                       roi=roi, peak=float(apex.combined), emitted_index=int(index_now),
+                       id=len(self.events))
+        self.events.append(ev)
+        log.debug("event %d: %s %d-%d-%d (%.3f s) roi %s peak %.3f px", ev.id, ev.kind,
+                  ev.onset, ev.apex, ev.offset, duration, roi, ev.peak)
+        return ev
+
+    def _state_of(self, s: _Sample, values: np.ndarray) -> SpotterState:
+        names = self._names or ()
+        return SpotterState(signal={k: float(v) for k, v in zip(names, values, strict=False)},
+                            combined=float(values.max()) if values.size else 0.0,
+                            threshold=s.threshold, baseline=s.baseline,
+                            state=self._detector_state)
+
+    def _update_live_state(self, t: float) -> None:
+        """State at the newest frame: causal (one-sided) low-pass estimate of the signal,
+        the latest threshold/baseline and detector state."""
+        newest = self._raw[-1] if self._raw else None
+        if newest is None:
+            return
+        if self._sigma > 0:
+            ts = np.array([r.t for r in self._raw if r.segment == newest.segment])
+            vs = np.array([r.values for r in self._raw if r.segment == newest.segment])
+            dt = (ts - t) / self._sigma
+            w = np.exp(-0.5 * dt * dt)
+            values = (w[:, None] * vs).sum(0) / w.sum()
+        else:
+            values = newest.values
+        last = self._hist[-1] if self._hist else None
+        st = SpotterState(
+            signal={k: float(v) for k, v in zip(self._names or (), values, strict=False)},
+            combined=float(values.max()) if values.size else 0.0,
+            threshold=last.threshold if last is not None else math.nan,
+            baseline=last.baseline if last is not None else math.nan,
+            state=self._detector_state)
+        self.state = st

@@ -1,0 +1,1 @@
+"""Tests of mestudio.training (package so that tests can import training.fixtures)."""
