@@ -5,7 +5,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Headless machines (no X11/Wayland display) render offscreen; a desktop gets a real window.
+ifeq ($(strip $(DISPLAY)$(WAYLAND_DISPLAY)),)
 export QT_QPA_PLATFORM ?= offscreen
+endif
 
 .PHONY: install demo test bench lint package clean
 
@@ -25,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/mestudio demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/mestudio bench all

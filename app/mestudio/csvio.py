@@ -3,8 +3,12 @@
 Fixed columns: ``frame, timestamp, face_found, n_faces, confidence, box_x, box_y, box_w,
 box_h``, then one ``x_<name>, y_<name>`` pair per landmark (names from the tracker, e.g.
 ``x_left_eye_outer`` for the 5-point model, ``x_p36`` for the 68-point one), then any extra
-per-frame columns a later stage adds (e.g. the spotting signal) through ``extra`` dicts.
-Missing values are empty cells; ``face_found`` is 1/0; coordinates are frame pixels.
+per-frame columns a later stage adds through ``extra`` dicts. The spotting stage adds
+(:func:`spotter_columns`) ``signal_<roi>`` per ROI and ``signal_combined`` (pixels of flow
+magnitude in a 128-px aligned crop, head motion removed, low-passed), ``spot_threshold`` and
+``spot_baseline`` (pixels) and ``spot_state`` (``calibrating``, ``idle``, ``rising``,
+``in_event``, ``no_face``). Missing values are empty cells; ``face_found`` is 1/0;
+coordinates are frame pixels.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from mestudio.errors import MestudioError
-from mestudio.types import FrameResult
+from mestudio.types import FrameResult, SpotterState
 
 BASE_COLUMNS = ("frame", "timestamp", "face_found", "n_faces", "confidence",
                 "box_x", "box_y", "box_w", "box_h")
@@ -117,3 +121,87 @@ class FramesCsvWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def spotter_columns(roi_names: Sequence[str]) -> tuple[str, ...]:
+    """The spotting columns of ``frames.csv`` for these ROIs, in order."""
+    return (*(f"signal_{r}" for r in roi_names), "signal_combined", "spot_threshold",
+            "spot_baseline", "spot_state")
+
+
+def spotter_values(state: SpotterState | None, roi_names: Sequence[str]) -> dict[str, Any]:
+    """The spotting cells of one frame (empty when there is no state or no face)."""
+    if state is None:
+        return {}
+    out: dict[str, Any] = {"spot_state": state.state,
+                           "spot_threshold": state.threshold, "spot_baseline": state.baseline}
+    if state.state != "no_face":
+        for r in roi_names:
+            v = state.signal.get(r)
+            out[f"signal_{r}"] = None if v is None else float(v)
+        out["signal_combined"] = float(state.combined)
+    return out
+
+
+class SpotterRowBuffer:
+    """Holds frame rows until the spotter's *final* values for their frame are known.
+
+    The online spotter low-passes the signal with a centred kernel, so a frame's smoothed
+    value (and the detector's state at it) is final a few frames later
+    (``Pipeline.pop_spotter_states``). Rows are written in frame order as soon as their
+    final state is known; frames without a face (nothing to wait for) follow in order. A row
+    waits at most ``max_wait`` frames, then the live (causal) state is written.
+
+    Args:
+        writer: the ``frames.csv`` writer (its extra columns include :func:`spotter_columns`).
+        roi_names: the spotting ROIs.
+        max_wait: most rows held back.
+    """
+
+    def __init__(self, writer: FramesCsvWriter, roi_names: Sequence[str],
+                 max_wait: int = 512) -> None:
+        self.writer = writer
+        self.roi_names = tuple(roi_names)
+        self.max_wait = int(max_wait)
+        self._rows: list[FrameResult] = []
+        self._final: dict[int, SpotterState] = {}
+        self.live_rows = 0
+
+    def add(self, result: FrameResult,
+            final_states: Sequence[tuple[int, float, SpotterState]] = ()) -> None:
+        """Queue the row of ``result``; ``final_states`` are the newly final
+        ``(index, t, state)`` of earlier (or this) frames."""
+        self._rows.append(result)
+        self._take(final_states)
+        self._write_ready(force=False)
+
+    def flush(self, final_states: Sequence[tuple[int, float, SpotterState]] = ()) -> None:
+        """Write every row still held (end of stream, after ``Pipeline.finish()``)."""
+        self._take(final_states)
+        self._write_ready(force=True)
+
+    def _take(self, final_states: Sequence[tuple[int, float, SpotterState]]) -> None:
+        for index, _t, state in final_states:
+            self._final[int(index)] = state
+
+    def _write_ready(self, force: bool) -> None:
+        n = 0
+        for r in self._rows:
+            idx = r.frame.index
+            final = self._final.pop(idx, None)
+            if final is None:
+                waiting = r.spotter is not None and r.spotter.state != "no_face" \
+                    and r.face.face_found
+                if waiting and not force and len(self._rows) - n <= self.max_wait:
+                    break
+                state = r.spotter
+                self.live_rows += int(waiting)
+            else:
+                state = final
+            self.writer.write(r, spotter_values(state, self.roi_names))
+            n += 1
+        if n:
+            last = self._rows[n - 1].frame.index
+            del self._rows[:n]
+            for k in [k for k in self._final if k <= last]:
+                del self._final[k]

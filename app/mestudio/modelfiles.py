@@ -61,6 +61,9 @@ def search_dirs() -> list[Path]:
     env = os.environ.get("MESTUDIO_MODELS_DIR")
     if env:
         dirs.append(Path(env).expanduser())
+    frozen = getattr(sys, "_MEIPASS", None)  # a PyInstaller build bundles models/ here
+    if frozen:
+        dirs.append(Path(frozen) / "models")
     dirs += [REPO_MODELS_DIR, user_cache_dir()]
     return dirs
 

@@ -1,14 +1,29 @@
-"""The processing pipeline: source → tracker → (spotter → recogniser) → FrameResult.
+"""The processing pipeline: source → tracker → ROI signal → online spotter → recogniser.
 
-No Qt and no global state: the GUI worker, ``mestudio analyze`` and the kiosk all drive a
-:class:`Pipeline`. This version runs the tracking stage; spotting and recognition plug in
-as further stages of :meth:`Pipeline.process` (each one reads the :class:`FrameResult`
-being built and adds its part), and their flags are already part of the API.
+No Qt and no global state: the GUI worker, the review analysis, ``mestudio analyze`` and the
+kiosk all drive a :class:`Pipeline`. Per frame (:meth:`Pipeline.process`):
+
+1. **track**: :class:`~mestudio.face.tracker.FaceTracker` finds the face and its aligned
+   crop;
+2. **signal**: :class:`~mestudio.spotting.signal.RoiSignal` measures the motion of each ROI
+   on the aligned crop (pixels, head motion removed);
+3. **spot**: :class:`~mestudio.spotting.spotter.OnlineSpotter` updates its threshold and
+   state and emits the events whose offset became final at this frame;
+4. **recognition**: the aligned crop goes into the recogniser's ring buffer; micro events
+   are queued for recognition on a worker thread
+   (:class:`~mestudio.recognition.Recognizer`), and the predictions that arrived since the
+   previous frame are attached to their events (``FrameResult.updated_events``).
+
+Recognition never runs on the per-frame path: steps 1–3 plus the bookkeeping of step 4 are
+all :meth:`Pipeline.process` costs (``FrameResult.timings_ms``). Without a usable model the
+pipeline runs in a degraded mode ("no recognition model: events shown without emotion");
+it never invents an emotion.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -16,74 +31,275 @@ from typing import Any
 
 from mestudio.capture.base import FrameSource
 from mestudio.config import AppConfig
+from mestudio.errors import MestudioError
 from mestudio.face.tracker import FaceTracker
-from mestudio.types import Frame, FrameResult, SpotEvent
+from mestudio.types import Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
+
+NO_MODEL = "no recognition model: events shown without emotion"
+"""The degraded-mode line when no usable recognition model is loaded."""
+
+#: Metadata keys of the recognition model copied into :attr:`Pipeline.model_info`.
+MODEL_INFO_KEYS = ("architecture", "input_kind", "classes", "streams", "input_size", "color",
+                   "synthetic", "training_data", "protocol", "metrics", "description",
+                   "precision", "created", "mestudio_version", "weights_sha256")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None and numpy scalars/tuples made plain
+    (so it can go into strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def describe_model(engine: Any) -> dict[str, Any]:
+    """What the events files and the GUI show about a recognition engine: name, path,
+    provider and the main ``mestudio.*`` metadata (JSON-serialisable)."""
+    meta = dict(getattr(engine, "metadata", None) or {})
+    info: dict[str, Any] = {"name": str(getattr(engine, "name", "") or meta.get("name", ""))}
+    path = getattr(engine, "path", None)
+    if path is not None:
+        info["path"] = str(path)
+    info["provider"] = str(getattr(engine, "provider", "") or "")
+    for key in MODEL_INFO_KEYS:
+        if key in meta:
+            info[key] = meta[key]
+    info["classes"] = list(getattr(engine, "classes", None) or meta.get("classes") or [])
+    info["input_kind"] = str(getattr(engine, "input_kind", None) or meta.get("input_kind", ""))
+    info["synthetic"] = bool(getattr(engine, "synthetic", meta.get("synthetic", False)))
+    return _plain(info)
 
 
 class Pipeline:
     """Per-frame processing shared by every front end.
 
     Args:
-        config: the application configuration (tracker section used here).
-        engine: a recognition engine (``inference.engine.InferenceEngine``) or None.
-        spotting: run the spotting stage (when available in this build).
-        recognition: run recognition on micro events (when a model is loaded).
+        config: the application configuration (tracker, spotter and recognition sections).
+        engine: a recognition engine (``inference.engine.InferenceEngine`` or an object with
+            the same ``predict``/``input_kind``/``preprocess_config``/``classes``); None =
+            load ``config.recognition.model`` (the shipped model when empty) if recognition
+            is on. An engine passed in is not closed by :meth:`close`.
+        spotting: run the ROI signal and the online spotter.
+        recognition: recognise micro events (needs spotting and a model; without a usable
+            model the pipeline says so in :attr:`degraded`).
+        finish_timeout_s: :meth:`finish` waits at most this long for pending predictions.
+        max_pending: most events waiting for recognition; the oldest is dropped beyond it.
 
     Attributes:
         tracker: the face tracker.
-        events: every event emitted so far (emission order).
-        degraded: human lines about degraded modes (tracker and later stages).
-        model_info: metadata of the recognition model, or None.
-        frames_processed: frames through :meth:`process`.
+        signal: the ROI signal (None when spotting is off).
+        spotter: the online spotter (None when spotting is off).
+        recognizer: the recogniser (None when recognition is off or unavailable).
+        events: every event emitted so far (emission order; ``id`` = position).
+        model_info: :func:`describe_model` of the recognition model, or None.
+        frames_processed, frames_with_face: counters.
     """
 
     def __init__(self, config: AppConfig | None = None, *, engine: Any = None,
-                 spotting: bool = True, recognition: bool = True) -> None:
+                 spotting: bool = True, recognition: bool = True,
+                 finish_timeout_s: float = 60.0, max_pending: int = 8) -> None:
         self.config = config or AppConfig()
+        self.finish_timeout_s = float(finish_timeout_s)
         self.tracker = FaceTracker(self.config.tracker)
-        self.engine = engine
-        self.spotting = spotting
-        self.recognition = recognition and engine is not None
+        self.spotting = bool(spotting)
+        self.signal: Any = None
+        self.spotter: Any = None
+        self._notes: list[str] = []
+        if self.spotting:
+            from mestudio.spotting.signal import RoiSignal
+            from mestudio.spotting.spotter import OnlineSpotter
+
+            self.signal = RoiSignal(self.config.spotter)
+            self.spotter = OnlineSpotter(self.config.spotter)
+        self.engine: Any = None
+        self._owns_engine = False
+        self.recognizer: Any = None
+        self.model_info: dict[str, Any] | None = None
+        if recognition and self.spotting:
+            self._start_recognition(engine, max_pending)
         self.events: list[SpotEvent] = []
-        self.model_info: dict | None = getattr(engine, "metadata", None) if engine else None
         self.frames_processed = 0
         self.frames_with_face = 0
+        self._unreported: list[SpotEvent] = []
         self._closed = False
 
+    # ------------------------------------------------------------------------ set-up
+    def _start_recognition(self, engine: Any, max_pending: int) -> None:
+        rc = self.config.recognition
+        if engine is None:
+            if not rc.enabled:
+                return
+            try:
+                from mestudio.inference.engine import engine_from_config
+
+                engine = engine_from_config(rc)
+            except MestudioError as exc:
+                log.debug("%s (%s)", NO_MODEL, exc)
+                self._notes.append(f"{NO_MODEL} — {exc}")
+                return
+            except ImportError as exc:  # pragma: no cover - partial installations
+                self._notes.append(f"{NO_MODEL} — no inference engine: {exc}")
+                return
+            self._owns_engine = True
+        from mestudio.recognition import Recognizer, buffer_seconds
+
+        sc = self.config.spotter
+        try:
+            self.recognizer = Recognizer(
+                engine, buffer_s=buffer_seconds(sc.micro_max_s, sc.emit_delay_s),
+                max_pending=max_pending, threads=rc.threads,
+                warmup_size=self.config.tracker.align_size)
+        except (ImportError, ValueError) as exc:
+            log.warning("recognition unavailable: %s", exc)
+            self._notes.append(f"{NO_MODEL} — recognition unavailable: {exc}")
+            if self._owns_engine:
+                engine.close()
+            self._owns_engine = False
+            return
+        self.engine = engine
+        self.model_info = describe_model(engine)
+        log.debug("recognition model %s (%s)", self.model_info.get("name"),
+                 "synthetic demo model" if self.model_info.get("synthetic") else
+                 self.model_info.get("training_data", ""))
+
+    # ------------------------------------------------------------------------ status
     @property
     def degraded(self) -> list[str]:
-        """Degraded modes in effect, as lines for the user."""
-        return list(self.tracker.degraded)
+        """Degraded modes in effect, as lines for the user (tracker, recognition)."""
+        lines = list(self.tracker.degraded) + list(self._notes)
+        rec = self.recognizer
+        if rec is not None and rec.stats.failed:
+            lines.append(f"recognition failed for {rec.stats.failed} event(s): "
+                         f"{rec.stats.last_error}")
+        return lines
 
+    @property
+    def recognition_stats(self) -> dict[str, Any] | None:
+        """The recogniser's counters (:class:`~mestudio.recognition.RecognitionStats`), or
+        None when recognition is off."""
+        return None if self.recognizer is None else self.recognizer.stats.as_dict()
+
+    @property
+    def roi_names(self) -> tuple[str, ...]:
+        """Names of the spotting ROIs (the per-ROI signal keys), empty when spotting is off."""
+        return tuple(getattr(self.signal, "roi_names", ()) or ()) if self.signal else ()
+
+    # ---------------------------------------------------------------------- per frame
     def process(self, frame: Frame, capture_time: float | None = None) -> FrameResult:
         """Run every stage on one frame.
 
         Args:
-            frame: the frame (timestamps in seconds drive smoothing and spotting).
+            frame: the frame (its timestamp in seconds drives smoothing and spotting).
             capture_time: ``time.perf_counter()`` when a live frame was captured, for
                 latency; None for files.
+
+        Returns:
+            the :class:`FrameResult`: face, spotter state, events emitted at this frame,
+            earlier events whose prediction arrived since the previous frame, and
+            ``timings_ms`` per stage (``track`` with the tracker's sub-stages, ``signal``,
+            ``spot``, ``recognition`` (bookkeeping only), ``total``).
         """
+        if self._closed:
+            raise RuntimeError("the pipeline is closed")
         t0 = time.perf_counter()
         face = self.tracker.update(frame)
-        timings = {"track": (time.perf_counter() - t0) * 1e3}
-        timings.update({k: v for k, v in self.tracker.timings_ms.items()})
+        t1 = time.perf_counter()
+        timings = {"track": (t1 - t0) * 1e3}
+        timings.update(self.tracker.timings_ms)
         result = FrameResult(frame=frame, face=face, timings_ms=timings,
                              capture_time=capture_time)
-        if self.tracker.degraded:
-            result.info["degraded"] = "; ".join(self.tracker.degraded)
-        # Later stages (spotting signal + online spotter, recognition of finished micro
-        # events on an executor) extend `result` here: result.spotter, result.events,
-        # result.updated_events, their timings.
+        ts = float(frame.timestamp_s)
+        rec = self.recognizer
+        if rec is not None:
+            rec.add_frame(frame.index, ts, face)
+        t2 = time.perf_counter()
+        if self.spotter is not None:
+            values = self.signal.update(face, ts)
+            t3 = time.perf_counter()
+            emitted = self.spotter.update(frame.index, ts, values)
+            t4 = time.perf_counter()
+            timings["signal"] = (t3 - t2) * 1e3
+            timings["spot"] = (t4 - t3) * 1e3
+            result.spotter = self.spotter.state
+            result.events = self._register(emitted)
+        if rec is not None:
+            t5 = time.perf_counter()
+            result.updated_events = self._unreported + rec.poll()
+            self._unreported = []
+            result.info["recognition_pending"] = rec.pending
+            # Buffering the crop, queueing events and collecting predictions: the only
+            # recognition work on the per-frame path.
+            timings["recognition"] = ((t2 - t1) + (time.perf_counter() - t5)) * 1e3 + (
+                (t5 - t4) * 1e3 if self.spotter is not None else 0.0)
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        degraded = self.degraded
+        if degraded:
+            result.info["degraded"] = "; ".join(degraded)
         self.frames_processed += 1
         self.frames_with_face += int(face.face_found)
         return result
 
+    def _register(self, emitted: list[SpotEvent]) -> list[SpotEvent]:
+        """Number the new events, keep them, queue micro ones for recognition."""
+        for ev in emitted:
+            ev.id = len(self.events)
+            self.events.append(ev)
+            if self.recognizer is not None and ev.kind == "micro":
+                self.recognizer.submit(ev)
+        return list(emitted)
+
+    def poll_predictions(self) -> list[SpotEvent]:
+        """Events whose prediction arrived since the last :meth:`process` (or call), with
+        the prediction attached. Use after :meth:`finish` or while no frames arrive."""
+        out = self._unreported
+        self._unreported = []
+        if self.recognizer is not None:
+            out = out + self.recognizer.poll()
+        return out
+
+    def pop_spotter_states(self) -> list[tuple[int, float, SpotterState]]:
+        """``(frame index, timestamp_s, state)`` of the frames whose spotting values became
+        final since the last call: the zero-phase low-passed signal (``FrameResult.spotter``
+        holds the causal estimate at the newest frame). What ``frames.csv`` records."""
+        pop = getattr(self.spotter, "pop_finalized", None)
+        return list(pop()) if pop is not None else []
+
+    # ----------------------------------------------------------------------- lifecycle
     def finish(self) -> list[SpotEvent]:
-        """End of the stream: close pending events and wait for their predictions.
-        Returns the events emitted by this call."""
-        return []
+        """End of the stream: close pending events and wait (at most
+        ``finish_timeout_s``) for their predictions, which are attached to the events.
+
+        Returns the events emitted by this call; events that got a prediction meanwhile are
+        returned by :meth:`poll_predictions` (and by the next :meth:`process`).
+        """
+        emitted: list[SpotEvent] = []
+        if self.spotter is not None:
+            emitted = self._register(self.spotter.finish())
+        if self.recognizer is not None:
+            self._unreported += self.recognizer.wait(self.finish_timeout_s)
+        return emitted
+
+    def reset(self) -> None:
+        """Forget the face and the spotter's baseline (a new source or person); emitted
+        events are kept."""
+        self.tracker.reset()
+        if self.signal is not None:
+            self.signal.reset()
+        if self.spotter is not None:
+            self.spotter.reset()
+        if self.recognizer is not None:
+            self.recognizer.buffer.clear()
 
     def run(self, source: FrameSource, progress: bool = False,
             max_frames: int | None = None) -> Iterator[FrameResult]:
@@ -127,5 +343,20 @@ class Pipeline:
                 bar.close()
 
     def close(self) -> None:
-        """Release resources held by later stages (executors, sessions)."""
+        """Stop the recogniser's worker and release the model it loaded itself."""
+        if self._closed:
+            return
         self._closed = True
+        if self.recognizer is not None:
+            self.recognizer.close()
+        if self._owns_engine and self.engine is not None:
+            try:
+                self.engine.close()
+            except Exception:  # noqa: BLE001 - closing must not raise
+                log.debug("closing the engine failed", exc_info=True)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

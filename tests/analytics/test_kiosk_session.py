@@ -139,3 +139,46 @@ def test_visit_tracker_ignores_short_gaps_and_glimpses():
     assert len(durations) == 1  # the 1.5 s gap did not split the visit; the glimpse is no visit
     assert abs(durations[0] - 3.4) < 1e-6
     assert v.finish() is None
+
+
+class FlakyCamera(FrameSource):
+    """A live source that is 'unplugged' after 15 frames the first time it is opened."""
+
+    opened = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        FlakyCamera.opened += 1
+        self.first = FlakyCamera.opened == 1
+        self.name, self.fps, self.n_frames, self.size, self.seekable = "cam", 30.0, None, (64, 48), False
+
+    def __iter__(self):
+        import time
+
+        from mestudio.errors import CameraError
+
+        for i in range(10**6):
+            if self.closed:
+                return
+            if self.first and i == 15:
+                raise CameraError("camera 0 disconnected")
+            time.sleep(1 / 60)
+            yield Frame(i, i / 30.0, np.zeros((48, 64, 3), np.uint8))
+
+
+def test_kiosk_session_survives_an_unplugged_camera(tmp_path):
+    cfg = AppConfig()
+    cfg.capture.reopen_initial_s = 0.3
+    cfg.capture.reopen_max_s = 0.3
+    FlakyCamera.opened = 0
+    cap = LiveCapture(FlakyCamera, cfg.capture)
+    session = KioskSession(cfg, FlakyCamera, tmp_path / "k.sqlite",
+                           pipeline=Scripted([], model=False), capture=cap)
+    states = []
+    for _ in range(200):
+        states.append(session.step(timeout=0.2).state)
+        if "reconnecting" in states and states[-1] == "watching" and session.processed > 30:
+            break
+    session.close()
+    assert "reconnecting" in states
+    assert states[-1] == "watching" and FlakyCamera.opened >= 2

@@ -163,3 +163,12 @@ def test_a_crash_loses_no_written_event_and_leaves_a_readable_video(tmp_path):
     frames = _read_all(out / "video.avi")
     assert len(frames) >= 250  # all but the encoder's last buffer
     assert [decode(f) for f in frames] == list(range(len(frames)))
+
+
+def test_video_size_is_taken_from_the_first_frame_when_unknown(tmp_path):
+    with SessionRecorder(tmp_path / "r", fps=25.0, size=None) as rec:
+        for i in range(5):
+            rec.write_frame(_frame(i))
+    frames = _read_all(tmp_path / "r" / "video.avi")
+    assert len(frames) == 5 and frames[0].shape[:2] == (H, W)
+    assert [decode(f) for f in frames] == list(range(5))

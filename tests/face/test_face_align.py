@@ -99,3 +99,20 @@ def test_box_only_mode_without_landmark_models(data_dir: Path,
     assert obs.aligned.shape == (128, 128, 3) and obs.box is not None
     crop, m = align_face(img, obs, 48)
     assert crop.shape == (48, 48, 3) and m.shape == (2, 3)
+
+
+def test_yunet_points_when_no_lbf_model(video_dir: Path, models_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = modelfiles.find_model
+    monkeypatch.setattr(modelfiles, "find_model", lambda name, explicit=None: real(name)
+                        if name == modelfiles.YUNET else None)
+    tracker = FaceTracker()
+    assert tracker.landmark_count == 5 and "nose_tip" in tracker.landmark_names
+    assert any("YuNet's 5 points" in line for line in tracker.degraded)
+    from mestudio.capture import open_source
+
+    with open_source(video_dir / "single_face.mp4") as src:
+        results = [tracker.update(src.read(i)) for i in range(10)]
+    assert all(o.face_found and o.mode == "landmarks" for o in results)
+    assert tracker.n_detections == 10  # the detector gives the points: every frame
+    assert results[-1].named_points["mouth_left"][0] < results[-1].named_points["mouth_right"][0]

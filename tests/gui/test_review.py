@@ -200,12 +200,14 @@ def test_signals_from_frames_csv_and_plot_cursor(qtbot, video):
     t = np.arange(N) / FPS
     with (video.parent / "frames.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["frame", "timestamp_s", "signal_brows", "signal_mouth", "combined",
-                    "threshold"])
+        w.writerow(["frame", "timestamp", "face_found", "signal_brows", "signal_mouth",
+                    "signal_combined", "spot_threshold", "spot_state"])
         for i in range(N):
-            w.writerow([i, f"{t[i]:.4f}", np.sin(i / 5) + 1, 0.1, 2.0 if i == 63 else 0.5, 1.2])
+            w.writerow([i, f"{t[i]:.4f}", 1, np.sin(i / 5) + 1, 0.1, 2.0 if i == 63 else 0.5,
+                        1.2, "idle"])
     sig = read_frames_csv(video.parent / "frames.csv")
     assert set(sig.rois) == {"brows", "mouth"} and sig.peak_between(55, 70) == 63
+    assert sig.threshold is not None and sig.threshold[10] == pytest.approx(1.2)
     win = ReviewWindow(video, analyze=False, engine_factory=lambda: None)
     qtbot.addWidget(win)
     try:
@@ -263,15 +265,19 @@ class ScriptedSpotting:
     """Pipeline double for the analysis: a ramp signal per ROI and events emitted at given
     frames (so the review's handling of the analysis is tested without the spotter)."""
 
-    def __init__(self, script):
+    def __init__(self, script, delay_s=0.0):
+        self.delay_s = delay_s
         self.script = sorted(script, key=lambda e: e.emitted_index)
         self.events = []
         self.degraded = []
         self.model_info = None
 
     def process(self, frame, capture_time=None):
+        import time
+
         from mestudio.types import FaceObservation, FrameResult, SpotterState
 
+        time.sleep(self.delay_s)
         new = []
         while self.script and frame.index >= self.script[0].emitted_index:
             ev = self.script.pop(0)
@@ -295,9 +301,12 @@ def test_without_events_the_video_is_analysed_in_the_background(qtbot, numbered_
     video.write_bytes(numbered_video.read_bytes())
     ev = SpotEvent(30, 33, 36, 1.2, 1.32, 1.44, "micro", "brows", 0.7, emitted_index=45, id=0)
     win = ReviewWindow(video, engine_factory=lambda: None,
-                       pipeline_factory=lambda cfg: ScriptedSpotting([ev]))
+                       pipeline_factory=lambda cfg: ScriptedSpotting([ev], delay_s=0.01))
     qtbot.addWidget(win)
     try:
+        assert win.analysis_running and not win.progress.isHidden()
+        win._guard(win.mark)  # no hand edits while the analysis finds the events
+        assert "still finding the events" in win.messages[-1]
         with qtbot.waitSignal(win.analysis_done, timeout=30000):
             pass
         assert not win.analysis_running
@@ -367,3 +376,55 @@ def test_review_command_exports_without_a_window(video, tmp_path, capsys):
     assert rows[1] == ["07", "session", "20", "24", "30", "", ""]
     assert main(["review", str(tmp_path / "missing.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+class CamEngine:
+    """Engine double with the InferenceEngine interface used by the event panel: returns a
+    fixed prediction with one Grad-CAM map per stream (a blob whose place differs)."""
+
+    input_kind = "keyframes"
+    preprocess_config: dict = {}
+
+    def __init__(self):
+        self.inputs = None
+
+    def predict(self, inputs):
+        from mestudio.types import Prediction
+
+        self.inputs = inputs
+        yy, xx = np.mgrid[0:12, 0:12] / 11.0
+        cams = np.stack([np.exp(-((xx - c) ** 2 + (yy - 0.4) ** 2) / 0.02)
+                         for c in (0.2, 0.5, 0.8)])[None].repeat(2, axis=0).astype(np.float32)
+        return [Prediction(np.array([0.3, 0.7], np.float32), "surprise", 0.7,
+                           ("happiness", "surprise"), cams=cams, streams=("u", "v", "strain"))]
+
+
+def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
+    import torch
+
+    from mestudio.capture import open_source
+    from mestudio.gui.review_panels import EventPanel, compute_event_details
+
+    torch.set_num_threads(1)
+    ev = SpotEvent(5, 12, 20, 5 / 30, 12 / 30, 20 / 30, "micro", "mouth", 0.5, id=3)
+    with open_source(str(video_dir / "single_face.mp4")) as src:
+        plain = compute_event_details(src.read, ev)
+        engine = CamEngine()
+        with_model = compute_event_details(src.read, ev, engine=engine)
+    assert plain.aligned and set(plain.thumbs) == {"onset", "apex", "offset"}
+    assert plain.flow is not None and plain.strain is not None
+    assert plain.flow.shape[2] == 3 and plain.flow.std() > 0
+    assert plain.prediction is None and not plain.cams
+    assert any("no recognition model" in n for n in plain.notes)
+    assert engine.inputs["flow"].shape[:2] == (1, 3) and engine.inputs["frames"].shape[:2] == (1, 3)
+    assert set(with_model.cams) == {"u", "v", "strain"}
+    assert with_model.prediction.label == "surprise"
+    # each stream's map lands where its blob is: different pictures per stream
+    u, strain = with_model.cams["u"].astype(float), with_model.cams["strain"].astype(float)
+    assert np.abs(u - strain).mean() > 2
+    panel = EventPanel()
+    qtbot.addWidget(panel)
+    panel.set_details(with_model, "surprise")
+    assert panel.tiles["flow"].has_image() and panel.tiles["apex"].has_image()
+    assert sorted(panel.cam_tiles) == ["strain", "u", "v"]
+    assert panel.probs.classes() == ("happiness", "surprise")

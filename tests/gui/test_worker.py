@@ -81,6 +81,30 @@ def test_camera_failure_mid_stream_reports_and_recovers(qtbot, make_worker, fake
     assert worker.isRunning()
 
 
+def test_camera_missing_at_start_is_waited_for(qtbot, make_worker, fakes):
+    from mestudio.errors import CameraError
+
+    attempts = []
+
+    def plug_in_later():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise CameraError("no camera at index 0 (/dev/video0 does not exist)")
+        return fakes.SyntheticSource(n=200, fps=60.0, live=True)
+
+    factory = fakes.scripted_factory()
+    worker = make_worker(pipeline_fn=factory)
+    statuses = []
+    worker.capture_status.connect(lambda s, m: statuses.append((s, m)))
+    worker.packet_ready.connect(worker.take_packet)
+    worker.start()
+    worker.open_callable(plug_in_later, "camera 0")
+    qtbot.waitUntil(lambda: factory.last is not None and len(factory.last.processed) > 5,
+                    timeout=8000)
+    assert statuses[0][0] == "reconnecting" and "/dev/video0" in statuses[0][1]
+    assert len(attempts) >= 3
+
+
 def test_model_that_cannot_be_loaded_degrades_to_spotting_only(qtbot, make_worker, fakes):
     def pipeline_fn(config, spotting, recognition):
         if recognition:
@@ -212,3 +236,17 @@ def test_default_config_reads_saved_settings(monkeypatch, tmp_path, fakes):
     path = save_settings(cfg, tmp_path / "s.json")
     monkeypatch.setenv("MESTUDIO_SETTINGS", str(path))
     assert default_config().spotter.sensitivity == pytest.approx(0.83)
+
+
+def test_overlay_strain_matches_the_flow_module():
+    torch = pytest.importorskip("torch")
+    try:
+        from mestudio.flow import optical_strain
+    except ImportError:
+        pytest.skip("mestudio.flow.optical_strain not available")
+    from mestudio.gui.worker import strain_magnitude
+
+    rng = np.random.default_rng(0)
+    flow = rng.normal(0, 1, (24, 20, 2)).astype(np.float32)
+    ref = optical_strain(torch.from_numpy(flow.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
+    assert np.allclose(strain_magnitude(flow), ref, atol=1e-5)

@@ -21,6 +21,12 @@ def make_model(name: str, **kw):
     model = create_model(name, len(CLASSES), **kw).eval()
     with torch.no_grad():
         model.cam_head().layers[-1].weight.mul_(50.0)
+        for m in model.modules():  # trained-looking batch-norm statistics (folding is tested)
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
     return model
 
 
@@ -66,6 +72,6 @@ def ststnet_export(tmp_path_factory):
 @pytest.fixture(scope="session")
 def im3dr_export(tmp_path_factory):
     """``(path, model)`` of an exported tiny IM3DR-MFER (clip inputs, T = 4)."""
-    model = make_model("im3dr_mfer", width=4, clip_len=4)
+    model = make_model("im3dr_mfer", width=8, clip_len=4)
     path = export_onnx((model, info()), tmp_path_factory.mktemp("im3dr") / "im3dr.onnx")
     return path, model

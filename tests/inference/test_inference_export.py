@@ -74,7 +74,9 @@ def test_metadata_follows_the_contract(m3enet_export):
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
             for i in proto.graph.input}
     assert dims == {"flow": ["N", 3, 48, 48], "frames": ["N", 3, 1, 48, 48]}
-    assert [o.name for o in proto.graph.output] == ["logits", "probs", "cam"]
+    outs = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+            for o in proto.graph.output}
+    assert outs == {"logits": ["N", 3], "probs": ["N", 3], "cam": ["N", 3, 5, 6, 6]}
 
 
 def test_sha256_and_model_card_beside_the_model(m3enet_export):
@@ -136,3 +138,15 @@ def test_cli_export_writes_model_card_and_hash(tmp_path, capsys, make_model):
     assert (tmp_path / "models" / "off.card.md").is_file()
     assert cli.main(["export", str(tmp_path / "missing.pt"), "-o", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_a_failed_export_check_leaves_no_model_file(tmp_path, monkeypatch, make_model, info):
+    from mestudio.inference import export as export_module
+
+    def failing(path, *args, **kwargs):
+        raise ModelFileError("export check failed for test")
+
+    monkeypatch.setattr(export_module, "_verify", failing)
+    with pytest.raises(ModelFileError, match="export check failed"):
+        export_onnx((make_model("ststnet"), info()), tmp_path / "bad.onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -113,3 +113,24 @@ def test_im3dr_mfer_structure_and_complexity():
     flow_seq = torch.zeros(1, 7, 2, 48, 48)
     with pytest.raises(ValueError, match="clip"):
         model(torch.zeros(1, 8, 48, 48), flow_seq)
+
+
+def test_m3enet_inference_variant_is_equivalent():
+    """The export form (BN folded, parallel streams as grouped convs) computes the same."""
+    torch.manual_seed(3)
+    model = create_model("m3enet", 5).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        fast = model.inference_variant()
+        inputs = model.example_inputs(3)
+        for a, b in zip(model.features(*inputs), fast.features(*inputs), strict=True):
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast(*inputs), model(*inputs), atol=1e-5, rtol=1e-5)
+    n_conv = sum(isinstance(m, nn.Conv2d) for m in fast.modules())
+    assert n_conv == 24  # 48 in the training form
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())

@@ -51,13 +51,23 @@ def load_engine(config: AppConfig) -> tuple[Any, list[str]]:
         return None, [f"no recognition: {exc}"]
 
 
-def build_pipeline(config: AppConfig) -> tuple[Any, list[str]]:
-    """A :class:`mestudio.pipeline.Pipeline` with spotting and, when a model can be loaded,
-    recognition; returns ``(pipeline, notes)`` where ``notes`` say what is degraded."""
+def build_pipeline(config: AppConfig, finish_timeout_s: float | None = None
+                   ) -> tuple[Any, list[str]]:
+    """A :class:`mestudio.pipeline.Pipeline` with spotting and, when ``config.recognition``
+    is on and its model can be loaded, recognition (the pipeline loads the model and says in
+    ``degraded`` when it cannot); returns ``(pipeline, notes)``.
+
+    Args:
+        finish_timeout_s: longest wait for pending predictions at the end (seconds; None =
+            the pipeline's default).
+    """
     from mestudio.pipeline import Pipeline
 
-    engine, notes = load_engine(config)
-    pipeline = Pipeline(config, engine=engine, spotting=True, recognition=engine is not None)
+    kw: dict[str, Any] = {}
+    if finish_timeout_s is not None:
+        kw["finish_timeout_s"] = finish_timeout_s
+    pipeline = Pipeline(config, spotting=True, recognition=config.recognition.enabled, **kw)
+    notes = [] if config.recognition.enabled else ["recognition is off in the settings"]
     return pipeline, notes
 
 
@@ -165,7 +175,7 @@ class KioskSession:
         self._clock = clock
         notes: list[str] = []
         if pipeline is None:
-            pipeline, notes = build_pipeline(config)
+            pipeline, notes = build_pipeline(config, finish_timeout_s=kc.prediction_wait_s)
         self.pipeline = pipeline
         self.recognition = bool(config.recognition.enabled
                                 and getattr(pipeline, "model_info", None) is not None)
@@ -225,9 +235,14 @@ class KioskSession:
         self.logged["visit"] += 1
         self._counts_today["visit"] = self._counts_today.get("visit", 0) + 1
 
-    def _handle_events(self, result: FrameResult, now: float) -> None:
-        stream_now = result.frame.timestamp_s
-        for ev in result.events:
+    def _handle_events(self, result: FrameResult | None, now: float,
+                       updated: list[SpotEvent] | None = None) -> None:
+        """Log (or hold for their emotion) the events of a frame; ``result`` None: only
+        predictions that arrived while no frame came (``updated``)."""
+        events = result.events if result is not None else []
+        updated = result.updated_events if result is not None else (updated or [])
+        stream_now = result.frame.timestamp_s if result is not None else 0.0
+        for ev in events:
             # when the movement started, on the wall clock (the stream may lag behind)
             lag = min(max(stream_now - ev.onset_s, 0.0), 30.0)
             when = now - lag
@@ -236,7 +251,7 @@ class KioskSession:
                 self._pending[key] = (ev, when, now)
             else:
                 self._log(ev, when)
-        for ev in result.updated_events:
+        for ev in updated:
             entry = self._pending.pop(ev.id, None)
             if entry is not None:
                 self._log(ev, entry[1])
@@ -269,6 +284,9 @@ class KioskSession:
             ended = self.visits.update(False, now)
             if ended is not None:
                 self._log_visit(ended, now)
+            poll = getattr(self.pipeline, "poll_predictions", None)
+            if self._pending:
+                self._handle_events(None, now, list(poll()) if callable(poll) else [])
             state = {"reconnecting": "reconnecting", "ended": "ended",
                      "error": "error"}.get(status, "starting" if not self.processed
                                            else "no_face")
@@ -310,12 +328,14 @@ class KioskSession:
             log.warning("stopping the capture failed: %s", exc)
         try:
             final = list(self.pipeline.finish())
+            poll = getattr(self.pipeline, "poll_predictions", None)
+            updated = list(poll()) if callable(poll) else []
         except Exception as exc:  # noqa: BLE001
             log.warning("flushing the pipeline failed: %s", exc)
-            final = []
-        pending_ids = set(self._pending)
-        for ev in final:
-            if ev.id in pending_ids:
+            final, updated = [], []
+        latest = {ev.id: ev for ev in [*final, *updated]}  # with their predictions if any
+        for ev in latest.values():
+            if ev.id in self._pending:
                 self._log(ev, self._pending.pop(ev.id)[1])
             elif not self._already_logged(ev):
                 self._log(ev, now - max(0.0, ev.offset_s - ev.onset_s))

@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video file, image folder or 'demo' (default), played in a loop")
     parser.add_argument("--samples", type=int, default=30,
                         help="number of RSS samples over the run (default 30)")
-    parser.add_argument("--warmup", type=float, default=0.2,
-                        help="fraction of the run treated as warm-up (default 0.2)")
+    parser.add_argument("--warmup", type=float, default=0.5,
+                        help="fraction of the run treated as warm-up; growth and trend are "
+                        "measured on the rest (default 0.5: the second half)")
     parser.add_argument("--fast", action="store_true",
                         help="do not pace the video at its frame rate (process frames as fast "
                         "as possible)")

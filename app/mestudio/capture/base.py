@@ -94,7 +94,7 @@ class FrameSource:
         return self._read(i)
 
     def _read(self, i: int) -> Frame:  # pragma: no cover - overridden by seekable sources
-        raise NotImplementedError
+        raise SourceError(f"{self.name} has no random access")
 
     def seek(self, i: int) -> None:
         """Make the next iteration start at frame ``i`` (seekable sources only)."""

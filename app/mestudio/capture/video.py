@@ -220,7 +220,7 @@ class VideoFileSource(FrameSource):
     def _hit_end(self, k: int) -> None:
         if not self._ended and (self.n_frames is None or k < self.n_frames):
             if self.n_frames is not None and k < self.n_frames:
-                log.info("%s: the container announced %d frames but %d could be decoded",
+                log.debug("%s: the container announced %d frames but %d could be decoded",
                          self.name, self.n_frames, k)
             self.n_frames = k
         self._ended = True

@@ -8,6 +8,7 @@ centres, nose tip, mouth corners); for Haar boxes the eyes are estimated from th
 
 from __future__ import annotations
 
+import abc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,7 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return float(inter / (aw * ah + bw * bh - inter))
 
 
-class _Detector:
+class _Detector(abc.ABC):
     name = "detector"
     gives_points = False
 
@@ -84,8 +85,9 @@ class _Detector:
         dets.sort(key=lambda d: d.area, reverse=True)
         return dets
 
-    def _detect(self, small: np.ndarray, scale: float) -> list[Detection]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _detect(self, small: np.ndarray, scale: float) -> list[Detection]:
+        """Faces in the downscaled image, boxes and points multiplied by ``scale``."""
 
 
 class YuNetDetector(_Detector):

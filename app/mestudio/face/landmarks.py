@@ -78,7 +78,7 @@ def _read_mean_shape(path: Path) -> np.ndarray | None:
     the YAML file (the 68-point model is ~54 MB; parsing all of it would take seconds)."""
     with open(path, "rb") as f:
         head = f.read(1 << 16).decode("latin-1")
-    m = re.search(r"regressor_meanshape:\s*!!opencv-matrix\s*\n(.*?)\n\S", head, re.S)
+    m = re.search(r"regressor_meanshape:\s*!!opencv-matrix\s*\n(.*?)(?:\n\S|\Z)", head, re.S)
     if not m:
         return None
     block = m.group(1)
@@ -97,7 +97,8 @@ def _read_mean_shape(path: Path) -> np.ndarray | None:
         data = np.frombuffer(raw, dtype=dtype)
     else:
         nums = block.split("data:", 1)[1]
-        data = np.array([float(v) for v in re.findall(r"[-+0-9.eE]+", nums)])
+        number = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+        data = np.array([float(v) for v in re.findall(number, nums)])
     if data.size < n:
         return None
     return np.asarray(data[:n], np.float64).reshape(-1, 2)

@@ -67,8 +67,9 @@ VIDEO_FILTER = ("Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv
 #: Least time between two display updates (seconds): ~40 Hz at most, so a 30 fps source
 #: shows every frame while a faster one is merged to the display rate.
 DISPLAY_INTERVAL_S = 1.0 / 40.0
-#: Least time between two plot redraws (seconds): the plot follows at ~30 Hz at most.
-PLOT_INTERVAL_S = 1.0 / 30.0
+#: Least time between two plot redraws (seconds): the plot scrolls at ~20 Hz at most
+#: (pyqtgraph redraws cost the GUI thread a few ms each).
+PLOT_INTERVAL_S = 1.0 / 20.0
 #: How long the emotion tag stays next to the face after an event (seconds).
 EMOTION_TAG_S = 3.0
 
@@ -355,6 +356,12 @@ class MainWindow(QMainWindow):
     def config(self) -> AppConfig:
         return self._config
 
+    @property
+    def current_spec(self) -> Any:
+        """What :meth:`open_source` was last given (a spec string, camera index or path;
+        a ``("callable", ...)`` tuple for :meth:`open_callable`), None before any."""
+        return self._spec
+
     def open_source(self, spec: Any) -> None:
         """Open a source (``"demo"``, a camera index, a file or folder path); the old
         source's plot and events are cleared."""
@@ -504,10 +511,12 @@ class MainWindow(QMainWindow):
         self.source_info = info
         w, h = info.size
         fps = f", {info.fps:.0f} fps" if info.fps else ""
-        self.setWindowTitle(f"mestudio — {info.label} ({w}×{h}{fps})")
+        size = f" ({w}×{h}{fps})" if w and h else ""
+        self.setWindowTitle(f"mestudio — {info.label}{size}")
         self.act_play.setEnabled(True)
         self._set_play_text(False)
-        self.video.set_banner("")
+        if self.worker.stats().status != "reconnecting":
+            self.video.set_banner("")
         self.source_changed.emit(info)
 
     def _on_source_failed(self, message: str) -> None:

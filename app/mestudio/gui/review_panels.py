@@ -171,6 +171,10 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
     flow = np.asarray(inputs["flow"], np.float32)  # (3, S, S): u, v, strain
     out.flow = _thumb(flow_to_bgr(flow[0], flow[1]))
     out.strain = _thumb(scalar_to_bgr(flow[2]))
+    if event.kind != "micro":
+        out.notes.append("macro-expressions are not classified (the models are trained on "
+                         "micro-expressions)")
+        return out
     if engine is None:
         if event.prediction is None and event.kind == "micro":
             out.notes.append("no recognition model loaded: no emotion, no Grad-CAM")

@@ -6,7 +6,7 @@ the first of ``<stem>.annotations.json``, ``annotations.json``, ``<stem>.events.
 ``events.json`` beside it (see :func:`mestudio.annotations.find_annotation_file`). Without one,
 the video is analysed in a background thread (the pipeline: tracking, spotting, recognition)
 with a progress bar. The motion signals of the whole video come from ``frames.csv`` beside
-the video when present, else from that analysis.
+the video (or beside the events file) when present, else from that analysis.
 
 Keys (also listed under Help ▸ Keys):
 
@@ -126,8 +126,9 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
                     ) -> VideoSignals | None:
     """Read the motion signals from a ``frames.csv`` written by ``mestudio analyze``.
 
-    Recognised columns: ``frame``; ``timestamp_s`` or ``timestamp``; per-ROI signals named
-    ``signal_<roi>`` or ``roi_<roi>``; ``combined`` (or ``signal_combined``); ``threshold``.
+    Recognised columns (those of :mod:`mestudio.csvio`): ``frame``; ``timestamp`` (or
+    ``timestamp_s``); per-ROI signals ``signal_<roi>`` (or ``roi_<roi>``);
+    ``signal_combined`` (or ``combined``); ``spot_threshold`` (or ``threshold``).
     Returns None when the file has no signal column.
     """
     path = Path(path)
@@ -165,9 +166,9 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
     if times is None:
         times = np.full(n, np.nan)
     rois = {roi: arr for c, roi in roi_cols.items() if (arr := column(c)) is not None}
-    return VideoSignals(times=times, rois=rois,
-                        combined=column(combined_col),
-                        threshold=column("threshold" if "threshold" in cols else None))
+    threshold_col = next((c for c in ("spot_threshold", "threshold") if c in cols), None)
+    return VideoSignals(times=times, rois=rois, combined=column(combined_col),
+                        threshold=column(threshold_col))
 
 
 # ====================================================================== analysis thread
@@ -240,21 +241,35 @@ class AnalysisWorker(QThread):
                     threshold = _grow(threshold, grow)
                     rois = {k: _grow(v, grow) for k, v in rois.items()}
                 times[i] = frame.timestamp_s
-                st = res.spotter
-                if st is not None:
+                # causal estimate now; the final (zero-phase) values replace it when known
+                states = [(i, frame.timestamp_s, res.spotter)] if res.spotter else []
+                pop = getattr(pipeline, "pop_spotter_states", None)
+                if callable(pop):
+                    states += list(pop())
+                for j, _t, st in states:
+                    if not 0 <= j < len(times):
+                        continue
                     for name, v in st.signal.items():
                         arr = rois.get(name)
                         if arr is None:
                             arr = rois[name] = np.full(len(times), np.nan)
-                        arr[i] = v
-                    combined[i] = st.combined
-                    threshold[i] = st.threshold
+                        arr[j] = v
+                    combined[j] = st.combined
+                    threshold[j] = st.threshold
                 done = i + 1
                 now = time.perf_counter()
                 if now - last_emit > 0.1:
                     last_emit = now
                     self.progress.emit(done, max(total, done))
             pipeline.finish()
+            pop = getattr(pipeline, "pop_spotter_states", None)
+            for j, _t, st in (list(pop()) if callable(pop) else []):
+                if 0 <= j < len(times):
+                    for name, v in st.signal.items():
+                        if name in rois:
+                            rois[name][j] = v
+                    combined[j] = st.combined
+                    threshold[j] = st.threshold
             events = sorted(pipeline.events, key=lambda e: e.onset)
             n = done
             sig = VideoSignals(times=times[:n], rois={k: v[:n] for k, v in rois.items()},
@@ -342,6 +357,7 @@ class ReviewWindow(QMainWindow):
         self._play_i0 = 0
         self._screenshot_sent = False
         self._analysis_running = False
+        self._analysis_replaces = False
         self.frame_base = 0
         self._build_widgets()
         self._build_actions()
@@ -430,7 +446,7 @@ class ReviewWindow(QMainWindow):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.panel)
         right.addWidget(self.table)
-        right.setSizes([560, 300])
+        right.setSizes([640, 220])
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(left)
         top.addWidget(right)
@@ -555,8 +571,11 @@ class ReviewWindow(QMainWindow):
             raise MestudioError(f"{path} has no frames")
         ann_path = Path(events) if events is not None else find_annotation_file(path)
         self.signals = None
-        frames_csv = (path if path.is_dir() else path.parent) / "frames.csv"
-        if frames_csv.is_file():
+        folders = [ann_path.parent] if ann_path is not None else []
+        folders.append(path if path.is_dir() else path.parent)
+        frames_csv = next((f / "frames.csv" for f in folders if (f / "frames.csv").is_file()),
+                          None)
+        if frames_csv is not None:
             try:
                 self.signals = read_frames_csv(frames_csv, self.n_frames)
             except (OSError, ValueError, KeyError) as exc:
@@ -616,6 +635,7 @@ class ReviewWindow(QMainWindow):
         worker.failed.connect(self._on_analysis_failed)
         self._analysis = worker
         self._analysis_running = True
+        self._analysis_replaces = replace_events
         self.progress.setRange(0, max(1, self.n_frames))
         self.progress.setValue(0)
         self.progress.show()
@@ -692,8 +712,19 @@ class ReviewWindow(QMainWindow):
                 self.current_frame is not None:
             self._screenshot_sent = True
             if self.doc is not None and len(self.doc):
+                # show a populated event panel: wait for its pictures (at most 30 s)
+                fired = [False]
+
+                def ready(*_: Any) -> None:
+                    if not fired[0]:
+                        fired[0] = True
+                        QTimer.singleShot(300, self, self.ready_for_screenshot.emit)
+
+                self.details_shown.connect(ready)
+                QTimer.singleShot(30000, self, ready)
                 self.select(self.doc.annotations[0].id)
-            QTimer.singleShot(400, self, self.ready_for_screenshot.emit)
+            else:
+                QTimer.singleShot(400, self, self.ready_for_screenshot.emit)
 
     def _show_signals(self) -> None:
         doc_events = self.doc.events if self.doc is not None else []
@@ -915,8 +946,9 @@ class ReviewWindow(QMainWindow):
     def _editable(self) -> AnnotationDocument:
         if self.doc is None:
             raise AnnotationError("no video is open")
-        if self._analysis_running and not self.doc.modified and not len(self.doc):
-            raise AnnotationError("the analysis is still running: wait for it or cancel it")
+        if self._analysis_running and self._analysis_replaces:
+            raise AnnotationError("the analysis is still finding the events: wait for it, or "
+                                  "cancel it to annotate by hand")
         return self.doc
 
     def _selected_or_fail(self) -> int:

@@ -40,7 +40,7 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from mestudio.config import AppConfig
-from mestudio.errors import MestudioError
+from mestudio.errors import CameraError, MestudioError
 from mestudio.types import Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 MAX_PENDING_SAMPLES = 4000
 #: Grad-CAM / apex crops kept for this many most recent events.
 MAX_EVENT_VIEWS = 200
+#: Optical strain shown at full colour in the strain overlay (dimensionless).
+STRAIN_FULL_SCALE = 0.12
 #: Flow magnitude (pixels of a 128-px aligned crop) shown fully opaque in the flow overlay.
 FLOW_FULL_SCALE_PX = 1.5
 
@@ -293,12 +295,15 @@ class PacedSource:
 
 
 # --------------------------------------------------------------------------- pictures
-def flow_to_rgba(flow: np.ndarray, full_scale_px: float = FLOW_FULL_SCALE_PX) -> np.ndarray:
+def flow_to_rgba(flow: np.ndarray, full_scale_px: float = FLOW_FULL_SCALE_PX,
+                 floor_fraction: float = 1.0 / 3.0) -> np.ndarray:
     """Colour-code a flow field for the overlay.
 
     Args:
         flow: ``(H, W, 2)`` float32 ``(u, v)`` in pixels.
         full_scale_px: magnitude drawn fully opaque.
+        floor_fraction: magnitudes under this fraction of ``full_scale_px`` (residual
+            tracking jitter, sensor noise) stay transparent.
 
     Returns:
         RGBA ``uint8`` ``(H, W, 4)``: hue = direction, alpha = magnitude.
@@ -314,14 +319,15 @@ def flow_to_rgba(flow: np.ndarray, full_scale_px: float = FLOW_FULL_SCALE_PX) ->
     hsv[..., 2] = 255
     rgba = np.empty(flow.shape[:2] + (4,), np.uint8)
     rgba[..., :3] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    # Motion under 10 % of full scale (noise) stays transparent.
-    rgba[..., 3] = np.clip((mag - 0.1 * full_scale_px) * (230.0 / (0.9 * full_scale_px)),
+    floor = floor_fraction * full_scale_px
+    rgba[..., 3] = np.clip((mag - floor) * (230.0 / (full_scale_px - floor)),
                            0, 230).astype(np.uint8)
     return rgba
 
 
 def heat_to_rgba(values: np.ndarray, vmax: float | None = None, size: int | None = None,
-                 max_alpha: int = 200, colormap: int | None = None) -> np.ndarray:
+                 max_alpha: int = 200, colormap: int | None = None,
+                 floor: float = 0.2) -> np.ndarray:
     """Colour-map a non-negative scalar map (strain, Grad-CAM) for an overlay.
 
     Args:
@@ -330,6 +336,7 @@ def heat_to_rgba(values: np.ndarray, vmax: float | None = None, size: int | None
         size: resize to ``(size, size)`` first (bilinear), or keep the shape.
         max_alpha: opacity of the strongest value (0..255).
         colormap: an OpenCV colour map (default ``COLORMAP_INFERNO``).
+        floor: fraction of ``vmax`` under which the map is fully transparent.
 
     Returns:
         RGBA ``uint8`` ``(size, size, 4)`` (or the input shape).
@@ -348,7 +355,9 @@ def heat_to_rgba(values: np.ndarray, vmax: float | None = None, size: int | None
     rgba[..., 0] = bgr[..., 2]
     rgba[..., 1] = bgr[..., 1]
     rgba[..., 2] = bgr[..., 0]
-    rgba[..., 3] = (np.sqrt(norm) * max_alpha).astype(np.uint8)
+    # the weakest 20 % stay transparent, so only real structure is tinted
+    rgba[..., 3] = (np.clip((norm - floor) / (1.0 - floor), 0.0, 1.0) * max_alpha
+                    ).astype(np.uint8)
     return rgba
 
 
@@ -377,18 +386,40 @@ def event_view(event: SpotEvent, crop: np.ndarray | None) -> EventView:
     return EventView(crop=crop, cams=cams, caption=caption)
 
 
+def strain_magnitude(flow: np.ndarray) -> np.ndarray:
+    """Optical strain magnitude of a flow field, for the overlay.
+
+    The same definition and differences as :func:`mestudio.flow.optical_strain`
+    (``sqrt(e_xx² + e_yy² + 2 e_xy²)``, central differences inside, one-sided at the
+    borders; a test keeps them equal) in numpy: the GUI process then needs no torch for
+    the overlay (0.5 ms for 128×128 instead of torch's thread pool competing with the
+    capture and GUI threads on small machines).
+
+    Args:
+        flow: ``(H, W, 2)`` float flow in pixels (H, W >= 2).
+
+    Returns:
+        ``(H, W)`` float32 strain (dimensionless).
+    """
+    u = np.asarray(flow[..., 0], dtype=np.float32)
+    v = np.asarray(flow[..., 1], dtype=np.float32)
+    du_dy, du_dx = np.gradient(u)
+    dv_dy, dv_dx = np.gradient(v)
+    e_xy = 0.5 * (du_dy + dv_dx)
+    return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2.0 * e_xy ** 2).astype(np.float32)
+
+
 def _flow_functions() -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
                                Callable[[np.ndarray], np.ndarray] | None]:
     """(flow, strain) functions for the overlays: ``mestudio.flow.fast_flow`` (OpenCV DIS
-    when the flow module is not there) and ``mestudio.flow.optical_strain`` (None when not
-    available)."""
+    when the flow module is not there) and :func:`strain_magnitude`."""
     flow_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     strain_fn: Callable[[np.ndarray], np.ndarray] | None = None
     try:
-        from mestudio.flow import fast_flow  # type: ignore[attr-defined]
+        from mestudio.flow import fast_flow  # numpy/OpenCV only (no torch)
 
         flow_fn = fast_flow
-    except Exception:  # noqa: BLE001 - module being written / absent: use OpenCV's DIS
+    except Exception:  # noqa: BLE001 - module absent in this build: use OpenCV's DIS
         try:
             import cv2
 
@@ -399,17 +430,7 @@ def _flow_functions() -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray] | 
                 return dis.calc(prev, nxt, None)
         except Exception:  # noqa: BLE001
             flow_fn = None
-    try:
-        from mestudio.flow import optical_strain  # type: ignore[attr-defined]
-
-        def strain_fn(flow: np.ndarray) -> np.ndarray:
-            import torch
-
-            t = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None]
-            with torch.no_grad():
-                return optical_strain(t.float())[0, 0].numpy()
-    except Exception:  # noqa: BLE001
-        strain_fn = None
+    strain_fn = strain_magnitude
     return flow_fn, strain_fn
 
 
@@ -724,11 +745,22 @@ class PipelineWorker(QThread):
         else:
             label, is_camera = source_label(spec), _is_camera_spec(spec)
         self.busy.emit(f"Opening {label}…")
+        source: Any = None
+        waiting = ""
         try:
             source = make() if custom else self._open_fn(spec, self._config)
+        except CameraError as exc:
+            if not is_camera:
+                self.busy.emit("")
+                self._status, self._message = "error", str(exc)
+                self.source_failed.emit(str(exc))
+                return
+            # A camera that is not there (yet): keep trying in the capture thread, so it
+            # starts by itself when it is plugged in; the banner says so meanwhile.
+            waiting = str(exc)
         except MestudioError as exc:
             self.busy.emit("")
-            self._report_status("error", str(exc))
+            self._status, self._message = "error", str(exc)
             self.source_failed.emit(str(exc))
             return
         except Exception as exc:  # noqa: BLE001
@@ -747,10 +779,11 @@ class PipelineWorker(QThread):
             self.busy.emit("Loading the models…")
             self._build_pipeline()
         except Exception:
-            source.close()
+            if source is not None:
+                source.close()
             self.busy.emit("")
             raise
-        first = [source]
+        first = [source] if source is not None else []
 
         def open_again() -> Any:
             src = first.pop() if first else (make() if custom else self._open_fn(spec,
@@ -766,7 +799,10 @@ class PipelineWorker(QThread):
         self._capture = self._capture_fn(open_again, self._config)
         self._capture.start()
         self._ended_sent = False
-        self._report_status("running", "")
+        if waiting:
+            self._report_status("reconnecting", f"{waiting} — waiting for it")
+        else:
+            self._report_status("running", "")
         self.busy.emit("")
         self.source_opened.emit(info)
 
@@ -1019,7 +1055,7 @@ class PipelineWorker(QThread):
         strain_img = None
         if self._need_strain and strain_fn is not None:
             strain = strain_fn(flow)
-            strain_img = heat_to_rgba(strain, vmax=0.05, max_alpha=210)
+            strain_img = heat_to_rgba(strain, vmax=STRAIN_FULL_SCALE, max_alpha=200, floor=0.3)
         return flow_img, strain_img
 
     def _process(self, frame: Frame, t_cap: float) -> None:

@@ -105,6 +105,7 @@ class InferenceEngine:
         self._inputs: dict[str, tuple[int | str, ...]] = {
             i.name: _dims(i) for i in proto.graph.input}
         del proto
+        self._session: Any
         self._session, self.provider, self.provider_reason = self._open(data, device, threads)
         self._output_names = [o.name for o in self._session.get_outputs()]
         self._lock = threading.Lock()
@@ -334,11 +335,15 @@ class InferenceEngine:
         Inputs may omit the batch axis (one sample). Batches larger than
         :data:`MAX_BATCH` are split.
         """
+        if self._session is None:
+            raise RuntimeError("this InferenceEngine was closed")
         feed, n = self._prepare(inputs)
         wanted = [o for o in self._output_names if cam or o != "cam"]
         parts: dict[str, list[np.ndarray]] = {o: [] for o in wanted}
+        if n == 0:
+            raise ValueError("predict() got an empty batch")
         with self._lock:
-            for start in range(0, max(n, 1), MAX_BATCH):
+            for start in range(0, n, MAX_BATCH):
                 chunk = {k: v[start:start + MAX_BATCH] for k, v in feed.items()}
                 for name, value in zip(wanted, self._session.run(wanted, chunk), strict=True):
                     parts[name].append(value)
@@ -379,7 +384,7 @@ class InferenceEngine:
         self._session = None
 
     def __repr__(self) -> str:
-        return f"InferenceEngine({str(self.path)!r}, provider={self.provider!r})"
+        return f"InferenceEngine({str(self.path)!r}, provider={getattr(self, 'provider', None)!r})"
 
 
 def default_model_path() -> Path | None:

@@ -234,11 +234,17 @@ def downsampled(size: int, n: int, stride: int = 2) -> int:
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
-    """ShuffleNet channel shuffle of ``[N, C, ...]`` with ``groups`` groups (C % groups == 0)."""
+    """ShuffleNet channel shuffle of ``[N, C, ...]`` with ``groups`` groups (C % groups == 0):
+    output channel ``j * groups + g`` is input channel ``g * (C // groups) + j``."""
     if groups <= 1:
         return x
     c = x.shape[1]
     return x.unflatten(1, (groups, c // groups)).transpose(1, 2).flatten(1, 2)
+
+
+def shuffle_permutation(channels: int, groups: int) -> Tensor:
+    """Index ``perm`` with ``x[:, perm] == channel_shuffle(x, groups)`` (exports as one Gather)."""
+    return torch.arange(channels).reshape(groups, channels // groups).T.reshape(-1)
 
 
 class ChannelTimeAttention(nn.Module):
@@ -299,6 +305,8 @@ class GroupedBasicBlock3d(nn.Module):
         g1 = groups if in_ch % groups == 0 and out_ch % groups == 0 else 1
         g2 = groups if out_ch % groups == 0 else 1
         self.groups = g1
+        self.shuffle: Tensor
+        self.register_buffer("shuffle", shuffle_permutation(out_ch, g1), persistent=False)
         self.conv1 = nn.Conv3d(in_ch, out_ch, 3, stride, 1, groups=g1, bias=False)
         self.bn1 = nn.BatchNorm3d(out_ch)
         self.conv2 = nn.Conv3d(out_ch, out_ch, 3, 1, 1, groups=g2, bias=False)
@@ -313,7 +321,8 @@ class GroupedBasicBlock3d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
-        out = channel_shuffle(out, self.groups)
+        if self.groups > 1:
+            out = out.index_select(1, self.shuffle)  # channel shuffle
         out = self.attention(self.bn2(self.conv2(out)))
         return F.relu(out + self.shortcut(x))
 

@@ -15,7 +15,7 @@ Its Jacobian is, per sample,
 and since ``E_s`` is affine, the spatial mean of ``d logits / d A_s`` is that product times
 the constant matrix ``Ebar_s [D_s, C]`` (the spatial mean of ``E_s``'s Jacobian). The product
 ``W_1 blockdiag(Ebar_s)`` is precomputed once, so the run-time cost is a few batched matrix
-products (for M3ENet with K = 5: about 6.8 M MACs per sample, 16 % of the network), all of
+products (for M3ENet with K = 5: about 6.9 M MACs per sample, 16 % of the network), all of
 which export to ONNX. When the head is a single linear layer the channel weights are
 constant and the CAM costs one small matrix product per stream.
 

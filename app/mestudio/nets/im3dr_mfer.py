@@ -105,7 +105,7 @@ class IM3DRMFER(MERNet):
         check_input(flow_seq, "flow_seq", "[N, T-1, 2, H, W]", 5)
         frames = clip.transpose(1, 2)  # [N, C, T, H, W]
         flow = flow_seq.transpose(1, 2)  # [N, 2, T-1, H, W]
-        flow = torch.cat([torch.zeros_like(flow[:, :, :1]), flow], dim=2)
+        flow = F.pad(flow, (0, 0, 0, 0, 1, 0))  # zero motion before the first frame
         a = self.frame_stages(self.frame_stem(frames))
         b = self.flow_stages(self.flow_stem(flow))
         x = torch.cat([F.normalize(a, dim=1), F.normalize(b, dim=1)], dim=1)

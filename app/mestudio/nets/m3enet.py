@@ -12,14 +12,16 @@ Streams (48x48 inputs):
   stride 1** (they stay at 6x6), flatten (2304) and a linear layer to 256;
 * the five 256-vectors are concatenated (1280) -> 1024 -> ReLU -> 1024 -> ReLU -> K.
 
-Why stride 1 at 6x6 for the pair blocks: it is the only reading of the paper that gives its
-Table 4. With conv biases (the authors' code keeps PyTorch's default ``bias=True``) and
-K = 5 classes (CASME II 5-class) the network has 6,006,213 parameters (paper: 6.01 M) and
-41.97 M multiply-accumulates per sample at 48x48 grey inputs (convolutions and linear layers;
-paper: "42.87 M FLOPs", the rest being BN/ReLU/additions, which our MAC counter does not
-count). K = 3 gives 6,004,163 parameters. Colour frames (C = 3) add 160 parameters and
-0.28 M MACs. Any other reading (pair blocks with stride 2, no biases, a single hidden layer)
-moves the count by far more than 1 %: e.g. 1280 -> 1024 -> K gives 4.95 M.
+Why stride 1 at 6x6 for the pair blocks: it is the reading that gives the paper's Table 4
+(and what the authors' published code does). With conv biases (PyTorch's default, kept by
+the authors) and K = 5 classes (CASME II 5-class) the network has 6,006,213 parameters
+(paper: 6.01 M) and 41.97 M multiply-accumulates per sample at 48x48 grey inputs
+(convolutions and linear layers; paper: "42.87 M FLOPs", the rest being BN/ReLU/additions,
+which our MAC counter does not count). K = 3 gives 6,004,163; without conv biases K = 5 gives
+6,004,293 (also within 1 %). Other readings miss: pair blocks with stride 2 (3x3 maps, 576-d
+flatten) give 5.13 M parameters and 29.2 M MACs, a single hidden layer
+(1280 -> 1024 -> K) 4.95 M. Colour frames (C = 3) add 160 parameters and 0.28 M MACs.
+As published there is no ReLU between the per-stream linear layers and the head.
 
 Grad-CAM streams: the five 64x6x6 maps before the flatten (``u``, ``v``, ``strain``,
 ``onset_apex``, ``offset_apex``); the head from them (linear per stream, concat, MLP with
@@ -28,8 +30,12 @@ ReLU) is what :mod:`mestudio.nets.gradcam` differentiates analytically.
 
 from __future__ import annotations
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from mestudio.nets.blocks import (
     CamHead,
@@ -107,3 +113,92 @@ class M3ENet(MERNet):
     def config(self) -> dict:
         return {**super().config(), "embed_dim": self.embed_dim, "hidden": self.hidden,
                 "dropout": self.head_dropout}
+
+    def inference_variant(self) -> M3ENetInference:
+        """An equivalent network for export (same outputs, same Grad-CAM streams): batch norm
+        folded and the parallel streams run side by side as grouped convolutions (the three
+        flow stacks as one stack with 3 groups, the two pair stacks with 2 groups), which
+        halves the number of convolution nodes in the ONNX graph."""
+        return M3ENetInference(self)
+
+
+def _folded(conv: nn.Module, bn: nn.Module) -> nn.Conv2d:
+    assert isinstance(conv, nn.Conv2d)
+    return fuse_conv_bn_eval(conv, bn) if isinstance(bn, nn.BatchNorm2d) else conv
+
+
+def _side_by_side(convs: list[nn.Conv2d]) -> nn.Conv2d:
+    """One grouped convolution computing ``convs`` (same shapes) on stacked inputs/outputs."""
+    c0 = convs[0]
+    k, stride, pad = (int(c0.kernel_size[0]), int(c0.stride[0]), c0.padding)
+    merged = nn.Conv2d(c0.in_channels * len(convs), c0.out_channels * len(convs), k, stride,
+                       pad if isinstance(pad, str) else int(pad[0]),
+                       groups=len(convs) * c0.groups)
+    with torch.no_grad():
+        merged.weight.copy_(torch.cat([c.weight for c in convs], dim=0))
+        bias = [c.bias if c.bias is not None else torch.zeros(c.out_channels) for c in convs]
+        assert merged.bias is not None
+        merged.bias.copy_(torch.cat(bias, dim=0))
+    return merged
+
+
+class _SideBySideBlock(nn.Module):
+    """``len(blocks)`` residual blocks (any BN folded) run as one block of grouped convs.
+
+    Input ``[N, g * in_ch, H, W]`` (stream ``i`` in channels ``i*in_ch ...``), output
+    ``[N, g * out_ch, H', W']``.
+    """
+
+    def __init__(self, blocks: list[ResidualBlock]) -> None:
+        super().__init__()
+        self.conv1 = _side_by_side([_folded(b.conv1, b.bn1) for b in blocks])
+        self.conv2 = _side_by_side([_folded(b.conv2, b.bn2) for b in blocks])
+        self.shortcut: nn.Module = nn.Identity()
+        if isinstance(blocks[0].shortcut, nn.Sequential):
+            pairs = [list(b.shortcut.children()) for b in blocks]
+            self.shortcut = _side_by_side([_folded(conv, bn) for conv, bn in pairs])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+
+
+class M3ENetInference(MERNet):
+    """Inference form of :class:`M3ENet` (see :meth:`M3ENet.inference_variant`); eval only."""
+
+    arch = "m3enet"
+    input_kind = "keyframes"
+    input_names = ("flow", "frames")
+    stream_names = M3ENet.stream_names
+
+    def __init__(self, net: M3ENet) -> None:
+        super().__init__(net.num_classes, net.in_channels, net.input_size)
+        net = net.eval()
+        self.side = net.side
+        self.source_config = net.config()
+
+        def stacked(*stacks: nn.Sequential) -> nn.Sequential:
+            return nn.Sequential(*[_SideBySideBlock(list(blocks))  # type: ignore[arg-type]
+                                   for blocks in zip(*stacks, strict=True)])
+
+        self.flow = stacked(net.flow_u, net.flow_v, net.flow_strain)
+        self.frame_stack = stacked(net.frame_stack)
+        self.pairs = stacked(net.pair_onset_apex, net.pair_offset_apex)
+        self.embed = copy.deepcopy(net.embed)
+        self.fc = copy.deepcopy(net.fc)
+        self.eval()
+
+    def features(self, flow: Tensor, frames: Tensor) -> list[Tensor]:  # type: ignore[override]
+        check_input(flow, "flow", "[N, 3, H, W] (u, v, strain)", 4)
+        check_input(frames, "frames", "[N, 3, C, H, W] (onset, apex, offset)", 5)
+        c, s = self.in_channels, self.input_size
+        f = self.flow(flow)  # [N, 3*64, side, side] = u | v | strain
+        k = self.frame_stack(frames.reshape(-1, c, s, s)).reshape(-1, 3 * 32, self.side, self.side)
+        # [onset | apex | offset | apex] -> [onset_apex | offset_apex]
+        p = self.pairs(torch.cat([k, k[:, 32:64]], dim=1))
+        return [f[:, :64], f[:, 64:128], f[:, 128:], p[:, :64], p[:, 64:]]
+
+    def cam_head(self) -> CamHead:
+        return CamHead(embeds=list(self.embed), layers=linear_layers(self.fc))
+
+    def config(self) -> dict:
+        return dict(self.source_config)

@@ -25,20 +25,30 @@ class SpotterConfig:
         signal_size: side (pixels) to which the aligned crop is resized before the flow is
             computed (smaller = faster, coarser). Signal values are always reported in pixels
             of a 128-px canonical crop, whatever this size and the tracker's crop size.
-        flow_method: ``"auto"`` (``mestudio.flow.fast_flow`` when available, else DIS),
-            ``"dis"`` (OpenCV DIS, medium preset) or ``"farneback"``.
+        flow_method: method of ``mestudio.flow.fast_flow``: ``"dis-medium"`` (OpenCV DIS,
+            medium preset: the most stable signal at sub-pixel motion), ``"dis-fast"``,
+            ``"dis-ultrafast"``, ``"farneback"`` or ``"tvl1"`` (torch; worth it on a GPU).
         normalize_illumination: divide out the global illumination of each grey crop (gain
             and brightness gradient) before the flow, so illumination drift is not motion.
         reference_max_age_s: the reference frame is replaced after this many seconds even when
-            the face never becomes quiet (slow drift, a held expression).
+            the face never becomes quiet (slow drift, a held expression), by the latest
+            frame of the last ``reference_history_s`` seconds that was as still as the
+            stillest one (during a held expression: a frame from before its onset).
+        reference_history_s: how far back frames are kept as reference candidates.
         reference_settle_s: a frame becomes the new reference only when every frame within
             this many seconds before and after it was quiet too (never the start or the tail
             of a movement).
         quiet_factor: a frame is "quiet" (may become the new reference) when its motion is at
             most this many times the typical motion of quiet frames.
+        mask_eyes_in_image: the eye regions of every frame are replaced by a smooth fill
+            from the surrounding skin before the flow, so blinks and gaze shifts produce no
+            flow at all (the ROIs also exclude the eyes).
         head_motion: ``"similarity"`` (robust fit of translation + rotation + scale to the flow
             of rigid face parts, then subtracted) or ``"translation"`` (mean flow of the nose
             ridge subtracted, SOFTNet style) or ``"none"``.
+        stabilize_px: when the fitted head motion moves some face pixel by more than this
+            (pixels of the flow image), the frame is warped back by it and the flow computed
+            again (SPOTTING.md method 4's stabilisation); 0 = never.
         top_fraction: per ROI, the signal is the magnitude of the mean flow vector of this
             fraction of its pixels with the largest flow.
         threshold_k_low: threshold in robust standard deviations (1.4826 MAD) above the
@@ -62,15 +72,18 @@ class SpotterConfig:
     min_duration_s: float = 0.04
     micro_max_s: float = 0.5
     max_duration_s: float = 4.0
-    offset_fraction: float = 0.33
+    offset_fraction: float = 0.2
     emit_delay_s: float = 0.3
     signal_size: int = 96
-    flow_method: str = "auto"
+    flow_method: str = "dis-medium"
     normalize_illumination: bool = True
     reference_max_age_s: float = 3.0
+    reference_history_s: float = 2.0
     reference_settle_s: float = 0.1
     quiet_factor: float = 1.5
+    mask_eyes_in_image: bool = True
     head_motion: str = "similarity"
+    stabilize_px: float = 0.3
     top_fraction: float = 0.25
     threshold_k_low: float = 3.0
     threshold_k_high: float = 15.0

@@ -14,7 +14,9 @@ of an average adult in units of the inter-ocular distance ``d``). Names ``*_left
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,7 +36,8 @@ NOSE_WING_HALF_WIDTH = 0.27
 EYE_HALF_WIDTH = 0.38          # eye mask, units of d: lateral half-width,
 EYE_TOP = 0.32                 # extent above the eye centre (the upper lid travels here),
 EYE_BOTTOM = 0.16              # extent below it
-BROW_BOTTOM = 0.33             # brow ROIs start this far above the eye centre
+BROW_BOTTOM = 0.33             # brow ROIs span from this far above the eye centre
+BROW_TOP = 0.68                # up to this far
 
 
 @dataclass(frozen=True)
@@ -70,72 +73,96 @@ class FaceGeometry:
                             a(self.eye_l_contour), a(self.eye_r_contour))
 
 
-def canonical_geometry(size: int, eye_y: float = 0.35, eye_dist: float = 0.42) -> FaceGeometry:
-    """Geometry of the canonical aligned crop of side ``size`` pixels (TrackerConfig
-    ``align_eye_y``, ``align_eye_dist``). Uses ``face.align.canonical_points`` when it exists
-    for eyes/nose/mouth, else average proportions."""
-    pts: dict = {}
+def _canonical_params(tracker_config: Any = None) -> tuple[float, float]:
+    if tracker_config is None:
+        from mestudio.face.config import TrackerConfig
+
+        tracker_config = TrackerConfig()
+    return float(tracker_config.align_eye_y), float(tracker_config.align_eye_dist)
+
+
+def canonical_geometry(size: int, tracker_config: Any = None) -> FaceGeometry:
+    """Geometry of the canonical aligned crop of side ``size`` pixels (the tracker's
+    ``align_eye_y`` / ``align_eye_dist``; ``face.align.canonical_points`` for nose and mouth
+    when that module is present, else average proportions)."""
+    eye_y, eye_dist = _canonical_params(tracker_config)
+    pts: dict[str, tuple[float, float]] = {}
     try:  # the tracker's own canonical points, when that module is present
         from mestudio.face.align import canonical_points
 
-        pts = dict(canonical_points(size))
+        pts = dict(canonical_points(size, tracker_config))
     except Exception:  # noqa: BLE001 - module absent/incomplete: use our proportions
         pts = {}
     d = eye_dist * size
     ye = eye_y * size
     xm = 0.5 * size
-    eyes = sorted([p for k, p in pts.items() if "eye" in k and len(p) == 2],
-                  key=lambda p: p[0])
-    eye_l, eye_r = (tuple(eyes[0]), tuple(eyes[-1])) if len(eyes) >= 2 else (
-        (xm - d / 2, ye), (xm + d / 2, ye))
-    nose = tuple(pts["nose"]) if "nose" in pts else (xm, ye + NOSE_BELOW_EYES * d)
-    mouths = sorted([p for k, p in pts.items() if "mouth" in k and len(p) == 2],
-                    key=lambda p: p[0])
-    if len(mouths) >= 2:
-        mouth_l, mouth_r = tuple(mouths[0]), tuple(mouths[-1])
+    base = {"left_eye": (xm - d / 2, ye), "right_eye": (xm + d / 2, ye)}
+    for k in ("nose", "mouth_left", "mouth_right"):
+        if k in pts:
+            base[k] = pts[k]
+    return geometry_from_points(base, size)
+
+
+def geometry_from_points(points: Mapping[str, Sequence[float]], size: int,
+                         landmarks68: np.ndarray | None = None) -> FaceGeometry:
+    """Geometry from named points in crop pixels: ``left_eye`` and ``right_eye`` (required),
+    ``nose`` or ``nose_tip``, ``mouth_left``, ``mouth_right`` (placed by average proportions
+    from the eyes when missing). ``landmarks68``: 68 iBUG landmarks in crop pixels, whose
+    brows and eye contours then shape the brow ROIs and the eye mask."""
+    eyes = sorted([np.asarray(points["left_eye"], np.float64),
+                   np.asarray(points["right_eye"], np.float64)], key=lambda p: float(p[0]))
+    el, er = eyes
+    d = float(np.hypot(*(er - el))) or 0.42 * size
+    mid = 0.5 * (el + er)
+    ex = (er - el) / d                       # along the eye line
+    ey = np.array([-ex[1], ex[0]])           # down the face
+    nose = points.get("nose", points.get("nose_tip"))
+    nose_p = (np.asarray(nose, np.float64) if nose is not None
+              else mid + NOSE_BELOW_EYES * d * ey)
+    ml, mr = points.get("mouth_left"), points.get("mouth_right")
+    if ml is not None and mr is not None:
+        mouth = sorted([np.asarray(ml, np.float64), np.asarray(mr, np.float64)],
+                       key=lambda p: float(p[0]))
     else:
-        ym = ye + MOUTH_BELOW_EYES * d
-        mouth_l, mouth_r = (xm - MOUTH_HALF_WIDTH * d, ym), (xm + MOUTH_HALF_WIDTH * d, ym)
-    return FaceGeometry(eye_l, eye_r, nose, mouth_l, mouth_r)  # type: ignore[arg-type]
-
-
-def geometry_from_landmarks(points: np.ndarray, size: int, eye_y: float = 0.35,
-                            eye_dist: float = 0.42) -> FaceGeometry:
-    """Geometry from landmarks in crop pixels ``(P, 2)``: 68 points (iBUG order) use brows,
-    eye contours, nose and mouth corners; 5 points (4 eye corners + nose base, any order of
-    the eye corners) give eye centres and nose; other counts fall back to the canonical
-    geometry. Mouth corners missing from a model are placed by proportions."""
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    canon = canonical_geometry(size, eye_y, eye_dist)
-    if len(pts) == 68:
+        # Scaled by the measured eye-to-nose distance (long/short faces).
+        k = float(np.clip(((nose_p - mid) @ ey) / (NOSE_BELOW_EYES * d), 0.6, 1.6))
+        mc = mid + MOUTH_BELOW_EYES * d * k * ey
+        mouth = [mc - MOUTH_HALF_WIDTH * d * ex, mc + MOUTH_HALF_WIDTH * d * ex]
+    brow_l = brow_r = el_c = er_c = None
+    if landmarks68 is not None and len(landmarks68) == 68:
+        pts = np.asarray(landmarks68, np.float64)
         el_c, er_c = pts[36:42], pts[42:48]
-        eye_a, eye_b = el_c.mean(0), er_c.mean(0)
-        if eye_a[0] > eye_b[0]:
-            el_c, er_c, eye_a, eye_b = er_c, el_c, eye_b, eye_a
-        br_a, br_b = pts[17:22], pts[22:27]
-        if br_a[:, 0].mean() > br_b[:, 0].mean():
-            br_a, br_b = br_b, br_a
-        m_a, m_b = pts[48], pts[54]
-        if m_a[0] > m_b[0]:
-            m_a, m_b = m_b, m_a
-        return FaceGeometry(tuple(eye_a), tuple(eye_b), tuple(pts[33]), tuple(m_a),
-                            tuple(m_b), br_a, br_b, el_c, er_c)  # type: ignore[arg-type]
-    if len(pts) == 5:
-        # Nose base = the point farthest below the line through the other four.
-        order = np.argsort(pts[:, 1])
-        nose = pts[order[-1]]
-        corners = pts[order[:-1]]
-        corners = corners[np.argsort(corners[:, 0])]
-        eye_a, eye_b = corners[:2].mean(0), corners[2:].mean(0)
-        d = float(np.hypot(*(eye_b - eye_a)))
-        ye = 0.5 * (eye_a[1] + eye_b[1])
-        xm = 0.5 * (eye_a[0] + eye_b[0])
-        # Mouth placed by proportions, scaled by the measured eye-to-nose distance.
-        k = max(0.5, min(1.6, (nose[1] - ye) / (NOSE_BELOW_EYES * d))) if d > 0 else 1.0
-        ym = ye + MOUTH_BELOW_EYES * d * k
-        return FaceGeometry(tuple(eye_a), tuple(eye_b), tuple(nose),  # type: ignore[arg-type]
-                            (xm - MOUTH_HALF_WIDTH * d, ym), (xm + MOUTH_HALF_WIDTH * d, ym))
-    return canon
+        if el_c[:, 0].mean() > er_c[:, 0].mean():
+            el_c, er_c = er_c, el_c
+        brow_l, brow_r = pts[17:22], pts[22:27]
+        if brow_l[:, 0].mean() > brow_r[:, 0].mean():
+            brow_l, brow_r = brow_r, brow_l
+    return FaceGeometry((float(el[0]), float(el[1])), (float(er[0]), float(er[1])),
+                        (float(nose_p[0]), float(nose_p[1])),
+                        (float(mouth[0][0]), float(mouth[0][1])),
+                        (float(mouth[1][0]), float(mouth[1][1])), brow_l, brow_r, el_c, er_c)
+
+
+def geometry_from_observation(face: Any, tracker_config: Any = None) -> FaceGeometry:
+    """Geometry in the aligned crop of a :class:`~mestudio.types.FaceObservation`: its named
+    points (eye centres, nose, mouth corners — whatever the landmark model gives) mapped into
+    the crop with ``face.transform``, plus the 68 aligned landmarks when present; the
+    canonical geometry in box-only mode or when points are missing."""
+    size = int(face.aligned.shape[0])
+    named = dict(face.named_points or {})
+    m = face.transform
+    lm = face.aligned_landmarks
+    lm68 = np.asarray(lm) if lm is not None and len(lm) == 68 else None
+    if m is not None and "left_eye" in named and "right_eye" in named \
+            and face.mode == "landmarks":
+        m = np.asarray(m, np.float64)
+        crop_pts = {k: tuple(m[:, :2] @ np.asarray(v, np.float64) + m[:, 2])
+                    for k, v in named.items() if len(v) == 2}
+        try:
+            return geometry_from_points(crop_pts, size, lm68)
+        except (KeyError, ValueError, FloatingPointError):
+            pass
+    return canonical_geometry(size, tracker_config)
 
 
 def _box(mask: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> None:
@@ -160,7 +187,7 @@ def eye_mask(geom: FaceGeometry, size: int) -> np.ndarray:
             cv2.fillConvexPoly(m, hull, 1)
     if geom.eye_l_contour is not None:
         k = max(1, int(round(0.08 * d)))
-        m = cv2.dilate(m, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+        return np.asarray(cv2.dilate(m, np.ones((2 * k + 1, 2 * k + 1), np.uint8))) > 0
     return m.astype(bool)
 
 
@@ -180,7 +207,7 @@ def roi_masks(geom: FaceGeometry, size: int) -> dict[str, np.ndarray]:
             _box(m, x0, y0, x1, y1)
         else:
             xa, xb = eye[0] - inner * 0.36 * d, eye[0] + inner * 0.32 * d
-            _box(m, min(xa, xb), eye[1] - 0.68 * d, max(xa, xb), eye[1] - BROW_BOTTOM * d)
+            _box(m, min(xa, xb), eye[1] - BROW_TOP * d, max(xa, xb), eye[1] - BROW_BOTTOM * d)
         out[name] = m & ~eyes
     for name, sign in (("nose_left", -1.0), ("nose_right", 1.0)):
         m = np.zeros((size, size), bool)
@@ -210,7 +237,8 @@ def nose_ridge_mask(geom: FaceGeometry, size: int) -> np.ndarray:
 def rigid_mask(geom: FaceGeometry, size: int, rois: dict[str, np.ndarray] | None = None,
                ) -> np.ndarray:
     """Boolean mask of the face parts used to estimate head motion: an ellipse around the
-    face minus the eyes, the ROIs (with a margin) and the mouth."""
+    face minus the eyes, the ROIs (with a margin), the mouth and the cheeks (what is left:
+    nose ridge and tip, temples, the sides and bottom of the lower face)."""
     d = geom.iod
     xm = 0.5 * (geom.eye_l[0] + geom.eye_r[0])
     ye = 0.5 * (geom.eye_l[1] + geom.eye_r[1])
@@ -225,8 +253,11 @@ def rigid_mask(geom: FaceGeometry, size: int, rois: dict[str, np.ndarray] | None
     for m in rois.values():
         excl |= m.astype(np.uint8)
     k = max(1, int(round(0.06 * d)))
-    excl = cv2.dilate(excl, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+    near_roi = np.asarray(cv2.dilate(excl, np.ones((2 * k + 1, 2 * k + 1), np.uint8))) > 0
     mouth = np.zeros((size, size), bool)
     _box(mouth, geom.mouth_l[0] - 0.1 * d, ym - 0.22 * d, geom.mouth_r[0] + 0.1 * d,
          ym + 0.25 * d)
-    return face.astype(bool) & ~excl.astype(bool) & ~eye_mask(geom, size) & ~mouth
+    for sgn in (-1, 1):  # the cheeks (AU6 lifts them in smiles)
+        xa, xb = xm + sgn * 0.14 * d, xm + sgn * 0.85 * d
+        _box(mouth, min(xa, xb), ye + 0.12 * d, max(xa, xb), ym - 0.05 * d)
+    return face.astype(bool) & ~near_roi & ~eye_mask(geom, size) & ~mouth

@@ -32,6 +32,7 @@ import logging
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -41,7 +42,8 @@ from mestudio.spotting.rois import (
     ROI_NAMES,
     FaceGeometry,
     canonical_geometry,
-    geometry_from_landmarks,
+    eye_mask,
+    geometry_from_observation,
     nose_ridge_mask,
     rigid_mask,
     roi_masks,
@@ -55,43 +57,46 @@ SIGNAL_UNIT_PX = 128
 
 
 class _Flow:
-    """The dense flow used for the signal: ``(H, W)`` uint8 pair -> ``(H, W, 2)`` float32."""
+    """The dense flow used for the signal: ``(H, W)`` uint8 pair -> ``(H, W, 2)`` float32.
+
+    Uses :func:`mestudio.flow.fast_flow` with the configured method; falls back to OpenCV
+    directly for the DIS presets and Farnebäck when that module is unavailable.
+    """
+
+    _PRESETS = {"dis-ultrafast": 0, "dis-fast": 1, "dis-medium": 2}
 
     def __init__(self, method: str) -> None:
+        if method not in (*self._PRESETS, "farneback", "tvl1"):
+            raise ValueError(f"unknown flow_method {method!r}: use dis-medium, dis-fast, "
+                             "dis-ultrafast, farneback or tvl1")
         self.method = method
-        self._fast = None
-        self._dis = None
-        if method == "auto":
-            try:
-                from mestudio.flow import fast_flow  # type: ignore[attr-defined]
+        self._fast: Any = None
+        self._dis: Any = None
+        try:
+            from mestudio.flow import fast_flow
 
-                self._fast = fast_flow
-                self.method = "fast_flow"
-            except Exception:  # noqa: BLE001 - flow module absent or incomplete
-                try:
-                    from mestudio.flow.fast import fast_flow  # type: ignore[no-redef]
-
-                    self._fast = fast_flow
-                    self.method = "fast_flow"
-                except Exception:  # noqa: BLE001
-                    self.method = "dis"
-        if self.method == "dis":
-            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        elif self.method not in ("fast_flow", "farneback"):
-            raise ValueError(f"unknown flow_method {method!r}: use auto, dis or farneback")
+            self._fast = fast_flow
+        except Exception:  # noqa: BLE001 - flow module absent or incomplete
+            if method == "tvl1":
+                raise
+            if method in self._PRESETS:
+                self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
+                    self._PRESETS[method])
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         if self._fast is not None:
-            return np.asarray(self._fast(prev, nxt), dtype=np.float32)
+            return np.asarray(self._fast(prev, nxt, method=self.method), dtype=np.float32)
         if self._dis is not None:
             return self._dis.calc(prev, nxt, None)
-        return cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        return np.asarray(cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
+            prev, nxt, None, 0.5, 3, 9, 3, 5, 1.1, 0), dtype=np.float32)
 
 
 def _fit_similarity(xy: np.ndarray, uv: np.ndarray, iterations: int = 3) -> np.ndarray:
     """Robust least-squares similarity motion ``(tx, ty, a, b)`` with
     ``u = tx + a x - b y``, ``v = ty + b x + a y`` (``xy`` centred, ``(N, 2)``; ``uv`` ``(N, 2)``
-    flow in pixels). Huber-like re-weighting down-weights local (expression) motion.
+    flow in pixels). Iteratively re-weighted (Tukey biweight) so that local (expression)
+    motion inside the region is ignored.
     Solved through the 4x4 normal equations (cheap: a few reductions over N)."""
     x, y = xy[:, 0], xy[:, 1]
     u, v = uv[:, 0], uv[:, 1]
@@ -118,7 +123,8 @@ def _fit_similarity(xy: np.ndarray, uv: np.ndarray, iterations: int = 3) -> np.n
         rv = ty + b * x + a * y - v
         mag = np.sqrt(ru * ru + rv * rv)
         c = 1.5 * float(np.median(mag)) + 0.02
-        w = np.minimum(1.0, c / np.maximum(mag, 1e-9))
+        z = np.minimum(mag / (3.0 * c), 1.0)
+        w = (1.0 - z * z) ** 2  # Tukey's biweight: clear outliers get no weight at all
     return p
 
 
@@ -151,11 +157,18 @@ def normalize_illumination(gray: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(gray.astype(np.float32) * gain)
 
 
+_RIGID_MAX_PIXELS = 700
+"""At most this many pixels of the rigid region enter the head-motion fit."""
+
+_HISTORY_MIN_STEP_S = 0.01
+"""Frames kept for the reference history are at least this far apart (bounds memory)."""
+
+
 @dataclass
 class _Recent:
     t: float
     gray: np.ndarray
-    landmarks: np.ndarray | None
+    geom: FaceGeometry
     motion: float
     quiet: bool
 
@@ -167,8 +180,12 @@ class RoiSignal:
     one millisecond per frame on one CPU core (flow ~0.5 ms, head-motion fit and ROIs ~0.5 ms).
     """
 
-    def __init__(self, config: SpotterConfig | None = None) -> None:
+    def __init__(self, config: SpotterConfig | None = None, *,
+                 tracker_config: Any = None) -> None:
+        """``tracker_config``: the :class:`~mestudio.face.config.TrackerConfig` that made the
+        crops (its canonical eye positions place the ROIs in box-only mode); default one."""
         self.config = config or SpotterConfig()
+        self.tracker_config = tracker_config
         self._flow = _Flow(self.config.flow_method)
         self.flow_method = self._flow.method
         self.roi_names: tuple[str, ...] = ROI_NAMES
@@ -180,6 +197,7 @@ class RoiSignal:
     def reset(self) -> None:
         """Forget the reference frame (next face frame becomes the reference)."""
         self._ref: np.ndarray | None = None
+        self._eye_w: np.ndarray | None = None
         self._ref_t = 0.0
         self._last_t: float | None = None
         self._geom: FaceGeometry | None = None
@@ -191,32 +209,17 @@ class RoiSignal:
         self._quiet: deque[tuple[float, float]] = deque()
         self._recent: deque[_Recent] = deque()
         self._last_raw: np.ndarray | None = None
-        self._last_head = (np.zeros(2), None)
+        self._last_head = np.zeros(4)
+        self._head_total = np.zeros(4)
+        self._centre = (0.0, 0.0)
+        self._radius = 0.0
 
     def _scale(self) -> float:
         return SIGNAL_UNIT_PX / float(self.config.signal_size)
 
-    def _geometry(self, pts: np.ndarray | None, crop_size: int) -> FaceGeometry:
-        """Face geometry in aligned-crop pixels from the crop's landmarks (or canonical)."""
-        eye_y, eye_dist = self._canonical_params()
-        if pts is not None and len(pts) in (5, 68):
-            try:
-                return geometry_from_landmarks(np.asarray(pts), crop_size, eye_y, eye_dist)
-            except Exception:  # noqa: BLE001 - odd landmarks: fall back to the canonical
-                log.debug("landmark geometry failed; using the canonical geometry")
-        return canonical_geometry(crop_size, eye_y, eye_dist)
-
-    @staticmethod
-    def _canonical_params() -> tuple[float, float]:
-        from mestudio.face.config import TrackerConfig
-
-        tc = TrackerConfig()
-        return tc.align_eye_y, tc.align_eye_dist
-
-    def _set_reference(self, gray: np.ndarray, landmarks: np.ndarray | None, crop_size: int,
+    def _set_reference(self, gray: np.ndarray, geom: FaceGeometry, crop_size: int,
                        t: float) -> None:
         s = self.config.signal_size
-        geom = self._geometry(landmarks, crop_size)
         self._geom = geom
         g = geom.scaled(s / crop_size)
         rois = roi_masks(g, s)
@@ -225,15 +228,35 @@ class RoiSignal:
         if empty:
             log.debug("empty ROIs %s at signal size %d", empty, s)
         rig = rigid_mask(g, s, rois)
-        self._rigid_idx = np.flatnonzero(rig)
+        rig_idx = np.flatnonzero(rig)
+        if len(rig_idx) > _RIGID_MAX_PIXELS:  # a regular subsample is as good and cheaper
+            rig_idx = rig_idx[:: int(math.ceil(len(rig_idx) / _RIGID_MAX_PIXELS))]
+        self._rigid_idx = rig_idx
         ys, xs = np.divmod(self._rigid_idx, s)
         cx, cy = g.nose
+        self._centre = (float(cx), float(cy))
         self._rigid_xy = np.stack([xs - cx, ys - cy], axis=1).astype(np.float64)
-        self._roi_xy = {k: np.stack([v % s - cx, v // s - cy], axis=1).astype(np.float64)
-                        for k, v in self._roi_idx.items()}
+        self._radius = float(np.hypot(self._rigid_xy[:, 0], self._rigid_xy[:, 1]).max()
+                             if len(self._rigid_xy) else 0.0)
+        parts = [self._roi_idx.get(k, np.zeros(0, np.int64)) for k in self.roi_names]
+        self._all_idx = np.concatenate(parts)
+        self._all_xy = np.stack([self._all_idx % s - cx, self._all_idx // s - cy],
+                                axis=1).astype(np.float64)
+        ends = np.cumsum([len(p) for p in parts])
+        self._spans = [(int(e - len(p)), int(e)) for p, e in zip(parts, ends, strict=True)]
         self._nose_idx = np.flatnonzero(nose_ridge_mask(g, s))
+        if self.config.mask_eyes_in_image:
+            k = max(1, int(round(0.06 * g.iod)))
+            w = cv2.GaussianBlur(eye_mask(g, s).astype(np.float32), (2 * k + 1, 2 * k + 1), 0)
+            self._eye_w = np.clip(w * 1.5, 0.0, 1.0)
+            self._fill_sigma = max(1.0, 0.15 * g.iod)
+            self._fill_norm = cv2.GaussianBlur(1.0 - self._eye_w, (0, 0), self._fill_sigma) + 1e-3
+            gray = self._fill_eyes(gray)
+        else:
+            self._eye_w = None
         self._ref = gray
         self._ref_t = t
+        self._head_total = np.zeros(4)
         self.n_refreshes += 1
 
     # ---------------------------------------------------------------------------- public
@@ -243,8 +266,7 @@ class RoiSignal:
         if self._geom is not None and self._crop_size:
             geom = self._geom.scaled(size / self._crop_size)
         else:
-            eye_y, eye_dist = self._canonical_params()
-            geom = canonical_geometry(size, eye_y, eye_dist)
+            geom = canonical_geometry(size, self.tracker_config)
         return roi_masks(geom, size)
 
     def update(self, face: FaceObservation, timestamp_s: float) -> dict[str, float] | None:
@@ -282,17 +304,27 @@ class RoiSignal:
             self._crop_size = crop_size
             self._quiet.clear()
             self._recent.clear()
-            self._set_reference(gray, face.aligned_landmarks, crop_size, t)
+            self._set_reference(gray, geometry_from_observation(face, self.tracker_config),
+                                crop_size, t)
             self.reference_age_s = 0.0
             self._last_raw = np.zeros((s * s, 2), np.float32)
-            self._last_head = (np.zeros(2), None)
+            self._last_head = np.zeros(4)
             return {k: 0.0 for k in self.roi_names}
         assert self._ref is not None
-        flow = self._flow(self._ref, gray).reshape(-1, 2)
+        # Method 4's stabilisation: the frame is warped back by the head motion (predicted
+        # from the previous frame, re-measured when the residual is still large) before the
+        # flow that feeds the ROIs, so a global shift (a tracker jump) cannot leak into them.
+        total = self._head_total.copy()
+        flow, params = self._flow_and_head(self._stabilised(gray, total))
+        if cfg.stabilize_px > 0 and self._head_displacement(params) > cfg.stabilize_px:
+            total = total + params
+            flow, params = self._flow_and_head(self._stabilised(gray, total))
+        self._head_total = total + params if cfg.stabilize_px > 0 else np.zeros(4)
         self._last_raw = flow
-        values = self._roi_values(flow)
+        self._last_head = params
+        values = self._roi_magnitudes(flow, params)
         self.reference_age_s = t - self._ref_t
-        self._maybe_refresh(values, gray, face.aligned_landmarks, crop_size, t)
+        self._maybe_refresh(values, gray, face, crop_size, t)
         return values
 
     @property
@@ -303,58 +335,86 @@ class RoiSignal:
             return None
         s = self.config.signal_size
         flow = self._last_raw.reshape(s, s, 2).astype(np.float32)
-        offset, params = self._last_head
-        if params is None:
-            return flow - offset.astype(np.float32)
-        cx, cy = self._geom.scaled(s / self._crop_size).nose
+        cx, cy = self._centre
         ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
         xs -= cx
         ys -= cy
-        tx, ty, a, b = params
+        tx, ty, a, b = self._last_head
         model = np.stack([tx + a * xs - b * ys, ty + b * xs + a * ys], axis=-1)
         return (flow - model).astype(np.float32)
 
     # --------------------------------------------------------------------------- helpers
-    def _roi_values(self, flow: np.ndarray) -> dict[str, float]:
-        """``flow`` ``(s*s, 2)`` -> per-ROI magnitudes (pixels of a 128-px crop)."""
-        cfg = self.config
-        mode = cfg.head_motion
-        params = None
-        offset = np.zeros(2)
+    def _fill_eyes(self, gray: np.ndarray) -> np.ndarray:
+        """Replace the eye regions by a smooth fill from their surroundings (normalised
+        convolution): blinks and gaze shifts change no texture, so they cause no flow, and
+        the flow there (and next to it) follows the surrounding skin."""
+        assert self._eye_w is not None
+        g = gray.astype(np.float32)
+        keep = 1.0 - self._eye_w
+        fill = cv2.GaussianBlur(g * keep, (0, 0), self._fill_sigma) / self._fill_norm
+        return cv2.convertScaleAbs(g * keep + fill * self._eye_w)
+
+    def _flow_and_head(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flow reference -> ``gray`` (eyes filled) ``(s*s, 2)`` and the head motion fitted to
+        it, ``(tx, ty, a, b)`` (similarity about the nose; translation only or zeros for the
+        other ``head_motion`` modes)."""
+        moving = self._fill_eyes(gray) if self._eye_w is not None else gray
+        assert self._ref is not None
+        flow = self._flow(self._ref, moving).reshape(-1, 2)
+        mode = self.config.head_motion
+        params = np.zeros(4)
         if mode == "similarity" and self._rigid_idx.size >= 8:
             params = _fit_similarity(self._rigid_xy, flow[self._rigid_idx].astype(np.float64))
         elif mode in ("translation", "similarity") and self._nose_idx.size:
-            offset = flow[self._nose_idx].mean(0)
+            params[:2] = flow[self._nose_idx].mean(0)
         elif mode not in ("none", "translation", "similarity"):
             raise ValueError(f"unknown head_motion {mode!r}: use similarity, translation or "
                              "none")
-        self._last_head = (offset, params)
+        return flow, params
+
+    def _stabilised(self, gray: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """``gray`` warped back by the head motion ``params`` (``x -> x + T(x)`` sampled)."""
+        if not np.any(params):
+            return gray
+        s = gray.shape[0]
+        tx, ty, a, b = params
+        cx, cy = self._centre
+        m = np.array([[1.0 + a, -b, tx - a * cx + b * cy],
+                      [b, 1.0 + a, ty - b * cx - a * cy]])
+        return cv2.warpAffine(gray, m, (s, s), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    def _head_displacement(self, params: np.ndarray) -> float:
+        """Largest displacement (pixels of the signal size) of the head motion over the face."""
+        tx, ty, a, b = params
+        return float(math.hypot(tx, ty) + math.hypot(a, b) * self._radius)
+
+    def _roi_magnitudes(self, flow: np.ndarray, params: np.ndarray) -> dict[str, float]:
+        """``flow`` ``(s*s, 2)`` minus the head motion ``params`` -> per-ROI magnitudes
+        (pixels of a 128-px crop)."""
+        tx, ty, a, b = params
+        xy = self._all_xy
+        uv = flow[self._all_idx].astype(np.float64)
+        uv[:, 0] -= tx + a * xy[:, 0] - b * xy[:, 1]
+        uv[:, 1] -= ty + b * xy[:, 0] + a * xy[:, 1]
+        mag2 = uv[:, 0] ** 2 + uv[:, 1] ** 2
         scale = self._scale()
         out: dict[str, float] = {}
-        for name in self.roi_names:
-            idx = self._roi_idx.get(name)
-            if idx is None or idx.size == 0:
+        for name, (lo, hi) in zip(self.roi_names, self._spans, strict=True):
+            n = hi - lo
+            if n == 0:
                 out[name] = 0.0
                 continue
-            uv = flow[idx].astype(np.float64)
-            if params is not None:
-                tx, ty, a, b = params
-                xy = self._roi_xy[name]
-                uv = uv - np.stack([tx + a * xy[:, 0] - b * xy[:, 1],
-                                    ty + b * xy[:, 0] + a * xy[:, 1]], axis=1)
-            else:
-                uv = uv - offset
-            mag2 = uv[:, 0] ** 2 + uv[:, 1] ** 2
-            k = max(1, int(round(cfg.top_fraction * len(mag2))))
-            if k < len(mag2):
-                sel = np.argpartition(-mag2, k - 1)[:k]
-                uv = uv[sel]
-            m = uv.mean(0)
+            k = max(1, int(round(self.config.top_fraction * n)))
+            part = uv[lo:hi]
+            if k < n:
+                part = part[np.argpartition(-mag2[lo:hi], k - 1)[:k]]
+            m = part.mean(0)
             out[name] = float(math.hypot(m[0], m[1]) * scale)
         return out
 
     def _maybe_refresh(self, values: dict[str, float], gray: np.ndarray,
-                       landmarks: np.ndarray | None, crop_size: int, t: float) -> None:
+                       face: FaceObservation, crop_size: int, t: float) -> None:
         """Replace the reference by a recent quiet frame when it is old enough.
 
         The new reference is the frame ``reference_settle_s`` ago, and only when every frame
@@ -373,22 +433,32 @@ class RoiSignal:
         quiet = c <= max(level, 1e-3)
         if quiet:
             self._quiet.append((t, c))
-        self._recent.append(_Recent(t, gray, landmarks, c, quiet))
-        span = 2.0 * cfg.reference_settle_s
-        while len(self._recent) > 1 and self._recent[1].t <= t - span + 1e-9:
+        geom = geometry_from_observation(face, self.tracker_config)
+        if not self._recent or t - self._recent[-1].t >= _HISTORY_MIN_STEP_S:
+            self._recent.append(_Recent(t, gray, geom, c, quiet))
+        else:  # high frame rate: keep the history's memory bounded
+            self._recent[-1] = _Recent(t, gray, geom, c, quiet and self._recent[-1].quiet)
+        while len(self._recent) > 1 and self._recent[1].t <= t - cfg.reference_history_s:
             self._recent.popleft()
         age = t - self._ref_t
         if age < cfg.reference_window_s:
             return
+        span = 2.0 * cfg.reference_settle_s
+        stretch = [r for r in self._recent if r.t >= t - span - 1e-9]
         settled = self._recent[0].t <= t - span + 1e-9
-        if settled and all(r.quiet for r in self._recent):
+        if settled and all(r.quiet for r in stretch):
             # The middle of a quiet stretch: neither the end of a movement nor the start of
             # the next one.
-            chosen = min(self._recent, key=lambda r: abs(r.t - (t - cfg.reference_settle_s)))
+            chosen = min(stretch, key=lambda r: abs(r.t - (t - cfg.reference_settle_s)))
         elif age >= cfg.reference_max_age_s:
-            chosen = min(self._recent, key=lambda r: r.motion)
+            # No quiet moment for a long time (drift, or a held expression): the latest frame
+            # as still as the stillest one of the recent history; during a held expression
+            # that is a frame from before its onset.
+            floor = min(r.motion for r in self._recent)
+            tol = max(0.5 * (level - floor), 0.0) if math.isfinite(level) else 0.0
+            chosen = [r for r in self._recent if r.motion <= floor + tol][-1]
             log.debug("reference replaced after %.2f s without a quiet moment", age)
         else:
             return
-        self._set_reference(chosen.gray, chosen.landmarks, crop_size, chosen.t)
+        self._set_reference(chosen.gray, chosen.geom, crop_size, chosen.t)
         self._recent.clear()

@@ -61,6 +61,8 @@ class _Sample:
     combined: float = 0.0
     baseline: float = math.nan
     threshold: float = math.nan
+    z: np.ndarray | None = None     # per-ROI height above baseline in noise units
+    score: float = 0.0              # max of z: what the detector thresholds
 
 
 @dataclass
@@ -128,8 +130,10 @@ class OnlineSpotter:
     # ------------------------------------------------------------------------ lifecycle
     def _reset_person(self) -> None:
         """Forget the baseline and start calibrating again."""
-        self._base: deque[tuple[float, float]] = deque()
-        self._base_stats = (math.nan, math.nan)
+        self._base: deque[tuple[float, np.ndarray]] = deque()
+        self._base_stats: tuple[np.ndarray, np.ndarray] | None = None
+        self._roi_thr: np.ndarray | None = None
+        self._px_map: tuple[np.ndarray, np.ndarray] | None = None
         self._base_updated_t = -math.inf
         self._calib_start: float | None = None
         self._armed = False
@@ -272,17 +276,18 @@ class OnlineSpotter:
                 self._raw.popleft()
         return emitted
 
-    def _baseline(self, t: float) -> tuple[float, float]:
+    def _baseline(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-ROI running median and spread ``(R,)`` each (pixels)."""
         cfg = self.config
         while self._base and self._base[0][0] < t - cfg.baseline_window_s:
             self._base.popleft()
         # Robust statistics are recomputed at most 100 times per second (cost bound at 200 fps).
-        if t - self._base_updated_t >= 0.01 or math.isnan(self._base_stats[0]):
-            v = np.fromiter((x for _, x in self._base), dtype=np.float64, count=len(self._base))
-            p16, med = np.percentile(v, (LOW_QUANTILE, 50.0))
+        if t - self._base_updated_t >= 0.01 or self._base_stats is None:
+            v = np.array([x for _, x in self._base], dtype=np.float64)
+            p16, med = np.percentile(v, (LOW_QUANTILE, 50.0), axis=0)
             # Spread from the lower half only (median - 16th percentile = 1 sigma for normal
             # noise): events are all on the upper side and cannot inflate it.
-            self._base_stats = (float(med), float(med - p16))
+            self._base_stats = (med, med - p16)
             self._base_updated_t = t
         return self._base_stats
 
@@ -292,16 +297,25 @@ class OnlineSpotter:
     def _step(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
         """Advance the detector by one final sample ``s``."""
         cfg = self.config
-        s.combined = float(s.values.max()) if s.values.size else 0.0
-        # Winsorised at the current threshold: events do not inflate the baseline/spread,
-        # yet a lasting rise of the person's motion (talking) still lifts the median.
-        last_thr = self._hist[-1].threshold if self._hist else math.nan
-        clipped = s.combined if math.isnan(last_thr) else min(s.combined, last_thr)
-        self._base.append((s.t, clipped))
+        # Per-ROI values winsorised at each ROI's threshold: events do not inflate the
+        # baseline/spread, yet a lasting rise of the person's motion (talking) lifts them.
+        vals = s.values if self._roi_thr is None else np.minimum(s.values, self._roi_thr)
+        self._base.append((s.t, vals))
         med, spread = self._baseline(s.t)
-        spread = max(spread, 1e-6)
-        s.baseline = med
-        s.threshold = med + max(self._k * spread, self._min_rise)
+        # Each ROI is measured in its own noise units (spread, floored so that the
+        # threshold is never below min_rise pixels): a noisy ROI cannot dominate.
+        unit = np.maximum(spread, self._min_rise / self._k)
+        unit = np.maximum(unit, 1e-6)
+        self._roi_thr = med + self._k * unit
+        z = (s.values - med) / unit
+        # Reported in pixels: the mean ROI baseline plus z times the mean ROI unit.
+        b_px, u_px = float(med.mean()), float(unit.mean())
+        s.z = z
+        s.score = float(z.max()) if z.size else 0.0
+        s.combined = b_px + u_px * s.score
+        self._px_map = (med, unit)
+        s.baseline = b_px
+        s.threshold = b_px + self._k * u_px
         self._hist.append(s)
         horizon = cfg.max_duration_s + cfg.baseline_window_s + 1.0
         while len(self._hist) > 2 and self._hist[0].t < s.t - horizon:
@@ -317,16 +331,17 @@ class OnlineSpotter:
     def _detect(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
         cfg = self.config
         emitted: list[SpotEvent] = []
-        y = s.combined
+        y = s.score
+        thr = self._k
         if self._cand is None:
             if not self._armed:
                 self._rearm_min = min(self._rearm_min, y)
-                if y <= s.threshold or y - self._rearm_min >= s.threshold - s.baseline:
+                if y <= thr or y - self._rearm_min >= thr:
                     self._armed = True
-            if self._armed and y > s.threshold:
+            if self._armed and y > thr:
                 self._cand = _Candidate(start_n=s.n, bound_n=max(self._last_offset_n + 1,
                                                                   self._segment_start_n(s)),
-                                        baseline=s.baseline, peak=y, apex_n=s.n, t_open=s.t)
+                                        baseline=0.0, peak=y, apex_n=s.n, t_open=s.t)
                 self._detector_state = "rising"
             else:
                 self._detector_state = "idle"
@@ -357,16 +372,16 @@ class OnlineSpotter:
                     h1 = c.peak - c.baseline
                     h2 = y - c.baseline
                     vh = c.valley - c.baseline
-                    if (y > s.threshold and vh <= cfg.split_valley_fraction * min(h1, h2)):
+                    if (y > thr and vh <= cfg.split_valley_fraction * min(h1, h2)):
                         vn = c.valley_n
                         ev = self._close(vn, index_now)
                         if ev is not None:
                             emitted.append(ev)
                         # The second peak starts after the valley.
                         best = max((self._sample(n) for n in range(vn + 1, s.n + 1)),
-                                   key=lambda q: q.combined)
+                                   key=lambda q: q.score)
                         self._cand = _Candidate(start_n=vn + 1, bound_n=vn + 1,
-                                                baseline=s.baseline, peak=best.combined,
+                                                baseline=0.0, peak=best.score,
                                                 apex_n=best.n, t_open=self._sample(vn).t,
                                                 rising=best.n == s.n)
                         self._detector_state = "rising" if best.n == s.n else "in_event"
@@ -400,7 +415,7 @@ class OnlineSpotter:
         level = c.baseline + cfg.offset_fraction * (c.peak - c.baseline)
         n = c.apex_n
         lo = max(c.bound_n, self._hist[0].n)
-        while n > lo and self._sample(n).combined > level:
+        while n > lo and self._sample(n).score > level:
             n -= 1
         onset, apex, offset = self._sample(n), self._sample(c.apex_n), self._sample(offset_n)
         self._last_offset_n = offset_n
@@ -410,11 +425,13 @@ class OnlineSpotter:
                       duration, apex.index, cfg.min_duration_s)
             return None
         names = self._names or ()
-        roi = names[int(np.argmax(apex.values))] if names else ""
+        r = int(np.argmax(apex.z)) if apex.z is not None and apex.z.size else 0
+        roi = names[r] if names else ""
         ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
                        onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
                        kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
-                       roi=roi, peak=float(apex.combined), emitted_index=int(index_now),
+                       roi=roi, peak=float(apex.values[r]) if apex.values.size else 0.0,
+                       emitted_index=int(index_now),
                        id=len(self.events))
         self.events.append(ev)
         log.debug("event %d: %s %d-%d-%d (%.3f s) roi %s peak %.3f px", ev.id, ev.kind,
@@ -424,8 +441,7 @@ class OnlineSpotter:
     def _state_of(self, s: _Sample, values: np.ndarray) -> SpotterState:
         names = self._names or ()
         return SpotterState(signal={k: float(v) for k, v in zip(names, values, strict=False)},
-                            combined=float(values.max()) if values.size else 0.0,
-                            threshold=s.threshold, baseline=s.baseline,
+                            combined=s.combined, threshold=s.threshold, baseline=s.baseline,
                             state=self._detector_state)
 
     def _update_live_state(self, t: float) -> None:
@@ -443,9 +459,14 @@ class OnlineSpotter:
         else:
             values = newest.values
         last = self._hist[-1] if self._hist else None
+        if self._px_map is not None:
+            med, unit = self._px_map
+            combined = float(med.mean() + unit.mean() * ((values - med) / unit).max())
+        else:
+            combined = float(values.max()) if values.size else 0.0
         st = SpotterState(
             signal={k: float(v) for k, v in zip(self._names or (), values, strict=False)},
-            combined=float(values.max()) if values.size else 0.0,
+            combined=combined,
             threshold=last.threshold if last is not None else math.nan,
             baseline=last.baseline if last is not None else math.nan,
             state=self._detector_state)

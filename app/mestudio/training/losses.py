@@ -89,4 +89,5 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", w)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:  # noqa: D102
-        return focal_loss(logits, target, self.gamma, self.weight, self.reduction)
+        weight = self.weight if isinstance(self.weight, Tensor) else None
+        return focal_loss(logits, target, self.gamma, weight, self.reduction)

@@ -12,7 +12,7 @@ The release is written to disk like a real dataset so that ``data check``, ``dat
 prepare`` and ``train`` treat it exactly like CASME II::
 
     ROOT/synthetic.json                    manifest (settings, identities, samples)
-    ROOT/frames/S01/happiness_00/img1.png  frames 1..offset of each sample (lossless PNG)
+    ROOT/frames/S01/happiness_00/img1.jpg  frames 1..offset of each sample (JPEG q95)
 
 ``load(root)`` generates the release when ``root`` holds no manifest (settings: the
 defaults of :class:`SyntheticSettings`, or those given to the dataset). Generation is
@@ -95,6 +95,11 @@ class SyntheticSettings:
         variation: probability of a random mirror/recolour of the face per sample.
         min_identities: with fewer distinct identities than this, pseudo-identities
             (variants of the available faces) are added — and reported as not distinct.
+        crop_size: side of the rendered frames in pixels; every face photo is resampled so
+            that the face spans the same share of it (inter-ocular distance ``crop_size /
+            4.5``, ~57 px at 256: like a webcam face, so the tracker's 128 px aligned crop
+            is downsampled as it is live).
+        image_format: ``jpg`` (quality 95, like the datasets' releases) or ``png``.
     """
 
     per_class: int = 6
@@ -107,6 +112,8 @@ class SyntheticSettings:
     distractors: bool = True
     variation: float = 0.5
     min_identities: int = 4
+    crop_size: int = 256
+    image_format: str = "jpg"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -150,7 +157,8 @@ def _collect_identities(settings: SyntheticSettings) -> tuple[dict[str, list[Any
     from mestudio.synth import augment_face, collect_faces
 
     faces_dir = settings.resolved_faces_dir()
-    faces = collect_faces(faces_dir, video_frames=settings.video_frames)
+    faces = collect_faces(faces_dir, video_frames=settings.video_frames,
+                          min_side=settings.crop_size, max_side=settings.crop_size)
     by_id: dict[str, list[Any]] = {}
     for f in faces:
         by_id.setdefault(f.identity, []).append(f)
@@ -225,13 +233,15 @@ def _render(task: _Task, root: str, settings: dict[str, Any]) -> dict[str, Any]:
         face = augment_face(face, rng, rescale=False)
         variant = face.source.split("+", 1)[-1]
     frames, event = synthesize_sample(face, task.label, fps=s.fps, seed=task.seed,
-                                      amplitude=tuple(s.amplitude),
+                                      amplitude=(float(s.amplitude[0]), float(s.amplitude[1])),
                                       distractors=s.distractors)
     folder.mkdir(parents=True, exist_ok=True)
     last = event.offset  # frames after the offset are not part of the sample
+    ext, params = (("png", [cv2.IMWRITE_PNG_COMPRESSION, 1]) if s.image_format == "png"
+                   else ("jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]))
     for i in range(last + 1):
-        path = folder / f"img{i + 1}.png"
-        if not cv2.imwrite(str(path), frames[i], [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        path = folder / f"img{i + 1}.{ext}"
+        if not cv2.imwrite(str(path), frames[i], params):
             raise OSError(f"cannot write {path}")
     entry = {
         "subject": task.subject,
@@ -389,11 +399,15 @@ class SyntheticDataset(MEDataset):
             logger.info("no synthetic release in %s: generating one", root)
             generate(root, self.settings or SyntheticSettings(), workers=self.workers)
         data = read_manifest(root)
+        if self.settings is not None and data.get("settings") != self.settings.to_dict():
+            raise DatasetError(f"{root} holds a synthetic release rendered with other settings "
+                               f"({data.get('settings')}); give another --root for these")
         self.manifest = data
         self.fps = float(data.get("fps", 30.0))
         report.fps = self.fps
         report.sheet = root / MANIFEST
         report.layout = "synthetic"
+        report.rows = len(data.get("samples", []))
         report.frames_root = root / FRAMES_DIR
         report.info["faces"] = str(data.get("faces", ""))
         report.info["identities distinct"] = "yes" if data.get("identities_distinct") else \

@@ -78,6 +78,7 @@ class EventTableModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.TextAlignmentRole:
             if col in ("#", "time", "duration", "confidence"):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
         elif role == Qt.ItemDataRole.ToolTipRole:
             text = (f"frames {ev.onset}–{ev.apex}–{ev.offset} (onset–apex–offset), "
                     f"strongest in {ev.roi}, peak {ev.peak:.3f} px")
@@ -160,10 +161,29 @@ class EventTable(QTableView):
         self.setShowGrid(False)
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(22)
+        self.setWordWrap(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
+        self._size_columns()
         self.selectionModel().currentRowChanged.connect(self._on_row_changed)
+
+    def _size_columns(self) -> None:
+        """Column widths from the widest text each column can hold (rows come in one by one,
+        so measuring contents would keep resizing)."""
+        fm = self.fontMetrics()
+        samples = {"#": "000", "time": "00:00.00", "duration": "0000 ms", "kind": "macro",
+                   "ROI": "mouth_right", "emotion": "repression", "confidence": "100 %"}
+        bold = self.horizontalHeader().fontMetrics()
+        for col, name in enumerate(COLUMNS):
+            text = samples.get(name, name)
+            self.setColumnWidth(col, max(fm.horizontalAdvance(text),
+                                         bold.horizontalAdvance(name) + 6) + 12)
+
+    def changeEvent(self, event) -> None:  # noqa: N802, ANN001
+        super().changeEvent(event)
+        if event.type() in (event.Type.FontChange, event.Type.StyleChange):
+            self._size_columns()
 
     def event_model(self) -> EventTableModel:
         return self._model

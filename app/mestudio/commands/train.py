@@ -1,0 +1,159 @@
+"""``mestudio train``: evaluate a network with LOSO/LODO and train the final model.
+
+::
+
+    mestudio train --dataset casme2 --root /data/CASME2 --model m3enet --protocol loso \\
+        --seeds 1,2,3 [--ablation no-flow] [--epochs 50] [--out runs/casme2] [--set lr=5e-4]
+
+Steps: load the release (``--mapping``), compute/cache the model inputs (as ``mestudio
+data prepare``), train one network per fold with a fixed schedule (or choose the epoch on
+a validation split of the TRAINING subjects: ``--validation subjects``), pool the test
+predictions of all folds by sample id, compute the metrics, write the report (JSON +
+Markdown in the layout of the M3ENet paper's Tables 2 and 3, confusion matrix PNG), then
+train the final model on all subjects and save it as a checkpoint for ``mestudio export``.
+Fold results are saved as they finish: running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "train"
+HELP = "train and evaluate a recognition network (LOSO/LODO, report, final checkpoint)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from mestudio.training.config import ABLATIONS, VALIDATIONS
+    from mestudio.training.prepare import add_dataset_arguments, add_feature_arguments
+
+    add_dataset_arguments(parser)
+    parser.add_argument("--model", default="m3enet", metavar="ARCH",
+                        help="architecture: m3enet (default), im3dr_mfer, ststnet, offapexnet")
+    parser.add_argument("--protocol", default="loso", choices=("loso", "lodo"),
+                        help="leave-one-subject-out (default) or leave-one-dataset-out")
+    parser.add_argument("--seeds", default=None, metavar="LIST",
+                        help="random seeds, e.g. 1,2,3 (figures: mean ± std over seeds; "
+                             "default 1)")
+    parser.add_argument("--ablation", default=None, choices=ABLATIONS,
+                        help="input/augmentation ablation (default none)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per fold (default 50)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
+    parser.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
+    parser.add_argument("--validation", default=None, choices=VALIDATIONS,
+                        help="none: fixed schedule (default); subjects: choose the epoch on a "
+                             "split of the training subjects (never the test fold)")
+    parser.add_argument("--device", default=None, help="auto (default), cuda, mps or cpu")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="folds trained in parallel processes on the CPU (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per training process (default: torch's choice)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override any training setting (repeatable), e.g. --set "
+                             "weight_decay=0.01 --set aug_expansion=3 --set betas=0.9,0.99")
+    parser.add_argument("--folds", default=None, metavar="LIST",
+                        help="train only these folds (comma-separated fold ids)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="results folder (default runs/<dataset>-<model>-<protocol>)")
+    parser.add_argument("--no-final", action="store_true",
+                        help="do not train the final model on all subjects")
+    parser.add_argument("--final-only", action="store_true",
+                        help="skip the protocol; train only the final model")
+    add_feature_arguments(parser)
+
+
+def _config(args: argparse.Namespace):  # noqa: ANN202 - TrainConfig (lazy import)
+    from mestudio.training.config import TrainConfig, parse_seeds
+
+    cfg = TrainConfig(model=args.model)
+    explicit = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "validation": args.validation, "device": args.device, "workers": args.workers,
+        "threads": args.threads, "ablation": args.ablation,
+        "seeds": parse_seeds(args.seeds) if args.seeds else None,
+    }
+    changes = {k: v for k, v in explicit.items() if v is not None}
+    if args.no_final:
+        changes["final_model"] = False
+    if changes:
+        cfg = cfg.replace(**changes)
+    return cfg.with_overrides(args.overrides) if args.overrides else cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import torch
+
+    from mestudio.errors import DatasetError
+    from mestudio.training.features import load_features, prepare_features
+    from mestudio.training.prepare import default_cache_dir, feature_spec, load_samples, model_kind
+    from mestudio.training.report import build_report, headline, write_report
+    from mestudio.training.runner import final_epochs, resolve_device, run_protocol, train_final
+
+    log = logging.getLogger("mestudio.train")
+    cfg = _config(args)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dataset, samples, mapping, root = load_samples(args)
+    classes = list(dataset.classes(mapping))
+    spec = feature_spec(args, model_kind(cfg.model))
+    cache = args.cache or default_cache_dir()
+    suffix = f"-{cfg.ablation}" if cfg.ablation != "none" else ""
+    out = args.out or Path("runs") / f"{dataset.name}-{cfg.model}-{args.protocol}{suffix}"
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    print(f"dataset   {dataset.title} at {root}: {len(samples)} samples, "
+          f"{len({s.fold for s in samples})} subjects, {mapping} classes: {', '.join(classes)}")
+    print(f"model     {cfg.model} on {device}; {args.protocol.upper()}, seeds "
+          f"{', '.join(map(str, cfg.seeds))}, {cfg.epochs} epochs, ablation {cfg.ablation}")
+    prep = prepare_features(samples, cache, spec, dataset=dataset.name,
+                            workers=args.prepare_workers)
+    if prep.computed or prep.failed:
+        print(prep.to_text())
+    features, missing = load_features(samples, cache, spec, dataset=dataset.name)
+    if missing:
+        log.warning("%d samples without features are left out (e.g. %s)", len(missing), missing[0])
+    if len(features) == 0:
+        raise DatasetError("no sample has features: see the failures above")
+    synthetic = dataset.name == "synthetic"
+    data_info = {"dataset": dataset.name, "title": dataset.title, "root": str(root),
+                 "mapping": mapping, "samples": len(features),
+                 "subjects": len(set(features.subjects)), "left_out": missing,
+                 "features": spec.to_dict(), "device": device, "synthetic": synthetic}
+    if synthetic:
+        manifest = getattr(dataset, "manifest", {})
+        data_info["synthetic_settings"] = manifest.get("settings", {})
+        data_info["identities_distinct"] = manifest.get("identities_distinct")
+    result = None
+    metrics: dict = {}
+    if not args.final_only:
+        folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
+        result = run_protocol(features, classes, cfg, protocol=args.protocol, out_dir=out,
+                              folds=folds)
+        if result.per_seed:
+            report = build_report(result, dataset=dataset.name, model=cfg.model,
+                                  protocol=args.protocol, classes=classes, config=cfg.to_dict(),
+                                  data=data_info)
+            paths = write_report(report, out)
+            print(f"{args.protocol.upper()} ({len(result.folds)} folds, {len(result.per_seed)} "
+                  f"seed(s)): {headline(report)}")
+            print(f"report    {paths['markdown']} (+ {paths['json'].name}, "
+                  f"{paths['confusion'].name})")
+            metrics = {f"{args.protocol}_{k}": v["mean"] for k, v in report["summary"].items()}
+            metrics.update({f"{args.protocol}_{k}_std": v["std"]
+                            for k, v in report["summary"].items()})
+            metrics["protocol"] = args.protocol
+            metrics["seeds"] = list(report["seeds"])
+        else:
+            print("not every fold is done yet: no pooled figures (run again to resume)")
+    if cfg.final_model and (result is None or result.per_seed):
+        epochs = final_epochs(cfg, result)
+        ckpt = out / f"{cfg.model}_{dataset.name}.pt"
+        training = {"dataset": dataset.name, "data": data_info, "protocol": args.protocol,
+                    "mapping": mapping, "config": cfg.to_dict()}
+        path = train_final(features, classes, cfg, ckpt, training=training, metrics=metrics,
+                           synthetic=synthetic, epochs=epochs)
+        print(f"final     {path} ({epochs} epochs on all {len(features)} samples); export it "
+              f"with `mestudio export {path} -o models/NAME.onnx`")
+    return 0

@@ -1,0 +1,461 @@
+"""The one place that turns aligned face crops into model inputs (ARCHITECTURE.md).
+
+Training (``mestudio data prepare`` / ``train``), ``analyze``, live recognition and review
+all call these functions, with the :class:`PreprocessConfig` stored in the model's metadata,
+so a model always sees inputs made exactly as during its training.
+
+Keyframe models (M3ENet, STSTNet, Off-ApexNet) — :func:`keyframe_inputs`,
+:func:`keyframe_inputs_batch`:
+
+1. the onset, apex and offset crops (aligned BGR ``uint8``, any square size) are resized to
+   ``flow_size`` (area interpolation when shrinking, bilinear when enlarging);
+2. Dual TV-L1 flow from onset to apex on the grey ``flow_size`` crops
+   (:func:`mestudio.flow.tvl1_flow`, parameters ``tvl1``; batched on ``device``);
+3. optical strain (:func:`mestudio.flow.optical_strain`) of that flow, at ``flow_size``;
+4. ``u, v`` are area-resized to ``input_size`` and multiplied by ``input_size / flow_size``
+   (vectors scale with the image: the values are pixels at ``input_size``), then divided by
+   ``flow_scale``; the strain map is area-resized WITHOUT rescaling (strain is a
+   dimensionless derivative du/dx, unchanged when flow and image are scaled together; it is
+   computed at ``flow_size`` because derivatives of the finer flow are more accurate) and
+   divided by ``strain_scale``. The scales are fixed constants (not per sample), so the
+   magnitude of a movement stays meaningful across samples;
+5. the three frames are area-resized to ``input_size``, grey (``color=False``, 1 channel,
+   OpenCV's BGR→grey weights) or colour (3 channels in R, G, B order), scaled to 0..1 and
+   normalised ``(x − frame_mean) / frame_std``.
+
+Outputs: ``flow`` ``(3, S, S)`` = (u, v, strain) and ``frames`` ``(3, C, S, S)`` = (onset,
+apex, offset), float32 numpy, ``S = input_size`` — the ONNX contract's ``flow`` and
+``frames`` without the batch axis.
+
+Clip models (IM3DR-MFER) — :func:`clip_inputs`: ``clip_len`` frames sampled evenly from the
+crops, normalised as above (``clip`` ``(T, C, S, S)``), and the TV-L1 flow between
+consecutive sampled frames, resized and normalised as above (``flow_seq`` ``(T−1, 2, S, S)``).
+
+Defaults: ``flow_size`` 128, ``input_size`` 48, TV-L1 with :data:`mestudio.flow.FAST_PARAMS`
+(as accurate as OpenCV's defaults on micro-expression-sized motion, ~20× cheaper; see
+``mestudio bench flow``), ``flow_scale`` 0.5 px at ``input_size`` (micro-expressions of
+sub-pixel to a few pixels at 128 px give |u|, |v| mostly below 2 after scaling),
+``strain_scale`` 0.1, ``frame_mean`` 0.5, ``frame_std`` 0.25.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mestudio.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "mestudio-preprocess/1"
+
+
+def _fast_tvl1() -> dict[str, Any]:
+    from mestudio.flow.tvl1 import FAST_PARAMS
+
+    return FAST_PARAMS.to_dict()
+
+
+@dataclass
+class PreprocessConfig:
+    """How crops become model inputs; travels in the model metadata (:meth:`to_metadata`).
+
+    Attributes:
+        flow_size: side (pixels) of the crops the flow is computed on.
+        input_size: side (pixels) of the network inputs.
+        color: 3-channel RGB frames instead of 1-channel grey.
+        clip_len: frames per clip for clip models (>= 2).
+        tvl1: Dual TV-L1 parameters (:class:`mestudio.flow.TVL1Params` fields; missing ones
+            take the values of :data:`mestudio.flow.FAST_PARAMS`, the default).
+        flow_scale: ``u, v`` in pixels at ``input_size`` are divided by this.
+        strain_scale: the optical strain (dimensionless) is divided by this.
+        frame_mean, frame_std: frames in 0..1 become ``(x − frame_mean) / frame_std``.
+        device: where TV-L1 runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"``. A run-time choice: not part of the metadata or hash.
+    """
+
+    flow_size: int = 128
+    input_size: int = 48
+    color: bool = False
+    clip_len: int = 8
+    tvl1: dict[str, Any] = field(default_factory=_fast_tvl1)
+    flow_scale: float = 0.5
+    strain_scale: float = 0.1
+    frame_mean: float = 0.5
+    frame_std: float = 0.25
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("flow_size", "input_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 16:
+                raise ConfigError(f"PreprocessConfig.{name} must be an integer >= 16, got {v!r}")
+        if not isinstance(self.clip_len, int) or self.clip_len < 2:
+            raise ConfigError(
+                f"PreprocessConfig.clip_len must be an integer >= 2, got {self.clip_len!r}"
+            )
+        for name in ("flow_scale", "strain_scale", "frame_std"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"PreprocessConfig.{name} must be a number > 0, got {v!r}")
+        if not isinstance(self.tvl1, dict):
+            raise ConfigError(f"PreprocessConfig.tvl1 must be a mapping, got {self.tvl1!r}")
+        try:
+            self.tvl1 = self.tvl1_params().to_dict()  # complete and validated
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"PreprocessConfig.tvl1: {exc}") from exc
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(
+                f"PreprocessConfig.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}"
+            )
+
+    @property
+    def channels(self) -> int:
+        """Channels per frame: 3 (colour) or 1 (grey)."""
+        return 3 if self.color else 1
+
+    def tvl1_params(self) -> Any:
+        """The TV-L1 parameters as :class:`mestudio.flow.TVL1Params` (fields missing from
+        ``tvl1`` take the values of :data:`mestudio.flow.FAST_PARAMS`)."""
+        from mestudio.flow.tvl1 import FAST_PARAMS
+
+        return FAST_PARAMS.replace(**self.tvl1)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """A JSON-able description (the model metadata's ``preprocess`` entry).
+
+        Holds every field except ``device`` plus descriptive keys (``format``,
+        ``flow_method``, channel orders, ``normalisation``) that :meth:`from_metadata`
+        ignores.
+        """
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "device"}
+        d["tvl1"] = dict(self.tvl1)
+        d.update(
+            {
+                "format": FORMAT,
+                "flow_method": "tvl1",
+                "flow_channels": ["u", "v", "strain"],
+                "frames_order": ["onset", "apex", "offset"],
+                "frame_channels": ["R", "G", "B"] if self.color else ["gray"],
+                "normalisation": {
+                    "u, v": f"pixels at input_size / {self.flow_scale}",
+                    "strain": f"optical strain at flow_size, area-resized, / {self.strain_scale}",
+                    "frames": f"(x/255 - {self.frame_mean}) / {self.frame_std}",
+                },
+            }
+        )
+        return d
+
+    @classmethod
+    def from_metadata(cls, d: dict[str, Any]) -> PreprocessConfig:
+        """The configuration :meth:`to_metadata` described (unknown keys are ignored).
+
+        Raises:
+            ConfigError: another format, or invalid values.
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"preprocess metadata must be a mapping, got {type(d).__name__}")
+        fmt = d.get("format", FORMAT)
+        if fmt != FORMAT:
+            raise ConfigError(
+                f"preprocess metadata of format {fmt!r} is not supported (expected {FORMAT!r}); "
+                "re-export the model with this version of mestudio"
+            )
+        names = {f.name for f in dataclasses.fields(cls)} - {"device"}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"preprocess metadata: {exc}") from exc
+
+
+def config_hash(cfg: PreprocessConfig | dict[str, Any]) -> str:
+    """A stable 16-hex-digit hash of the configuration (feature-cache key); the device does
+    not count."""
+    if isinstance(cfg, dict):
+        cfg = PreprocessConfig.from_metadata(cfg)
+    payload = json.dumps(cfg.to_metadata(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_device(device: str | None) -> Any:
+    """``torch.device`` for ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} asked for, but no CUDA device is available; use 'auto'"
+        )
+    return dev
+
+
+def _check_crop(crop: Any, what: str) -> np.ndarray:
+    a = np.asarray(crop)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3)):
+        raise ValueError(
+            f"{what}: expected an aligned crop (S, S, 3) BGR or (S, S) grey, got {a.shape}"
+        )
+    if a.shape[0] != a.shape[1]:
+        raise ValueError(f"{what}: aligned crops are square, got {a.shape[1]}x{a.shape[0]} pixels")
+    if a.shape[0] < 8:
+        raise ValueError(f"{what}: crop of {a.shape[0]} px is too small")
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    return a
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[0] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+def _frame(img_flow: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """One frame at ``flow_size`` -> ``(C, S, S)`` normalised float32."""
+    import cv2
+
+    small = _resize(img_flow, cfg.input_size)
+    if cfg.color:
+        rgb = (
+            cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
+            if small.ndim == 2
+            else cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        )
+        x = rgb.transpose(2, 0, 1)
+    else:
+        x = _gray(small)[None]
+    x = x.astype(np.float32) * np.float32(1.0 / 255.0)
+    return (x - np.float32(cfg.frame_mean)) / np.float32(cfg.frame_std)
+
+
+def _resize_maps(x: Any, size: int) -> Any:
+    """``[N, C, H, W]`` maps to ``size`` px: area averaging when shrinking, bilinear when
+    enlarging."""
+    import torch.nn.functional as F
+
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if x.shape[-1] > size:
+        return F.interpolate(x, size=(size, size), mode="area")
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _flows(
+    prev: list[np.ndarray],
+    nxt: list[np.ndarray],
+    cfg: PreprocessConfig,
+    device: Any,
+    with_strain: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """TV-L1 between grey ``flow_size`` images, batched -> normalised ``u, v`` ``[N,2,S,S]``
+    and strain ``[N,1,S,S]`` (numpy float32)."""
+    import torch
+
+    from mestudio.flow.strain import optical_strain
+    from mestudio.flow.tvl1 import tvl1_flow
+
+    a = torch.from_numpy(np.stack(prev)).to(device=device, dtype=torch.float32)[:, None]
+    b = torch.from_numpy(np.stack(nxt)).to(device=device, dtype=torch.float32)[:, None]
+    with torch.no_grad():
+        flow = tvl1_flow(a, b, cfg.tvl1_params())
+        uv = _resize_maps(flow, cfg.input_size) * (cfg.input_size / cfg.flow_size / cfg.flow_scale)
+        strain = None
+        if with_strain:
+            s = _resize_maps(optical_strain(flow), cfg.input_size) / cfg.strain_scale
+            strain = s.float().cpu().numpy()
+    return uv.float().cpu().numpy(), strain
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def keyframe_inputs_batch(
+    triples: Sequence[Sequence[np.ndarray]],
+    cfg: PreprocessConfig | None = None,
+    device: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Model inputs of N samples at once; TV-L1 runs batched on ``device``.
+
+    Args:
+        triples: N ``(onset, apex, offset)`` aligned crops (BGR ``uint8`` ``(s, s, 3)`` or
+            grey ``(s, s)``, any square size ``s``).
+        cfg: the configuration (default :class:`PreprocessConfig`).
+        device: overrides ``cfg.device`` (``"auto"``, ``"cpu"``, ``"cuda"``).
+
+    Returns:
+        ``{"flow": (N, 3, S, S), "frames": (N, 3, C, S, S)}`` float32 numpy arrays
+        (see the module docstring; ``S = cfg.input_size``, ``C = cfg.channels``).
+
+    Raises:
+        ValueError: a triple without three square crops.
+    """
+    cfg = cfg or PreprocessConfig()
+    dev = resolve_device(device or cfg.device)
+    onsets, apexes, frames = [], [], []
+    for i, triple in enumerate(triples):
+        if len(triple) != 3:
+            raise ValueError(
+                f"keyframe_inputs_batch: sample {i} has {len(triple)} crops, expected 3"
+            )
+        crops = [
+            _resize(_check_crop(c, f"sample {i} crop {k}"), cfg.flow_size)
+            for k, c in enumerate(triple)
+        ]
+        onsets.append(_gray(crops[0]))
+        apexes.append(_gray(crops[1]))
+        frames.append(np.stack([_frame(c, cfg) for c in crops]))
+    s, c = cfg.input_size, cfg.channels
+    if not frames:
+        return {
+            "flow": np.zeros((0, 3, s, s), np.float32),
+            "frames": np.zeros((0, 3, c, s, s), np.float32),
+        }
+    uv, strain = _flows(onsets, apexes, cfg, dev, with_strain=True)
+    assert strain is not None
+    return {
+        "flow": np.ascontiguousarray(np.concatenate([uv, strain], axis=1), dtype=np.float32),
+        "frames": np.ascontiguousarray(np.stack(frames), dtype=np.float32),
+    }
+
+
+def keyframe_inputs(
+    onset: np.ndarray, apex: np.ndarray, offset: np.ndarray, cfg: PreprocessConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Model inputs of one sample (see the module docstring).
+
+    Args:
+        onset, apex, offset: aligned crops (BGR ``uint8`` ``(s, s, 3)`` or grey ``(s, s)``,
+            any square size).
+        cfg: the configuration (default :class:`PreprocessConfig`).
+
+    Returns:
+        ``{"flow": (3, S, S) = (u, v, strain), "frames": (3, C, S, S) = (onset, apex,
+        offset)}`` float32 numpy arrays, ``S = cfg.input_size``.
+    """
+    out = keyframe_inputs_batch([(onset, apex, offset)], cfg)
+    return {k: v[0] for k, v in out.items()}
+
+
+def clip_inputs(
+    crops: Sequence[np.ndarray], cfg: PreprocessConfig | None = None, device: str | None = None
+) -> dict[str, np.ndarray]:
+    """Inputs of a clip model from the aligned crops of one sample (onset..offset).
+
+    ``cfg.clip_len`` frames are taken at evenly spaced positions (rounded indices) of
+    ``crops``; the flows between consecutive taken frames run as one TV-L1 batch.
+
+    Args:
+        crops: >= 2 aligned crops (BGR ``uint8`` or grey, square, any size), in time order.
+        cfg: the configuration (default :class:`PreprocessConfig`).
+        device: overrides ``cfg.device``.
+
+    Returns:
+        ``{"clip": (T, C, S, S), "flow_seq": (T-1, 2, S, S)}`` float32 numpy arrays,
+        ``T = cfg.clip_len``, normalised as the keyframe inputs.
+
+    Raises:
+        ValueError: fewer than 2 crops, or crops that are not square images.
+    """
+    cfg = cfg or PreprocessConfig()
+    if len(crops) < 2:
+        raise ValueError(f"clip_inputs: need at least 2 crops, got {len(crops)}")
+    idx = np.linspace(0, len(crops) - 1, cfg.clip_len).round().astype(int)
+    frames = [_resize(_check_crop(crops[i], f"crop {i}"), cfg.flow_size) for i in idx]
+    grays = [_gray(f) for f in frames]
+    uv, _ = _flows(
+        grays[:-1], grays[1:], cfg, resolve_device(device or cfg.device), with_strain=False
+    )
+    clip = np.stack([_frame(f, cfg) for f in frames])
+    return {
+        "clip": np.ascontiguousarray(clip, dtype=np.float32),
+        "flow_seq": np.ascontiguousarray(uv, dtype=np.float32),
+    }
+
+
+_trackers = threading.local()
+
+
+def _tracker(tracker_config: Any) -> Any:
+    from mestudio.face.config import TrackerConfig
+    from mestudio.face.tracker import FaceTracker
+
+    cfg = tracker_config or TrackerConfig()
+    key = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+    cache = getattr(_trackers, "cache", None)
+    if cache is None:
+        cache = _trackers.cache = {}
+    if key not in cache:
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = FaceTracker(cfg)
+    tracker = cache[key]
+    tracker.reset()
+    return tracker
+
+
+def align_keyframes(
+    images: Sequence[np.ndarray], size: int, tracker_config: Any = None
+) -> list[np.ndarray]:
+    """Aligned crops of the raw frames of one sample.
+
+    The face (and its landmarks) is found on the FIRST image with
+    :class:`mestudio.face.tracker.FaceTracker`; the same alignment transform
+    (:func:`mestudio.face.align.align_face`) cuts every image, so the motion between the
+    frames stays in the crops (a per-frame alignment would remove part of it).
+
+    Args:
+        images: frames of one sample (BGR ``uint8`` ``(H, W, 3)`` or grey), same size.
+        size: side of the crops in pixels (usually ``PreprocessConfig.flow_size``).
+        tracker_config: :class:`mestudio.face.config.TrackerConfig` (default settings).
+
+    Returns:
+        ``len(images)`` crops ``(size, size, 3)`` BGR ``uint8``.
+
+    Raises:
+        ValueError: no images, or no face found on the first image.
+    """
+    import cv2
+
+    from mestudio.face.align import align_face
+    from mestudio.types import Frame
+
+    if len(images) == 0:
+        raise ValueError("align_keyframes: no images")
+    bgr = [
+        cv2.cvtColor(np.asarray(im), cv2.COLOR_GRAY2BGR)
+        if np.asarray(im).ndim == 2
+        else np.asarray(im)
+        for im in images
+    ]
+    tracker = _tracker(tracker_config)
+    obs = tracker.update(Frame(index=0, timestamp_s=0.0, image=bgr[0]))
+    if not obs.face_found:
+        raise ValueError("align_keyframes: no face found in the first image")
+    return [align_face(im, obs, int(size), tracker.config)[0] for im in bgr]

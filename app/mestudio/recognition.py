@@ -1,0 +1,408 @@
+"""Recognition of spotted micro-expressions, off the per-frame path.
+
+:class:`Recognizer` sits behind the online spotter in :class:`mestudio.pipeline.Pipeline`:
+
+* every frame, :meth:`Recognizer.add_frame` keeps the tracker's aligned crop in a ring
+  buffer keyed by frame index and bounded in *seconds* (long enough to hold the longest
+  micro-expression plus the spotter's emission delay);
+* when the spotter emits a micro event, :meth:`Recognizer.submit` picks the event's crops
+  from that buffer (onset, apex and offset for keyframe models such as M3ENet; every frame
+  from onset to offset for clip models such as IM3DR-MFER) and queues a job — this costs a
+  few microseconds on the caller's thread;
+* one worker thread (``concurrent.futures.ThreadPoolExecutor`` with one worker) turns the
+  crops into model inputs with :mod:`mestudio.preprocess` — the only preprocessing
+  implementation (TV-L1 flow, optical strain, key frames) — and runs the
+  :class:`~mestudio.inference.engine.InferenceEngine`;
+* :meth:`Recognizer.poll` (called by the pipeline on its own thread) attaches the finished
+  :class:`~mestudio.types.Prediction` to its :class:`~mestudio.types.SpotEvent` and returns
+  the events that changed, so events are only ever mutated on the caller's thread.
+
+The queue is bounded: when events arrive faster than the worker recognises them, the
+oldest job still waiting is dropped (with a logged warning); such an event simply keeps no
+prediction. Nothing here blocks the per-frame path except :meth:`wait` (end of a file).
+No Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mestudio.types import FaceObservation, Prediction, SpotEvent
+
+log = logging.getLogger(__name__)
+
+InputsFn = Callable[[Sequence[Sequence[np.ndarray]]], Mapping[str, np.ndarray]]
+"""``jobs' crops -> batched model inputs``: one list of aligned crops per job (keyframe
+models: ``[onset, apex, offset]``; clip models: ``onset..offset``) to the engine's input
+dict with a leading batch axis ``N = len(jobs)``."""
+
+
+def buffer_seconds(micro_max_s: float, emit_delay_s: float, margin_s: float = 0.5) -> float:
+    """How many seconds of aligned crops the recogniser must keep: a micro event lasts at
+    most ``micro_max_s`` and is emitted at most ``emit_delay_s`` after its offset, so its
+    onset is at most ``micro_max_s + emit_delay_s`` old when it arrives; ``margin_s`` covers
+    the low-pass look-ahead and irregular frame times."""
+    return float(micro_max_s) + float(emit_delay_s) + float(margin_s)
+
+
+class CropBuffer:
+    """Aligned face crops of the most recent frames, keyed by frame index.
+
+    Args:
+        max_age_s: crops older than this many seconds (frame timestamps) are dropped.
+        max_frames: hard cap on the number of crops kept (memory bound at very high fps).
+
+    A crop is BGR ``uint8`` ``(S, S, 3)`` (the tracker's aligned crop); frames without a
+    face are recorded as ``None`` so that gaps are known.
+    """
+
+    def __init__(self, max_age_s: float, max_frames: int = 2048) -> None:
+        if max_age_s <= 0:
+            raise ValueError(f"max_age_s must be positive, got {max_age_s}")
+        self.max_age_s = float(max_age_s)
+        self.max_frames = int(max_frames)
+        self._items: deque[tuple[int, float, np.ndarray | None]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def add(self, index: int, timestamp_s: float, crop: np.ndarray | None) -> None:
+        """Record frame ``index`` (its crop or None) and forget what is too old."""
+        if self._items and index <= self._items[-1][0]:
+            # A restarted or looped source: indices went back; start over.
+            self._items.clear()
+        self._items.append((int(index), float(timestamp_s), crop))
+        limit = float(timestamp_s) - self.max_age_s - 1e-9
+        while self._items and (self._items[0][1] < limit or len(self._items) > self.max_frames):
+            self._items.popleft()
+
+    @property
+    def oldest_index(self) -> int | None:
+        return self._items[0][0] if self._items else None
+
+    def crops_between(self, first: int, last: int) -> list[tuple[int, np.ndarray]]:
+        """``(index, crop)`` of the frames ``first..last`` (inclusive) that have a face."""
+        return [(i, c) for i, _, c in self._items if first <= i <= last and c is not None]
+
+
+def pick_keyframes(available: Sequence[tuple[int, np.ndarray]], onset: int, apex: int,
+                   offset: int) -> list[np.ndarray] | None:
+    """The crops of ``onset``, ``apex`` and ``offset`` from ``available`` (``(index, crop)``
+    pairs within the event); a frame without a face is replaced by the nearest frame that
+    has one (ties: the earlier frame). None when no frame of the event has a face."""
+    if not available:
+        return None
+    idx = np.array([i for i, _ in available])
+    out = []
+    for want in (onset, apex, offset):
+        k = int(np.argmin(np.abs(idx - want) * 2 + (idx > want)))
+        out.append(available[k][1])
+    return out
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any] | None,
+                         device: str | None = None) -> InputsFn:
+    """The default :data:`InputsFn`: :mod:`mestudio.preprocess` with the configuration the
+    model was trained with (its ``mestudio.preprocess`` metadata).
+
+    Raises:
+        ImportError: :mod:`mestudio.preprocess` is not available.
+        ValueError: an unknown input kind.
+    """
+    from mestudio import preprocess as pp
+
+    try:  # load torch (TV-L1) now, on the caller's thread, not with the first event
+        import torch
+
+        # Fix this thread's own intra-op thread count before the worker sets its own
+        # (OpenMP: a thread takes the latest setting when it first uses torch).
+        torch.get_num_threads()
+    except ImportError:  # pragma: no cover - preprocess reports it when it needs torch
+        pass
+    cfg = (pp.PreprocessConfig.from_metadata(dict(preprocess_metadata))
+           if preprocess_metadata else pp.PreprocessConfig())
+    if input_kind == "keyframes":
+        batch_fn = getattr(pp, "keyframe_inputs_batch", None)
+
+        def keyframes(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
+            if batch_fn is not None:
+                triples = [tuple(crops) for crops in jobs]
+                try:
+                    out = batch_fn(triples, cfg, device=device)
+                except TypeError:  # an implementation without the device argument
+                    out = batch_fn(triples, cfg)
+                return {k: _to_numpy(v) for k, v in out.items()}
+            parts = [pp.keyframe_inputs(c[0], c[1], c[2], cfg) for c in jobs]
+            return {k: np.stack([_to_numpy(p[k]) for p in parts]) for k in parts[0]}
+
+        return keyframes
+    if input_kind == "clip":
+        def clip(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
+            parts = [pp.clip_inputs(list(c), cfg, device=device) for c in jobs]
+            return {k: np.stack([_to_numpy(p[k]) for p in parts]) for k in parts[0]}
+
+        return clip
+    raise ValueError(f"unknown model input kind {input_kind!r} (expected keyframes or clip)")
+
+
+def _init_worker(threads: int) -> None:
+    """Worker-thread initialiser: torch intra-op threads for this thread only."""
+    if threads <= 0:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class _Job:
+    event: SpotEvent
+    crops: list[np.ndarray]
+    submitted_at: float
+
+
+@dataclass
+class RecognitionStats:
+    """Counters of one :class:`Recognizer` (for the status bar, logs and tests).
+
+    Attributes:
+        submitted: events queued for recognition.
+        completed: predictions delivered.
+        failed: events whose recognition raised (no prediction; see ``last_error``).
+        dropped: events dropped because the queue was full or the end-of-file wait ran out.
+        skipped: events with no face crop in their interval (nothing to recognise).
+        pending: jobs queued or being recognised now.
+        last_latency_ms: submit → prediction of the latest completed event (milliseconds).
+        mean_latency_ms: the same, averaged over every completed event.
+        last_error: message of the latest failure, "" if none.
+    """
+
+    submitted: int = 0
+    completed: int = 0
+    failed: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    pending: int = 0
+    last_latency_ms: float = float("nan")
+    mean_latency_ms: float = float("nan")
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"submitted": self.submitted, "completed": self.completed,
+                "failed": self.failed, "dropped": self.dropped, "skipped": self.skipped,
+                "pending": self.pending,
+                "last_latency_ms": None if np.isnan(self.last_latency_ms)
+                else round(self.last_latency_ms, 1),
+                "mean_latency_ms": None if np.isnan(self.mean_latency_ms)
+                else round(self.mean_latency_ms, 1),
+                "last_error": self.last_error}
+
+
+class Recognizer:
+    """Recognises micro events on a worker thread and attaches the predictions.
+
+    Args:
+        engine: an :class:`~mestudio.inference.engine.InferenceEngine` (or any object with
+            ``predict(inputs) -> list[Prediction]``, ``input_kind`` and
+            ``preprocess_config``).
+        buffer_s: seconds of aligned crops kept (see :func:`buffer_seconds`).
+        max_pending: most jobs waiting for the worker; beyond it the oldest waiting one is
+            dropped with a warning.
+        max_batch: most jobs recognised in one batch (when several are waiting).
+        inputs_fn: crops → model inputs; default :func:`preprocess_inputs_fn` for the
+            engine (the same :mod:`mestudio.preprocess` code the model was trained with).
+        with_cam: ask the engine for Grad-CAM maps (``Prediction.cams``).
+        threads: torch intra-op threads of the worker thread (TV-L1 on the CPU); set on
+            that thread only (OpenMP threads are per calling thread), so the per-frame
+            thread keeps its cores. 0 = leave torch's default (all cores).
+        warmup_size: side (pixels) of blank crops run once through preprocessing and the
+            engine when the worker starts, so the first event does not pay for
+            initialisation; 0 = no warm-up.
+
+    Raises:
+        ImportError: the default ``inputs_fn`` needs :mod:`mestudio.preprocess`.
+    """
+
+    def __init__(self, engine: Any, *, buffer_s: float = 1.3, max_pending: int = 8,
+                 max_batch: int = 8, inputs_fn: InputsFn | None = None,
+                 with_cam: bool = True, threads: int = 1, warmup_size: int = 0) -> None:
+        self.engine = engine
+        self.input_kind = str(getattr(engine, "input_kind", "keyframes"))
+        if inputs_fn is None:
+            device = "cuda" if "CUDA" in str(getattr(engine, "provider", "")) else None
+            inputs_fn = preprocess_inputs_fn(self.input_kind,
+                                             getattr(engine, "preprocess_config", None), device)
+        self._inputs_fn = inputs_fn
+        self.max_pending = max(1, int(max_pending))
+        self.max_batch = max(1, int(max_batch))
+        self.with_cam = with_cam
+        self.buffer = CropBuffer(buffer_s)
+        self.stats = RecognitionStats()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue: deque[_Job] = deque()
+        self._busy = 0                                   # jobs taken by the worker
+        self._done: list[tuple[SpotEvent, Prediction]] = []
+        self._draining = False
+        self._closed = False
+        self._executor = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix="mestudio-recognition",
+                                            initializer=_init_worker, initargs=(int(threads),))
+        if warmup_size > 0:
+            self._executor.submit(self._warmup, int(warmup_size))
+
+    # ------------------------------------------------------------------ caller's thread
+    def add_frame(self, index: int, timestamp_s: float, face: FaceObservation) -> None:
+        """Keep (a copy of) this frame's aligned crop (None when no face) for later events."""
+        crop = face.aligned.copy() if face.face_found and face.aligned is not None else None
+        self.buffer.add(index, timestamp_s, crop)
+
+    def submit(self, event: SpotEvent) -> bool:
+        """Queue ``event`` for recognition. Returns False when it cannot be recognised
+        (no face crop in its interval, or the recogniser is closed). Never blocks."""
+        if self._closed:
+            return False
+        available = self.buffer.crops_between(event.onset, event.offset)
+        if self.input_kind == "clip":
+            crops = [c for _, c in available] if len(available) >= 2 else None
+        else:
+            crops = pick_keyframes(available, event.onset, event.apex, event.offset)
+        if crops is None:
+            self.stats.skipped += 1
+            oldest = self.buffer.oldest_index
+            log.warning("event %d (frames %d-%d): no face crops %s; not recognised",
+                        event.id, event.onset, event.offset,
+                        "in its interval" if oldest is None or oldest <= event.onset
+                        else f"(buffer starts at frame {oldest})")
+            return False
+        job = _Job(event, crops, time.perf_counter())
+        with self._lock:
+            self._queue.append(job)
+            self.stats.submitted += 1
+            while len(self._queue) > self.max_pending:
+                old = self._queue.popleft()
+                self.stats.dropped += 1
+                log.warning("recognition is falling behind: dropped event %d (frames %d-%d) "
+                            "after %d events piled up", old.event.id, old.event.onset,
+                            old.event.offset, self.max_pending + 1)
+            self.stats.pending = len(self._queue) + self._busy
+            if not self._draining:
+                self._draining = True
+                self._executor.submit(self._drain)
+        return True
+
+    def poll(self) -> list[SpotEvent]:
+        """Attach the predictions that arrived since the last call; returns those events."""
+        with self._lock:
+            done, self._done = self._done, []
+        for event, pred in done:
+            event.prediction = pred
+        return [event for event, _ in done]
+
+    @property
+    def pending(self) -> int:
+        """Jobs waiting or being recognised."""
+        with self._lock:
+            return len(self._queue) + self._busy
+
+    def wait(self, timeout_s: float | None = 30.0) -> list[SpotEvent]:
+        """Wait until every queued event is recognised (at most ``timeout_s`` seconds;
+        None = no limit), attach the predictions and return the events that got one.
+        Jobs still waiting at the timeout are dropped with a warning."""
+        deadline = None if timeout_s is None else time.perf_counter() + float(timeout_s)
+        with self._idle:
+            while self._queue or self._busy:
+                left = None if deadline is None else deadline - time.perf_counter()
+                if left is not None and left <= 0:
+                    n = len(self._queue)
+                    self._queue.clear()
+                    self.stats.dropped += n
+                    self.stats.pending = self._busy
+                    log.warning("recognition did not finish within %.1f s: %d event(s) left "
+                                "without a prediction", timeout_s, n + self._busy)
+                    break
+                self._idle.wait(left)
+        return self.poll()
+
+    def close(self) -> None:
+        """Stop: forget waiting jobs and release the worker (does not wait for a running
+        prediction)."""
+        self._closed = True
+        with self._lock:
+            self._queue.clear()
+            self.stats.pending = self._busy
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.buffer.clear()
+
+    # --------------------------------------------------------------------- worker thread
+    def _warmup(self, size: int) -> None:
+        n = 3 if self.input_kind != "clip" else 8
+        blank = np.full((size, size, 3), 128, np.uint8)
+        t0 = time.perf_counter()
+        try:
+            self.engine.predict(self._inputs_fn([[blank] * n]), cam=self.with_cam)
+        except Exception as exc:  # noqa: BLE001 - the real events will report it
+            log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
+            return
+        log.debug("recognition warm-up took %.0f ms", (time.perf_counter() - t0) * 1e3)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue or self._closed:
+                    self._draining = False
+                    self._idle.notify_all()
+                    return
+                batch = [self._queue.popleft()
+                         for _ in range(min(self.max_batch, len(self._queue)))]
+                self._busy = len(batch)
+            preds: list[Prediction] | None = None
+            error = ""
+            try:
+                inputs = self._inputs_fn([job.crops for job in batch])
+                preds = list(self.engine.predict(inputs, cam=self.with_cam))
+                if len(preds) != len(batch):
+                    raise RuntimeError(f"the engine returned {len(preds)} predictions for "
+                                       f"{len(batch)} events")
+            except Exception as exc:  # noqa: BLE001 - reported, the stream goes on
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("recognition of %d event(s) failed: %s", len(batch), error,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
+                preds = None
+            now = time.perf_counter()
+            with self._lock:
+                self._busy = 0
+                if preds is None:
+                    self.stats.failed += len(batch)
+                    self.stats.last_error = error
+                else:
+                    for job, pred in zip(batch, preds, strict=True):
+                        self._done.append((job.event, pred))
+                        lat = (now - job.submitted_at) * 1e3
+                        st = self.stats
+                        st.mean_latency_ms = lat if st.completed == 0 else (
+                            st.mean_latency_ms + (lat - st.mean_latency_ms) / (st.completed + 1))
+                        st.last_latency_ms = lat
+                        st.completed += 1
+                self.stats.pending = len(self._queue)
+                self._idle.notify_all()

@@ -1,0 +1,683 @@
+"""The evaluation protocols (LOSO, LODO), per-fold training and the final model.
+
+No-leak policy (DATASETS.md):
+
+* a fold's test samples (one subject for LOSO, one dataset for LODO) are never in its
+  training set or its validation set;
+* with ``validation = "none"`` (the default) every fold trains a fixed schedule and the
+  last epoch's weights predict the test fold — nothing is selected;
+* with ``validation = "subjects"`` a fraction of the fold's TRAINING subjects is held out
+  and picks the epoch; the test fold is predicted once, with those weights;
+* predictions are pooled over the folds and aligned with the labels by sample id
+  (:func:`mestudio.training.metrics.pool_predictions`), then the metrics are computed.
+
+Every fold's result is written as soon as it finishes (``OUT/seed_<s>/folds/<fold>.json``,
+with the settings' digest): a run that is interrupted and started again skips the folds
+already done. Several seeds give mean ± std over seeds of the pooled figures.
+
+Ablations (applied to training AND test inputs):
+
+* ``no-aug``: no augmentation (and no expansion);
+* ``no-flow``: the flow inputs (``flow`` / ``flow_seq``) are zeros;
+* ``no-rgb``: the frame inputs (``frames`` / ``clip``) are zeros;
+* ``single-rgb``: one frame only — the apex frame (the middle frame of a clip) fills every
+  frame slot;
+* ``shuffled-rgb``: the order of the key frames (of the clip frames) is randomly permuted
+  per sample, so onset/apex/offset lose their meaning.
+
+Hooks: ``hook(event, **info)`` is called with ``fold_start`` (fold, train_ids, val_ids,
+test_ids), ``train_batch`` (fold, epoch, ids), ``validate`` (fold, epoch, ids, score),
+``test`` (fold, ids) and ``fold_end`` (fold, result) — in the training process (folds
+trained by worker processes report ``fold_start``/``fold_end`` only).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mestudio.errors import ConfigError, DatasetError
+from mestudio.training.config import TrainConfig
+from mestudio.training.features import FeatureSet, safe_name
+from mestudio.training.metrics import (
+    PooledPredictions,
+    compute_metrics,
+    pool_predictions,
+    pooled_metrics,
+    summarise_seeds,
+)
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[..., None]
+FOLD_FORMAT = "mestudio-fold/1"
+FRAME_INPUTS = ("frames", "clip")
+FLOW_INPUTS = ("flow", "flow_seq")
+
+
+# ---- device ---------------------------------------------------------------------------------
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``mps``, else ``cpu``.
+
+    Raises:
+        ConfigError: an explicit device that is not available.
+    """
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available (use auto or cpu)")
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError("--device mps: MPS is not available (use auto or cpu)")
+    return name
+
+
+# ---- folds ----------------------------------------------------------------------------------
+@dataclass
+class Fold:
+    """One fold of a protocol: its name and the sample indices of each part."""
+
+    name: str
+    test: np.ndarray
+    train: np.ndarray
+    val: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def fold_groups(features: FeatureSet, protocol: str) -> list[str]:
+    """The group each sample is tested with: its subject (``dataset/subject``, LOSO) or
+    its dataset (LODO)."""
+    if protocol == "loso":
+        return list(features.subjects)
+    if protocol == "lodo":
+        return list(features.datasets)
+    raise ConfigError(f"protocol must be loso or lodo, got {protocol!r}")
+
+
+def make_folds(features: FeatureSet, protocol: str = "loso") -> list[Fold]:
+    """One fold per subject (LOSO) or per dataset (LODO), in natural order.
+
+    Raises:
+        ConfigError: fewer than two groups (nothing to train on).
+    """
+    from mestudio.training.datasets.frames import natural_key
+
+    groups = fold_groups(features, protocol)
+    names = sorted(set(groups), key=natural_key)
+    if len(names) < 2:
+        what = "subjects" if protocol == "loso" else "datasets"
+        raise ConfigError(f"{protocol.upper()} needs at least 2 {what}, the data has "
+                          f"{len(names)} ({', '.join(names)})")
+    g = np.array(groups)
+    return [Fold(n, np.flatnonzero(g == n), np.flatnonzero(g != n)) for n in names]
+
+
+def split_validation(fold: Fold, subjects: Sequence[str], fraction: float, seed: int) -> Fold:
+    """Hold out ``fraction`` of the fold's TRAINING subjects (at least one) for validation.
+
+    The test subjects are not candidates: they are not in ``fold.train``.
+
+    Raises:
+        ConfigError: fewer than two training subjects.
+    """
+    subj = np.array(subjects)
+    train_subjects = sorted(set(subj[fold.train]))
+    if len(train_subjects) < 2:
+        raise ConfigError(f"fold {fold.name}: validation needs at least 2 training subjects")
+    rng = np.random.default_rng([seed, _stable_int(fold.name)])
+    n_val = max(1, int(round(fraction * len(train_subjects))))
+    n_val = min(n_val, len(train_subjects) - 1)
+    val_subjects = set(rng.choice(train_subjects, size=n_val, replace=False).tolist())
+    is_val = np.isin(subj[fold.train], list(val_subjects))
+    return Fold(fold.name, fold.test, fold.train[~is_val], fold.train[is_val])
+
+
+def _stable_int(text: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+def apply_ablation(inputs: dict[str, Any], ablation: str, generator: Any = None) -> dict[str, Any]:
+    """Apply an input ablation to a batch of torch tensors (see the module docstring)."""
+    import torch
+
+    if ablation in ("none", "no-aug"):
+        return inputs
+    out = dict(inputs)
+    if ablation == "no-flow":
+        for k in FLOW_INPUTS:
+            if k in out:
+                out[k] = torch.zeros_like(out[k])
+    elif ablation == "no-rgb":
+        for k in FRAME_INPUTS:
+            if k in out:
+                out[k] = torch.zeros_like(out[k])
+    elif ablation == "single-rgb":
+        for k in FRAME_INPUTS:
+            if k in out:
+                x = out[k]
+                mid = 1 if k == "frames" else x.shape[1] // 2
+                out[k] = x[:, mid:mid + 1].expand_as(x).contiguous()
+    elif ablation == "shuffled-rgb":
+        for k in FRAME_INPUTS:
+            if k in out:
+                x = out[k]
+                n, t = x.shape[:2]
+                perm = torch.argsort(torch.rand(n, t, generator=generator), dim=1)
+                idx = perm.view(n, t, *([1] * (x.dim() - 2))).expand_as(x).to(x.device)
+                out[k] = torch.gather(x, 1, idx)
+    else:
+        raise ConfigError(f"unknown ablation {ablation!r}")
+    return out
+
+
+def build_model(cfg: TrainConfig, num_classes: int, features: FeatureSet) -> Any:
+    """The network for these features (channels, size and clip length from the arrays)."""
+    from mestudio.nets import create_model
+
+    kw = dict(cfg.model_kwargs)
+    if features.spec.kind == "keyframes":
+        frames = features.inputs["frames"]
+        kw.setdefault("in_channels", int(frames.shape[2]))
+        kw.setdefault("input_size", int(frames.shape[-1]))
+    else:
+        clip = features.inputs["clip"]
+        kw.setdefault("in_channels", int(clip.shape[2]))
+        kw.setdefault("input_size", int(clip.shape[-1]))
+        kw.setdefault("clip_len", int(clip.shape[1]))
+    try:
+        model = create_model(cfg.model, num_classes, **kw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build model {cfg.model!r}: {exc}") from exc
+    if model.input_kind != features.spec.kind:
+        raise ConfigError(f"model {cfg.model} takes {model.input_kind} inputs but the features "
+                          f"are {features.spec.kind}")
+    return model
+
+
+def _lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "step":
+        return 1.0 if progress < 0.5 else (0.1 if progress < 0.75 else 0.01)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _batch(features: FeatureSet, idx: np.ndarray, device: str) -> dict[str, Any]:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v[idx])).to(device)
+            for k, v in features.inputs.items()}
+
+
+def predict(model: Any, features: FeatureSet, idx: np.ndarray, *, ablation: str = "none",
+            device: str = "cpu", batch_size: int = 256, seed: int = 0) -> np.ndarray:
+    """Class probabilities ``(len(idx), K)`` of the samples ``idx``."""
+    import torch
+
+    model.eval()
+    names = list(model.input_names)
+    out = []
+    g = torch.Generator().manual_seed(10_000 + seed)
+    with torch.no_grad():
+        for start in range(0, len(idx), batch_size):
+            b = _batch(features, idx[start:start + batch_size], device)
+            b = apply_ablation(b, ablation, g)
+            logits = model(*[b[n] for n in names])
+            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+    k = model.num_classes
+    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.float32)
+
+
+@dataclass
+class TrainResult:
+    """A trained network and how its training went."""
+
+    model: Any
+    history: list[dict[str, float]]
+    epoch: int
+    seconds: float
+    samples_seen: int
+
+
+def train_model(features: FeatureSet, y: np.ndarray, train_idx: np.ndarray, cfg: TrainConfig,
+                num_classes: int, *, seed: int, device: str = "cpu",
+                val_idx: np.ndarray | None = None, epochs: int | None = None,
+                hook: Hook | None = None, fold: str = "", progress: bool = False,
+                desc: str = "") -> TrainResult:
+    """Train one network on ``train_idx`` (validation on ``val_idx`` when given).
+
+    Args:
+        features: all samples' inputs; ``y`` their class indices.
+        train_idx, val_idx: sample indices (``val_idx`` must be training subjects only).
+        cfg: optimiser, schedule, loss, augmentation, ablation.
+        epochs: overrides ``cfg.epochs`` (the final model with a validated epoch count).
+        hook: receives ``train_batch``/``validate`` events.
+        progress: a tqdm bar over the epochs (stderr).
+
+    Returns:
+        The trained model (weights of the last epoch, or of the best validation epoch).
+    """
+    import torch
+
+    from mestudio.training.augment import AugmentParams, augment_batch
+    from mestudio.training.losses import FocalLoss, inverse_frequency_weights
+
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model(cfg, num_classes, features).to(device)
+    n_epochs = int(epochs or cfg.epochs)
+    weights = (inverse_frequency_weights(y[train_idx], num_classes)
+               if cfg.class_weights == "inverse" else None)
+    criterion = FocalLoss(cfg.focal_gamma, weights).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
+                                  betas=(float(cfg.betas[0]), float(cfg.betas[1])),
+                                  weight_decay=cfg.weight_decay)
+    augment = cfg.augment and cfg.ablation != "no-aug"
+    copies = cfg.aug_expansion if augment else 1
+    params = AugmentParams(cfg.aug_flip, cfg.aug_rotation_deg, cfg.aug_noise)
+    per_epoch = len(train_idx) * copies
+    steps_per_epoch = max(1, math.ceil(per_epoch / cfg.batch_size))
+    total = steps_per_epoch * n_epochs
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    min_ratio = cfg.min_lr / cfg.lr
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: _lr_factor(s, total, warmup, cfg.schedule, min_ratio))
+    names = list(model.input_names)
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, Any]] | None = None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_epochs, desc=desc or f"fold {fold}", unit="epoch", leave=False,
+                   file=sys.stderr, dynamic_ncols=True, disable=None)
+    seen = 0
+    try:
+        for epoch in range(1, n_epochs + 1):
+            model.train()
+            order = np.concatenate([train_idx] * copies)
+            flags = np.concatenate([np.zeros(len(train_idx), bool)]
+                                   + [np.ones(len(train_idx), bool)] * (copies - 1))
+            perm = rng.permutation(len(order))
+            order, flags = order[perm], flags[perm]
+            losses = []
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                if len(idx) < 2 and len(order) > 1:
+                    continue  # batch norm cannot train on a single sample
+                if hook is not None:
+                    hook("train_batch", fold=fold, epoch=epoch,
+                         ids=[features.ids[i] for i in idx])
+                batch = _batch(features, idx, device)
+                batch = apply_ablation(batch, cfg.ablation, gen)
+                if augment:
+                    mask = torch.from_numpy(flags[start:start + cfg.batch_size])
+                    batch = augment_batch(batch, params, gen, mask=mask)
+                target = torch.from_numpy(y[idx]).to(device)
+                logits = model(*[batch[n] for n in names])
+                loss = criterion(logits, target)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                seen += len(idx)
+            record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "lr": float(optimiser.param_groups[0]["lr"])}
+            if val_idx is not None and len(val_idx):
+                probs = predict(model, features, val_idx, ablation=cfg.ablation, device=device,
+                                batch_size=cfg.eval_batch_size, seed=seed)
+                m = compute_metrics(y[val_idx], probs, [str(i) for i in range(num_classes)])
+                score = float(m[cfg.val_metric]) if not math.isnan(m[cfg.val_metric]) else -1.0
+                record["val_" + cfg.val_metric] = score
+                if hook is not None:
+                    hook("validate", fold=fold, epoch=epoch,
+                         ids=[features.ids[i] for i in val_idx], score=score)
+                if best is None or score > best[0]:
+                    best = (score, epoch, copy.deepcopy(model.state_dict()))
+            history.append(record)
+            if bar is not None:
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    chosen = n_epochs
+    if best is not None:
+        model.load_state_dict(best[2])
+        chosen = best[1]
+    model.eval()
+    return TrainResult(model, history, chosen, time.perf_counter() - t0, seen)
+
+
+# ---- protocol -------------------------------------------------------------------------------
+@dataclass
+class ProtocolResult:
+    """Figures of a protocol run.
+
+    Attributes:
+        per_seed: seed -> pooled metrics (:func:`~mestudio.training.metrics.pooled_metrics`).
+        summary: metric -> ``{"mean", "std", "values"}`` over seeds.
+        pooled: seed -> the pooled predictions.
+        folds: fold names.
+        out_dir: where fold results and the report live.
+        best_epochs: epochs chosen per fold (validation) or the fixed count.
+        seconds: wall time of this run (folds skipped as done count 0).
+        skipped: ``(seed, fold)`` pairs found done and not trained again.
+    """
+
+    per_seed: dict[int, dict[str, Any]]
+    summary: dict[str, dict[str, Any]]
+    pooled: dict[int, PooledPredictions]
+    folds: list[str]
+    out_dir: Path
+    best_epochs: list[int]
+    seconds: float
+    skipped: list[tuple[int, str]]
+    trained: list[tuple[int, str]]
+
+
+def fold_file(out_dir: Path, seed: int, fold: str) -> Path:
+    return out_dir / f"seed_{seed}" / "folds" / f"{safe_name(fold)}.json"
+
+
+def _load_done(path: Path, digest: str, test_ids: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if data.get("format") != FOLD_FORMAT or data.get("config_digest") != digest \
+            or sorted(data.get("predictions", {})) != sorted(test_ids):
+        return None
+    return dict(data)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def run_fold(features: FeatureSet, y: np.ndarray, fold: Fold, cfg: TrainConfig,
+             num_classes: int, *, seed: int, device: str, digest: str,
+             hook: Hook | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train on a fold's training part, predict its test part; returns the fold record."""
+    test_ids = [features.ids[i] for i in fold.test]
+    train_subjects = sorted({features.subjects[i] for i in fold.train})
+    val_subjects = sorted({features.subjects[i] for i in fold.val})
+    test_subjects = sorted({features.subjects[i] for i in fold.test})
+    leak = (set(train_subjects) | set(val_subjects)) & set(test_subjects)
+    if fold.name in train_subjects or fold.name in val_subjects or leak:
+        raise RuntimeError(f"fold {fold.name}: test subjects in training/validation — refusing "
+                           "to train (this is a bug)")
+    if hook is not None:
+        hook("fold_start", fold=fold.name, seed=seed,
+             train_ids=[features.ids[i] for i in fold.train],
+             val_ids=[features.ids[i] for i in fold.val], test_ids=test_ids)
+    res = train_model(features, y, fold.train, cfg, num_classes, seed=seed, device=device,
+                      val_idx=fold.val if len(fold.val) else None, hook=hook, fold=fold.name,
+                      progress=progress, desc=f"seed {seed} {fold.name}")
+    if hook is not None:
+        hook("test", fold=fold.name, ids=test_ids)
+    probs = predict(res.model, features, fold.test, ablation=cfg.ablation, device=device,
+                    batch_size=cfg.eval_batch_size, seed=seed)
+    return {
+        "format": FOLD_FORMAT,
+        "fold": fold.name,
+        "seed": seed,
+        "config_digest": digest,
+        "features": features.spec.key(),
+        "n_train": int(len(fold.train)),
+        "n_val": int(len(fold.val)),
+        "n_test": int(len(fold.test)),
+        "train_subjects": train_subjects,
+        "val_subjects": val_subjects,
+        "test_subjects": test_subjects,
+        "epoch": res.epoch,
+        "history": res.history,
+        "seconds": round(res.seconds, 2),
+        "samples_seen": res.samples_seen,
+        "device": device,
+        "predictions": {sid: [float(p) for p in row] for sid, row in zip(test_ids, probs,
+                                                                          strict=True)},
+    }
+
+
+# worker-process state (spawned processes get the features once)
+_W: dict[str, Any] = {}
+
+
+def _worker_init(features: FeatureSet, y: np.ndarray, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    _W["features"], _W["y"] = features, y
+
+
+def _worker_fold(fold: Fold, cfg_dict: dict[str, Any], num_classes: int, seed: int,
+                 device: str, digest: str, path: str) -> dict[str, Any]:
+    cfg = TrainConfig.from_dict(cfg_dict)
+    record = run_fold(_W["features"], _W["y"], fold, cfg, num_classes, seed=seed,
+                      device=device, digest=digest)
+    _write_json(Path(path), record)
+    return {"fold": fold.name, "seed": seed, "epoch": record["epoch"],
+            "seconds": record["seconds"]}
+
+
+def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig, *,
+                 protocol: str = "loso", out_dir: str | os.PathLike[str],
+                 hook: Hook | None = None, progress: bool = True,
+                 folds: Sequence[str] | None = None) -> ProtocolResult:
+    """Run a protocol for every seed of ``cfg``; write fold results as they finish.
+
+    Args:
+        features: the samples' inputs (labels as class names in ``features.labels``).
+        classes: class names; the model's output order.
+        cfg: training settings (seeds, validation policy, ablation, workers, device).
+        protocol: ``loso`` or ``lodo``.
+        out_dir: results folder (``seed_<s>/folds/*.json``, resumable).
+        hook: event callback (see the module docstring).
+        progress: progress bars on stderr.
+        folds: run only these folds (their names); the pooled metrics then need the other
+            folds' files from an earlier run.
+
+    Returns:
+        :class:`ProtocolResult` with pooled metrics per seed and mean ± std over seeds.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    y = label_indices(features.labels, classes)
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    all_folds = make_folds(features, protocol)
+    wanted = all_folds if folds is None else [f for f in all_folds if f.name in set(folds)]
+    digest = cfg.digest() + "-" + features.spec.key()[:8]
+    k = len(classes)
+    skipped: list[tuple[int, str]] = []
+    trained: list[tuple[int, str]] = []
+    jobs: list[tuple[int, Fold, Path]] = []
+    for seed in cfg.seeds:
+        for fold in wanted:
+            if cfg.validation == "subjects":
+                fold = split_validation(fold, features.subjects, cfg.val_fraction, seed)
+            path = fold_file(out, seed, fold.name)
+            test_ids = [features.ids[i] for i in fold.test]
+            if _load_done(path, digest, test_ids) is not None:
+                skipped.append((seed, fold.name))
+                continue
+            jobs.append((seed, fold, path))
+    if skipped:
+        logger.info("%d fold(s) already done in %s: skipped", len(skipped), out)
+    bar = tqdm(total=len(jobs), desc=f"{protocol.upper()} folds", unit="fold", file=sys.stderr,
+               disable=not progress or None, dynamic_ncols=True)
+    try:
+        workers = min(cfg.workers, len(jobs)) if device == "cpu" else 1
+        if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from multiprocessing import get_context
+
+            threads = cfg.threads or 1
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                     initializer=_worker_init,
+                                     initargs=(features, y, threads)) as pool:
+                futs = {}
+                for seed, fold, path in jobs:
+                    if hook is not None:
+                        hook("fold_start", fold=fold.name, seed=seed,
+                             train_ids=[features.ids[i] for i in fold.train],
+                             val_ids=[features.ids[i] for i in fold.val],
+                             test_ids=[features.ids[i] for i in fold.test])
+                    futs[pool.submit(_worker_fold, fold, cfg.to_dict(), k, seed, device,
+                                     digest, str(path))] = (seed, fold)
+                for f in as_completed(futs):
+                    info = f.result()
+                    seed, fold = futs[f]
+                    trained.append((seed, fold.name))
+                    logger.info("seed %d fold %s done in %.0f s (%d/%d)", seed, fold.name,
+                                info["seconds"], len(trained), len(jobs))
+                    bar.set_postfix_str(f"{fold.name} {info['seconds']:.0f}s")
+                    bar.update(1)
+                    if hook is not None:
+                        hook("fold_end", fold=fold.name, result=info)
+        else:
+            for seed, fold, path in jobs:
+                record = run_fold(features, y, fold, cfg, k, seed=seed, device=device,
+                                  digest=digest, hook=hook, progress=progress)
+                _write_json(path, record)
+                trained.append((seed, fold.name))
+                logger.info("seed %d fold %s done in %.0f s (%d/%d)", seed, fold.name,
+                            record["seconds"], len(trained), len(jobs))
+                bar.set_postfix_str(f"{fold.name} {record['seconds']:.0f}s")
+                bar.update(1)
+                if hook is not None:
+                    hook("fold_end", fold=fold.name, result=record)
+    finally:
+        bar.close()
+    labels = dict(zip(features.ids, y.tolist(), strict=True))
+    subjects = dict(zip(features.ids, features.subjects, strict=True))
+    datasets = dict(zip(features.ids, features.datasets, strict=True))
+    per_seed: dict[int, dict[str, Any]] = {}
+    pooled_all: dict[int, PooledPredictions] = {}
+    epochs: list[int] = []
+    for seed in cfg.seeds:
+        preds = []
+        for fold in all_folds:
+            test_ids = [features.ids[i] for i in fold.test]
+            rec = _load_done(fold_file(out, seed, fold.name), digest, test_ids)
+            if rec is None:
+                break
+            preds.append(rec["predictions"])
+            epochs.append(int(rec.get("epoch", cfg.epochs)))
+        else:
+            pooled = pool_predictions(preds, labels, classes, folds=subjects, groups=datasets)
+            pooled_all[seed] = pooled
+            per_seed[seed] = pooled_metrics(pooled)
+            continue
+        logger.info("seed %d: not every fold is done yet; no pooled figures", seed)
+    summary = summarise_seeds(list(per_seed.values())) if per_seed else {}
+    return ProtocolResult(per_seed, summary, pooled_all, [f.name for f in all_folds], out,
+                          epochs, time.perf_counter() - t0, skipped, trained)
+
+
+def label_indices(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Class indices of the labels.
+
+    Raises:
+        DatasetError: a label that is not one of ``classes``.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    try:
+        return np.array([index[lab] for lab in labels], dtype=np.int64)
+    except KeyError as exc:
+        raise DatasetError(f"label {exc.args[0]!r} is not one of the classes "
+                           f"{', '.join(classes)}") from None
+
+
+def final_epochs(cfg: TrainConfig, result: ProtocolResult | None) -> int:
+    """Epochs of the final model: the fixed schedule, or (validation) the median epoch the
+    folds' validation splits chose."""
+    if cfg.validation == "subjects" and result is not None and result.best_epochs:
+        return max(1, int(round(statistics.median(result.best_epochs))))
+    return cfg.epochs
+
+
+def train_final(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig, path: str |
+                os.PathLike[str], *, training: dict[str, Any], metrics: dict[str, Any],
+                synthetic: bool, epochs: int | None = None, progress: bool = True,
+                hook: Hook | None = None) -> Path:
+    """Train on every sample and save a checkpoint (:func:`mestudio.nets.checkpoint.save_checkpoint`)
+    with the preprocessing metadata, classes, training data + protocol and metrics."""
+    import torch
+
+    from mestudio.nets.checkpoint import save_checkpoint
+
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    y = label_indices(features.labels, classes)
+    seed = cfg.seeds[0]
+    n_epochs = epochs or cfg.epochs
+    res = train_model(features, y, np.arange(len(features)), cfg, len(classes), seed=seed,
+                      device=device, epochs=n_epochs, progress=progress, hook=hook,
+                      fold="final", desc="final model")
+    info = dict(training)
+    info.update({"epochs": n_epochs, "seed": seed, "n_samples": len(features),
+                 "subjects": len(set(features.subjects)), "train_seconds": round(res.seconds, 1),
+                 "features": features.spec.to_dict(), "history": res.history})
+    return save_checkpoint(path, res.model.cpu(), arch=cfg.model, classes=list(classes),
+                           preprocess=features.spec.preprocess, training=info, metrics=metrics,
+                           synthetic=synthetic)
