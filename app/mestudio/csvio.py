@@ -4,10 +4,11 @@ Fixed columns: ``frame, timestamp, face_found, n_faces, confidence, box_x, box_y
 box_h``, then one ``x_<name>, y_<name>`` pair per landmark (names from the tracker, e.g.
 ``x_left_eye_outer`` for the 5-point model, ``x_p36`` for the 68-point one), then any extra
 per-frame columns a later stage adds through ``extra`` dicts. The spotting stage adds
-(:func:`spotter_columns`) ``signal_<roi>`` per ROI and ``signal_combined`` (pixels of flow
-magnitude in a 128-px aligned crop, head motion removed, low-passed), ``spot_threshold`` and
+(:func:`spotter_columns`) ``signal_<roi>`` per ROI (pixels of flow magnitude in a 128-px
+aligned crop, head motion removed, low-passed), ``signal_combined`` (the spotter's detection
+score expressed in pixels, compared with ``spot_threshold``), ``spot_threshold`` and
 ``spot_baseline`` (pixels) and ``spot_state`` (``calibrating``, ``idle``, ``rising``,
-``in_event``, ``no_face``). Missing values are empty cells; ``face_found`` is 1/0;
+``in_event``, ``no_face``); see :mod:`mestudio.spotting.spotter`. Missing values are empty cells; ``face_found`` is 1/0;
 coordinates are frame pixels.
 """
 

@@ -9,22 +9,29 @@ Per frame (:meth:`OnlineSpotter.update`):
    cut-off is ``lowpass_hz`` (``sigma = sqrt(ln 2) / (2 pi f_c)``, 26.5 ms at 5 Hz). The kernel
    is centred (zero phase: onsets and offsets are not shifted) and truncated at
    ``min(3 sigma, emit_delay_s / 2)`` seconds, so a sample is final that many seconds after
-   it was seen. The combined signal is the largest smoothed ROI value.
-2. **Adaptive threshold.** The baseline is the running median of the combined signal over
-   ``baseline_window_s`` (values winsorised at the threshold, so events hardly move it);
-   its spread is estimated from the lower half of the distribution (median minus the 16th
-   percentile, one standard deviation for normal noise), which events cannot inflate.
-   Threshold
-   ``T = baseline + max(k * spread, min_rise)`` where ``k`` goes geometrically from
-   ``threshold_k_high`` (sensitivity 0) to ``threshold_k_low`` (sensitivity 1) and
-   ``min_rise`` (pixels) follows the same law. Nothing is detected during the first
+   it was seen.
+2. **Adaptive threshold.** Per ROI, the baseline is the running median over
+   ``baseline_window_s`` of the samples outside events (a lasting change such as a held
+   expression or talking enters once its event was closed at ``max_duration_s``) and the
+   noise unit is the spread of the lower half of the distribution (median minus the 16th
+   percentile: one standard deviation for normal noise, which movements cannot inflate), at
+   least ``min_rise / k`` pixels. Each ROI's height above its baseline in its
+   own noise units is ``z``; the detector follows ``score = max_roi z`` and its threshold is
+   ``k``, which goes geometrically from ``threshold_k_high`` (sensitivity 0) to
+   ``threshold_k_low`` (sensitivity 1); ``min_rise`` (pixels) follows the same law. So a
+   noisy region (a talking mouth) raises its own threshold, not the brows'. For plots the
+   state reports it in pixels: ``combined = mean baseline + score * mean unit``, threshold
+   ``mean baseline + k * mean unit``. Nothing is detected during the first
    ``calibration_s`` seconds with a face (state ``"calibrating"``).
-3. **Peaks.** A crossing of ``T`` opens a candidate; its apex is the maximum. It closes
-   when the signal falls to ``baseline + offset_fraction * (peak - baseline)`` (the offset);
-   the onset is the last sample at or below that level before the apex. A valley that
-   drops to ``split_valley_fraction`` of both neighbouring peaks' heights splits a double
-   peak into two events. Events are ``"micro"`` when ``offset_s - onset_s <= micro_max_s``,
-   else ``"macro"``; a candidate still open after ``max_duration_s`` is closed as macro.
+3. **Peaks.** A crossing of the threshold opens a candidate; its apex is the maximum. It
+   closes when the score falls to ``offset_fraction * peak`` (the offset); the onset is the
+   last sample at or below that level before the apex. A valley that drops to
+   ``split_valley_fraction`` of both neighbouring peaks splits a double peak into two
+   events (overlapping candidates from several ROIs are one event: the score is their
+   maximum). Events are ``"micro"`` when ``offset_s - onset_s <= micro_max_s``, else
+   ``"macro"``; a candidate still open after ``max_duration_s`` is closed as macro. An
+   event's ``roi`` is the ROI with the largest ``z`` at the apex, its ``peak`` that ROI's
+   low-passed signal (pixels).
 4. **Emission.** An event is returned by the :meth:`update` call of the first frame at which
    its offset is final, i.e. at most ``emit_delay_s`` after its offset.
 
@@ -38,7 +45,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,16 +74,13 @@ class _Sample:
 
 @dataclass
 class _Candidate:
-    start_n: int           # first sample above the threshold
     bound_n: int           # onset may not go before this sample
-    baseline: float        # baseline when it opened (frozen for the level)
-    peak: float
+    peak: float            # score at the apex
     apex_n: int
-    t_open: float
+    t_open: float          # time it opened (for max_duration_s)
     valley_n: int | None = None
     valley: float = math.inf
     rising: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def threshold_factor(config: SpotterConfig) -> float:
@@ -132,7 +136,6 @@ class OnlineSpotter:
         """Forget the baseline and start calibrating again."""
         self._base: deque[tuple[float, np.ndarray]] = deque()
         self._base_stats: tuple[np.ndarray, np.ndarray] | None = None
-        self._roi_thr: np.ndarray | None = None
         self._px_map: tuple[np.ndarray, np.ndarray] | None = None
         self._base_updated_t = -math.inf
         self._calib_start: float | None = None
@@ -297,16 +300,18 @@ class OnlineSpotter:
     def _step(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
         """Advance the detector by one final sample ``s``."""
         cfg = self.config
-        # Per-ROI values winsorised at each ROI's threshold: events do not inflate the
-        # baseline/spread, yet a lasting rise of the person's motion (talking) lifts them.
-        vals = s.values if self._roi_thr is None else np.minimum(s.values, self._roi_thr)
-        self._base.append((s.t, vals))
-        med, spread = self._baseline(s.t)
+        # Samples inside an event are left out of the baseline, so events do not move it;
+        # a lasting change (a held expression, talking) enters it once the event has been
+        # closed at max_duration_s.
+        if self._cand is None or self._base_stats is None:
+            self._base.append((s.t, s.values))
+            med, spread = self._baseline(s.t)
+        else:
+            med, spread = self._base_stats
         # Each ROI is measured in its own noise units (spread, floored so that the
         # threshold is never below min_rise pixels): a noisy ROI cannot dominate.
         unit = np.maximum(spread, self._min_rise / self._k)
         unit = np.maximum(unit, 1e-6)
-        self._roi_thr = med + self._k * unit
         z = (s.values - med) / unit
         # Reported in pixels: the mean ROI baseline plus z times the mean ROI unit.
         b_px, u_px = float(med.mean()), float(unit.mean())
@@ -339,9 +344,9 @@ class OnlineSpotter:
                 if y <= thr or y - self._rearm_min >= thr:
                     self._armed = True
             if self._armed and y > thr:
-                self._cand = _Candidate(start_n=s.n, bound_n=max(self._last_offset_n + 1,
-                                                                  self._segment_start_n(s)),
-                                        baseline=0.0, peak=y, apex_n=s.n, t_open=s.t)
+                self._cand = _Candidate(bound_n=max(self._last_offset_n + 1,
+                                                    self._segment_start_n(s)),
+                                        peak=y, apex_n=s.n, t_open=s.t)
                 self._detector_state = "rising"
             else:
                 self._detector_state = "idle"
@@ -354,8 +359,7 @@ class OnlineSpotter:
         else:
             c.rising = False
             self._detector_state = "in_event"
-            level = c.baseline + cfg.offset_fraction * (c.peak - c.baseline)
-            if y <= level:
+            if y <= cfg.offset_fraction * c.peak:
                 ev = self._close(s.n, index_now)
                 if ev is not None:
                     emitted.append(ev)
@@ -369,10 +373,7 @@ class OnlineSpotter:
                     # Too late to split here and still emit in time: forget this valley.
                     c.valley, c.valley_n = y, s.n
                 else:
-                    h1 = c.peak - c.baseline
-                    h2 = y - c.baseline
-                    vh = c.valley - c.baseline
-                    if (y > thr and vh <= cfg.split_valley_fraction * min(h1, h2)):
+                    if y > thr and c.valley <= cfg.split_valley_fraction * min(c.peak, y):
                         vn = c.valley_n
                         ev = self._close(vn, index_now)
                         if ev is not None:
@@ -380,8 +381,7 @@ class OnlineSpotter:
                         # The second peak starts after the valley.
                         best = max((self._sample(n) for n in range(vn + 1, s.n + 1)),
                                    key=lambda q: q.score)
-                        self._cand = _Candidate(start_n=vn + 1, bound_n=vn + 1,
-                                                baseline=0.0, peak=best.score,
+                        self._cand = _Candidate(bound_n=vn + 1, peak=best.score,
                                                 apex_n=best.n, t_open=self._sample(vn).t,
                                                 rising=best.n == s.n)
                         self._detector_state = "rising" if best.n == s.n else "in_event"
@@ -412,7 +412,7 @@ class OnlineSpotter:
         self._cand = None
         self._armed = False
         self._rearm_min = math.inf
-        level = c.baseline + cfg.offset_fraction * (c.peak - c.baseline)
+        level = cfg.offset_fraction * c.peak
         n = c.apex_n
         lo = max(c.bound_n, self._hist[0].n)
         while n > lo and self._sample(n).score > level:
