@@ -139,19 +139,22 @@ def test_no_face_gives_none_and_a_new_reference(face):
 
 
 def test_values_are_in_pixels_of_a_128px_crop_whatever_the_sizes(face):
+    # A face moved by (2, 1) px of a 128-px crop (head-motion removal off so that the whole
+    # movement is measured) reads ~2.24 px at every crop size and flow size.
     rng = np.random.default_rng(3)
-    geom = geometry_from_observation(face)
-    centre = (geom.mouth_r[0], geom.mouth_r[1])
-    field = _blob(128, centre, 0.15 * geom.iod, (1.0, -1.0))
     out = []
-    for crop_size, signal_size in [(128, 96), (96, 96), (128, 128)]:
+    for crop_size, signal_size in [(128, 96), (96, 96), (128, 128), (160, 64)]:
+        k = crop_size / 128   # a tracker with align_size=crop_size
         crop = cv2.resize(face.aligned, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
-        f = cv2.resize(field, (crop_size, crop_size)) * (crop_size / 128)
-        moved = _warp(crop, f)
-        crops = [_noisy(crop, rng) for _ in range(4)] + [_noisy(moved, rng)]
-        values, _ = _run(face, crops, SpotterConfig(signal_size=signal_size))
-        out.append(values[-1]["mouth_right"])
-    assert min(out) > 0.5 and max(out) / min(out) < 1.4, out
+        sized = dataclasses.replace(face, aligned=crop, transform=face.transform * k,
+                                    aligned_landmarks=face.aligned_landmarks * k)
+        m = np.float32([[1, 0, 2.0 * k], [0, 1, 1.0 * k]])
+        moved = cv2.warpAffine(crop, m, (crop_size, crop_size), borderMode=cv2.BORDER_REPLICATE)
+        crops = [_noisy(crop, rng) for _ in range(3)] + [_noisy(moved, rng)]
+        cfg = SpotterConfig(signal_size=signal_size, head_motion="none", stabilize_px=0.0)
+        values, _ = _run(sized, crops, cfg)
+        out.append(np.median(list(values[-1].values())))
+    assert np.allclose(out, np.hypot(2.0, 1.0), rtol=0.15), out
 
 
 def test_the_signal_is_cheap(face):

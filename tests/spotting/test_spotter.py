@@ -140,16 +140,34 @@ def test_state_is_exposed_for_plots():
     assert max(st.combined for _, _, st in final) > 0.5
 
 
-def test_a_double_peak_is_split_into_two_events():
+def test_a_double_peak_is_split_into_two_events_when_asked():
     # Two movements 0.22 s apart that overlap: in between the (low-passed) signal falls to
     # ~40 % of the peaks, above the offset level (20 %) but below the split level (50 %).
     t, sig, _ = _stream(100.0, [], 6.0)
     sig[:, 0] += _profile(t, 3.0, 3.08, 3.3) + _profile(t, 3.22, 3.3, 3.52)
-    events, _, _, _ = _run(t, sig)
+    assert len(_run(t, sig)[0]) == 1          # default: one movement that never came to rest
+    events, _, _, sp = _run(t, sig, SpotterConfig(split_valley_fraction=0.5))
     assert len(events) == 2
+    for ev in events:
+        assert sp.seen_at[ev.id] <= ev.offset_s + sp.config.emit_delay_s + 1e-9
     a, b = events
     assert b.onset == a.offset + 1     # split at the valley
     assert a.apex_s == pytest.approx(3.08, abs=0.03) and b.apex_s == pytest.approx(3.3, abs=0.03)
+
+
+@pytest.mark.parametrize("fps", [30.0, 100.0])
+def test_movements_a_moment_apart_are_merged_into_one_event(fps):
+    # Back to rest for 0.05 s between two movements: one event (continuous activity) ...
+    t, sig, _ = _stream(fps, [(3.0, 3.1, 3.3, 4, 1.0), (3.35, 3.45, 3.65, 4, 1.0)], 6.0)
+    events, _, _, sp = _run(t, sig)
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.onset_s == pytest.approx(3.0, abs=0.07) and ev.offset_s == pytest.approx(3.65, abs=0.07)
+    assert ev.kind == "macro"
+    assert sp.seen_at[ev.id] <= ev.offset_s + sp.config.emit_delay_s + 1e-9
+    # ... but 0.5 s of rest in between separates them.
+    t, sig, _ = _stream(fps, [(3.0, 3.1, 3.3, 4, 1.0), (3.8, 3.9, 4.1, 4, 1.0)], 6.0)
+    assert [e.kind for e in _run(t, sig)[0]] == ["micro", "micro"]
 
 
 def test_face_lost_during_an_event_drops_it_and_recovers():

@@ -24,8 +24,8 @@ HELP = "train and evaluate a recognition network (LOSO/LODO, report, final check
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from mestudio.training.cliargs import add_dataset_arguments, add_feature_arguments
     from mestudio.training.config import ABLATIONS, VALIDATIONS
-    from mestudio.training.prepare import add_dataset_arguments, add_feature_arguments
 
     add_dataset_arguments(parser)
     parser.add_argument("--model", default="m3enet", metavar="ARCH",
@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mestudio.errors import DatasetError
+    from mestudio.training.cliargs import default_cache_dir, feature_spec, load_samples, model_kind
     from mestudio.training.features import load_features, prepare_features
-    from mestudio.training.prepare import default_cache_dir, feature_spec, load_samples, model_kind
     from mestudio.training.report import build_report, headline, write_report
     from mestudio.training.runner import final_epochs, resolve_device, run_protocol, train_final
 

@@ -8,32 +8,37 @@ Per frame (:meth:`OnlineSpotter.update`):
 1. **Low-pass.** Each ROI signal is smoothed with a Gaussian kernel in *time* whose -3 dB
    cut-off is ``lowpass_hz`` (``sigma = sqrt(ln 2) / (2 pi f_c)``, 26.5 ms at 5 Hz). The kernel
    is centred (zero phase: onsets and offsets are not shifted) and truncated at
-   ``min(3 sigma, emit_delay_s / 2)`` seconds, so a sample is final that many seconds after
-   it was seen.
+   ``min(3 sigma, emit_delay_s / 2)`` seconds (:attr:`OnlineSpotter.delay_s`), so a sample
+   is final that many seconds after it was seen.
 2. **Adaptive threshold.** Per ROI, the baseline is the running median over
    ``baseline_window_s`` of the samples outside events (a lasting change such as a held
    expression or talking enters once its event was closed at ``max_duration_s``) and the
    noise unit is the spread of the lower half of the distribution (median minus the 16th
    percentile: one standard deviation for normal noise, which movements cannot inflate), at
-   least ``min_rise / k`` pixels. Each ROI's height above its baseline in its
-   own noise units is ``z``; the detector follows ``score = max_roi z`` and its threshold is
-   ``k``, which goes geometrically from ``threshold_k_high`` (sensitivity 0) to
+   least ``min_rise / k`` pixels. Each ROI's height above its baseline in its own noise
+   units is ``z``; the detector follows ``score = max_roi z`` against the threshold ``k``,
+   which goes geometrically from ``threshold_k_high`` (sensitivity 0) to
    ``threshold_k_low`` (sensitivity 1); ``min_rise`` (pixels) follows the same law. So a
    noisy region (a talking mouth) raises its own threshold, not the brows'. For plots the
    state reports it in pixels: ``combined = mean baseline + score * mean unit``, threshold
    ``mean baseline + k * mean unit``. Nothing is detected during the first
    ``calibration_s`` seconds with a face (state ``"calibrating"``).
-3. **Peaks.** A crossing of the threshold opens a candidate; its apex is the maximum. It
-   closes when the score falls to ``offset_fraction * peak`` (the offset); the onset is the
-   last sample at or below that level before the apex. A valley that drops to
-   ``split_valley_fraction`` of both neighbouring peaks splits a double peak into two
-   events (overlapping candidates from several ROIs are one event: the score is their
-   maximum). Events are ``"micro"`` when ``offset_s - onset_s <= micro_max_s``, else
-   ``"macro"``; a candidate still open after ``max_duration_s`` is closed as macro. An
-   event's ``roi`` is the ROI with the largest ``z`` at the apex, its ``peak`` that ROI's
-   low-passed signal (pixels).
-4. **Emission.** An event is returned by the :meth:`update` call of the first frame at which
-   its offset is final, i.e. at most ``emit_delay_s`` after its offset.
+3. **Peaks.** A crossing of the threshold opens a candidate (state ``"rising"`` until its
+   apex, then ``"in_event"``); its apex is the maximum. It closes when the score falls to
+   ``offset_fraction * peak`` (the offset); the onset is the last sample at or below that
+   level before the apex. Overlapping responses of several ROIs are one event (the score is
+   their maximum). A valley between two peaks that drops to ``split_valley_fraction`` of
+   the smaller peak, yet not to the offset level, **splits** the double peak into two
+   events. A movement that starts again within ``merge_gap_s`` after an offset continues
+   the same event (**merge**: talking, chewing and other continuous activity become one long
+   event instead of a string of short ones). Events are ``"micro"`` when
+   ``offset_s - onset_s <= micro_max_s``, else ``"macro"``; a candidate still open after
+   ``max_duration_s`` is closed as macro. An event's ``roi`` is the ROI with the largest
+   ``z`` at the apex, its ``peak`` that ROI's low-passed signal (pixels).
+4. **Emission.** An event is returned by the :meth:`~OnlineSpotter.update` call at which
+   its offset is final and the merge window has passed: at most
+   ``delay_s + merge_gap_s`` plus one frame interval after the offset, which the
+   configuration keeps below ``emit_delay_s``.
 
 Frames without a face (``signal=None``) end the current segment: samples already seen are
 finalised, an event still open is dropped (never emitted half-seen), and after
@@ -45,7 +50,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,34 +62,49 @@ log = logging.getLogger(__name__)
 LOW_QUANTILE = 15.87
 """Percentile one standard deviation below the median of normal noise."""
 
+_EMIT_MARGIN_S = 0.05
+"""Room left for one frame interval (25 fps: 40 ms) between the merge window and the
+emission deadline."""
+
 
 @dataclass
 class _Sample:
     n: int                 # running sample number (monotonic within the spotter)
     index: int             # source frame index
     t: float               # timestamp (s)
-    values: np.ndarray     # (R,) per-ROI values (raw or smoothed), pixels
+    values: np.ndarray     # (R,) per-ROI values (raw or low-passed), pixels
     segment: int           # segment number (no-face gaps and time jumps start a new one)
-    combined: float = 0.0
+    combined: float = 0.0  # score expressed in pixels (for plots)
     baseline: float = math.nan
     threshold: float = math.nan
-    z: np.ndarray | None = None     # per-ROI height above baseline in noise units
+    z: np.ndarray | None = None     # (R,) height above the ROI baselines in noise units
     score: float = 0.0              # max of z: what the detector thresholds
 
 
 @dataclass
 class _Candidate:
-    bound_n: int           # onset may not go before this sample
-    peak: float            # score at the apex
+    bound_n: int                  # the onset may not go before this sample
+    peak: float                   # score at the apex
     apex_n: int
-    t_open: float          # time it opened (for max_duration_s)
+    t_open: float                 # when it opened (for max_duration_s)
+    onset_n: int | None = None    # fixed onset of an event that was continued (merge)
     valley_n: int | None = None
     valley: float = math.inf
     rising: bool = True
 
 
+@dataclass
+class _Closed:
+    """A closed event waiting for the merge window to pass before it is emitted."""
+
+    cand: _Candidate
+    onset_n: int
+    offset_n: int
+    t_offset: float
+
+
 def threshold_factor(config: SpotterConfig) -> float:
-    """The ``k`` of the threshold for ``config.sensitivity`` (robust standard deviations)."""
+    """The ``k`` of the threshold for ``config.sensitivity`` (noise standard deviations)."""
     s = min(1.0, max(0.0, float(config.sensitivity)))
     return float(config.threshold_k_high * (config.threshold_k_low / config.threshold_k_high)
                  ** s)
@@ -92,7 +112,7 @@ def threshold_factor(config: SpotterConfig) -> float:
 
 def min_rise(config: SpotterConfig) -> float:
     """Smallest peak height above the baseline (pixels) at ``config.sensitivity``."""
-    half = SpotterConfig(**{**config.__dict__, "sensitivity": 0.5})
+    half = replace(config, sensitivity=0.5)
     return float(config.min_rise_px * threshold_factor(config) / threshold_factor(half))
 
 
@@ -100,22 +120,26 @@ class OnlineSpotter:
     """Finds onset/apex/offset of facial movements in the ROI signal, online.
 
     Attributes:
-        state: :class:`SpotterState` at the latest frame (low-passed signal estimated from
-            the frames seen so far; threshold, baseline and state of the detector).
-        events: every event emitted so far (in emission order, ``id`` = position).
+        state: :class:`~mestudio.types.SpotterState` at the latest frame (the low-passed
+            signal estimated from the frames seen so far; threshold, baseline and the
+            detector state).
+        events: every event emitted so far, in emission order (``id`` = position).
         delay_s: look-ahead of the low-pass (seconds): a sample's smoothed value, and the
             decisions about it, are final this long after it was seen.
+        merge_gap_s: the merge window actually used (seconds; ``config.merge_gap_s``
+            shortened if needed so that events are emitted within ``emit_delay_s``).
     """
 
     def __init__(self, config: SpotterConfig | None = None) -> None:
-        self.config = config or SpotterConfig()
-        cfg = self.config
+        self.config = cfg = config or SpotterConfig()
         if cfg.lowpass_hz > 0:
             self._sigma = math.sqrt(math.log(2.0)) / (2.0 * math.pi * cfg.lowpass_hz)
             self.delay_s = min(3.0 * self._sigma, 0.5 * cfg.emit_delay_s)
         else:
             self._sigma = 0.0
             self.delay_s = 0.0
+        self.merge_gap_s = max(0.0, min(cfg.merge_gap_s,
+                                        cfg.emit_delay_s - self.delay_s - _EMIT_MARGIN_S))
         self._k = threshold_factor(cfg)
         self._min_rise = min_rise(cfg)
         self.events: list[SpotEvent] = []
@@ -136,20 +160,19 @@ class OnlineSpotter:
         """Forget the baseline and start calibrating again."""
         self._base: deque[tuple[float, np.ndarray]] = deque()
         self._base_stats: tuple[np.ndarray, np.ndarray] | None = None
-        self._px_map: tuple[np.ndarray, np.ndarray] | None = None
         self._base_updated_t = -math.inf
+        self._px_map: tuple[np.ndarray, np.ndarray] | None = None
         self._calib_start: float | None = None
         self._armed = False
         self._rearm_min = math.inf
         self._cand: _Candidate | None = None
+        self._closed: _Closed | None = None
         self._last_offset_n = -1
         self._detector_state = "calibrating"
 
     def reset(self) -> None:
-        """Forget everything except the emitted events (new person / new source)."""
-        self._end_segment(None, close_open=False)
-        self._raw.clear()
-        self._unfinal.clear()
+        """Forget everything except the emitted events (a new person or a new source)."""
+        self._end_segment(-1, close_open=False)
         self._hist.clear()
         self._last_t = None
         self._gap_start = None
@@ -163,13 +186,14 @@ class OnlineSpotter:
 
         Args:
             index: source frame index.
-            timestamp_s: the frame's timestamp (seconds); must not decrease (a decrease or a
-                jump longer than ``gap_break_s`` restarts the signal).
+            timestamp_s: the frame's timestamp (seconds); should not decrease (a decrease or
+                a jump longer than ``gap_break_s`` restarts the signal).
             signal: per-ROI motion from :class:`~mestudio.spotting.signal.RoiSignal`
                 (pixels), or None when no face is tracked in this frame.
 
         Returns:
-            the events whose offset became final at this frame (usually none).
+            the events decided at this frame (usually none), each with ``emitted_index`` =
+            ``index``.
         """
         cfg = self.config
         t = float(timestamp_s)
@@ -182,14 +206,13 @@ class OnlineSpotter:
                 log.debug("face absent for %.1f s: re-learning the baseline", t - self._gap_start)
                 self._reset_person()
             self._last_t = t
-            self.state = SpotterState(signal={}, combined=0.0,
-                                      threshold=self.state.threshold,
+            self.state = SpotterState(signal={}, combined=0.0, threshold=self.state.threshold,
                                       baseline=self.state.baseline, state="no_face")
             return emitted
         if self._last_t is not None and (t < self._last_t or t - self._last_t > cfg.gap_break_s):
             log.debug("timestamp jump %.3f -> %.3f s: new signal segment", self._last_t, t)
             emitted += self._end_segment(index, close_open=False)
-            if t - self._last_t >= cfg.recalibrate_after_s or t < self._last_t:
+            if t < self._last_t or t - self._last_t >= cfg.recalibrate_after_s:
                 self._reset_person()
         self._last_t = t
         self._gap_start = None
@@ -203,23 +226,23 @@ class OnlineSpotter:
         self._n += 1
         self._raw.append(s)
         self._unfinal.append(s)
-        emitted += self._finalize(t, index, force=False)
+        emitted += self._finalize(t, int(index), force=False)
         self._update_live_state(t)
         return emitted
 
     def finish(self) -> list[SpotEvent]:
-        """End of stream: finalise every sample and close an event still open (its offset is
-        the last frame). Returns the events emitted by this call."""
-        idx = self._hist[-1].index if self._hist else -1
-        if self._unfinal:
-            idx = self._unfinal[-1].index
-        out = self._end_segment(idx, close_open=True)
-        return out
+        """End of stream: finalise every sample, emit a closed event still in its merge
+        window and close an event whose apex has passed (its offset is the last frame).
+        Returns the events emitted by this call."""
+        idx = self._unfinal[-1].index if self._unfinal else (
+            self._hist[-1].index if self._hist else -1)
+        return self._end_segment(idx, close_open=True)
 
     def pop_finalized(self) -> list[tuple[int, float, SpotterState]]:
         """``(frame index, timestamp_s, state)`` of the samples finalised since the last call,
-        with their final (centred) low-passed values: what ``frames.csv`` should record.
-        At most the last 4096 are kept when nobody pops them."""
+        with their final (centred) low-passed values: what ``frames.csv`` should record
+        (:attr:`state` is the newest frame's provisional view). At most the last 4096 are
+        kept when nobody pops them."""
         out = list(self._finalized_out)
         self._finalized_out.clear()
         return out
@@ -229,51 +252,48 @@ class OnlineSpotter:
         """ROI names in the order of the signal (known after the first face frame)."""
         return self._names or ()
 
-    # ------------------------------------------------------------------------ internals
-    def _end_segment(self, index: int | None, close_open: bool) -> list[SpotEvent]:
+    # ------------------------------------------------------------------- signal handling
+    def _end_segment(self, index: int, close_open: bool) -> list[SpotEvent]:
         emitted: list[SpotEvent] = []
         if self._unfinal:
-            emitted += self._finalize(self._unfinal[-1].t, index if index is not None else -1,
-                                      force=True)
+            emitted += self._finalize(self._unfinal[-1].t, index, force=True)
         if self._cand is not None:
             c = self._cand
-            if close_open and not c.rising and self._hist and self._hist[-1].n > c.apex_n:
-                ev = self._close(self._hist[-1].n, index if index is not None else -1)
-                if ev is not None:
-                    emitted.append(ev)
-            else:
-                log.debug("dropping an unfinished event (apex frame %d) at a segment end",
-                          self._sample(c.apex_n).index)
             self._cand = None
+            if close_open and not c.rising and self._hist and self._hist[-1].n > c.apex_n:
+                ev = self._emit(self._close(c, self._hist[-1].n), index)
+                emitted += [ev] if ev is not None else []
+            else:
+                log.debug("dropping an unfinished movement (apex frame %d) at a segment end",
+                          self._sample(c.apex_n).index if self._hist else -1)
+        if self._closed is not None:
+            ev = self._emit(self._closed, index)
+            emitted += [ev] if ev is not None else []
         self._raw.clear()
         self._unfinal.clear()
         self._segment += 1
         self._armed = False
         self._rearm_min = math.inf
+        if self._detector_state != "calibrating":
+            self._detector_state = "idle"
         return emitted
 
     def _smooth(self, s: _Sample) -> np.ndarray:
+        """Centred Gaussian low-pass of the raw sample ``s`` over its segment."""
         if self._sigma <= 0:
             return s.values
         half = self.delay_s + 1e-9
-        ts = []
-        vs = []
-        for r in self._raw:
-            if r.segment == s.segment and abs(r.t - s.t) <= half:
-                ts.append(r.t)
-                vs.append(r.values)
-        dt = (np.asarray(ts) - s.t) / self._sigma
+        near = [r for r in self._raw if r.segment == s.segment and abs(r.t - s.t) <= half]
+        dt = (np.array([r.t for r in near]) - s.t) / self._sigma
         w = np.exp(-0.5 * dt * dt)
-        return (w[:, None] * np.asarray(vs)).sum(0) / w.sum()
+        return (w[:, None] * np.array([r.values for r in near])).sum(0) / w.sum()
 
     def _finalize(self, t_now: float, index_now: int, force: bool) -> list[SpotEvent]:
         emitted: list[SpotEvent] = []
         while self._unfinal and (force or self._unfinal[0].t <= t_now - self.delay_s + 1e-9):
             raw = self._unfinal.popleft()
-            y = self._smooth(raw)
-            fs = _Sample(raw.n, raw.index, raw.t, y, raw.segment)
-            ev = self._step(fs, t_now, index_now)
-            emitted += ev
+            final = _Sample(raw.n, raw.index, raw.t, self._smooth(raw), raw.segment)
+            emitted += self._step(final, index_now)
             keep_from = (self._unfinal[0].t if self._unfinal else raw.t) - self.delay_s - 1e-9
             while self._raw and self._raw[0].t < keep_from:
                 self._raw.popleft()
@@ -282,14 +302,14 @@ class OnlineSpotter:
     def _baseline(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-ROI running median and spread ``(R,)`` each (pixels)."""
         cfg = self.config
-        while self._base and self._base[0][0] < t - cfg.baseline_window_s:
+        while len(self._base) > 1 and self._base[0][0] < t - cfg.baseline_window_s:
             self._base.popleft()
-        # Robust statistics are recomputed at most 100 times per second (cost bound at 200 fps).
-        if t - self._base_updated_t >= 0.01 or self._base_stats is None:
+        # Recomputed at most 100 times per second (bounded cost at 200 fps).
+        if self._base_stats is None or t - self._base_updated_t >= 0.01:
             v = np.array([x for _, x in self._base], dtype=np.float64)
             p16, med = np.percentile(v, (LOW_QUANTILE, 50.0), axis=0)
             # Spread from the lower half only (median - 16th percentile = 1 sigma for normal
-            # noise): events are all on the upper side and cannot inflate it.
+            # noise): movements are all on the upper side and cannot inflate it.
             self._base_stats = (med, med - p16)
             self._base_updated_t = t
         return self._base_stats
@@ -297,8 +317,10 @@ class OnlineSpotter:
     def _sample(self, n: int) -> _Sample:
         return self._hist[n - self._hist[0].n]
 
-    def _step(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
-        """Advance the detector by one final sample ``s``."""
+    # ------------------------------------------------------------------------- detector
+    def _step(self, s: _Sample, index_now: int) -> list[SpotEvent]:
+        """Advance the detector by one final sample ``s`` (``index_now``: the frame being
+        processed, i.e. the emission frame of whatever is decided now)."""
         cfg = self.config
         # Samples inside an event are left out of the baseline, so events do not move it;
         # a lasting change (a held expression, talking) enters it once the event has been
@@ -308,49 +330,58 @@ class OnlineSpotter:
             med, spread = self._baseline(s.t)
         else:
             med, spread = self._base_stats
-        # Each ROI is measured in its own noise units (spread, floored so that the
-        # threshold is never below min_rise pixels): a noisy ROI cannot dominate.
-        unit = np.maximum(spread, self._min_rise / self._k)
-        unit = np.maximum(unit, 1e-6)
-        z = (s.values - med) / unit
-        # Reported in pixels: the mean ROI baseline plus z times the mean ROI unit.
+        # Each ROI in its own noise units (at least min_rise / k pixels, so that the
+        # threshold is never below min_rise): a noisy ROI cannot dominate the others.
+        unit = np.maximum(np.maximum(spread, self._min_rise / self._k), 1e-6)
+        s.z = (s.values - med) / unit
+        s.score = float(s.z.max()) if s.z.size else 0.0
         b_px, u_px = float(med.mean()), float(unit.mean())
-        s.z = z
-        s.score = float(z.max()) if z.size else 0.0
         s.combined = b_px + u_px * s.score
-        self._px_map = (med, unit)
         s.baseline = b_px
         s.threshold = b_px + self._k * u_px
+        self._px_map = (med, unit)
         self._hist.append(s)
         horizon = cfg.max_duration_s + cfg.baseline_window_s + 1.0
         while len(self._hist) > 2 and self._hist[0].t < s.t - horizon:
             self._hist.popleft()
         emitted: list[SpotEvent] = []
+        if self._closed is not None and s.t - self._closed.t_offset > self.merge_gap_s:
+            ev = self._emit(self._closed, index_now)  # nothing followed: emit it
+            emitted += [ev] if ev is not None else []
         if self._calib_start is None or s.t - self._calib_start < cfg.calibration_s:
             self._detector_state = "calibrating"
         else:
-            emitted = self._detect(s, t_now, index_now)
+            emitted += self._detect(s, index_now)
         self._finalized_out.append((s.index, s.t, self._state_of(s, s.values)))
         return emitted
 
-    def _detect(self, s: _Sample, t_now: float, index_now: int) -> list[SpotEvent]:
+    def _detect(self, s: _Sample, index_now: int) -> list[SpotEvent]:
         cfg = self.config
-        emitted: list[SpotEvent] = []
-        y = s.score
-        thr = self._k
+        y, thr = s.score, self._k
         if self._cand is None:
             if not self._armed:
+                # After an event, a new one needs the score back under the threshold or a
+                # fresh rise of a whole threshold from its lowest point since.
                 self._rearm_min = min(self._rearm_min, y)
-                if y <= thr or y - self._rearm_min >= thr:
-                    self._armed = True
-            if self._armed and y > thr:
-                self._cand = _Candidate(bound_n=max(self._last_offset_n + 1,
-                                                    self._segment_start_n(s)),
-                                        peak=y, apex_n=s.n, t_open=s.t)
-                self._detector_state = "rising"
+                self._armed = y <= thr or y - self._rearm_min >= thr
+            if not (self._armed and y > thr):
+                self._detector_state = "idle" if self._closed is None else "in_event"
+                return []
+            if self._closed is not None:  # moving again within merge_gap_s: same event
+                closed, self._closed = self._closed, None
+                c = closed.cand
+                c.onset_n, c.valley, c.valley_n = closed.onset_n, math.inf, None
+                c.rising = y > c.peak
+                if c.rising:
+                    c.peak, c.apex_n = y, s.n
+                self._cand = c
             else:
-                self._detector_state = "idle"
-            return emitted
+                self._cand = _Candidate(
+                    bound_n=max(self._last_offset_n + 1, self._segment_start_n(s)),
+                    peak=y, apex_n=s.n, t_open=s.t)
+            self._detector_state = "rising" if self._cand.rising else "in_event"
+            return []
+        emitted: list[SpotEvent] = []
         c = self._cand
         if y > c.peak:
             c.peak, c.apex_n, c.rising = y, s.n, True
@@ -360,38 +391,33 @@ class OnlineSpotter:
             c.rising = False
             self._detector_state = "in_event"
             if y <= cfg.offset_fraction * c.peak:
-                ev = self._close(s.n, index_now)
-                if ev is not None:
-                    emitted.append(ev)
-                self._detector_state = "idle"
-                return emitted
+                # Fell to the offset level: closed, emitted once merge_gap_s has passed.
+                self._cand = None
+                self._closed = self._close(c, s.n)
+                return []
             if y < c.valley:
                 c.valley, c.valley_n = y, s.n
             elif c.valley_n is not None:
-                v_t = self._sample(c.valley_n).t
-                if t_now - v_t > cfg.emit_delay_s:
-                    # Too late to split here and still emit in time: forget this valley.
+                v = self._sample(c.valley_n)
+                if s.t - v.t > cfg.emit_delay_s - self.delay_s - _EMIT_MARGIN_S:
+                    # Too late to end an event at this valley and still emit it in time.
                     c.valley, c.valley_n = y, s.n
-                else:
-                    if y > thr and c.valley <= cfg.split_valley_fraction * min(c.peak, y):
-                        vn = c.valley_n
-                        ev = self._close(vn, index_now)
-                        if ev is not None:
-                            emitted.append(ev)
-                        # The second peak starts after the valley.
-                        best = max((self._sample(n) for n in range(vn + 1, s.n + 1)),
-                                   key=lambda q: q.score)
-                        self._cand = _Candidate(bound_n=vn + 1, peak=best.score,
-                                                apex_n=best.n, t_open=self._sample(vn).t,
-                                                rising=best.n == s.n)
-                        self._detector_state = "rising" if best.n == s.n else "in_event"
-                        return emitted
+                elif y > thr and c.valley <= cfg.split_valley_fraction * min(c.peak, y):
+                    # A double peak: the first event ends at the valley, the second
+                    # starts right after it (apex: its highest sample so far).
+                    vn = c.valley_n
+                    ev = self._emit(self._close(c, vn), index_now)
+                    emitted += [ev] if ev is not None else []
+                    best = max((self._sample(n) for n in range(vn + 1, s.n + 1)),
+                               key=lambda q: q.score)
+                    self._cand = _Candidate(bound_n=vn + 1, peak=best.score, apex_n=best.n,
+                                            t_open=v.t, rising=best.n == s.n)
+                    self._detector_state = "rising" if best.n == s.n else "in_event"
+                    return emitted
         if self._cand is not None and s.t - self._cand.t_open > cfg.max_duration_s:
-            ev = self._close(s.n, index_now)
-            if ev is not None:
-                emitted.append(ev)
-            self._armed = False
-            self._rearm_min = math.inf
+            ev = self._emit(self._close(self._cand, s.n), index_now)
+            emitted += [ev] if ev is not None else []
+            self._cand = None
             self._detector_state = "idle"
         return emitted
 
@@ -403,22 +429,28 @@ class OnlineSpotter:
             n = q.n
         return n
 
-    def _close(self, offset_n: int, index_now: int) -> SpotEvent | None:
-        """Close the open candidate with offset at sample ``offset_n``; returns the event or
-        None when it is too short."""
-        cfg = self.config
-        c = self._cand
-        assert c is not None
-        self._cand = None
+    def _close(self, c: _Candidate, offset_n: int) -> _Closed:
+        """The candidate ``c`` ended at sample ``offset_n``: find its onset."""
         self._armed = False
         self._rearm_min = math.inf
-        level = cfg.offset_fraction * c.peak
+        self._last_offset_n = offset_n
+        level = self.config.offset_fraction * c.peak
         n = c.apex_n
         lo = max(c.bound_n, self._hist[0].n)
         while n > lo and self._sample(n).score > level:
             n -= 1
-        onset, apex, offset = self._sample(n), self._sample(c.apex_n), self._sample(offset_n)
-        self._last_offset_n = offset_n
+        if c.onset_n is not None:
+            n = min(n, max(c.onset_n, lo))
+        return _Closed(c, n, offset_n, self._sample(offset_n).t)
+
+    def _emit(self, closed: _Closed, index_now: int) -> SpotEvent | None:
+        """Turn a closed candidate into a SpotEvent (None when shorter than
+        ``min_duration_s``)."""
+        if closed is self._closed:
+            self._closed = None
+        cfg = self.config
+        onset, apex = self._sample(closed.onset_n), self._sample(closed.cand.apex_n)
+        offset = self._sample(closed.offset_n)
         duration = offset.t - onset.t
         if duration < cfg.min_duration_s - 1e-9 or offset.index <= onset.index:
             log.debug("dropping a %.3f s movement at frame %d (shorter than %.3f s)",
@@ -426,18 +458,18 @@ class OnlineSpotter:
             return None
         names = self._names or ()
         r = int(np.argmax(apex.z)) if apex.z is not None and apex.z.size else 0
-        roi = names[r] if names else ""
         ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
                        onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
                        kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
-                       roi=roi, peak=float(apex.values[r]) if apex.values.size else 0.0,
-                       emitted_index=int(index_now),
-                       id=len(self.events))
+                       roi=names[r] if names else "",
+                       peak=float(apex.values[r]) if apex.values.size else 0.0,
+                       emitted_index=int(index_now), id=len(self.events))
         self.events.append(ev)
         log.debug("event %d: %s %d-%d-%d (%.3f s) roi %s peak %.3f px", ev.id, ev.kind,
-                  ev.onset, ev.apex, ev.offset, duration, roi, ev.peak)
+                  ev.onset, ev.apex, ev.offset, duration, ev.roi, ev.peak)
         return ev
 
+    # ---------------------------------------------------------------------------- state
     def _state_of(self, s: _Sample, values: np.ndarray) -> SpotterState:
         names = self._names or ()
         return SpotterState(signal={k: float(v) for k, v in zip(names, values, strict=False)},
@@ -446,28 +478,26 @@ class OnlineSpotter:
 
     def _update_live_state(self, t: float) -> None:
         """State at the newest frame: causal (one-sided) low-pass estimate of the signal,
-        the latest threshold/baseline and detector state."""
-        newest = self._raw[-1] if self._raw else None
-        if newest is None:
+        the latest threshold/baseline and the detector state."""
+        if not self._raw:
             return
+        newest = self._raw[-1]
         if self._sigma > 0:
-            ts = np.array([r.t for r in self._raw if r.segment == newest.segment])
-            vs = np.array([r.values for r in self._raw if r.segment == newest.segment])
-            dt = (ts - t) / self._sigma
+            near = [r for r in self._raw if r.segment == newest.segment]
+            dt = (np.array([r.t for r in near]) - t) / self._sigma
             w = np.exp(-0.5 * dt * dt)
-            values = (w[:, None] * vs).sum(0) / w.sum()
+            values = (w[:, None] * np.array([r.values for r in near])).sum(0) / w.sum()
         else:
             values = newest.values
-        last = self._hist[-1] if self._hist else None
         if self._px_map is not None:
             med, unit = self._px_map
             combined = float(med.mean() + unit.mean() * ((values - med) / unit).max())
         else:
             combined = float(values.max()) if values.size else 0.0
-        st = SpotterState(
+        last = self._hist[-1] if self._hist else None
+        self.state = SpotterState(
             signal={k: float(v) for k, v in zip(self._names or (), values, strict=False)},
             combined=combined,
             threshold=last.threshold if last is not None else math.nan,
             baseline=last.baseline if last is not None else math.nan,
             state=self._detector_state)
-        self.state = st

@@ -394,7 +394,8 @@ def prepare_features(samples: Sequence[Any], cache_dir: str | os.PathLike[str],
         cache_dir: cache root.
         spec: what to compute (its key names the cache folder).
         dataset: cache folder name (default: the samples' common dataset name).
-        workers: worker processes (1 = in this process).
+        workers: worker processes (1 = in this process); they are spawned, so a script
+            calling this must do so under ``if __name__ == "__main__":``.
         progress: tqdm progress bar on stderr.
         threads_per_worker: torch/OpenCV threads of each worker.
 

@@ -521,7 +521,8 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
     Args:
         features: the samples' inputs (labels as class names in ``features.labels``).
         classes: class names; the model's output order.
-        cfg: training settings (seeds, validation policy, ablation, workers, device).
+        cfg: training settings (seeds, validation policy, ablation, workers, device);
+            ``workers > 1`` spawns processes: call from under ``if __name__ == "__main__":``.
         protocol: ``loso`` or ``lodo``.
         out_dir: results folder (``seed_<s>/folds/*.json``, resumable).
         hook: event callback (see the module docstring).

@@ -273,7 +273,8 @@ def generate(root: str | os.PathLike[str], settings: SyntheticSettings | None = 
     Args:
         root: output folder (created).
         settings: what to render (default :class:`SyntheticSettings`).
-        workers: processes rendering in parallel (1 = in this process).
+        workers: processes rendering in parallel (1 = in this process). Workers are
+            spawned: a script calling this must do so under ``if __name__ == "__main__":``.
         progress: show a tqdm progress bar on stderr.
 
     Returns:

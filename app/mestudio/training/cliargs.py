@@ -1,0 +1,180 @@
+"""Command-line helpers shared by ``mestudio data prepare`` and ``mestudio train``.
+
+Dataset arguments (``--dataset --root --mapping --layout --sheet`` and the synthetic-dataset
+options), feature arguments (``--cache --align --align-size --preprocess
+--prepare-workers``), loading the samples and building the feature spec. Heavy libraries
+(torch, cv2) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``<user cache>/mestudio/features``."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mestudio", appauthor=False)) / "features"
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, *, root_required: bool = False) -> None:
+    """``--dataset --root --mapping --layout --sheet`` and the synthetic-dataset options."""
+    from mestudio.training.datasets import DATASETS
+
+    parser.add_argument("--dataset", required=True, metavar="NAME",
+                        help=f"dataset: {', '.join(DATASETS)}")
+    parser.add_argument("--root", type=Path, default=None, required=root_required,
+                        metavar="PATH",
+                        help="folder holding the release as distributed (synthetic: where the "
+                             "synthetic release is or will be rendered; default: the user cache)")
+    parser.add_argument("--mapping", default="auto", metavar="MAP",
+                        help="class mapping: native, 5class, 3class (default: 5class where the "
+                             "dataset has one, else native)")
+    parser.add_argument("--layout", default="auto", choices=("auto", "raw", "selected", "cropped"),
+                        help="frame layout of the release (default: the first present)")
+    parser.add_argument("--sheet", type=Path, default=None, metavar="FILE",
+                        help="annotation file, when not found under --root")
+    syn = parser.add_argument_group("synthetic dataset (--dataset synthetic)")
+    syn.add_argument("--synth-per-class", type=int, default=None, metavar="N",
+                     help="samples per identity and class (default 6)")
+    syn.add_argument("--synth-identities", type=int, default=None, metavar="N",
+                     help="use at most N face identities (default: all available)")
+    syn.add_argument("--synth-seed", type=int, default=None, metavar="S",
+                     help="seed of the rendering (default 0)")
+    syn.add_argument("--synth-faces", default=None, metavar="DIR",
+                     help="folder with images/ and video/ of face photos and videos "
+                          "(default: the shared test data when present, else scikit-image)")
+
+
+def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cache --align --align-size --preprocess --prepare-workers``."""
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="feature cache folder (default: <user cache>/mestudio/features)")
+    parser.add_argument("--align", default="tracker", choices=("tracker", "keyframes", "none"),
+                        help="how frames become aligned face crops: the live face tracker run "
+                             "over the frames (default), preprocess.align_keyframes, or none "
+                             "(frames are already aligned crops)")
+    parser.add_argument("--align-size", type=int, default=128, metavar="PX",
+                        help="side of the aligned crops (the live tracker's, default 128)")
+    parser.add_argument("--preprocess", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a PreprocessConfig field (repeatable), e.g. input_size=48")
+    parser.add_argument("--prepare-workers", type=int, default=2, metavar="N",
+                        help="processes computing features (default 2)")
+
+
+def synthetic_settings(args: argparse.Namespace) -> Any:
+    from mestudio.training.synthetic import SyntheticSettings
+
+    s = SyntheticSettings()
+    if getattr(args, "synth_per_class", None) is not None:
+        s.per_class = int(args.synth_per_class)
+    if getattr(args, "synth_identities", None) is not None:
+        s.max_identities = int(args.synth_identities)
+    if getattr(args, "synth_seed", None) is not None:
+        s.seed = int(args.synth_seed)
+    if getattr(args, "synth_faces", None) is not None:
+        s.faces_dir = str(args.synth_faces)
+    return s
+
+
+def resolve_root(args: argparse.Namespace, dataset: Any) -> Path:
+    """``--root``; for the synthetic dataset a user-cache folder named by its settings."""
+    from mestudio.errors import DatasetError
+
+    if args.root is not None:
+        return Path(args.root).expanduser()
+    if dataset.name == "synthetic":
+        import hashlib
+        import json
+
+        from platformdirs import user_cache_dir
+
+        s = synthetic_settings(args).to_dict()
+        h = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
+        return Path(user_cache_dir("mestudio", appauthor=False)) / f"synthetic-{h}"
+    raise DatasetError(f"--root is required for {dataset.title}: the folder holding the release")
+
+
+def load_samples(args: argparse.Namespace) -> tuple[Any, list[Any], str, Path]:
+    """``(dataset, samples, mapping, root)`` from the dataset arguments.
+
+    Raises:
+        DatasetError: unknown dataset, unreadable release, unknown mapping.
+    """
+    from mestudio.training.datasets import get_dataset
+
+    kwargs: dict[str, Any] = {"layout": args.layout}
+    if args.sheet is not None:
+        kwargs["sheet"] = args.sheet
+    if args.dataset.strip().lower() == "synthetic":
+        explicit = any(getattr(args, k, None) is not None for k in
+                       ("synth_per_class", "synth_identities", "synth_seed", "synth_faces"))
+        if explicit:
+            kwargs["settings"] = synthetic_settings(args)
+        kwargs["workers"] = max(1, int(getattr(args, "prepare_workers", 2) or 1))
+    dataset = get_dataset(args.dataset, **kwargs)
+    root = resolve_root(args, dataset)
+    if dataset.name == "synthetic":
+        root.mkdir(parents=True, exist_ok=True)
+    mapping = args.mapping
+    if mapping == "auto":
+        mapping = "5class" if "5class" in dataset.mappings() else "native"
+    samples = dataset.load(root, mapping=mapping)
+    return dataset, samples, mapping, root
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["input_size=48", "color=true"]`` -> typed values (JSON literals where they parse)."""
+    import json
+
+    from mestudio.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for text in items:
+        if "=" not in text:
+            raise ConfigError(f"--preprocess expects KEY=VALUE, got {text!r}")
+        key, value = (t.strip() for t in text.split("=", 1))
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+        else:
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key] = value
+    return out
+
+
+def feature_spec(args: argparse.Namespace, kind: str) -> Any:
+    """The :class:`~mestudio.training.features.FeatureSpec` the arguments describe."""
+    import dataclasses
+
+    from mestudio.errors import ConfigError
+    from mestudio.training.features import make_spec
+
+    overrides = parse_overrides(list(getattr(args, "preprocess", []) or []))
+    try:
+        return make_spec(kind, align=args.align, align_size=args.align_size, **overrides)
+    except (TypeError, ValueError) as exc:
+        from mestudio import preprocess
+
+        names = ", ".join(f.name for f in dataclasses.fields(preprocess.PreprocessConfig))
+        raise ConfigError(f"--preprocess: {exc} (fields: {names})") from exc
+
+
+def model_kind(arch: str) -> str:
+    """``keyframes`` or ``clip`` for a registry architecture name."""
+    from mestudio.errors import ConfigError
+    from mestudio.nets import create_model, list_models
+
+    try:
+        return str(create_model(arch, 2).input_kind)
+    except ValueError:
+        raise ConfigError(f"unknown model {arch!r}: use one of {', '.join(list_models())}"
+                          ) from None
