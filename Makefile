@@ -10,14 +10,21 @@ ifeq ($(strip $(DISPLAY)$(WAYLAND_DISPLAY)),)
 export QT_QPA_PLATFORM ?= offscreen
 endif
 
-.PHONY: install demo test bench lint package clean
+.PHONY: install demo test bench lint package clean FORCE
+FORCE:
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Re-install only when the dependency list changes.
-$(STAMP): pyproject.toml | $(BIN)/python
+TORCH_STAMP := $(VENV)/.torch-spec
+
+# The torch spec in use; rewritten (forcing a re-install) only when TORCH_SPEC changes.
+$(TORCH_STAMP): FORCE | $(BIN)/python
+	@echo '$(TORCH_SPEC)' | cmp -s - $@ || echo '$(TORCH_SPEC)' > $@
+
+# Re-install only when the dependency list or the torch spec changes.
+$(STAMP): pyproject.toml $(TORCH_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mestudio.spotting.config import SpotterConfig
-from mestudio.spotting.metrics import score_by_kind
+from mestudio.spotting.metrics import format_score, score_by_kind
 from mestudio.spotting.signal import RoiSignal
 from mestudio.spotting.spotter import OnlineSpotter
 from mestudio.types import Frame, SpotEvent
@@ -74,8 +74,9 @@ def test_micro_expressions_are_spotted_at_30_and_100_fps(synthetic_runs, fps):
     assert truth_kinds.count("micro") >= 10 and "blink" in truth_kinds
     scores = score_by_kind([(ev, truth) for ev, truth, _ in runs])
     micro = scores["micro"]
-    print(f"\n{fps:g} fps: micro TP {micro.tp} FP {micro.fp} FN {micro.fn} P {micro.precision:.3f} "
-          f"R {micro.recall:.3f} F1 {micro.f1:.3f}; macro F1 {scores['macro'].f1:.3f}; "
+    print(f"\n{fps:g} fps: micro TP {micro.tp} FP {micro.fp} FN {micro.fn} "
+          f"P {format_score(micro.precision)} R {format_score(micro.recall)} "
+          f"F1 {format_score(micro.f1)}; macro F1 {format_score(scores['macro'].f1)}; "
           f"signal+spotter {max(ms for *_, ms in runs):.2f} ms/frame")
     assert micro.f1 >= 0.85
     assert scores["all"].fp <= 1   # blinks, head motion and drift do not make events

@@ -7,7 +7,9 @@ Usage::
 
 Pairs are taken in order (the k-th ``--pred`` with the k-th ``--truth``). TP/FP/FN are
 summed over the pairs, then precision, recall and F1 are printed for micro and macro
-expressions separately (and for both kinds together, kind ignored). Blinks in the truth are
+expressions separately (and for both kinds together, kind ignored). A score whose
+denominator is zero (precision without predictions, recall without truth, all three when a
+kind has neither) is printed ``n/a`` and written as JSON ``null``. Blinks in the truth are
 not spotting targets. A missing or malformed file exits with code 2.
 """
 
@@ -38,7 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mestudio.errors import ConfigError
     from mestudio.events_io import read_events_json, read_truth_json
-    from mestudio.spotting.metrics import score_by_kind
+    from mestudio.spotting.metrics import format_score, score_by_kind
 
     if len(args.pred) != len(args.truth):
         raise ConfigError(f"got {len(args.pred)} --pred but {len(args.truth)} --truth files; "
@@ -64,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
             for kind in ("micro", "macro"):
                 s = sc[kind]
                 print(f"{str(path)[-40:]:<40} {kind:<6} {s.tp:>4} {s.fp:>4} {s.fn:>4} "
-                      f"{s.f1:>6.3f}")
+                      f"{format_score(s.f1)}")
         print()
     print(f"MEGC spotting, IoU >= {args.iou:g}, {len(pairs)} video(s)")
     print(f"{'kind':<6} {'TP':>4} {'FP':>4} {'FN':>4} {'P':>6} {'R':>6} {'F1':>6}")
     for kind in ("micro", "macro", "all"):
         s = scores[kind]
-        print(f"{kind:<6} {s.tp:>4} {s.fp:>4} {s.fn:>4} {s.precision:>6.3f} {s.recall:>6.3f} "
-              f"{s.f1:>6.3f}")
+        print(f"{kind:<6} {s.tp:>4} {s.fp:>4} {s.fn:>4} {format_score(s.precision)} "
+              f"{format_score(s.recall)} {format_score(s.f1)}")
     if args.json is not None:
         doc = {"iou": args.iou, "videos": [str(p) for p in args.pred],
                "scores": {k: v.as_dict() for k, v in scores.items()}}

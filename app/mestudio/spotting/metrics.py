@@ -56,9 +56,10 @@ class SpotScore:
 
     Attributes:
         tp, fp, fn: true positives, false positives, false negatives (summed over videos).
-        precision, recall, f1: ``TP/N``, ``TP/M``, ``2TP/(M+N)``; 0 when undefined except
-            that F1 is 1 when there is neither a prediction nor a truth (nothing to find,
-            nothing found).
+        precision, recall, f1: ``TP/N``, ``TP/M``, ``2TP/(M+N)``, or ``None`` when undefined
+            (the denominator is 0): precision with no prediction, recall with no truth, and
+            all three when there is neither (nothing to score). ``as_dict`` writes ``None``
+            as JSON ``null``; :func:`format_score` prints it as ``n/a``.
     """
 
     tp: int
@@ -74,24 +75,32 @@ class SpotScore:
         return self.tp + self.fn
 
     @property
-    def precision(self) -> float:
-        return self.tp / self.n_pred if self.n_pred else 0.0
+    def precision(self) -> float | None:
+        return self.tp / self.n_pred if self.n_pred else None
 
     @property
-    def recall(self) -> float:
-        return self.tp / self.n_truth if self.n_truth else 0.0
+    def recall(self) -> float | None:
+        return self.tp / self.n_truth if self.n_truth else None
 
     @property
-    def f1(self) -> float:
+    def f1(self) -> float | None:
         denom = self.n_pred + self.n_truth
-        return 2 * self.tp / denom if denom else 1.0
+        return 2 * self.tp / denom if denom else None
 
     def __add__(self, other: SpotScore) -> SpotScore:
         return SpotScore(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | None]:
         return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": self.precision,
                 "recall": self.recall, "f1": self.f1}
+
+
+def format_score(value: float | None, width: int = 6, digits: int = 3) -> str:
+    """``value`` right-aligned in ``width`` characters with ``digits`` decimals, or ``n/a``
+    when it is undefined (``None``, see :class:`SpotScore`)."""
+    if value is None:
+        return f"{'n/a':>{width}}"
+    return f"{value:>{width}.{digits}f}"
 
 
 def match_intervals(pred: Sequence[Any], truth: Sequence[Any], iou: float = 0.5,

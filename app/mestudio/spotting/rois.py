@@ -1,14 +1,17 @@
 """Regions of interest on the aligned face crop.
 
 The spotting signal is measured in six regions where micro-expressions move the skin
-(brows: AU1/2/4; nose wings: AU9/10; mouth corners: AU12/14/15/24) and is referenced to a
-rigid region (nose ridge, forehead top, cheeks' outer parts, chin) from which the residual
-head motion is estimated. The eyes are masked out everywhere, so blinks do not count.
+(brows: AU1/2/4; nose wings: AU9/10; mouth corners: AU10/12/14/15/24), left and right, and
+is referenced to the rigid parts of the face (nose ridge and tip, temples, sides and bottom
+of the lower face; not the cheeks, which smiles lift) from which the residual head motion is
+estimated. The eyes are excluded everywhere, so blinks do not count.
 
-Geometry comes, in order of preference, from 68-point landmarks in the crop (iBUG order),
-from the named points of a 5-point model (eye centres, nose base), or from the canonical
-geometry of the aligned crop (eyes at ``(0.5 ± eye_dist/2)·S``, ``eye_y·S``; face proportions
-of an average adult in units of the inter-ocular distance ``d``). Names ``*_left`` /
+Geometry (:class:`FaceGeometry`, crop pixels) comes from the tracker's named points (eye
+centres, nose, mouth corners: whatever the landmark model gives) mapped into the crop, plus
+the brow and eye contours of 68-point landmarks when present; in box-only mode, or for points
+a model does not give, from the canonical geometry of the aligned crop (eyes at
+``(0.5 ± eye_dist/2)·S``, ``eye_y·S``; nose and mouth from ``face.align.canonical_points`` or
+average adult proportions in units of the inter-ocular distance ``d``). Names ``*_left`` /
 ``*_right`` are image left / right (the subject's right / left).
 """
 
@@ -42,8 +45,9 @@ BROW_TOP = 0.68                # up to this far
 
 @dataclass(frozen=True)
 class FaceGeometry:
-    """Key points in crop pixels ``(x, y)``: eye centres (image left first), nose base,
-    mouth corners; ``brows`` holds 68-point brow contours ``(5, 2)`` each when known."""
+    """Key points in crop pixels ``(x, y)``: eye centres (image left first), nose (tip or
+    base, as the landmark model gives it), mouth corners; ``brow_*`` / ``eye_*_contour``:
+    the 68-point brow ``(5, 2)`` and eye ``(6, 2)`` contours when known."""
 
     eye_l: tuple[float, float]
     eye_r: tuple[float, float]

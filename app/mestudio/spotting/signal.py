@@ -193,9 +193,10 @@ class _Recent:
 class RoiSignal:
     """Per-frame ROI motion magnitudes from the aligned crops of one face.
 
-    Call :meth:`update` for every frame (in time order). Cost at ``signal_size=96`` with
-    ``"dis-fine"``: about 2 ms per frame on one CPU core (flow 1.5 ms, a second flow on
-    ~20 % of the frames of a tracked face, head-motion fit and ROIs 0.3 ms).
+    Call :meth:`update` for every frame (in time order). Cost at ``signal_size=80`` with
+    ``"dis-fine"``: about 2 ms per frame on one (shared) CPU core, up to ~5 ms while the
+    head moves a lot (a second, stabilised flow on most frames); head-motion fit and ROIs
+    ~0.3 ms of it.
 
     Attributes:
         roi_names: the keys of the returned dict (:data:`~mestudio.spotting.rois.ROI_NAMES`).
