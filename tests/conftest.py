@@ -61,3 +61,16 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
         d = base / var.lower()
         d.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(var, str(d))
+
+
+@pytest.fixture
+def torch_one_thread():
+    """torch uses one intra-op thread during the test (small tensors: fastest, and polite on a
+    shared machine); the previous count is restored afterwards. Use it with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")`` or from an autouse fixture."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

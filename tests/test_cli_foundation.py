@@ -71,6 +71,20 @@ def test_doctor_reports_models_and_degraded_modes(capsys: pytest.CaptureFixture)
     assert "CPUExecutionProvider" in out and "YuNet + 5 landmarks" in out
 
 
+
+def test_doctor_says_how_to_train_a_real_model_when_the_shipped_one_is_synthetic(
+        capsys: pytest.CaptureFixture) -> None:
+    from mestudio import modelfiles
+
+    if not (modelfiles.REPO_MODELS_DIR / "m3enet_synthetic.onnx").is_file():
+        pytest.skip("the shipped synthetic model is not in this checkout")
+    assert main(["doctor", "--no-cameras"]) == 0
+    out = capsys.readouterr().out
+    assert "SYNTHETIC demo model" in out
+    line = next(ln for ln in out.splitlines() if "mestudio train" in ln)
+    assert "mestudio data prepare --dataset" in line and " && mestudio export " in line
+
+
 def test_bench_tracking_prints_stages_and_ratio(video_dir: Path,
                                                 capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "tracking", "--passes", "1",

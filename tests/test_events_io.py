@@ -146,6 +146,24 @@ def test_spot_eval_prints_micro_and_macro_scores(tmp_path, capsys):
     assert scores["micro"]["f1"] == pytest.approx(0.5)
 
 
+def test_spot_eval_prints_n_a_when_a_kind_has_nothing_to_score(tmp_path, capsys):
+    """No macro-expression in the truth nor in the prediction: P, R and F1 are undefined
+    (printed n/a, JSON null), not 0, 0 and 1."""
+    truth = _truth(tmp_path / "truth.json", [(10, 20, "micro")])
+    pred = write_events_json(tmp_path / "events.json", [_ev(0, 11, 14, 20)], {"fps": FPS})
+    out_json = tmp_path / "scores.json"
+    assert main(["spot-eval", "--pred", str(pred), "--truth", str(truth),
+                 "--json", str(out_json)]) == 0
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()
+             if ln.split()}
+    assert lines["macro"][1:] == ["0", "0", "0", "n/a", "n/a", "n/a"]
+    assert lines["micro"][1:] == ["1", "0", "0", "1.000", "1.000", "1.000"]
+    scores = json.loads(out_json.read_text())["scores"]
+    assert scores["macro"] == {"tp": 0, "fp": 0, "fn": 0, "precision": None, "recall": None,
+                               "f1": None}
+    assert scores["micro"]["f1"] == 1.0
+
+
 def test_spot_eval_sums_several_videos(tmp_path, capsys):
     t1 = _truth(tmp_path / "t1.json", [(10, 20, "micro")])
     t2 = _truth(tmp_path / "t2.json", [(30, 40, "micro"), (60, 70, "micro")])

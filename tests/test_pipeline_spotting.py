@@ -120,3 +120,23 @@ def test_missing_model_is_a_degraded_mode_not_an_error(tmp_path: Path,
     assert NO_MODEL in result.info["degraded"]
     assert result.spotter is not None                    # spotting still runs
     pipeline.close()
+
+
+def test_roi_signal_follows_the_trackers_crop_geometry() -> None:
+    """Box-only crops put the eyes where the tracker's config says: the ROI signal must place
+    its regions with the same geometry (a non-default eye line / distance moves them)."""
+    from mestudio.spotting.rois import canonical_geometry, roi_masks
+
+    cfg = AppConfig()
+    cfg.tracker.align_eye_y, cfg.tracker.align_eye_dist = 0.45, 0.34
+    pipeline = Pipeline(cfg, recognition=False)
+    try:
+        assert pipeline.signal.tracker_config is cfg.tracker
+        got = pipeline.signal.rois(128)
+        want = roi_masks(canonical_geometry(128, cfg.tracker), 128)
+        default = roi_masks(canonical_geometry(128), 128)
+        assert got.keys() == want.keys()
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+        assert not all(np.array_equal(got[k], default[k]) for k in default)
+    finally:
+        pipeline.close()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mestudio.errors import ConfigError
 from mestudio.preprocess import (
@@ -19,13 +18,7 @@ from mestudio.preprocess import (
     keyframe_inputs_batch,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +168,11 @@ def test_align_keyframes_keeps_the_motion_between_frames(data_dir: Path):
 
 
 def test_align_keyframes_without_a_face():
+    from mestudio.errors import FaceNotFoundError, MestudioError
+
     blank = np.full((240, 320, 3), 127, np.uint8)
-    with pytest.raises(ValueError, match="no face"):
+    with pytest.raises(ValueError, match="no face") as info:   # old callers still catch it
         align_keyframes([blank, blank], 64)
+    # A user error: the CLI prints it on one line (exit 2) and it says what to do.
+    assert isinstance(info.value, FaceNotFoundError) and isinstance(info.value, MestudioError)
+    assert "320x240" in str(info.value) and "--align none" in str(info.value)

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mestudio.errors import MestudioError
+from mestudio.fsutil import atomic_path, atomic_write_text
 from mestudio.types import SpotEvent
 
 log = logging.getLogger(__name__)
@@ -467,7 +467,7 @@ class AnnotationDocument:
         if target is None:
             raise AnnotationError("no file name to save the annotations to")
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        _atomic_write(target, text)
+        atomic_write_text(target, text)
         self.path = target
         self._saved_top = self._undo[-1] if self._undo else None
         self._notify("save", None)
@@ -538,7 +538,7 @@ class AnnotationDocument:
         w.writerow(CODING_COLUMNS)
         w.writerows(self.coding_rows(frame_base))
         path = Path(path)
-        _atomic_write(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
         return path
 
     def export_xlsx(self, path: str | os.PathLike[str], frame_base: int = 0) -> Path:
@@ -558,39 +558,9 @@ class AnnotationDocument:
             ws.column_dimensions[col].width = width
         ws.freeze_panes = "A2"
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             wb.save(tmp)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def find_annotation_file(video: str | os.PathLike[str]) -> Path | None:

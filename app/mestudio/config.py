@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,11 +103,9 @@ def load_settings(path: Path | None = None) -> AppConfig:
 
 
 def save_settings(cfg: AppConfig, path: Path | None = None) -> Path:
-    """Write settings atomically (temp file + rename)."""
+    """Write settings atomically (:func:`mestudio.fsutil.atomic_write_text`: temp file,
+    fsync, rename; the file's mode follows the umask)."""
+    from mestudio.fsutil import atomic_write_text
+
     path = path or settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(to_dict(cfg), f, indent=2)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(to_dict(cfg), indent=2))

@@ -28,6 +28,14 @@ class DatasetError(MestudioError):
     """A dataset release or its annotation sheet cannot be read."""
 
 
+class FaceNotFoundError(MestudioError, ValueError):
+    """No face was found where one is needed (e.g. the first frame of a sample to align).
+
+    Also a :class:`ValueError`, so code written against the earlier bare ``ValueError``
+    keeps catching it.
+    """
+
+
 class ConfigError(MestudioError):
     """A configuration value or file is invalid."""
 

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import MestudioError
+from mestudio.fsutil import atomic_write_text
 from mestudio.types import Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
@@ -123,21 +123,6 @@ def event_from_dict(d: dict[str, Any]) -> SpotEvent:
         raise EventsFileError(f"event {d.get('id', '?')} is invalid: {exc}") from None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_events_json(path: str | os.PathLike[str], events: Iterable[SpotEvent],
                       meta: dict[str, Any] | None = None) -> Path:
     """Write ``events.json``.
@@ -149,7 +134,7 @@ def write_events_json(path: str | os.PathLike[str], events: Iterable[SpotEvent],
             (e.g. ``"spotter": {...}`` with the configuration used); missing ones are null.
 
     Returns:
-        the path written (atomically: temp file + rename).
+        the path written (atomically and durably: :func:`mestudio.fsutil.atomic_write_text`).
     """
     meta = dict(meta or {})
     doc: dict[str, Any] = {
@@ -162,7 +147,7 @@ def write_events_json(path: str | os.PathLike[str], events: Iterable[SpotEvent],
     doc.update(meta)
     doc["events"] = [event_to_dict(ev) for ev in events]
     path = Path(path)
-    _atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -216,7 +201,7 @@ def write_events_csv(path: str | os.PathLike[str], events: Sequence[SpotEvent]) 
         line += ["" if c not in r["probabilities"] else r["probabilities"][c] for c in classes]
         w.writerow(line)
     path = Path(path)
-    _atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
     return path
 
 

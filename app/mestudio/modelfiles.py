@@ -11,13 +11,13 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from mestudio.errors import ModelFileError, OfflineError
+from mestudio.fsutil import atomic_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,6 +115,8 @@ def fetch(entry: ManifestEntry, dest_dir: Path | None = None, timeout_s: float =
     The file is written to a temporary name in the destination folder and renamed only after
     the hash matches, so an interrupted download never leaves a half file under the real name.
 
+    ``progress``: a byte-count bar on stderr, shown only when stderr is a terminal.
+
     Raises:
         OfflineError: the URL cannot be reached.
         ModelFileError: the hash does not match or the entry has no URL.
@@ -133,25 +135,20 @@ def fetch(entry: ManifestEntry, dest_dir: Path | None = None, timeout_s: float =
         raise OfflineError(f"cannot download {entry.name}: {reason} (are you offline?)") from exc
     total = int(response.headers.get("Content-Length") or 0) or None
     h = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                               desc=entry.name, disable=not progress) as bar:
+        # atomic_path: the file takes its name only once complete and verified
+        with atomic_path(dest) as tmp, open(tmp, "wb") as out, \
+                tqdm(total=total, unit="B", unit_scale=True, desc=entry.name,
+                     disable=not progress or None) as bar:  # None: only on a terminal
             while block := response.read(1 << 16):
                 out.write(block)
                 h.update(block)
                 bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
-        digest = h.hexdigest()
-        if entry.sha256 and digest != entry.sha256:
-            raise ModelFileError(f"{entry.name}: sha256 mismatch (got {digest}, expected "
-                                 f"{entry.sha256}); the download was discarded")
-        os.replace(tmp, dest)
+            digest = h.hexdigest()
+            if entry.sha256 and digest != entry.sha256:
+                raise ModelFileError(f"{entry.name}: sha256 mismatch (got {digest}, expected "
+                                     f"{entry.sha256}); the download was discarded")
     except (OSError, urllib.error.URLError) as exc:
         raise OfflineError(f"download of {entry.name} broke off: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("saved %s (%s)", dest, digest[:12])
     return dest

@@ -120,7 +120,7 @@ class Pipeline:
             from mestudio.spotting.signal import RoiSignal
             from mestudio.spotting.spotter import OnlineSpotter
 
-            self.signal = RoiSignal(self.config.spotter)
+            self.signal = RoiSignal(self.config.spotter, tracker_config=self.config.tracker)
             self.spotter = OnlineSpotter(self.config.spotter)
         self.engine: Any = None
         self._owns_engine = False

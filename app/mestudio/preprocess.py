@@ -439,10 +439,13 @@ def align_keyframes(
         ``len(images)`` crops ``(size, size, 3)`` BGR ``uint8``.
 
     Raises:
-        ValueError: no images, or no face found on the first image.
+        ValueError: no images.
+        mestudio.errors.FaceNotFoundError: no face found on the first image (a
+            :class:`~mestudio.errors.MestudioError` and a ``ValueError``).
     """
     import cv2
 
+    from mestudio.errors import FaceNotFoundError
     from mestudio.face.align import align_face
     from mestudio.types import Frame
 
@@ -457,5 +460,9 @@ def align_keyframes(
     tracker = _tracker(tracker_config)
     obs = tracker.update(Frame(index=0, timestamp_s=0.0, image=bgr[0]))
     if not obs.face_found:
-        raise ValueError("align_keyframes: no face found in the first image")
+        h, w = bgr[0].shape[:2]
+        raise FaceNotFoundError(
+            f"no face found in the first of the {len(bgr)} frames to align ({w}x{h} px): the "
+            "frames must show one roughly frontal, unoccluded face; frames that are already "
+            "face crops need no alignment (mestudio data prepare --align none)")
     return [align_face(im, obs, int(size), tracker.config)[0] for im in bgr]

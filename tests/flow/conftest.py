@@ -6,16 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(torch_one_thread):
     """Small tensors: one thread is fastest (and polite on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import pytest
 
 from mestudio.spotting.metrics import (
     SpotScore,
+    format_score,
     interval_iou,
     match_intervals,
     score_by_kind,
@@ -75,10 +76,23 @@ def test_scores_are_summed_over_videos_before_the_ratios():
 
 
 def test_empty_cases():
-    assert score_intervals([], []).f1 == 1.0           # nothing to find, nothing found
+    # Nothing to find, nothing found: no score is defined (not P 0, R 0 and F1 1).
+    sc = score_intervals([], [])
+    assert (sc.precision, sc.recall, sc.f1) == (None, None, None)
+    assert sc.as_dict() == {"tp": 0, "fp": 0, "fn": 0, "precision": None, "recall": None,
+                            "f1": None}
+    # No prediction: precision undefined, the truth was missed (R 0, F1 0).
     sc = score_intervals([], [(0, 5)])
-    assert (sc.precision, sc.recall, sc.f1) == (0.0, 0.0, 0.0)
-    assert SpotScore(0, 3, 0).precision == 0.0
+    assert (sc.precision, sc.recall, sc.f1) == (None, 0.0, 0.0)
+    # No truth: every prediction is false (P 0, F1 0), recall undefined.
+    sc = SpotScore(0, 3, 0)
+    assert (sc.precision, sc.recall, sc.f1) == (0.0, None, 0.0)
+
+
+def test_format_score_prints_n_a_for_undefined_scores():
+    assert format_score(None) == "   n/a"
+    assert format_score(0.5) == " 0.500"
+    assert format_score(1.0, width=4, digits=1) == " 1.0"
 
 
 def test_per_kind_scoring_keeps_micro_and_macro_apart_and_ignores_blinks():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -113,3 +115,24 @@ def test_video_writer_failure_falls_back_to_png_frames(tmp_path, monkeypatch):
     assert media.name == "frames" and len(list(media.glob("*.png"))) == clip.n_frames
     assert not (tmp_path / "clip.mp4").exists()
     assert read_truth(tmp_path)[1]["media"] == "frames"
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal (tqdm shows its bar only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("tty", "flag", "bar"), [(False, [], False), (True, [], True),
+                                                   (True, ["--no-progress"], False)])
+def test_cli_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, tty, flag, bar):
+    """Like ``analyze``: the bar goes to stderr when it is a terminal, never into a log or a
+    pipe, and ``--no-progress`` hides it on a terminal too."""
+    err = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    rc = main(["-q", "synth", "--out", str(tmp_path / "c"), "--duration", "0.4", "--fps", "10",
+               "--size", "64x48", "--micro", "0", "--blinks", "0", "--no-distractors",
+               "--frames", *flag])
+    assert rc == 0
+    assert ("synth:" in err.getvalue()) == bar, err.getvalue()

@@ -17,12 +17,7 @@ CLASSES = ("a", "b", "c")
 S = 24
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _features(n_subjects: int = 4, per_class: int = 2, datasets: tuple[str, ...] = ("d",)

@@ -93,15 +93,3 @@ def test_brief_training_beats_chance(release, cache):
     uf1 = res.per_seed[1]["uf1"]
     print(f"synthetic LOSO UF1 {uf1:.3f}, UAR {res.per_seed[1]['uar']:.3f}")
     assert uf1 > 0.45, res.per_seed[1]["confusion"]    # chance: 0.2 (5 balanced classes)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``mestudio.cli.main`` points logging at the (captured) stderr; undo it afterwards."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)

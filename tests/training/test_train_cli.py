@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from mestudio.cli import main
@@ -47,15 +46,3 @@ def test_bench_train_reports_samples_per_second(capsys):
                  "--batch", "16"]) == 0
     text = capsys.readouterr().out
     assert "ststnet" in text and "samples/s" in text
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``mestudio.cli.main`` points logging at the (captured) stderr; undo it afterwards."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)

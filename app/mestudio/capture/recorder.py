@@ -26,7 +26,6 @@ import bisect
 import dataclasses
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -48,45 +47,14 @@ DEFAULT_CODEC = "mp4v"
 DEFAULT_CONTAINER = "avi"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def durable_write_events(path: Path, events: Iterable[SpotEvent], meta: dict[str, Any]) -> Path:
-    """Write ``events.json`` so that a crash leaves the old or the new file: temporary file in
-    the same folder (written by :func:`mestudio.events_io.write_events_json`), ``fsync``,
-    atomic rename, ``fsync`` of the folder."""
+    """Write ``events.json`` so that a crash leaves the old or the new file
+    (:func:`mestudio.events_io.write_events_json` writes through
+    :func:`mestudio.fsutil.atomic_write_text`: temporary file in the same folder, ``fsync``,
+    atomic rename, ``fsync`` of the folder)."""
     from mestudio.events_io import write_events_json
 
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write_events_json(tmp, events, meta)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
+    return write_events_json(path, events, meta)
 
 
 def new_recording_dir(parent: str | os.PathLike[str], now: datetime | None = None) -> Path:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mestudio.commands._progress import add_progress_argument, show_progress
+
 NAME = "analyze"
 HELP = ("find micro-expressions in a video, image folder, camera or the demo: writes "
         "DIR/frames.csv, DIR/events.csv and DIR/events.json")
@@ -32,7 +34,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="stop after N frames (needed for cameras unless you press Ctrl+C)")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of an image-sequence folder (default 30)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
 
 
 def _model_text(pipeline: Any, recognition: bool) -> str:
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             with FramesCsvWriter(csv_path, pipeline.tracker.landmark_names,
                                  spotter_columns(rois)) as writer:
                 rows = SpotterRowBuffer(writer, rois)
-                for result in pipeline.run(source, progress=not args.no_progress,
+                for result in pipeline.run(source, progress=show_progress(args),
                                            max_frames=args.max_frames):
                     tm = result.timings_ms
                     track_ms.append(tm.get("track", 0.0))

@@ -39,11 +39,13 @@ def _section(title: str) -> None:
     print(f"\n{title}")
 
 
-def _onnx_models() -> list[str]:
-    """Lines about recognition models (``models/*.onnx`` except the detector)."""
+def _onnx_models() -> tuple[list[str], bool]:
+    """Lines about recognition models (``models/*.onnx`` except the detector), and whether
+    one of them is a synthetic demo model."""
     from mestudio import modelfiles
 
     lines = []
+    any_synthetic = False
     for path in sorted(modelfiles.REPO_MODELS_DIR.glob("*.onnx")):
         if path.name == modelfiles.YUNET:
             continue
@@ -58,10 +60,11 @@ def _onnx_models() -> list[str]:
             continue
         arch = meta.get("mestudio.architecture", "?")
         synthetic = meta.get("mestudio.synthetic", "").lower() in ("true", "1", "yes")
+        any_synthetic = any_synthetic or synthetic
         note = "SYNTHETIC demo model (trained on synthetic data only; not for real use)" \
             if synthetic else "trained on real data" if meta else "no mestudio metadata"
         lines.append(f"{path.name}: {arch}; {note}")
-    return lines
+    return lines, any_synthetic
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,10 +120,14 @@ def run(args: argparse.Namespace) -> int:
         path = modelfiles.find_model(e.name)
         print(f"  {e.name:<34} {'found: ' + str(path) if path else 'missing'}")
     print("  search order: " + " -> ".join(str(d) for d in modelfiles.search_dirs()))
-    onnx_lines = _onnx_models()
+    onnx_lines, synthetic = _onnx_models()
     _section(f"Recognition models ({Path(modelfiles.REPO_MODELS_DIR)}/*.onnx)")
     for line in onnx_lines or ["none found: spotting works, recognition is off"]:
         print(f"  {line}")
+    if synthetic:
+        from mestudio.inference.card import TRAIN_REAL_COMMAND
+
+        print(f"  train a real one on licensed data (e.g. CASME II): {TRAIN_REAL_COMMAND}")
 
     _section("Degraded modes")
     try:

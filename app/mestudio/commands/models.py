@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mestudio.commands._progress import add_progress_argument, show_progress
+
 NAME = "models"
 HELP = "list, download (fetch) or verify the model files (YuNet, LBF landmarks)"
 
@@ -19,6 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--dest", type=Path, default=None,
                        help="folder to store them in (default: the user cache folder)")
     fetch.add_argument("--force", action="store_true", help="download even when found")
+    add_progress_argument(fetch)
     sub.add_parser("verify", help="check found files against the manifest's sha256 "
                                   "(or load them when no hash is published)")
 
@@ -65,7 +68,7 @@ def _fetch(args: argparse.Namespace) -> int:
         if not e.url:
             print(f"{e.name}: no download URL in the manifest; skipped")
             continue
-        path = modelfiles.fetch(e, args.dest)
+        path = modelfiles.fetch(e, args.dest, progress=show_progress(args))
         print(f"{e.name}: saved to {path}")
     return 0
 

@@ -40,6 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mestudio.errors import ConfigError
     from mestudio.events_io import read_events_json, read_truth_json
+    from mestudio.fsutil import atomic_write_text
     from mestudio.spotting.metrics import format_score, score_by_kind
 
     if len(args.pred) != len(args.truth):
@@ -77,6 +78,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         doc = {"iou": args.iou, "videos": [str(p) for p in args.pred],
                "scores": {k: v.as_dict() for k, v in scores.items()}}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mestudio.commands._progress import add_progress_argument, show_progress
 from mestudio.errors import ConfigError
 
 NAME = "synth"
@@ -60,6 +61,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="micro amplitude range, fraction of face width (default 0.01 0.03)")
     parser.add_argument("--no-distractors", action="store_true",
                         help="no head motion, illumination drift, noise, blinks or macros")
+    add_progress_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                            size=args.size, n_micro=args.micro, n_macro=args.macro,
                            n_blinks=args.blinks, amplitude=amplitude,
                            distractors=not args.no_distractors)
-    media = write_clip(clip, args.out, video=not args.frames, progress=True)
+    media = write_clip(clip, args.out, video=not args.frames, progress=show_progress(args))
     counts = clip.truth()["counts"]
     w, h = clip.size
     print(f"wrote {media} ({clip.n_frames} frames {w}x{h} at {clip.fps:g} fps, "

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mestudio.commands._progress import add_progress_argument, show_progress
+
 NAME = "train"
 HELP = "train and evaluate a recognition network (LOSO/LODO, report, final checkpoint)"
 
@@ -60,6 +62,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-only", action="store_true",
                         help="skip the protocol; train only the final model")
     add_feature_arguments(parser)
+    add_progress_argument(parser)
 
 
 def _config(args: argparse.Namespace):  # noqa: ANN202 - TrainConfig (lazy import)
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model     {cfg.model} on {device}; {args.protocol.upper()}, seeds "
           f"{', '.join(map(str, cfg.seeds))}, {cfg.epochs} epochs, ablation {cfg.ablation}")
     prep = prepare_features(samples, cache, spec, dataset=dataset.name,
-                            workers=args.prepare_workers)
+                            workers=args.prepare_workers, progress=show_progress(args))
     if prep.computed or prep.failed:
         print(prep.to_text())
     features, missing = load_features(samples, cache, spec, dataset=dataset.name)
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.final_only:
         folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
         result = run_protocol(features, classes, cfg, protocol=args.protocol, out_dir=out,
-                              folds=folds)
+                              folds=folds, progress=show_progress(args))
         if result.per_seed:
             report = build_report(result, dataset=dataset.name, model=cfg.model,
                                   protocol=args.protocol, classes=classes, config=cfg.to_dict(),
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         training = {"dataset": dataset.name, "data": data_info, "protocol": args.protocol,
                     "mapping": mapping, "config": cfg.to_dict()}
         path = train_final(features, classes, cfg, ckpt, training=training, metrics=metrics,
-                           synthetic=synthetic, epochs=epochs)
+                           synthetic=synthetic, epochs=epochs, progress=show_progress(args))
         print(f"final     {path} ({epochs} epochs on all {len(features)} samples); export it "
               f"with `mestudio export {path} -o models/NAME.onnx`")
     return 0

@@ -231,14 +231,14 @@ def run_gui(window_factory: Callable[[], QWidget], args: argparse.Namespace, *,
         MestudioError: no display, or the screenshot cannot be written.
     """
     app = create_app()
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 
     window = window_factory()
     screenshot: Path | None = getattr(args, "screenshot", None)
     exit_after: float | None = getattr(args, "exit_after", None)
     if exit_after is not None and exit_after < 0:
         raise MestudioError("--exit-after must be >= 0 seconds")
-    state: dict[str, Any] = {"done": False, "error": None}
+    state: dict[str, Any] = {"done": False, "error": None, "running": False}
 
     def finish(reason: str) -> None:
         if state["done"]:
@@ -254,7 +254,8 @@ def run_gui(window_factory: Callable[[], QWidget], args: argparse.Namespace, *,
         if callable(shutdown):
             shutdown()
         window.close()
-        app.quit()
+        if state["running"]:
+            app.quit()
 
     if fullscreen:
         window.showFullScreen()
@@ -290,14 +291,35 @@ def run_gui(window_factory: Callable[[], QWidget], args: argparse.Namespace, *,
     tick = QTimer(window)
     tick.timeout.connect(lambda: None)
     tick.start(250)
-    window.destroyed.connect(lambda *a: app.quit())
+
+    def quit_if_running(*_a: Any) -> None:
+        # Only while our exec() runs: QCoreApplication.quit() outside of it leaves the
+        # thread's "quit now" flag set, and every later QEventLoop.exec() in the process
+        # (dialogs, pytest-qt's waits, a second window) would return at once.
+        if state["running"]:
+            app.quit()
+
+    window.destroyed.connect(quit_if_running)
     try:
         if not state["done"]:
+            state["running"] = True
             app.exec()
     finally:
+        state["running"] = False
+        # Closing the last window inside exec() also *posts* a Quit event to the
+        # application (quitOnLastWindowClosed). Left in the queue, it is delivered by the
+        # next processEvents() anywhere in the process - after exec() returned - and calls
+        # QCoreApplication.exit(), which leaves the thread's "quit now" flag set: every
+        # later QEventLoop.exec() (dialogs, a second window, pytest-qt's waits) would then
+        # return at once and timers would never fire again.
+        QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)
         if in_main:
             signal.signal(signal.SIGINT, previous)
-        tick.stop()
+        try:
+            tick.stop()
+            window.destroyed.disconnect(quit_if_running)
+        except (RuntimeError, TypeError):  # the window was deleted already
+            pass
     if not state["done"]:  # the user closed the window
         state["done"] = True
         shutdown = getattr(window, "shutdown", None)

@@ -33,6 +33,16 @@ HOW_TO_TRAIN = (
     "`mestudio export CHECKPOINT -o models/NAME.onnx`."
 )
 
+TRAIN_REAL_COMMAND = (
+    "mestudio data prepare --dataset casme2 --root /data/CASME2 --cache CACHE && "
+    "mestudio train --dataset casme2 --root /data/CASME2 --cache CACHE --model m3enet "
+    "--protocol loso && "
+    "mestudio export runs/casme2-m3enet-loso/m3enet_casme2.pt -o models/m3enet_casme2.onnx "
+    "--fp16"
+)
+"""One shell line that trains and exports a real model (CASME II; ``mestudio doctor`` prints
+it when the shipped model is synthetic)."""
+
 
 def card_paths(onnx_path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """``(NAME.card.json, NAME.card.md)`` beside ``NAME.onnx``."""
@@ -147,11 +157,12 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 def write_card(onnx_path: str | os.PathLike[str], meta: Mapping[str, Any],
                checks: Mapping[str, Any], file_sha256: str) -> tuple[Path, Path]:
     """Write ``NAME.card.json`` and ``NAME.card.md`` beside ``onnx_path``."""
+    from mestudio.fsutil import atomic_write_text
+
     card = build_card(onnx_path, meta, checks, file_sha256)
     json_path, md_path = card_paths(onnx_path)
-    json_path.write_text(json.dumps(card, indent=2, sort_keys=False, default=str) + "\n",
-                         encoding="utf-8")
-    md_path.write_text(card_markdown(card), encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
+    atomic_write_text(md_path, card_markdown(card))
     return json_path, md_path
 
 

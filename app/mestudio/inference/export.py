@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import ModelFileError
+from mestudio.fsutil import atomic_path, atomic_write_text
 from mestudio.inference import contract
 
 log = logging.getLogger(__name__)
@@ -411,22 +412,17 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:  # pragma: no cover - exporter bug
         raise ModelFileError(f"the exported graph is not valid ONNX: {exc}") from exc
-    tmp_out = out.with_name(out.name + ".tmp")
-    onnx.save(proto, os.fspath(tmp_out))
     checks: dict[str, Any] = {}
-    try:
+    with atomic_path(out) as tmp_out:
+        onnx.save(proto, os.fspath(tmp_out))
         if verify:  # before the file takes its name: a failed export leaves nothing behind
             checks = _verify(tmp_out, model, reference, cam)
             log.info("export check passed: logits diff %.1e, cam diff %s",
                      checks["logits_max_abs_diff"], f"{checks.get('cam_max_abs_diff', 0):.1e}")
-    except BaseException:
-        tmp_out.unlink(missing_ok=True)
-        raise
-    os.replace(tmp_out, out)
     if fp16_check is not None:
         checks["fp16_check"] = fp16_check
     digest = sha256_file(out)
-    out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n", encoding="utf-8")
+    atomic_write_text(out.with_name(out.name + ".sha256"), f"{digest}  {out.name}\n")
     if card:
         model_card.write_card(out, meta, checks, digest)
     log.info("exported %s (%s, %.1f MB) in %.1f s", out, info["arch"],

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from mestudio.errors import ModelFileError
+from mestudio.fsutil import atomic_path
 
 CHECKPOINT_FORMAT = "mestudio-checkpoint/1"
 
@@ -110,10 +111,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, *, arch: str
         "state_dict": state,
     }
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(ckpt, tmp)
     return out
 
 

@@ -31,9 +31,9 @@ class SpotterConfig:
             computed (smaller = faster, coarser; 64 starts to miss 1 %-of-face movements,
             96 costs ~1.5x the time of 80 for no measured gain). Signal values are always reported in pixels
             of a 128-px canonical crop, whatever this size and the tracker's crop size.
-        flow_method: ``"dis-fine"`` (OpenCV DIS, medium preset refined to full resolution:
-            the most accurate on 1-px local movements and the cleanest under head motion),
-            or a method of ``mestudio.flow.fast_flow``: ``"dis-medium"`` (about 3x cheaper,
+        flow_method: a method of :func:`mestudio.flow.fast_flow`: ``"dis-fine"`` (OpenCV
+            DIS, medium preset refined to full resolution: the most accurate on 1-px local
+            movements and the cleanest under head motion), ``"dis-medium"`` (about 3x cheaper,
             but stops at half resolution and misses much of a faint mouth movement),
             ``"dis-fast"``, ``"dis-ultrafast"``, ``"farneback"`` (accurate, cheap, but leaks
             head motion into the brows) or ``"tvl1"`` (torch; worth it on a GPU).

@@ -7,7 +7,8 @@ For every frame with a face:
    that illumination drift does not look like motion;
 2. the eye regions are replaced by a smooth fill from the surrounding skin: blinks and gaze
    shifts change no texture, hence cause no flow (not even flow spread into the brows);
-3. dense optical flow (DIS, full resolution) is computed from a *reference frame* to the
+3. dense optical flow (:func:`mestudio.flow.fast_flow`, default DIS refined to full
+   resolution) is computed from a *reference frame* to the
    current frame, after warping the current frame back by the head motion predicted from
    the previous frame;
 4. residual head motion is removed: a similarity motion (translation, rotation, scale about
@@ -67,46 +68,21 @@ SIGNAL_UNIT_PX = 128
 
 
 class _Flow:
-    """The dense flow used for the signal: ``(H, W)`` uint8 pair -> ``(H, W, 2)`` float32.
-
-    ``"dis-fine"`` (default) is OpenCV DIS with the medium preset refined down to full
-    resolution (the presets stop at half resolution, which loses most of a 1-px movement of
-    a low-contrast mouth corner); the other methods are those of
-    :func:`mestudio.flow.fast_flow` (OpenCV directly when that module is unavailable).
-    """
-
-    _PRESETS = {"dis-ultrafast": 0, "dis-fast": 1, "dis-medium": 2}
+    """The dense flow used for the signal: ``(H, W)`` uint8 pair -> ``(H, W, 2)`` float32,
+    computed by :func:`mestudio.flow.fast_flow` (the one place flow methods live; default
+    ``"dis-fine"``: OpenCV DIS refined to full resolution)."""
 
     def __init__(self, method: str) -> None:
-        if method not in (*self._PRESETS, "dis-fine", "farneback", "tvl1"):
-            raise ValueError(f"unknown flow_method {method!r}: use dis-fine, dis-medium, "
-                             "dis-fast, dis-ultrafast, farneback or tvl1")
-        self.method = method
-        self._fast: Any = None
-        self._dis: Any = None
-        if method == "dis-fine":
-            self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
-                cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
-            self._dis.setFinestScale(0)
-            return
-        try:
-            from mestudio.flow import fast_flow
+        from mestudio.flow.fast import FAST_FLOW_METHODS, fast_flow
 
-            self._fast = fast_flow
-        except Exception:  # noqa: BLE001 - flow module absent or incomplete
-            if method == "tvl1":
-                raise
-            if method in self._PRESETS:
-                self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
-                    self._PRESETS[method])
+        if method not in FAST_FLOW_METHODS:
+            raise ValueError(f"unknown flow_method {method!r}: use one of "
+                             f"{', '.join(FAST_FLOW_METHODS)}")
+        self.method = method
+        self._fast = fast_flow
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        if self._dis is not None:
-            return np.asarray(self._dis.calc(prev, nxt, None), dtype=np.float32)
-        if self._fast is not None:
-            return np.asarray(self._fast(prev, nxt, method=self.method), dtype=np.float32)
-        return np.asarray(cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
-            prev, nxt, None, 0.5, 3, 15, 3, 5, 1.2, 0), dtype=np.float32)
+        return self._fast(prev, nxt, method=self.method)
 
 
 def _fit_similarity(xy: np.ndarray, uv: np.ndarray, iterations: int = 3) -> np.ndarray:

@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mestudio.errors import SourceError
+from mestudio.fsutil import atomic_write_text
 from mestudio.synth.clip import TRUTH_FORMAT, SynthClip
 from mestudio.synth.events import PlantedEvent
 
@@ -38,7 +40,7 @@ def write_clip(clip: SynthClip, out_dir: str | os.PathLike[str], video: bool = T
         clip: the clip.
         out_dir: folder (created when missing).
         video: write a video (True) or PNG frames (False).
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr (only when it is a terminal).
         on_frame: called with each frame index after it is written.
     Returns:
         The path of the video file or of the frames folder.
@@ -49,8 +51,8 @@ def write_clip(clip: SynthClip, out_dir: str | os.PathLike[str], video: bool = T
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     media: Path | None = None
-    bar = tqdm(total=clip.n_frames, unit="frame", desc="synth", disable=not progress,
-               leave=False)
+    bar = tqdm(total=clip.n_frames, unit="frame", desc="synth", file=sys.stderr,
+               disable=not progress or None, leave=False)  # None: only on a terminal
     try:
         if video:
             media = _write_video(clip, out / VIDEO_NAME, bar, on_frame)
@@ -74,9 +76,7 @@ def write_clip(clip: SynthClip, out_dir: str | os.PathLike[str], video: bool = T
         bar.close()
     truth = clip.truth()
     truth["media"] = media.name
-    tmp = out / (TRUTH_NAME + ".tmp")
-    tmp.write_text(json.dumps(truth, indent=1), encoding="utf-8")
-    os.replace(tmp, out / TRUTH_NAME)
+    atomic_write_text(out / TRUTH_NAME, json.dumps(truth, indent=1))
     return media
 
 

@@ -118,6 +118,7 @@ def load_samples(args: argparse.Namespace) -> tuple[Any, list[Any], str, Path]:
         if explicit:
             kwargs["settings"] = synthetic_settings(args)
         kwargs["workers"] = max(1, int(getattr(args, "prepare_workers", 2) or 1))
+        kwargs["progress"] = not getattr(args, "no_progress", False)
     dataset = get_dataset(args.dataset, **kwargs)
     root = resolve_root(args, dataset)
     if dataset.name == "synthetic":

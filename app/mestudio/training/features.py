@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from mestudio.errors import DatasetError
+from mestudio.errors import DatasetError, FaceNotFoundError
+from mestudio.fsutil import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def aligned_crops(sample: Any, spec: FeatureSpec) -> dict[int, np.ndarray]:
         images = [_read(sample.frame_path(n)) for n in need]
         try:
             crops = pp.align_keyframes(images, size)
-        except Exception as exc:  # noqa: BLE001 - any failure means "no usable face"
+        except (FaceNotFoundError, cv2.error) as exc:  # no usable face in these frames
             raise FeatureError(f"alignment failed: {exc}") from exc
         return dict(zip(need, crops, strict=True))
     fps = float(sample.fps) if sample.fps else 30.0
@@ -299,11 +300,9 @@ def cache_path(cache_dir: str | os.PathLike[str], sample: Any, spec: FeatureSpec
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    # A cache (recomputed when unreadable): atomic, without the cost of an fsync per file.
+    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
 
 
 def read_cached(path: Path, fingerprint: str | None = None

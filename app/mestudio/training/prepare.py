@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from mestudio.commands._progress import add_progress_argument, show_progress
 from mestudio.training.cliargs import (
     add_dataset_arguments,
     add_feature_arguments,
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="m3enet", metavar="ARCH",
                         help="prepare the inputs this architecture takes (keyframes for m3enet, "
                              "ststnet, offapexnet; clips for im3dr_mfer; default m3enet)")
+    add_progress_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"inputs    {spec.kind}, alignment {spec.align} ({spec.align_size} px"
           + (f", tracker mode {spec.tracker_mode}" if spec.tracker_mode else "") + ")")
     report = prepare_features(samples, cache, spec, dataset=dataset.name,
-                              workers=args.prepare_workers)
+                              workers=args.prepare_workers, progress=show_progress(args))
     print(report.to_text())
     if report.failed and len(report.failed) == len(samples):
         from mestudio.errors import DatasetError

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import ConfigError, DatasetError
+from mestudio.fsutil import atomic_write_text
 from mestudio.training.config import TrainConfig
 from mestudio.training.features import FeatureSet, safe_name
 from mestudio.training.metrics import (
@@ -422,10 +423,7 @@ def _load_done(path: Path, digest: str, test_ids: list[str]) -> dict[str, Any] |
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:
@@ -565,6 +563,16 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
         logger.info("%d fold(s) already done in %s: skipped", len(skipped), out)
     bar = tqdm(total=len(jobs), desc=f"{protocol.upper()} folds", unit="fold", file=sys.stderr,
                disable=not progress or None, dynamic_ncols=True)
+
+    def finished(seed: int, fold: Fold, record: dict[str, Any]) -> None:
+        trained.append((seed, fold.name))
+        logger.info("seed %d fold %s done in %.0f s (%d/%d)", seed, fold.name,
+                    record["seconds"], len(trained), len(jobs))
+        bar.set_postfix_str(f"{fold.name} {record['seconds']:.0f}s")
+        bar.update(1)
+        if hook is not None:
+            hook("fold_end", fold=fold.name, result=record)
+
     try:
         workers = min(cfg.workers, len(jobs)) if device == "cpu" else 1
         if workers > 1:
@@ -585,27 +593,14 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
                     futs[pool.submit(_worker_fold, fold, cfg.to_dict(), k, seed, device,
                                      digest, str(path))] = (seed, fold)
                 for f in as_completed(futs):
-                    info = f.result()
                     seed, fold = futs[f]
-                    trained.append((seed, fold.name))
-                    logger.info("seed %d fold %s done in %.0f s (%d/%d)", seed, fold.name,
-                                info["seconds"], len(trained), len(jobs))
-                    bar.set_postfix_str(f"{fold.name} {info['seconds']:.0f}s")
-                    bar.update(1)
-                    if hook is not None:
-                        hook("fold_end", fold=fold.name, result=info)
+                    finished(seed, fold, f.result())
         else:
             for seed, fold, path in jobs:
                 record = run_fold(features, y, fold, cfg, k, seed=seed, device=device,
                                   digest=digest, hook=hook, progress=progress)
                 _write_json(path, record)
-                trained.append((seed, fold.name))
-                logger.info("seed %d fold %s done in %.0f s (%d/%d)", seed, fold.name,
-                            record["seconds"], len(trained), len(jobs))
-                bar.set_postfix_str(f"{fold.name} {record['seconds']:.0f}s")
-                bar.update(1)
-                if hook is not None:
-                    hook("fold_end", fold=fold.name, result=record)
+                finished(seed, fold, record)
     finally:
         bar.close()
     labels = dict(zip(features.ids, y.tolist(), strict=True))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mestudio.errors import DatasetError
+from mestudio.fsutil import atomic_write_text
 from mestudio.training.datasets.base import (
     THREE_CLASSES,
     Annotation,
@@ -260,9 +261,7 @@ def _render(task: _Task, root: str, settings: dict[str, Any]) -> dict[str, Any]:
         "face_variant": variant,
         "size": [int(frames[0].shape[1]), int(frames[0].shape[0])],
     }
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entry, indent=1))
-    os.replace(tmp, done)
+    atomic_write_text(done, json.dumps(entry, indent=1), durable=False)  # a resume marker
     return entry
 
 
@@ -275,7 +274,7 @@ def generate(root: str | os.PathLike[str], settings: SyntheticSettings | None = 
         settings: what to render (default :class:`SyntheticSettings`).
         workers: processes rendering in parallel (1 = in this process). Workers are
             spawned: a script calling this must do so under ``if __name__ == "__main__":``.
-        progress: show a tqdm progress bar on stderr.
+        progress: show a tqdm progress bar on stderr (only when it is a terminal).
 
     Returns:
         The manifest path.
@@ -342,9 +341,7 @@ def generate(root: str | os.PathLike[str], settings: SyntheticSettings | None = 
         "subjects": subjects,
         "samples": entries,
     }
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, manifest)
+    atomic_write_text(manifest, json.dumps(data, indent=1))
     return manifest
 
 
@@ -373,6 +370,7 @@ class SyntheticDataset(MEDataset):
     Args:
         settings: generation settings used when the root holds no release yet.
         workers: rendering processes for that generation.
+        progress: its progress bar (stderr, only on a terminal).
         layout, sheet: accepted for the registry's common signature (ignored).
     """
 
@@ -385,10 +383,12 @@ class SyntheticDataset(MEDataset):
     LAYOUTS = {"synthetic": (FRAMES_DIR,)}
 
     def __init__(self, *, settings: SyntheticSettings | None = None, workers: int = 2,
-                 layout: str = "auto", sheet: str | Path | None = None) -> None:
+                 layout: str = "auto", sheet: str | Path | None = None,
+                 progress: bool = True) -> None:
         super().__init__(layout="auto", sheet=None)
         self.settings = settings
         self.workers = workers
+        self.progress = progress
         self.manifest: dict[str, Any] = {}
 
     def _read_release(self, root: Path, report: DatasetReport
@@ -398,7 +398,8 @@ class SyntheticDataset(MEDataset):
                 raise DatasetError(f"{root} is neither empty nor a synthetic release: give an "
                                    "empty or new folder as --root to generate one there")
             logger.info("no synthetic release in %s: generating one", root)
-            generate(root, self.settings or SyntheticSettings(), workers=self.workers)
+            generate(root, self.settings or SyntheticSettings(), workers=self.workers,
+                     progress=self.progress)
         data = read_manifest(root)
         if self.settings is not None and data.get("settings") != self.settings.to_dict():
             raise DatasetError(f"{root} holds a synthetic release rendered with other settings "
@@ -433,7 +434,8 @@ class SyntheticDataset(MEDataset):
 
 
 def _factory(**kwargs: Any) -> SyntheticDataset:
-    allowed = {k: v for k, v in kwargs.items() if k in ("settings", "workers", "layout", "sheet")}
+    allowed = {k: v for k, v in kwargs.items() if k in ("settings", "workers", "layout", "sheet",
+                                                          "progress")}
     return SyntheticDataset(**allowed)
 
 

@@ -580,6 +580,20 @@ class MEDataset:
         report.other_layouts = [k for k in present if k != chosen]
         return present[chosen]
 
+    def _require_layout(self, root: Path, report: DatasetReport, looked_for: str,
+                        probe: Any = None) -> Path:
+        """:meth:`_find_layout`, raising when no frame folder is found.
+
+        Raises:
+            DatasetError: "no <title> frame folder under ROOT (looked for ``looked_for``):
+                pass the release folder as --root".
+        """
+        frames_root = self._find_layout(root, report, probe=probe)
+        if frames_root is None:
+            raise DatasetError(f"no {self.title} frame folder under {root} (looked for "
+                               f"{looked_for}): pass the release folder as --root")
+        return frames_root
+
     def _make_sample(self, ann: Annotation, report: DatasetReport) -> Sample | None:
         where = ann.where
         if ann.onset is None or ann.offset is None:
@@ -775,6 +789,65 @@ def coded_rows(sheet: Any, header: Any, report: DatasetReport, *,
                    if k not in core},
         ))
     return annotations
+
+
+AUS_COLUMN: tuple[str, ...] = ("Action Units", "AUs", "AU")
+"""Header names of the action-unit column (CASME II, SAMM, MMEW sheets)."""
+
+OBJECTIVE_CLASS_COLUMN: tuple[str, ...] = ("Objective Classes", "Objective Class")
+"""Header names of the objective-class column (CASME II 2019, SAMM sheets)."""
+
+
+def coding_columns(*, spaced_first: bool = False) -> dict[str, tuple[str, ...]]:
+    """The required columns of the CASME II-style coding sheets (CASME II, SAMM, MMEW) for
+    :func:`~.sheets.find_header`: ``subject``, ``filename``, ``onset``/``apex``/``offset``
+    (``OnsetFrame``, ``Onset Frame`` or ``Onset``, ...) and ``emotion``.
+
+    ``spaced_first``: list ``Onset Frame`` before ``OnsetFrame`` (the spelling of the
+    release, SAMM's; the first name is the one an error message asks for).
+    """
+    def frame(kind: str) -> tuple[str, ...]:
+        names = (f"{kind}Frame", f"{kind} Frame")
+        return (*(names[::-1] if spaced_first else names), kind)
+
+    return {
+        "subject": ("Subject",),
+        "filename": ("Filename", "File name"),
+        "onset": frame("Onset"),
+        "apex": frame("Apex"),
+        "offset": frame("Offset"),
+        "emotion": ("Estimated Emotion", "Emotion"),
+    }
+
+
+def attach_subject_folders(annotations: Sequence[Annotation], frames_root: Path, pattern: str,
+                           expected: str) -> list[Path]:
+    r"""Find every annotation's sample folder under its subject's folder.
+
+    Args:
+        annotations: the sheet's rows (:func:`coded_rows`); their ``folder`` and
+            ``expected_folder`` are set (see :func:`attach_folder`).
+        frames_root: the folder holding one folder per subject.
+        pattern: regular expression a subject folder's whole name matches (case-insensitive),
+            e.g. ``r"sub\d+"`` (CASME, CASME II) or ``r"\d{2,3}"`` (SAMM); folders and rows are
+            paired by the number in the name (:func:`subject_number`: ``sub01`` = ``01`` = 1).
+        expected: where the folder should be, for the report: a format string with
+            ``{subject}`` and ``{filename}``, e.g. ``"sub{subject}/{filename}"``.
+
+    Returns:
+        every sample folder found under the subject folders (rows or not).
+    """
+    rx = re.compile(pattern, re.IGNORECASE)
+    subjects: dict[int, framelib.FolderIndex] = {}
+    for d in framelib.child_dirs(frames_root):
+        num = subject_number(d.name)
+        if rx.fullmatch(d.name) and num is not None:
+            subjects.setdefault(num, framelib.FolderIndex(d))
+    for ann in annotations:
+        num = subject_number(ann.subject)
+        index = subjects.get(num) if num is not None else None
+        attach_folder(ann, index, expected.format(subject=ann.subject, filename=ann.filename))
+    return [c for idx in subjects.values() for c in idx.children]
 
 
 def attach_folder(ann: Annotation, index: framelib.FolderIndex | None, expected: str) -> None:

@@ -24,21 +24,18 @@ Mappings (not given by DATASETS.md; mestudio's documented choice):
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from mestudio.errors import DatasetError
-from mestudio.training.datasets import frames as framelib
 from mestudio.training.datasets.base import (
     THREE_CLASSES,
     Annotation,
     DatasetReport,
     MEDataset,
-    attach_folder,
+    attach_subject_folders,
     coded_rows,
     subject_dirs_probe,
-    subject_number,
 )
+from mestudio.training.datasets.casme2 import THREE_CLASS_MAP
 from mestudio.training.datasets.sheets import cell_int, find_header, read_sheet
 
 FIVE_CLASSES = ("disgust", "repression", "surprise", "tense", "happiness")
@@ -70,8 +67,7 @@ class Casme(MEDataset):
                       "sadness", "contempt")
     class_maps = {
         "5class": {c: c for c in FIVE_CLASSES},
-        "3class": {"disgust": "negative", "repression": "negative",
-                   "happiness": "positive", "surprise": "surprise"},
+        "3class": dict(THREE_CLASS_MAP),  # CASME II's MEGC rule
     }
     class_orders = {"5class": FIVE_CLASSES, "3class": THREE_CLASSES}
     label_aliases = {"happy": "happiness", "tension": "tense", "surprised": "surprise",
@@ -90,23 +86,12 @@ class Casme(MEDataset):
         sheet = read_sheet(path)
         header = find_header(sheet, REQUIRED, OPTIONAL, what="CASME coding")
         report.sheet, report.sheet_name = path, sheet.name
-        frames_root = self._find_layout(root, report, probe=subject_dirs_probe(r"sub\d+"))
-        if frames_root is None:
-            raise DatasetError(
-                f"no CASME frame folder under {root} (looked for CASME_raw_selected/ or "
-                "CASME_cropped/ holding subNN folders): pass the release folder as --root"
-            )
-        subjects: dict[int, framelib.FolderIndex] = {}
-        for d in framelib.child_dirs(frames_root):
-            num = subject_number(d.name)
-            if re.fullmatch(r"sub\d+", d.name, re.IGNORECASE) and num is not None:
-                subjects.setdefault(num, framelib.FolderIndex(d))
+        frames_root = self._require_layout(
+            root, report, "CASME_raw_selected/ or CASME_cropped/ holding subNN folders",
+            probe=subject_dirs_probe(r"sub\d+"))
         annotations = coded_rows(sheet, header, report, subject_width=2)
         for ann in annotations:
-            apex2 = cell_int(ann.extra.get("apex2"))
-            ann.extra["apex2"] = apex2
-            num = subject_number(ann.subject)
-            index = subjects.get(num) if num is not None else None
-            attach_folder(ann, index, f"sub{ann.subject}/{ann.filename}")
-        folders = [c for idx in subjects.values() for c in idx.children]
+            ann.extra["apex2"] = cell_int(ann.extra.get("apex2"))
+        folders = attach_subject_folders(annotations, frames_root, r"sub\d+",
+                                         "sub{subject}/{filename}")
         return annotations, folders

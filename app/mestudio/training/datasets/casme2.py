@@ -23,24 +23,27 @@ frames 97-110 (fix table).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from mestudio.errors import DatasetError
-from mestudio.training.datasets import frames as framelib
 from mestudio.training.datasets.base import (
+    AUS_COLUMN,
+    OBJECTIVE_CLASS_COLUMN,
     THREE_CLASSES,
     Annotation,
     DatasetReport,
     MEDataset,
-    attach_folder,
+    attach_subject_folders,
     coded_rows,
+    coding_columns,
     subject_dirs_probe,
-    subject_number,
 )
 from mestudio.training.datasets.sheets import find_header, read_sheet
 
 FIVE_CLASSES = ("happiness", "disgust", "surprise", "repression", "others")
+THREE_CLASS_MAP = {"disgust": "negative", "repression": "negative",
+                   "happiness": "positive", "surprise": "surprise"}
+"""MEGC2019's 3-class rule for CASME II (also used for CASME): negative = disgust +
+repression; others, fear, sadness (and CASME's tense, contempt) excluded."""
 
 SHEET_PATTERNS = (
     "CASME2-coding-*.xls*",
@@ -49,18 +52,8 @@ SHEET_PATTERNS = (
     "CASME2*.xls*",
     "CASME2*coding*.csv",
 )
-REQUIRED = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
-    "apex": ("ApexFrame", "Apex Frame", "Apex"),
-    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
-    "emotion": ("Estimated Emotion", "Emotion"),
-}
-OPTIONAL = {
-    "aus": ("Action Units", "AUs", "AU"),
-    "objective_class": ("Objective Classes", "Objective Class"),
-}
+REQUIRED = coding_columns()
+OPTIONAL = {"aus": AUS_COLUMN, "objective_class": OBJECTIVE_CLASS_COLUMN}
 
 
 class Casme2(MEDataset):
@@ -73,9 +66,7 @@ class Casme2(MEDataset):
                       "sadness")
     class_maps = {
         "5class": {c: c for c in FIVE_CLASSES},
-        # MEGC2019: negative = disgust + repression; others, fear, sadness excluded.
-        "3class": {"disgust": "negative", "repression": "negative",
-                   "happiness": "positive", "surprise": "surprise"},
+        "3class": dict(THREE_CLASS_MAP),
     }
     class_orders = {"5class": FIVE_CLASSES, "3class": THREE_CLASSES}
     label_aliases = {"other": "others", "happy": "happiness", "surprised": "surprise",
@@ -97,23 +88,11 @@ class Casme2(MEDataset):
         report.info["sheet version"] = (
             "2019 (with Objective Classes)" if "objective_class" in header.columns
             else "2014 (no Objective Classes)")
-        probe = subject_dirs_probe(r"sub\d+")
-        frames_root = self._find_layout(root, report, probe=probe)
-        if frames_root is None:
-            raise DatasetError(
-                f"no CASME II frame folder under {root} (looked for "
-                f"{', '.join(n for names in self.LAYOUTS.values() for n in names[:1])} holding "
-                "subNN folders): pass the release folder as --root"
-            )
-        subjects: dict[int, framelib.FolderIndex] = {}
-        for d in framelib.child_dirs(frames_root):
-            num = subject_number(d.name)
-            if re.fullmatch(r"sub\d+", d.name, re.IGNORECASE) and num is not None:
-                subjects.setdefault(num, framelib.FolderIndex(d))
+        frames_root = self._require_layout(
+            root, report,
+            f"{', '.join(n for names in self.LAYOUTS.values() for n in names[:1])} holding "
+            "subNN folders", probe=subject_dirs_probe(r"sub\d+"))
         annotations = coded_rows(sheet, header, report, subject_width=2)
-        for ann in annotations:
-            num = subject_number(ann.subject)
-            index = subjects.get(num) if num is not None else None
-            attach_folder(ann, index, f"sub{ann.subject}/{ann.filename}")
-        folders = [c for idx in subjects.values() for c in idx.children]
+        folders = attach_subject_folders(annotations, frames_root, r"sub\d+",
+                                         "sub{subject}/{filename}")
         return annotations, folders

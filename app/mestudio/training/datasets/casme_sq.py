@@ -35,6 +35,7 @@ from mestudio.training.datasets.base import (
     Annotation,
     DatasetReport,
     MEDataset,
+    subject_dirs_probe,
 )
 from mestudio.training.datasets.sheets import Sheet, cell_int, cell_text, is_blank_row, read_sheet
 
@@ -140,12 +141,8 @@ class CasmeSq(MEDataset):
                 "sheet has 9 (subject, clip, onset, apex, offset, AUs, emotion, type, "
                 "self-report): use the official file"
             )
-        frames_root = self._find_layout(root, report,
-                                        probe=lambda d: any(re.fullmatch(r"s\d+", c.name, re.I)
-                                                            for c in framelib.child_dirs(d)))
-        if frames_root is None:
-            raise DatasetError(f"no CAS(ME)^2 frame folder under {root} (looked for rawpic/ "
-                               "holding s15, s16, ...): pass the release folder as --root")
+        frames_root = self._require_layout(root, report, "rawpic/ holding s15, s16, ...",
+                                           probe=subject_dirs_probe(r"s\d+"))
         videos: dict[int, framelib.FolderIndex] = {}
         for d in framelib.child_dirs(frames_root):
             m = re.fullmatch(r"s(\d+)", d.name, re.IGNORECASE)

@@ -26,25 +26,20 @@ from pathlib import Path
 from mestudio.errors import DatasetError
 from mestudio.training.datasets import frames as framelib
 from mestudio.training.datasets.base import (
+    AUS_COLUMN,
     LABEL_MISMATCH,
     THREE_CLASSES,
     Annotation,
     DatasetReport,
     MEDataset,
     coded_rows,
+    coding_columns,
 )
 from mestudio.training.datasets.sheets import find_header, read_sheet, sheet_names
 
 SHEET_PATTERNS = ("MMEW_Micro_Exp*.xls*", "MMEW*Micro*.xls*", "MMEW*.xls*")
-REQUIRED = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("OnsetFrame", "Onset Frame", "Onset"),
-    "apex": ("ApexFrame", "Apex Frame", "Apex"),
-    "offset": ("OffsetFrame", "Offset Frame", "Offset"),
-    "emotion": ("Estimated Emotion", "Emotion"),
-}
-OPTIONAL = {"aus": ("Action Units", "AUs", "AU"), "remarks": ("remarks", "Remark", "Notes")}
+REQUIRED = coding_columns()
+OPTIONAL = {"aus": AUS_COLUMN, "remarks": ("remarks", "Remark", "Notes")}
 FOLDER_ALIASES = {"repression": "others", "other": "others"}
 
 
@@ -82,10 +77,7 @@ class Mmew(MEDataset):
             assert error is not None
             raise error
         report.sheet, report.sheet_name = path, sheet.name
-        frames_root = self._find_layout(root, report)
-        if frames_root is None:
-            raise DatasetError(f"no MMEW frame folder under {root} (looked for "
-                               "Micro_Expression/): pass the release folder as --root")
+        frames_root = self._require_layout(root, report, "Micro_Expression/")
         groups = framelib.child_dirs(frames_root)
         emotion_first = sum(
             self.normalize_label(FOLDER_ALIASES.get(g.name.lower(), g.name))

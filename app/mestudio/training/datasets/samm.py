@@ -19,20 +19,19 @@ subjects with a single sample are ordinary LOSO folds.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from mestudio.errors import DatasetError
-from mestudio.training.datasets import frames as framelib
 from mestudio.training.datasets.base import (
+    AUS_COLUMN,
+    OBJECTIVE_CLASS_COLUMN,
     THREE_CLASSES,
     Annotation,
     DatasetReport,
     MEDataset,
-    attach_folder,
+    attach_subject_folders,
     coded_rows,
+    coding_columns,
     subject_dirs_probe,
-    subject_number,
 )
 from mestudio.training.datasets.sheets import find_header, read_sheet
 
@@ -44,19 +43,12 @@ SHEET_PATTERNS = (
     "SAMM*Micro*.xls*",
     "SAMM*FACS*.xls*",
 )
-REQUIRED = {
-    "subject": ("Subject",),
-    "filename": ("Filename", "File name"),
-    "onset": ("Onset Frame", "OnsetFrame", "Onset"),
-    "apex": ("Apex Frame", "ApexFrame", "Apex"),
-    "offset": ("Offset Frame", "OffsetFrame", "Offset"),
-    "emotion": ("Estimated Emotion", "Emotion"),
-}
+REQUIRED = coding_columns(spaced_first=True)
 OPTIONAL = {
-    "aus": ("Action Units", "AUs", "AU"),
+    "aus": AUS_COLUMN,
     "inducement_code": ("Inducement Code",),
     "micro": ("Micro",),
-    "objective_class": ("Objective Classes", "Objective Class"),
+    "objective_class": OBJECTIVE_CLASS_COLUMN,
     "notes": ("Notes",),
 }
 
@@ -93,24 +85,14 @@ class Samm(MEDataset):
         header = find_header(sheet, REQUIRED, OPTIONAL, what="SAMM MICRO_ONLY")
         report.sheet, report.sheet_name = path, sheet.name
         report.info["header"] = f"row {header.row + 1} ({header.row} rows before it)"
-        probe = subject_dirs_probe(r"\d{2,3}")
-        frames_root = self._find_layout(root, report, probe=probe)
-        if frames_root is None:
-            raise DatasetError(
-                f"no SAMM frame folder under {root} (looked for SAMM/ holding subject folders "
-                "006, 007, ...): pass the release folder as --root"
-            )
-        subjects: dict[int, framelib.FolderIndex] = {}
-        for d in framelib.child_dirs(frames_root):
-            if re.fullmatch(r"\d+", d.name):
-                subjects.setdefault(int(d.name), framelib.FolderIndex(d))
+        frames_root = self._require_layout(
+            root, report, "SAMM/ holding subject folders 006, 007, ...",
+            probe=subject_dirs_probe(r"\d{2,3}"))
         annotations = coded_rows(sheet, header, report, subject_width=3)
         for ann in annotations:
             onset, offset = ann.onset, ann.offset
             if onset is not None and offset is not None:
                 ann.extra["duration_frames"] = offset - onset + 1
-            num = subject_number(ann.subject)
-            index = subjects.get(num) if num is not None else None
-            attach_folder(ann, index, f"{ann.subject}/{ann.filename}")
-        folders = [c for idx in subjects.values() for c in idx.children]
+        folders = attach_subject_folders(annotations, frames_root, r"\d+",
+                                         "{subject}/{filename}")
         return annotations, folders

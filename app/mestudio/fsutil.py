@@ -1,0 +1,128 @@
+"""Atomic file writes: the one implementation every writer of mestudio uses.
+
+A crash, a full disk or a power cut while a file is being written leaves either the previous
+version or the new one, never a torn file:
+
+1. the content goes to a temporary file in the target's folder (same file system, so the
+   rename below is atomic), created with mode ``0o666`` minus the process umask — the mode
+   an ordinary ``open(path, "w")`` would give (``tempfile.mkstemp`` would give ``0o600``,
+   which other users and tools then cannot read);
+2. the temporary file is flushed and ``fsync``-ed (``durable=True``, the default);
+3. it is renamed over the target (:func:`os.replace`);
+4. the folder is ``fsync``-ed so the rename itself survives a power cut (POSIX;
+   ``durable=True``).
+
+On any error the temporary file is removed and the target is untouched.
+
+``durable=False`` skips both ``fsync`` calls (still atomic against a crash of the process):
+for bulk caches that are recomputed when unreadable, where thousands of ``fsync`` calls would
+cost more than they protect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+
+
+_NO_FSYNC = {errno.EINVAL, getattr(errno, "ENOTSUP", errno.EINVAL),
+             getattr(errno, "EOPNOTSUPP", errno.EINVAL)}
+
+
+def _new_temp(path: Path) -> Path:
+    """Create an empty, unique temporary file beside ``path`` (mode ``0o666 & ~umask``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask, like open()
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # A file system without fsync (some FUSE/network mounts) is not an I/O error.
+        if exc.errno not in _NO_FSYNC:
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """``fsync`` a folder, so a rename inside it is on disk (no-op where folders cannot be
+    opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse it
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
+    """Context manager for writers that want a file name (``torch.save``, ``onnx.save``,
+    ``np.savez``, a workbook's ``save``): yields a temporary path beside ``path``; when the
+    block ends without an exception the file written there replaces ``path`` atomically
+    (see the module docstring), otherwise it is deleted and ``path`` is left as it was.
+
+    Example::
+
+        with atomic_path(out) as tmp:
+            torch.save(obj, tmp)
+    """
+    target = Path(path)
+    tmp = _new_temp(target)
+    try:
+        yield tmp
+        if durable:
+            _fsync_file(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if durable:
+        fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *,
+                       durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see the module docstring); returns ``path``."""
+    target = Path(path)
+    with atomic_path(target, durable=durable) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8",
+                      newline: str | None = "", durable: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically (see the module docstring); returns ``path``.
+
+    ``newline=""`` (default) writes the text as given (``"\\n"`` stays ``"\\n"`` on every
+    platform); ``None`` translates ``"\\n"`` to the platform's line ending.
+    """
+    target = Path(path)
+    with atomic_path(target, durable=durable) as tmp:
+        with open(tmp, "w", encoding=encoding, newline=newline) as f:
+            f.write(text)
+    return target

@@ -1,0 +1,38 @@
+"""``mestudio bench live``: a very short run of the real live window (offscreen)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+
+def test_bench_live_reports_latency_and_counts_every_frame(tmp_path: Path) -> None:
+    out = tmp_path / "live.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mestudio", "bench", "--json", str(out), "live",
+         "--seconds", "2", "--fast-seconds", "1", "--warmup", "0.5", "--clip-seconds", "1"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout
+    for needle in ("processed fps", "dropped frames", "latency p95 (ms)", "<= 100 at 30 fps",
+                   "latency p95 by quarter", "RSS start/end", "load average"):
+        assert needle in text, text
+    figures = json.loads(out.read_text())["live"]
+    nominal, fast = figures["nominal"], figures["fast"]
+    assert isinstance(figures["recognition"], bool)
+    assert nominal["source_fps"] == 30 and fast["source_fps"] == 120
+    assert nominal["processed"] > 0 and nominal["displayed"] > 0
+    assert math.isfinite(nominal["latency_p95_ms"]) and nominal["latency_p95_ms"] > 0
+    for run in (nominal, fast):
+        # newest frame wins: every captured frame is processed or counted as dropped
+        # (one may be in flight when the counters are read)
+        assert abs(run["captured"] - run["processed"] - run["dropped"]) <= 3, run
