@@ -59,11 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record, so a stream that was
+    swapped and closed (a test's capture, a GUI redirect) is never written to."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Configure ``logging`` for the command line (stderr, one line per record)."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
+    handler = _CurrentStderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     if verbose < 2:
         for noisy in ("matplotlib", "PIL", "onnxscript", "torch.onnx"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

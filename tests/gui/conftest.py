@@ -11,6 +11,8 @@ pipeline are in the same files and skip while its modules are missing.
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import threading
 import time
@@ -245,6 +247,94 @@ def real_pipeline_available() -> bool:
     except Exception:  # noqa: BLE001
         return False
     return True
+
+
+#: How long teardown waits for a thread a test started before calling it a leak (s).
+THREAD_GRACE_S = 20.0
+
+
+def _event_loop_works() -> bool:
+    """False when the GUI thread's "quit now" flag is stuck (QCoreApplication.exit() ran
+    outside exec()): every QEventLoop.exec() then returns -1 at once, timers never fire
+    and pytest-qt's waits return immediately."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    for _ in range(2):  # the first run may deliver a posted Quit event itself
+        loop = QEventLoop()
+        QTimer.singleShot(0, loop.quit)
+        if loop.exec() == -1:
+            return False
+    return True
+
+
+def _running_qthreads() -> list[Any]:
+    from PySide6.QtCore import QThread
+
+    out = []
+    for obj in gc.get_objects():
+        try:
+            # type(), not isinstance(): some objects warn when their __class__ is read
+            if issubclass(type(obj), QThread) and obj.isRunning():
+                out.append(obj)
+        except RuntimeError:  # the C++ object is gone
+            continue
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _gui_hygiene():
+    """Every GUI test leaves the process as it found it, else its teardown fails:
+
+    * windows are closed and shut down (their threads, timers, sources);
+    * every thread it started (``threading`` or ``QThread``) has ended;
+    * the Qt event loop still runs (no stray ``QCoreApplication.exit()``);
+    * the root logger's handlers are restored (``mestudio.cli.main`` points them at the
+      captured stderr, which pytest closes after the test).
+
+    Without this, one test's leftovers (a capture thread logging into a closed stream, a
+    stuck quit flag) make *later* tests fail, far from the cause.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    threads_before = set(threading.enumerate())
+    yield
+    problems: list[str] = []
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        app.processEvents()
+        for w in app.topLevelWidgets():
+            if not w.isVisible():
+                continue
+            problems.append(f"window {type(w).__name__} left open")
+            shutdown = getattr(w, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            w.hide()
+            w.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    deadline = time.monotonic() + THREAD_GRACE_S
+    for t in set(threading.enumerate()) - threads_before:
+        if isinstance(t, threading._DummyThread):  # a QThread that ran Python: see below
+            continue
+        t.join(max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            problems.append(f"thread {t.name!r} still running")
+    if app is not None:
+        for qt in _running_qthreads():
+            if not qt.wait(int(max(0.0, deadline - time.monotonic()) * 1000)):
+                problems.append(f"QThread {type(qt).__name__} still running")
+        if not _event_loop_works():
+            problems.append("the Qt event loop no longer runs (QCoreApplication.exit() "
+                            "was called outside exec())")
+            QTimer.singleShot(0, app.quit)
+            app.exec()  # resets the flag, so that the next tests are not hit as well
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    if problems:
+        pytest.fail("the test left the process dirty: " + "; ".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -83,7 +83,8 @@ def test_kiosk_window_shows_the_state_logs_and_exits_only_with_the_keys(qtbot, t
                             keep_image=True)
 
     win = KioskWindow(cfg, factory)
-    qtbot.addWidget(win)
+    # the kiosk ignores close requests: stop it explicitly should the test fail midway
+    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
     win.resize(1280, 720)
     win.show()
     qtbot.waitUntil(lambda: "surprise" in win.headline.text(), timeout=10000)
@@ -92,9 +93,11 @@ def test_kiosk_window_shows_the_state_logs_and_exits_only_with_the_keys(qtbot, t
     assert win.frames_shown > 0  # the live mirror shows frames (never stored)
     assert win.cursor().shape() == Qt.CursorShape.BlankCursor
     qtbot.waitUntil(lambda: win.status().processed >= 45, timeout=10000)  # a 1.5 s visit
+    # the visitor in front of the screen is counted while the visit goes on...
+    qtbot.waitUntil(lambda: "visits: 1 " in win.footer.text(), timeout=10000)
     win.close()  # a visitor's close request (Alt+F4) is ignored
     assert win.isVisible()
-    with EventLog(db, readonly=True) as elog:
+    with EventLog(db, readonly=True) as elog:  # ...though it is logged only when it ends
         assert [(r.kind, r.emotion, r.exhibit) for r in elog.events()] == \
             [("micro", "surprise", "hall-3")]
     qtbot.keyClick(win, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier

@@ -106,15 +106,87 @@ def test_overlays_toggle_what_is_drawn(qtbot, make_window, fakes):
     window.apply_packet(packet_for(fakes, 6, events=[ev], views={0: event_view(ev, crop)}))
     qtbot.wait(20)
     with_cam = pixels(video)
-    assert window.stream_combo.isEnabled() and window.stream_combo.count() == 5
+    # "auto" and the five streams; auto is the default
+    assert window.stream_combo.isEnabled() and window.stream_combo.count() == 6
+    assert window.stream_combo.currentData() == "auto" and video.cam_stream() == "auto"
     window.overlay_actions["gradcam"].trigger()
     no_cam = pixels(video)
     top_right = (slice(0, 120), slice(video.width() - 150, video.width()))
     assert np.abs(with_cam[top_right].astype(int) - no_cam[top_right]).sum() > 10000
     window.overlay_actions["gradcam"].trigger()
-    window.stream_combo.setCurrentText("strain")
-    assert video.cam_stream() == "strain"
+    other = next(s for s in ev.prediction.streams if s != video.shown_cam_stream())
+    window.stream_combo.setCurrentText(other)
+    assert video.cam_stream() == other and video.shown_cam_stream() == other
     assert not np.array_equal(pixels(video)[top_right], with_cam[top_right])
+
+
+def test_gradcam_inset_shows_the_strongest_stream_by_default(qtbot, make_window, fakes):
+    """The shipped model's map of the first stream (u) is often zero for the predicted
+    class; "auto" shows the stream with the most Grad-CAM energy instead, by name, and the
+    user can still pick any stream (the choice is kept for the next events)."""
+    from mestudio.gui.worker import event_view
+
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    video = window.video
+    crop = packet_for(fakes, 3).result.face.aligned
+
+    def event(ev_id: int, strong: int):
+        ev = fakes.planted_event(2, 3, 4, 30.0)
+        ev.id = ev_id
+        pred = fakes.make_prediction("surprise", seed=ev_id)
+        k = pred.classes.index("surprise")
+        pred.cams[:, 0] = 0.0  # stream u: ReLU of a negative sum, zero everywhere
+        yy, xx = np.mgrid[0:12, 0:12] / 11.0
+        pred.cams[k, strong] = np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.2)  # broad
+        ev.prediction = pred
+        return ev
+
+    ev = event(0, strong=3)
+    view = event_view(ev, crop)
+    assert view.auto_stream == "onset_apex" and "u" in view.empty_streams
+    assert view.cams["u"][..., 3].max() == 0  # an empty stream draws nothing
+    window.apply_packet(packet_for(fakes, 6, events=[ev], views={0: view}))
+    qtbot.wait(20)
+    assert video.cam_stream() == "auto" and video.shown_cam_stream() == "onset_apex"
+    assert video.cam_caption() == "Grad-CAM · onset_apex (auto)"
+    assert window.stream_combo.currentText() == "auto"
+    assert "now onset_apex" in window.stream_combo.toolTip()
+    top_right = (slice(0, 120), slice(video.width() - 150, video.width()))
+    auto_px = pixels(video)[top_right]
+
+    # the user picks u: the inset says it is empty for this class and draws no heat
+    window.stream_combo.setCurrentIndex(window.stream_combo.findData("u"))
+    assert video.cam_stream() == "u" and video.cam_caption().endswith("zero for this class")
+    u_px = pixels(video)[top_right]
+    assert np.abs(auto_px.astype(int) - u_px).sum() > 10000
+    # the choice is kept for the next event; "auto" follows each event's strongest stream
+    ev2 = event(1, strong=1)
+    window.apply_packet(packet_for(fakes, 9, events=[ev2], views={1: event_view(ev2, crop)}))
+    assert video.shown_cam_stream() == "u" and window.stream_combo.currentData() == "u"
+    window.stream_combo.setCurrentIndex(0)
+    assert video.cam_stream() == "auto" and video.shown_cam_stream() == "v"
+    assert "now v" in window.stream_combo.toolTip()
+    assert window.stream_menu.actions()[0].text() == "auto (v)"
+
+
+def test_auto_stream_prefers_the_energy_before_normalisation():
+    from types import SimpleNamespace
+
+    from mestudio.gui.gradcam import auto_cam_stream, cam_stream_scores
+
+    cams = np.zeros((2, 3, 4, 4), np.float32)
+    cams[1, 1] = 1.0  # normalised: a flat map of 1s (much mass)
+    cams[1, 2, 0, 0] = 1.0  # one hot pixel
+    pred = SimpleNamespace(cams=cams, classes=("a", "b"), label="b",
+                           probs=np.array([0.2, 0.8]), streams=("u", "v", "w"))
+    assert auto_cam_stream(pred) == 1 and cam_stream_scores(pred)[0] == 0
+    pred.cam_energy = np.array([[0, 0, 0], [0.0, 0.1, 3.0]])  # raw energies (K, S)
+    assert auto_cam_stream(pred) == 2
+    pred.cam_energy = None
+    pred.cams = np.zeros_like(cams)
+    assert auto_cam_stream(pred) is None  # every map zero: nothing to show
+    pred.cams = None
+    assert auto_cam_stream(pred) is None and cam_stream_scores(pred) is None
 
 
 # ----------------------------------------------------------------------------- events
@@ -194,15 +266,20 @@ def test_camera_failure_mid_stream_shows_a_message_and_the_app_keeps_running(qtb
     cfg = fakes.fast_config()
     cfg.capture.reopen_initial_s = 0.4  # long enough to see the message
     window = make_window(pipeline_fn=fakes.scripted_factory(), config=cfg)
+    # every banner shown, so that a busy machine (the banner may be up for a moment only,
+    # if the GUI thread was starved meanwhile) cannot make the test miss it
+    banners: list[str] = []
+    set_banner = window.video.set_banner
+    window.video.set_banner = lambda text: (banners.append(text), set_banner(text))[1]
     window.open_callable(lambda: fakes.SyntheticSource(n=600, fps=60.0, live=True,
                                                        fail_at=20, key="window"), "camera 0")
-    qtbot.waitUntil(lambda: "disconnected" in window.video.banner(), timeout=8000)
+    qtbot.waitUntil(lambda: any("disconnected" in b for b in banners), timeout=20000)
     assert any("disconnected" in m for m in window.messages)
     assert "disconnected" in window.statusBar().currentMessage()
     frames = window._frames
     # the camera comes back: the banner goes away and frames flow again
     qtbot.waitUntil(lambda: window.video.banner() == "" and window._frames > frames + 10,
-                    timeout=8000)
+                    timeout=20000)
     assert window.isVisible()
 
     # a camera that cannot be opened at all: a message, and the window still works
@@ -210,9 +287,9 @@ def test_camera_failure_mid_stream_shows_a_message_and_the_app_keeps_running(qtb
         raise CameraError("camera 5 cannot be opened: is it plugged in?")
 
     window.open_callable(broken, "camera 5")
-    qtbot.waitUntil(lambda: any("camera 5" in m for m in window.messages), timeout=5000)
+    qtbot.waitUntil(lambda: any("camera 5" in m for m in window.messages), timeout=15000)
     window.open_callable(lambda: fakes.SyntheticSource(n=30), "clip", is_camera=False)
-    with qtbot.waitSignal(window.finished, timeout=10000):
+    with qtbot.waitSignal(window.finished, timeout=20000):
         pass
     assert window.worker.isRunning() and window.isVisible()
 
@@ -245,7 +322,7 @@ def test_settings_are_validated_saved_and_applied(qtbot, make_window, tmp_path, 
     assert saved.recognition.device == "cpu"
     assert window.config().spotter.sensitivity == pytest.approx(0.8)
     qtbot.waitUntil(lambda: window.worker.config().spotter.micro_max_s == pytest.approx(0.4),
-                    timeout=3000)
+                    timeout=15000)
     # a new dialog starts from the saved values
     again = SettingsDialog(saved, settings_file=tmp_path / "settings.json")
     qtbot.addWidget(again)
@@ -271,6 +348,15 @@ def test_run_gui_takes_a_screenshot_and_exits(qtbot, tmp_path):
     assert run_gui(factory, args) == 0
     img = QImage(str(out))
     assert not img.isNull() and img.width() == 200
+    # the application still runs its event loop afterwards (a second window, dialogs):
+    # closing the window must not leave a Quit event behind that stops every later loop
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()  # what pytest-qt and any later code do
+    fired = []
+    QTimer.singleShot(20, lambda: fired.append(1))
+    qtbot.waitUntil(lambda: bool(fired), timeout=3000)
 
 
 def test_no_display_is_a_one_line_error(monkeypatch):
@@ -287,6 +373,55 @@ def test_no_display_is_a_one_line_error(monkeypatch):
             check_display()
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     check_display()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb platform is Linux")
+def test_missing_xcb_cursor_library_is_a_one_line_error_not_an_abort(monkeypatch, capsys):
+    """Qt aborts the process (core dump) when its xcb plugin cannot be loaded; the GUI
+    commands must say what to install before they create the QApplication."""
+    import mestudio.gui.app as gui_app
+    from mestudio.cli import main
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", "localhost:7")  # a TCP display: not probed, xcb is used
+    lookups: list[str] = []
+
+    def no_cursor_lib(name: str) -> bool:
+        lookups.append(name)
+        return name != "libxcb-cursor.so.0"
+
+    monkeypatch.setattr(gui_app, "_library_loads", no_cursor_lib)
+    assert main(["demo", "--exit-after", "1"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    assert "libxcb-cursor.so.0" in err[0] and "sudo apt-get install libxcb-cursor0" in err[0]
+    assert "QT_QPA_PLATFORM=offscreen" in err[0]
+    # the plugin's other libraries are read from its ELF header and checked as well
+    qt_dir = gui_app._qt_dir()
+    if qt_dir is not None and (qt_dir / "plugins/platforms/libqxcb.so").is_file():
+        assert "libxcb-icccm.so.4" in lookups and "libxcb.so.1" in lookups
+    # several missing libraries: all named at once, with their Debian packages
+    monkeypatch.setattr(gui_app, "_library_loads",
+                        lambda n: n not in ("libxcb-cursor.so.0", "libxkbcommon-x11.so.0"))
+    assert gui_app.missing_xcb_libraries()[0] == "libxcb-cursor.so.0"
+    # all there: no error; other platforms are not checked
+    monkeypatch.setattr(gui_app, "_library_loads", lambda n: True)
+    gui_app.check_display()
+    monkeypatch.setattr(gui_app, "_library_loads", lambda n: False)
+    for platform in ("offscreen", "wayland"):
+        monkeypatch.setenv("QT_QPA_PLATFORM", platform)
+        monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+        gui_app.check_display()
+
+
+def test_debian_package_names_of_libraries():
+    from mestudio.gui.app import debian_package
+
+    assert debian_package("libxcb-cursor.so.0") == "libxcb-cursor0"
+    assert debian_package("libxcb-icccm.so.4") == "libxcb-icccm4"
+    assert debian_package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
+    assert debian_package("libX11-xcb.so.1") == "libx11-xcb1"
 
 
 def _cli_env(**extra: str) -> dict[str, str]:

@@ -119,7 +119,7 @@ def test_playback_moves_forward_in_order_and_pauses(qtbot, window):
     window.frame_changed.connect(seen.append)
     _key(qtbot, window, Qt.Key.Key_Space)
     assert window.playing
-    qtbot.waitUntil(lambda: window.index >= 10, timeout=5000)
+    qtbot.waitUntil(lambda: window.index >= 10, timeout=20000)
     _key(qtbot, window, Qt.Key.Key_Space)
     assert not window.playing
     stopped = window.index
@@ -385,16 +385,20 @@ class CamEngine:
     input_kind = "keyframes"
     preprocess_config: dict = {}
 
-    def __init__(self):
+    def __init__(self, zero_first: bool = False):
         self.inputs = None
+        self.zero_first = zero_first
 
     def predict(self, inputs):
         from mestudio.types import Prediction
 
         self.inputs = inputs
         yy, xx = np.mgrid[0:12, 0:12] / 11.0
-        cams = np.stack([np.exp(-((xx - c) ** 2 + (yy - 0.4) ** 2) / 0.02)
-                         for c in (0.2, 0.5, 0.8)])[None].repeat(2, axis=0).astype(np.float32)
+        cams = np.stack([np.exp(-((xx - c) ** 2 + (yy - 0.4) ** 2) / w)
+                         for c, w in ((0.2, 0.02), (0.5, 0.02), (0.8, 0.08))]
+                        )[None].repeat(2, axis=0).astype(np.float32)
+        if self.zero_first:  # the predicted class's map of u: zero everywhere
+            cams[1, 0] = 0.0
         return [Prediction(np.array([0.3, 0.7], np.float32), "surprise", 0.7,
                            ("happiness", "surprise"), cams=cams, streams=("u", "v", "strain"))]
 
@@ -411,6 +415,7 @@ def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
         plain = compute_event_details(src.read, ev)
         engine = CamEngine()
         with_model = compute_event_details(src.read, ev, engine=engine)
+        zero_u = compute_event_details(src.read, ev, engine=CamEngine(zero_first=True))
     assert plain.aligned and set(plain.thumbs) == {"onset", "apex", "offset"}
     assert plain.flow is not None and plain.strain is not None
     assert plain.flow.shape[2] == 3 and plain.flow.std() > 0
@@ -428,3 +433,21 @@ def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
     assert panel.tiles["flow"].has_image() and panel.tiles["apex"].has_image()
     assert sorted(panel.cam_tiles) == ["strain", "u", "v"]
     assert panel.probs.classes() == ("happiness", "surprise")
+    # auto: the strongest stream (strain, the broadest map) is highlighted and named
+    assert with_model.cam_auto == "strain" and panel.shown_cam_stream() == "strain"
+    assert panel.cam_tiles["strain"].highlighted and "strain (auto)" in panel.cam_title.text()
+    # a zero map for the predicted class is said to be zero, and never the default
+    assert zero_u.cam_empty == {"u"} and zero_u.cam_auto == "strain"
+    assert np.array_equal(zero_u.cams["u"], zero_u.thumbs["apex"])  # no heat: the bare crop
+    assert any("zero in u" in n for n in zero_u.notes)
+    panel.set_details(zero_u, "surprise")
+    assert panel.cam_tiles["u"].caption == "u · zero"
+    assert panel.cam_tiles["strain"].caption == "strain · strongest"
+    # the user picks a stream by clicking its tile; it stays picked for the next event
+    qtbot.mouseClick(panel.cam_tiles["v"], Qt.MouseButton.LeftButton)
+    assert panel.cam_stream == "v" and panel.cam_tiles["v"].highlighted
+    assert not panel.cam_tiles["strain"].highlighted and "v (chosen)" in panel.cam_title.text()
+    panel.set_details(with_model, "surprise")
+    assert panel.shown_cam_stream() == "v"
+    qtbot.mouseClick(panel.cam_tiles["v"], Qt.MouseButton.LeftButton)  # again: back to auto
+    assert panel.cam_stream == "auto" and panel.shown_cam_stream() == "strain"

@@ -28,7 +28,7 @@ def test_worker_processes_file_frames_in_real_time_and_measures_latency(qtbot, m
     worker.source_opened.connect(opened.append)
     worker.start()
     worker.open_callable(lambda: fakes.SyntheticSource(n=30, fps=60.0), "clip", is_camera=False)
-    with qtbot.waitSignal(worker.ended, timeout=10000):
+    with qtbot.waitSignal(worker.ended, timeout=20000):
         pass
     qtbot.wait(50)
     assert opened and opened[0].label == "clip" and opened[0].size == (160, 120)
@@ -49,7 +49,8 @@ def test_newest_frame_wins_when_processing_is_slower_than_the_camera(qtbot, make
     worker.packet_ready.connect(worker.take_packet)
     worker.start()
     worker.open_callable(lambda: fakes.SyntheticSource(n=240, fps=120.0, live=True), "fast camera")
-    qtbot.wait(1500)
+    # ~1.5 s of the camera (a condition, not wall time: a busy machine delivers later)
+    qtbot.waitUntil(lambda: worker.stats().captured >= 180, timeout=30000)
     stats = worker.stats()
     summary = worker.summary()
     worker.close_source()
@@ -72,12 +73,12 @@ def test_camera_failure_mid_stream_reports_and_recovers(qtbot, make_worker, fake
     worker.start()
     worker.open_callable(lambda: fakes.SyntheticSource(n=400, fps=60.0, live=True, fail_at=15,
                                                  key="worker"), "camera 0")
-    qtbot.waitUntil(lambda: any(s == "reconnecting" for s, _m in statuses), timeout=5000)
+    qtbot.waitUntil(lambda: any(s == "reconnecting" for s, _m in statuses), timeout=15000)
     message = next(m for s, m in statuses if s == "reconnecting")
     assert "disconnected" in message
     n_before = sum(p.merged for p in processed)
     qtbot.waitUntil(lambda: statuses[-1][0] == "running" and
-                    sum(p.merged for p in processed) > n_before + 10, timeout=5000)
+                    sum(p.merged for p in processed) > n_before + 10, timeout=15000)
     assert worker.isRunning()
 
 
@@ -100,7 +101,7 @@ def test_camera_missing_at_start_is_waited_for(qtbot, make_worker, fakes):
     worker.start()
     worker.open_callable(plug_in_later, "camera 0")
     qtbot.waitUntil(lambda: factory.last is not None and len(factory.last.processed) > 5,
-                    timeout=8000)
+                    timeout=15000)
     assert statuses[0][0] == "reconnecting" and "/dev/video0" in statuses[0][1]
     assert len(attempts) >= 3
 
@@ -116,18 +117,18 @@ def test_model_that_cannot_be_loaded_degrades_to_spotting_only(qtbot, make_worke
     worker.pipeline_info.connect(infos.append)
     worker.start()
     worker.open_callable(lambda: fakes.SyntheticSource(n=20), "clip", is_camera=False)
-    qtbot.waitUntil(lambda: bool(infos), timeout=5000)
+    qtbot.waitUntil(lambda: bool(infos), timeout=15000)
     info = infos[-1]
     assert info["recognition"] is False and info["spotting"] is True
     assert "recognition is off" in info["warning"] and "re-export" in info["warning"]
-    with qtbot.waitSignal(worker.ended, timeout=5000):
+    with qtbot.waitSignal(worker.ended, timeout=15000):
         pass
 
 
 def test_missing_file_is_reported_not_raised(qtbot, make_worker, tmp_path, fakes):
     worker = make_worker(pipeline_fn=fakes.scripted_factory())
     worker.start()
-    with qtbot.waitSignal(worker.source_failed, timeout=5000) as blocker:
+    with qtbot.waitSignal(worker.source_failed, timeout=15000) as blocker:
         worker.open_source(str(tmp_path / "nope.mp4"))
     assert "nope.mp4" in blocker.args[0]
     assert worker.isRunning()
@@ -140,14 +141,15 @@ def test_pause_stops_a_file_and_resume_continues_without_skipping(qtbot, make_wo
     worker.start()
     worker.open_callable(lambda: fakes.SyntheticSource(n=300, fps=60.0), "clip", is_camera=False)
     qtbot.waitUntil(lambda: factory.last is not None and len(factory.last.processed) > 10,
-                    timeout=5000)
+                    timeout=15000)
     worker.set_paused(True)
-    qtbot.wait(150)
+    qtbot.waitUntil(worker.is_paused, timeout=15000)  # the worker thread took the command
+    qtbot.wait(150)  # a frame already in flight may still be processed
     n_paused = len(factory.last.processed)
     qtbot.wait(300)
     assert len(factory.last.processed) <= n_paused + 1
     worker.set_paused(False)
-    qtbot.waitUntil(lambda: len(factory.last.processed) > n_paused + 10, timeout=5000)
+    qtbot.waitUntil(lambda: len(factory.last.processed) > n_paused + 10, timeout=15000)
     processed = factory.last.processed
     assert processed == list(range(processed[0], processed[0] + len(processed)))
     assert worker.stats().dropped == 0
@@ -174,7 +176,7 @@ def test_events_and_late_predictions_reach_the_gui_and_a_sink(qtbot, make_worker
     worker.start()
     worker.add_result_sink(sink)
     worker.open_callable(lambda: fakes.SyntheticSource(n=40, fps=60.0), "clip", is_camera=False)
-    with qtbot.waitSignal(worker.ended, timeout=10000):
+    with qtbot.waitSignal(worker.ended, timeout=20000):
         pass
     qtbot.wait(50)
     events = [ev for p in packets for ev in p.events]
@@ -188,7 +190,7 @@ def test_events_and_late_predictions_reach_the_gui_and_a_sink(qtbot, make_worker
     assert views[events[0].id].crop is not None
     assert sink.results == sorted(sink.results) and len(sink.results) >= 30
     worker.remove_result_sink(sink)
-    qtbot.waitUntil(lambda: sink.closed_with is not None, timeout=3000)
+    qtbot.waitUntil(lambda: sink.closed_with is not None, timeout=15000)
     assert len(sink.closed_with) == 2
 
 
@@ -206,7 +208,7 @@ def test_paced_source_plays_at_its_timestamps_and_pause_rebases_the_clock(fakes)
     elapsed = time.perf_counter() - t0
     assert frames == list(range(12))
     # 11 frame intervals of 10 ms + a 150 ms pause; no catching up after the pause
-    assert 0.2 <= elapsed < 0.8
+    assert 0.2 <= elapsed < 2.0  # the upper bound only says it did not stall
 
 
 def test_overlay_pictures_encode_motion_and_heat():

@@ -125,6 +125,13 @@ def _bench_arch(arch: str, args: argparse.Namespace, tmp: Path, quick: bool) -> 
     with_cam = export_onnx((model, info), tmp / f"{arch}_cam.onnx", verify=False, card=False)
     no_cam = export_onnx((model, info), tmp / f"{arch}_nocam.onnx", cam=False, verify=False,
                          card=False)
+    int8_path = None
+    if arch == "m3enet":
+        from mestudio.inference.quantize import int8_agreement
+
+        int8_path = export_onnx((model, info), tmp / f"{arch}_int8.onnx", verify=False,
+                                card=False, int8=True)
+        fig["int8_agreement"] = int8_agreement(int8_path, model, True)
     wrapper = AnalyticGradCAM(model).eval()
     x1 = model.example_inputs(1)
     xb = model.example_inputs(args.batch)
@@ -151,6 +158,12 @@ def _bench_arch(arch: str, args: argparse.Namespace, tmp: Path, quick: bool) -> 
             fig[f"{key}_b1_ms"] = _time(functools.partial(eng.run, feed_1), rounds, iters)
             t = _time(functools.partial(eng.run, feed_n), big_rounds, big_iters)
             fig[f"{key}_bN_per_s"] = args.batch / (t["med"] / 1e3)
+        if dev == "cpu" and int8_path is not None:
+            eng8 = InferenceEngine(int8_path, device=dev, threads=args.threads)
+            fig["ort_int8_cam_cpu_b1_ms"] = _time(functools.partial(eng8.run, feeds[1]),
+                                                  rounds, iters)
+            t = _time(functools.partial(eng8.run, feeds[args.batch]), big_rounds, big_iters)
+            fig["ort_int8_cam_cpu_bN_per_s"] = args.batch / (t["med"] / 1e3)
         if dev == "cpu":
             fig["event_to_prediction_ms"] = _event_latency(eng_cam, rounds)
     return fig
@@ -173,6 +186,9 @@ def _print(figs: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 rows += [(f"ONNX Runtime {dev.upper()}", f"ort_{dev}_b1_ms", f"ort_{dev}_bN_per_s"),
                          (f"ONNX Runtime {dev.upper()} + CAM", f"ort_cam_{dev}_b1_ms",
                           f"ort_cam_{dev}_bN_per_s")]
+            if dev == "cpu" and "ort_int8_cam_cpu_b1_ms" in f:
+                rows.append(("ONNX Runtime CPU int8 (+ CAM)", "ort_int8_cam_cpu_b1_ms",
+                             "ort_int8_cam_cpu_bN_per_s"))
         for name, k1, kn in rows:
             lat = f[k1]
             wall = f"{lat['med']:.2f} ({lat['best']:.2f})"
@@ -199,6 +215,18 @@ def _print(figs: list[dict[str, Any]], args: argparse.Namespace) -> None:
         else:
             print(f"  ORT CPU + CAM vs torch eager batch 1: {speedup:.1f}x wall, "
                   f"{speedup_cpu:.1f}x CPU")
+        if "ort_int8_cam_cpu_b1_ms" in f:
+            q = f["ort_int8_cam_cpu_b1_ms"]
+            f["int8_speedup_vs_torch_b1"] = f["torch_b1_ms"]["med"] / q["med"]
+            f["int8_speedup_vs_torch_b1_cpu"] = f["torch_b1_ms"]["cpu"] / q["cpu"]
+            a = f["int8_agreement"]
+            print(f"  int8 (+ CAM) vs torch eager batch 1: {f['int8_speedup_vs_torch_b1']:.1f}x wall, "
+                  f"{f['int8_speedup_vs_torch_b1_cpu']:.1f}x CPU "
+                  f"(target >= {TARGET_SPEEDUP:.0f}x); agreement with fp32 torch on "
+                  f"{a['samples']} random samples: top-1 {a['top1_agreement'] * 100:.1f} %, "
+                  f"logits max diff {a['logits_max_abs_diff']:.1e}, Grad-CAM corr "
+                  f"{a.get('cam_corr_mean', float('nan')):.3f} (random weights; the trained "
+                  "model's figures are in its card)")
         ev = f.get("event_to_prediction_ms")
         if ev:
             print(f"  event-to-prediction (preprocess TV-L1 + strain + model): {ev['med']:.1f} ms "

@@ -94,13 +94,137 @@ def _x11_display_reachable(display: str) -> bool:
     return Path(f"/tmp/.X11-unix/X{number}").exists()
 
 
+# ---------------------------------------------------------------- xcb platform libraries
+#: Loaded by Qt >= 6.5 for the xcb platform (not always a link-time dependency).
+XCB_CURSOR_LIB = "libxcb-cursor.so.0"
+
+
+def _library_loads(name: str) -> bool:
+    """True when the shared library ``name`` (a soname such as ``libxcb-cursor.so.0``) can
+    be loaded by the dynamic linker."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
+
+
+def _elf_needed(path: Path) -> list[str]:
+    """The ``DT_NEEDED`` entries (sonames of the libraries it links) of a 64-bit
+    little-endian ELF shared object; [] when it cannot be read or is another format."""
+    import struct
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELF64, little endian
+        return []
+    try:
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+                    for i in range(shnum)]
+        out: list[str] = []
+        for sec in sections:
+            if sec[1] != 6:  # SHT_DYNAMIC
+                continue
+            strtab = sections[sec[6]]  # sh_link: the section of the names (.dynstr)
+            str_off = strtab[4]
+            for off in range(sec[4], sec[4] + sec[5], 16):
+                tag, val = struct.unpack_from("<qQ", data, off)
+                if tag == 0:  # DT_NULL
+                    break
+                if tag == 1:  # DT_NEEDED
+                    end = data.index(b"\0", str_off + val)
+                    out.append(data[str_off + val:end].decode("ascii", "replace"))
+        return out
+    except (struct.error, IndexError, ValueError):
+        return []
+
+
+def _qt_dir() -> Path | None:
+    """The ``Qt`` folder of the PySide6 installation (plugins/, lib/), without importing Qt."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("PySide6")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    qt = Path(list(spec.submodule_search_locations)[0]) / "Qt"
+    return qt if qt.is_dir() else None
+
+
+def debian_package(soname: str) -> str:
+    """The Debian/Ubuntu package that usually ships the library ``soname`` (Debian's
+    naming rule: ``libxcb-icccm.so.4`` -> ``libxcb-icccm4``, ``libxkbcommon-x11.so.0`` ->
+    ``libxkbcommon-x11-0``)."""
+    base, _, version = soname.lower().partition(".so")
+    major = version.lstrip(".").split(".")[0]
+    if not major:
+        return base
+    return f"{base}-{major}" if base[-1:].isdigit() else f"{base}{major}"
+
+
+def missing_xcb_libraries() -> list[str]:
+    """Sonames of the system libraries the Qt xcb platform plugin needs but the dynamic
+    linker cannot find (``[]`` when it can be loaded).
+
+    Qt aborts the whole process (core dump) when the plugin cannot be loaded, with a
+    message that names ``libxcb-cursor0`` even when other libraries are missing; this
+    checks ``libxcb-cursor.so.0`` and every library linked by ``libqxcb.so`` and
+    ``libQt6XcbQpa`` (read from their ELF headers) that is not part of Qt itself.
+    """
+    names = [XCB_CURSOR_LIB]
+    qt = _qt_dir()
+    if qt is not None:
+        for lib in (qt / "plugins" / "platforms" / "libqxcb.so",
+                    *sorted((qt / "lib").glob("libQt6XcbQpa.so*"))[:1]):
+            for name in _elf_needed(lib):
+                if not name.startswith("libQt6") and name not in names:
+                    names.append(name)
+    return [n for n in names if not _library_loads(n)]
+
+
+def _will_use_xcb() -> bool:
+    """True when Qt will pick its xcb (X11) platform: Linux, ``QT_QPA_PLATFORM`` ``xcb``,
+    or unset with ``$DISPLAY`` set and no Wayland session (Qt then prefers Wayland)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if platform == "xcb":
+        return True
+    if platform or not os.environ.get("DISPLAY"):
+        return False
+    return not os.environ.get("WAYLAND_DISPLAY")
+
+
+def check_xcb_libraries() -> None:
+    """Raise :class:`MestudioError` (one line: what to install, or the offscreen
+    alternative) when Qt would use the xcb platform and its libraries are missing."""
+    if not _will_use_xcb():
+        return
+    missing = missing_xcb_libraries()
+    if not missing:
+        return
+    packages = " ".join(dict.fromkeys(debian_package(n) for n in missing))
+    which = "it" if len(missing) == 1 else "them"
+    raise MestudioError(
+        f"cannot open a window: the Qt xcb (X11) platform needs {', '.join(missing)}, which "
+        f"cannot be loaded; install {which} (Debian/Ubuntu: `sudo apt-get install {packages}`) "
+        "or run with QT_QPA_PLATFORM=offscreen (no visible window; use --screenshot or "
+        "--exit-after)")
+
+
 def check_display() -> None:
     """Raise :class:`MestudioError` when no window can be opened on this machine.
 
     Qt aborts the whole process (no Python exception) when it cannot connect to a display;
     this check turns the common cases into a one-line message: Linux without ``$DISPLAY`` /
-    ``$WAYLAND_DISPLAY`` and without an offscreen platform, or a local X display whose
-    socket does not exist.
+    ``$WAYLAND_DISPLAY`` and without an offscreen platform, a local X display whose
+    socket does not exist, or missing libraries of the xcb platform plugin
+    (:func:`check_xcb_libraries`, e.g. ``libxcb-cursor0``).
     """
     if is_offscreen() or not sys.platform.startswith("linux"):
         return
@@ -118,6 +242,7 @@ def check_display() -> None:
             if not _x11_display_reachable(display):
                 raise MestudioError(
                     f"cannot open a window: X display {display} is not running; {hint}")
+            check_xcb_libraries()
             return
         if wayland and platform == "":
             return

@@ -220,22 +220,38 @@ class KioskWorker(QThread):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._status: KioskStatus | None = None
+        self._visit_active = False
         self._pending = False
         self.session: KioskSession | None = None
 
     def take_status(self) -> KioskStatus | None:
+        """The newest status (None when there is none new)."""
+        update = self.take_update()
+        return update[0] if update is not None else None
+
+    def take_update(self) -> tuple[KioskStatus, bool] | None:
+        """The newest status and whether a visit is in progress (a visitor in view long
+        enough to count, not logged yet: visits are logged when they end); None when
+        there is nothing new."""
         with self._lock:
             status, self._status = self._status, None
             self._pending = False
-        return status
+            active = self._visit_active
+        return (status, active) if status is not None else None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self.wait(int(timeout_s * 1000))
+        """End the thread (the session is closed: pipeline flushed, event log written);
+        returns once it has ended (a warning after ``timeout_s``)."""
+        from mestudio.gui.worker import wait_for_thread
 
-    def _publish(self, status: KioskStatus) -> None:
+        self._stop.set()
+        if self.isRunning():
+            wait_for_thread(self, timeout_s)
+
+    def _publish(self, status: KioskStatus, visit_active: bool = False) -> None:
         with self._lock:
             self._status = status
+            self._visit_active = visit_active
             emit = not self._pending
             self._pending = True
         if emit:
@@ -267,7 +283,8 @@ class KioskWorker(QThread):
                     log.exception("kiosk step failed")
                     status = KioskStatus(state="error", message=str(exc))
                     self._stop.wait(1.0)
-                self._publish(status)
+                visits = getattr(session, "visits", None)
+                self._publish(status, bool(getattr(visits, "active", False)))
                 if status.state == "ended":
                     break
         finally:
@@ -299,6 +316,7 @@ class KioskWindow(QWidget):
         self._exit_allowed = False
         self._screenshot_sent = False
         self._status: KioskStatus | None = None
+        self._visit_active = False
         self.frames_shown = 0
 
         self._headline_colour = "#eef1f6"
@@ -382,9 +400,10 @@ class KioskWindow(QWidget):
 
     # ------------------------------------------------------------ status
     def _on_status(self) -> None:
-        status = self.worker.take_status()
-        if status is None:
+        update = self.worker.take_update()
+        if update is None:
             return
+        status, self._visit_active = update
         self._status = status
         if status.image is not None and self.config.kiosk.show_camera:
             self.mirror.set_image(status.image)
@@ -415,7 +434,7 @@ class KioskWindow(QWidget):
                             else f"{detail} ({status.message})")
         c = status.counts
         self.footer.setText(
-            f"Today at {self.config.kiosk.exhibit} — visits: {c.get('visit', 0)} · "
+            f"Today at {self.config.kiosk.exhibit} — visits: {self.visits_today()} · "
             f"micro-expressions: {c.get('micro', 0)} · other expressions: "
             f"{c.get('macro', 0)}  —  "
             "not a lie detector · no images are stored")
@@ -423,6 +442,12 @@ class KioskWindow(QWidget):
     def status(self) -> KioskStatus | None:
         """The last status shown."""
         return self._status
+
+    def visits_today(self) -> int:
+        """Visits shown on screen: those logged today plus the one in progress (a visit
+        is logged only when it ends, but the visitor in front of the screen counts)."""
+        logged = (self._status.counts.get("visit", 0) if self._status is not None else 0)
+        return int(logged) + (1 if self._visit_active else 0)
 
     # ------------------------------------------------------------ closing
     def request_exit(self) -> None:

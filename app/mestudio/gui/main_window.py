@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.config import AppConfig
+from mestudio.gui.gradcam import AUTO_STREAM
 from mestudio.gui.settings_dialog import SettingsDialog
 from mestudio.gui.widgets.event_table import COLUMNS, EventTable
 from mestudio.gui.widgets.prob_bars import ProbBars
@@ -274,11 +275,15 @@ class MainWindow(QMainWindow):
             act.setToolTip(f"{OVERLAY_LABELS[name]} ({OVERLAY_KEYS[name]})")
             tb.addAction(act)
         self.stream_combo = QComboBox()
-        self.stream_combo.setToolTip("Which stream's Grad-CAM the inset shows")
-        self.stream_combo.setMinimumContentsLength(8)
+        self.stream_combo.setToolTip("Which stream's Grad-CAM the inset shows (auto: the "
+                                     "stream with the strongest map for the predicted class)")
+        self.stream_combo.setMinimumContentsLength(11)
+        self.stream_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.stream_combo.setEnabled(False)
-        self.stream_combo.addItem("stream")
-        self.stream_combo.currentTextChanged.connect(self._on_stream_chosen)
+        self.stream_combo.addItem("stream", "")
+        self.stream_combo.currentIndexChanged.connect(
+            lambda i: self._on_stream_chosen(str(self.stream_combo.itemData(i) or "")))
         tb.addWidget(self.stream_combo)
         tb.addSeparator()
         tb.addAction(self.act_settings)
@@ -633,7 +638,9 @@ class MainWindow(QMainWindow):
         self.probs.set_prediction(pred, ev)
         view = self._views.get(ev.id)
         if view is not None:
-            self.video.set_event_view(view.crop, view.cams, view.caption)
+            self.video.set_event_view(view.crop, view.cams, view.caption,
+                                      auto_stream=view.auto_stream,
+                                      empty_streams=view.empty_streams)
             self._set_streams(list(view.cams))
         else:
             self.video.set_event_view(None, None)
@@ -643,33 +650,48 @@ class MainWindow(QMainWindow):
                                    pred.confidence if pred else None, ev.kind, EMOTION_TAG_S)
 
     def _set_streams(self, streams: list[str]) -> None:
+        """Fill the stream selector: ``auto`` (named after the stream it stands for with
+        this event) and the event's streams; the user's setting is kept."""
         current = self.video.cam_stream()
+        auto = self.video.auto_cam_stream()
+        items: list[tuple[str, str]] = []
+        if streams:
+            items.append(("auto", AUTO_STREAM))  # the inset names the stream it stands for
+            items += [(name, name) for name in streams]
+        self.stream_combo.setToolTip(
+            "Which stream's Grad-CAM the inset shows; auto: the stream with the strongest "
+            "map for the predicted class" + (f" (now {auto})" if auto else ""))
         self.stream_combo.blockSignals(True)
         self.stream_combo.clear()
-        if streams:
-            self.stream_combo.addItems(streams)
-            if current in streams:
-                self.stream_combo.setCurrentText(current)
+        for text, data in items:
+            self.stream_combo.addItem(text, data)
+        if not items:
+            self.stream_combo.addItem("stream", "")
         else:
-            self.stream_combo.addItem("stream")
+            index = self.stream_combo.findData(current)
+            self.stream_combo.setCurrentIndex(index if index >= 0 else 0)
         self.stream_combo.setEnabled(bool(streams))
         self.stream_combo.blockSignals(False)
         for act in list(self._stream_group.actions()):
             self._stream_group.removeAction(act)
         self.stream_menu.clear()
-        for s in streams:
-            act = QAction(s, self.stream_menu)
+        for text, data in items:
+            act = QAction(f"auto ({auto})" if data == AUTO_STREAM and auto else text,
+                          self.stream_menu)
+            act.setData(data)
             act.setCheckable(True)
-            act.setChecked(s == self.video.cam_stream())
-            act.triggered.connect(lambda _=False, name=s: self.stream_combo.setCurrentText(name))
+            act.setChecked(data == current)
+            act.triggered.connect(lambda _=False, d=data: self.stream_combo.setCurrentIndex(
+                max(0, self.stream_combo.findData(d))))
             self._stream_group.addAction(act)
             self.stream_menu.addAction(act)
 
     def _on_stream_chosen(self, name: str) -> None:
-        if name and name in self.video.cam_streams():
+        """The user picked ``name`` (a stream, or ``"auto"``) in the selector or menu."""
+        if name == AUTO_STREAM or (name and name in self.video.cam_streams()):
             self.video.set_cam_stream(name)
             for act in self._stream_group.actions():
-                act.setChecked(act.text() == name)
+                act.setChecked(act.data() == name)
 
     def _step_stream(self, step: int) -> None:
         n = self.stream_combo.count()
@@ -709,6 +731,7 @@ class MainWindow(QMainWindow):
         self._shutdown_done = True
         self._stats_timer.stop()
         self._plot_timer.stop()
+        self._display_timer.stop()
         self.worker.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802

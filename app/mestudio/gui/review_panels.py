@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.annotations import Annotation
+from mestudio.gui.gradcam import AUTO_STREAM
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour
 from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.types import Frame, Prediction, SpotEvent
@@ -114,6 +115,9 @@ class EventDetails:
         flow: BGR picture of the (u, v) flow onset→apex (model input), or None.
         strain: BGR picture of the optical strain, or None.
         cams: ``{stream: BGR picture}`` Grad-CAM of the predicted class over the apex crop.
+        cam_auto: the stream with the strongest Grad-CAM of the predicted class (see
+            :mod:`mestudio.gui.gradcam`), or None (no Grad-CAM, or every map is zero).
+        cam_empty: streams whose map of the predicted class is zero everywhere.
         prediction: the model's prediction (recomputed when a model is loaded, else the one
             stored with the event), or None.
         notes: human lines on what is missing and why.
@@ -127,6 +131,8 @@ class EventDetails:
     cams: dict[str, np.ndarray] = field(default_factory=dict)
     prediction: Prediction | None = None
     notes: list[str] = field(default_factory=list)
+    cam_auto: str | None = None
+    cam_empty: frozenset[str] = frozenset()
 
 
 def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
@@ -199,14 +205,29 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         out.notes.append(f"recognition failed: {exc}")
         return out
     out.prediction = pred
-    if pred.cams is not None:
+    if pred.cams is not None and np.asarray(pred.cams).ndim == 4:
+        from mestudio.gui.gradcam import (
+            auto_cam_stream,
+            cam_stream_scores,
+            predicted_class_index,
+            stream_names,
+        )
+
         cams = np.asarray(pred.cams, np.float32)
-        k = list(pred.classes).index(pred.label) if pred.label in pred.classes else \
-            int(np.argmax(pred.probs))
-        names = list(pred.streams) or [f"stream {s}" for s in range(cams.shape[1])]
+        k = predicted_class_index(pred)
+        names = stream_names(pred, cams.shape[1])
         base = crops[1]
-        for s, name in enumerate(names[:cams.shape[1]]):
+        for s, name in enumerate(names):
             out.cams[name] = _thumb(cam_over(base, cams[k, s]))
+        scores = cam_stream_scores(pred)
+        if scores is not None:
+            out.cam_empty = frozenset(n for n, v in zip(names, scores, strict=False) if v <= 0)
+        best = auto_cam_stream(pred)
+        out.cam_auto = names[best] if best is not None else None
+        if out.cam_empty:
+            out.notes.append(f"Grad-CAM of {pred.label} is zero in "
+                             f"{', '.join(sorted(out.cam_empty))} (those streams argued "
+                             "against it)")
     else:
         out.notes.append("the model has no Grad-CAM output")
     return out
@@ -244,8 +265,11 @@ class EventDetailsLoader(QObject):
         self.busy = False
 
     def request(self, event: SpotEvent) -> None:
-        """Compute the details of ``event`` (replaces a request not yet started)."""
+        """Compute the details of ``event`` (replaces a request not yet started); ignored
+        after :meth:`stop`."""
         with self._cond:
+            if self._stop:
+                return
             self._request = event
             self._generation += 1
             if self._thread is None:
@@ -254,13 +278,21 @@ class EventDetailsLoader(QObject):
                 self._thread.start()
             self._cond.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """End the thread; after this returns no signal is emitted any more (the thread
+        checks under the lock before emitting), so the owner may be deleted. Waits up to
+        ``timeout_s`` for a computation in progress (the thread is a daemon: a computation
+        that takes longer finishes on its own and its result is dropped)."""
         with self._cond:
             self._stop = True
+            self._request = None
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("the event-details thread is still busy after %.0f s; its result "
+                            "will be dropped", timeout_s)
 
     def _run(self) -> None:
         source = None
@@ -292,16 +324,16 @@ class EventDetailsLoader(QObject):
                 except Exception as exc:  # noqa: BLE001 - report, keep serving
                     log.exception("event details failed")
                     with self._cond:
-                        stale = gen != self._generation
                         self.busy = False
-                    if not stale:
-                        self.failed.emit(str(exc))
+                        # emitted under the lock: once stop() has set the flag, nothing
+                        # reaches the (possibly deleted) receivers any more
+                        if gen == self._generation and not self._stop:
+                            self.failed.emit(str(exc))
                     continue
                 with self._cond:
-                    stale = gen != self._generation
                     self.busy = self._request is not None
-                if not stale:
-                    self.ready.emit(details)
+                    if gen == self._generation and not self._stop:
+                        self.ready.emit(details)
         finally:
             if source is not None:
                 source.close()
@@ -315,14 +347,34 @@ def _qimage(img: np.ndarray) -> QImage:
 
 
 class ImageTile(QWidget):
-    """A picture with a caption (aspect kept)."""
+    """A picture with a caption (aspect kept); ``highlighted`` draws an accent frame.
+
+    Signals:
+        clicked(): the user clicked the tile.
+    """
+
+    clicked = Signal()
 
     def __init__(self, caption: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.caption = caption
+        self.highlighted = False
         self._image: QImage | None = None
         self.setMinimumSize(72, 86)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_highlighted(self, on: bool) -> None:
+        self.highlighted = bool(on)
+        self.update()
+
+    def set_caption(self, caption: str) -> None:
+        self.caption = caption
+        self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mousePressEvent(event)
 
     def set_image(self, img: np.ndarray | None, caption: str | None = None) -> None:
         self._image = _qimage(img) if img is not None else None
@@ -348,7 +400,11 @@ class ImageTile(QWidget):
         else:
             p.setPen(QColor("#4a5060"))
             p.drawText(area, Qt.AlignmentFlag.AlignCenter, "—")
-        p.setPen(QColor("#aab2c0"))
+        if self.highlighted:
+            p.setPen(QPen(QColor(MICRO_COLOUR), 2))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(1, 1, self.width() - 2, self.height() - 2))
+        p.setPen(QColor("#e8ecf2") if self.highlighted else QColor("#aab2c0"))
         p.drawText(QRectF(0, self.height() - 18, self.width(), 16),
                    Qt.AlignmentFlag.AlignCenter, self.caption)
         p.end()
@@ -376,6 +432,10 @@ class EventPanel(QWidget):
         self.cam_grid = QGridLayout()
         self.cam_grid.setSpacing(4)
         self.cam_tiles: dict[str, ImageTile] = {}
+        #: which stream is highlighted: "auto" (the strongest of each event) or a name
+        self.cam_stream = AUTO_STREAM
+        self._cam_auto: str | None = None
+        self._cam_empty: frozenset[str] = frozenset()
         self.probs = ProbBars()
         self.probs.setMinimumHeight(150)
         self.notes = QLabel("")
@@ -420,18 +480,55 @@ class EventPanel(QWidget):
         return (f"Event #{ev.id} · {ev.kind} · {frames} · {ev.duration_s * 1000:.0f} ms"
                 + (f" · {label}" if label else ""))
 
-    def _set_cams(self, cams: dict[str, np.ndarray]) -> None:
+    def _set_cams(self, cams: dict[str, np.ndarray], auto: str | None = None,
+                  empty: frozenset[str] = frozenset()) -> None:
         for tile in self.cam_tiles.values():
             self.cam_grid.removeWidget(tile)
             tile.deleteLater()
         self.cam_tiles = {}
+        self._cam_auto = auto if auto in cams else None
+        self._cam_empty = frozenset(empty)
         for i, (name, img) in enumerate(cams.items()):
             tile = ImageTile(name)
             tile.set_image(img)
+            tile.setToolTip("Click to highlight this stream for every event; click again "
+                            "for auto (the strongest stream)")
+            tile.clicked.connect(lambda n=name: self.set_cam_stream(
+                AUTO_STREAM if self.cam_stream == n else n))
             self.cam_grid.addWidget(tile, i // 3, i % 3)
             self.cam_tiles[name] = tile
-        self.cam_title.setText("Grad-CAM (predicted class) per stream" if cams else
-                               "Grad-CAM: not available")
+        self._update_cam_tiles()
+
+    def set_cam_stream(self, stream: str) -> None:
+        """Highlight ``stream``'s Grad-CAM (kept for the next events), or ``"auto"``: the
+        stream with the strongest map of the predicted class for each event."""
+        self.cam_stream = stream or AUTO_STREAM
+        self._update_cam_tiles()
+
+    def shown_cam_stream(self) -> str | None:
+        """The highlighted stream (a chosen stream the event lacks falls back to auto)."""
+        if self.cam_stream != AUTO_STREAM and self.cam_stream in self.cam_tiles:
+            return self.cam_stream
+        return self._cam_auto
+
+    def _update_cam_tiles(self) -> None:
+        shown = self.shown_cam_stream()
+        for name, tile in self.cam_tiles.items():
+            marks = []
+            if name == self._cam_auto:
+                marks.append("strongest")
+            if name in self._cam_empty:
+                marks.append("zero")
+            tile.set_caption(name + (f" · {', '.join(marks)}" if marks else ""))
+            tile.set_highlighted(name == shown)
+        if not self.cam_tiles:
+            self.cam_title.setText("Grad-CAM: not available")
+        elif shown is None:
+            self.cam_title.setText("Grad-CAM (predicted class): zero in every stream")
+        else:
+            how = "auto" if self.cam_stream == AUTO_STREAM or self.cam_stream != shown \
+                else "chosen"
+            self.cam_title.setText(f"Grad-CAM (predicted class) per stream — {shown} ({how})")
 
     def set_details(self, details: EventDetails, label: str | None = None) -> None:
         self.details = details
@@ -443,7 +540,7 @@ class EventPanel(QWidget):
             self.tiles[k].set_image(details.thumbs.get(k), f"{k} {idx} ({crop_word})")
         self.tiles["flow"].set_image(details.flow, "flow u,v")
         self.tiles["strain"].set_image(details.strain, "strain")
-        self._set_cams(details.cams)
+        self._set_cams(details.cams, details.cam_auto, details.cam_empty)
         self.probs.set_prediction(details.prediction, ev)
         self.notes.setText("\n".join(details.notes))
 

@@ -220,7 +220,11 @@ class AnalysisWorker(QThread):
         source = pipeline = None
         try:
             source = self._open_source()
+            if self._cancel.is_set():
+                return
             pipeline, notes = self._make_pipeline()
+            if self._cancel.is_set():
+                return
             total = int(source.n_frames or 0)
             cap = max(total, 1)
             times = np.full(cap, np.nan)
@@ -261,6 +265,8 @@ class AnalysisWorker(QThread):
                 if now - last_emit > 0.1:
                     last_emit = now
                     self.progress.emit(done, max(total, done))
+            if self._cancel.is_set():
+                return
             pipeline.finish()
             pop = getattr(pipeline, "pop_spotter_states", None)
             for j, _t, st in (list(pop()) if callable(pop) else []):
@@ -630,9 +636,15 @@ class ReviewWindow(QMainWindow):
         path = str(self.path)
         worker = AnalysisWorker(lambda: self._open_fn(path), self.config,
                                 self._pipeline_factory, parent=self)
-        worker.progress.connect(self._on_analysis_progress)
-        worker.done.connect(lambda res: self._on_analysis_done(res, replace_events))
-        worker.failed.connect(self._on_analysis_failed)
+        # Signals already queued by a worker that was cancelled since must not touch the
+        # window: only the current worker's are handled.
+        worker.progress.connect(
+            lambda done, total: self._on_analysis_progress(done, total)
+            if worker is self._analysis else None)
+        worker.done.connect(lambda res: self._on_analysis_done(res, replace_events)
+                            if worker is self._analysis else None)
+        worker.failed.connect(lambda msg: self._on_analysis_failed(msg)
+                              if worker is self._analysis else None)
         self._analysis = worker
         self._analysis_running = True
         self._analysis_replaces = replace_events
@@ -651,11 +663,13 @@ class ReviewWindow(QMainWindow):
         self.start_analysis(replace_events=True)
 
     def cancel_analysis(self) -> None:
-        w = self._analysis
+        """Stop the background analysis (if any) and wait for its thread to end."""
+        from mestudio.gui.worker import wait_for_thread
+
+        w, self._analysis = self._analysis, None
         if w is not None:
             w.cancel()
-            w.wait(15000)
-            self._analysis = None
+            wait_for_thread(w, 15.0, "the review analysis")
         if self._analysis_running:
             self._analysis_running = False
             self.progress.hide()

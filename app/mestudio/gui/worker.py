@@ -159,11 +159,16 @@ class EventView:
         cams: per stream name, the Grad-CAM of the predicted class as RGBA ``uint8``
             ``(S, S, 4)`` (colour map, alpha = weight); empty without a prediction/CAM.
         caption: e.g. ``"happiness 72 %"`` or ``"micro · no emotion"``.
+        auto_stream: the stream with the strongest Grad-CAM of the predicted class (what
+            the "auto" stream setting shows), or None when every map is zero / no CAM.
+        empty_streams: streams whose map of the predicted class is zero everywhere.
     """
 
     crop: np.ndarray | None
     cams: dict[str, np.ndarray] = field(default_factory=dict)
     caption: str = ""
+    auto_stream: str | None = None
+    empty_streams: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -370,20 +375,32 @@ def event_view(event: SpotEvent, crop: np.ndarray | None) -> EventView:
         return EventView(crop=crop, caption=caption)
     caption = f"{pred.label} {pred.confidence * 100:.0f} %"
     cams: dict[str, np.ndarray] = {}
+    auto: str | None = None
+    empty: set[str] = set()
     if pred.cams is not None and crop is not None:
         import cv2
 
+        from mestudio.gui.gradcam import (
+            auto_cam_stream,
+            cam_stream_scores,
+            predicted_class_index,
+            stream_names,
+        )
+
         arr = np.asarray(pred.cams, dtype=np.float32)
         if arr.ndim == 4:
-            try:
-                k = list(pred.classes).index(pred.label)
-            except ValueError:
-                k = int(np.argmax(pred.probs))
-            names = list(pred.streams) or [f"stream {i}" for i in range(arr.shape[1])]
-            for s in range(min(arr.shape[1], len(names))):
-                cams[names[s]] = heat_to_rgba(arr[k, s], vmax=1.0, size=crop.shape[0],
-                                              max_alpha=170, colormap=cv2.COLORMAP_JET)
-    return EventView(crop=crop, cams=cams, caption=caption)
+            k = predicted_class_index(pred)
+            names = stream_names(pred, arr.shape[1])
+            scores = cam_stream_scores(pred)
+            for s, name in enumerate(names):
+                cams[name] = heat_to_rgba(arr[k, s], vmax=1.0, size=crop.shape[0],
+                                          max_alpha=170, colormap=cv2.COLORMAP_JET)
+                if scores is not None and scores[s] <= 0.0:
+                    empty.add(name)
+            best = auto_cam_stream(pred)
+            auto = names[best] if best is not None else None
+    return EventView(crop=crop, cams=cams, caption=caption, auto_stream=auto,
+                     empty_streams=frozenset(empty))
 
 
 def strain_magnitude(flow: np.ndarray) -> np.ndarray:
@@ -486,6 +503,16 @@ def source_label(spec: Any) -> str:
     if text == "demo" or text.startswith("demo:"):
         return "demo clip"
     return Path(text).name or text
+
+
+def wait_for_thread(thread: QThread, timeout_s: float, what: str | None = None) -> None:
+    """``thread.wait()`` that logs a warning after ``timeout_s`` and then keeps waiting:
+    a running ``QThread`` must never be destroyed (Qt aborts the whole process)."""
+    if thread.wait(max(0, int(timeout_s * 1000))):
+        return
+    log.warning("%s is still busy after %.0f s; waiting for it to finish",
+                what or thread.objectName() or type(thread).__name__, timeout_s)
+    thread.wait()
 
 
 class PipelineWorker(QThread):
@@ -680,12 +707,16 @@ class PipelineWorker(QThread):
         }
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop processing, close the source and the pipeline, end the thread (blocks up to
-        ``timeout_s``)."""
+        """Stop processing, close the source and the pipeline, end the thread.
+
+        Returns once the thread has ended: after ``timeout_s`` a warning is logged and the
+        wait goes on, since a ``QThread`` destroyed while it runs aborts the process (every
+        step of the thread is bounded: capture waits, ``LiveCapture.stop``, one frame).
+        """
         self._stop.set()
         self._commands.put(lambda: None)
         if self.isRunning():
-            self.wait(int(timeout_s * 1000))
+            wait_for_thread(self, timeout_s)
         else:
             self._teardown()
 

@@ -11,6 +11,13 @@ the model card ``NAME.card.json`` / ``NAME.card.md`` beside it.
 front of each, so inputs, outputs and arithmetic stay float32; the check then compares
 against torch with the same rounded weights and reports how far the fp16 model is from the
 fp32 one (``fp16_check`` in the card).
+
+``int8=True`` applies ONNX Runtime dynamic quantization (int8 weights) to the ``MatMul``/``Gemm``
+nodes, the Grad-CAM head's included (:mod:`mestudio.inference.quantize`); convolutions, inputs
+and outputs stay float32. The 1e-4 check is replaced by an agreement check against the float32
+torch model on random inputs (top-1 agreement >= 0.9, mean Grad-CAM Pearson correlation with
+torch-autograd Grad-CAM >= 0.95, logit difference reported) and, with ``validate_features``,
+on cached dataset features; the figures go into the card (``int8_check``).
 """
 
 from __future__ import annotations
@@ -296,10 +303,84 @@ def _fp16_agreement(model32: Any, model16: Any, n: int = 64, seed: int = 7) -> d
     }
 
 
+def _verify_int8(path: Path, model: Any, info: Mapping[str, Any], with_cam: bool,
+                 validate_features: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """Agreement check of an int8 export with the float32 torch model (raises on failure)."""
+    from mestudio.inference import quantize
+
+    rand = quantize.int8_agreement(path, model, with_cam)
+    result: dict[str, Any] = {"random": rand}
+    if validate_features is not None:
+        result["features"] = quantize.feature_agreement(path, model, list(info["classes"]),
+                                                        validate_features, with_cam)
+    result["thresholds"] = {"top1_agreement": quantize.MIN_TOP1_AGREEMENT,
+                            "cam_corr_mean": quantize.MIN_CAM_CORRELATION}
+    problems = []
+    for label, res in result.items():
+        if label == "thresholds":
+            continue
+        if res["top1_agreement"] < quantize.MIN_TOP1_AGREEMENT:
+            problems.append(f"top class agrees with float32 on only {res['top1_agreement']:.1%} "
+                            f"of {res['samples']} {label} samples")
+        if "cam_corr_mean" in res and res["cam_corr_mean"] < quantize.MIN_CAM_CORRELATION:
+            problems.append(f"Grad-CAM correlation with float32 is {res['cam_corr_mean']:.3f} "
+                            f"on {label} samples (< {quantize.MIN_CAM_CORRELATION})")
+    if problems:
+        shown = path.name.removesuffix(".tmp")
+        raise ModelFileError(f"int8 export check failed for {shown}: " + "; ".join(problems)
+                             + " — export it without --int8")
+    checks = {"batch": rand["samples"], "atol": "n/a (int8: agreement check)",
+              "logits_max_abs_diff": rand["logits_max_abs_diff"],
+              "probs_max_abs_diff": rand["probs_max_abs_diff"], "int8_check": result,
+              "passed": True}
+    return checks
+
+
+def _int8_text(check: Mapping[str, Any]) -> list[str]:
+    """Card lines describing the int8 agreement figures."""
+    lines = []
+    for label, res in check.items():
+        if label == "thresholds":
+            continue
+        what = "random" if label == "random" else f"cached ({res.get('source')})"
+        line = (f"int8 vs float32 on {res['samples']} {what} samples: top class agrees on "
+                f"{res['top1_agreement'] * 100:.1f} %, logits differ by at most "
+                f"{res['logits_max_abs_diff']:.2e} (largest logit {res['logits_max_abs']:.2f})")
+        if "cam_corr_mean" in res:
+            line += (f", Grad-CAM Pearson correlation mean {res['cam_corr_mean']:.3f} over "
+                     f"{res['cam_maps']} maps")
+        if "accuracy_int8" in res:
+            line += (f"; accuracy int8 {res['accuracy_int8'] * 100:.1f} % vs float32 "
+                     f"{res['accuracy_fp32'] * 100:.1f} %")
+        lines.append(line + ".")
+    return lines
+
+
+def _append_int8_card(out: Path, check: Mapping[str, Any]) -> None:
+    from mestudio.inference.card import card_paths
+
+    md = card_paths(out)[1]
+    text = md.read_text(encoding="utf-8")
+    section = ["", "## Int8 quantization", "",
+               "Weights of the linear layers (MatMul/Gemm, Grad-CAM head included) are int8 "
+               "(ONNX Runtime dynamic quantization; activations quantized per batch at run "
+               "time); convolutions, inputs and outputs are float32. Check thresholds: top-1 "
+               f"agreement >= {check['thresholds']['top1_agreement']}, mean Grad-CAM "
+               f"correlation >= {check['thresholds']['cam_corr_mean']}.", ""]
+    section += [f"- {line}" for line in _int8_text(check)]
+    marker = "\n## Intended use and limitations"
+    if marker in text:
+        text = text.replace(marker, "\n".join(section) + "\n" + marker, 1)
+    else:
+        text += "\n".join(section) + "\n"
+    atomic_write_text(md, text)
+
+
 def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
                 out_path: str | os.PathLike[str], *, fp16: bool = False, cam: bool = True,
                 verify: bool = True, opset: int = DEFAULT_OPSET, card: bool = True,
-                name: str | None = None) -> Path:
+                name: str | None = None, int8: bool = False,
+                validate_features: str | os.PathLike[str] | None = None) -> Path:
     """Export a network to an ONNX file that follows the contract.
 
     Args:
@@ -315,6 +396,9 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
         card: write the model card ``NAME.card.json``/``NAME.card.md`` (``NAME.onnx.sha256``
             is always written).
         name: display name stored in the metadata (default: the file's stem).
+        int8: dynamically quantize the MatMul/Gemm weights to int8 (not with ``fp16``).
+        validate_features: with ``int8``, a folder of cached ``.npz`` model inputs to measure
+            top-1 agreement (and accuracy, when they carry labels) on.
 
     Returns:
         The path of the ONNX file.
@@ -328,6 +412,8 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
+    if int8 and fp16:
+        raise ValueError("int8 and fp16 exclude each other")
     t0 = time.perf_counter()
     model, info = _resolve(source)
     if len(info["classes"]) != model.num_classes:
@@ -397,12 +483,19 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
         n_conv = _weights_to_fp16(proto)
         precision = "fp16-weights"
         log.info("stored %d weight tensors as float16", n_conv)
+    if int8:
+        from mestudio.inference.quantize import QUANTIZATION, quantize_int8
+
+        proto = quantize_int8(proto)
+        precision = QUANTIZATION
     proto.graph.name = info["arch"]
     proto.producer_name = "mestudio"
     proto.doc_string = (f"mestudio {info['arch']} ({model.input_kind} inputs), classes: "
                         + ", ".join(info["classes"]))
     meta = _build_metadata(model, info, name, precision, cam,
                            getattr(wrapper, "cam_size", (0, 0)), figures, opset)
+    if int8:
+        meta["quantization"] = QUANTIZATION
     meta["weights_sha256"] = contract.weights_sha256(proto)
     del proto.metadata_props[:]
     for key, value in contract.encode_metadata(meta).items():
@@ -415,7 +508,9 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     checks: dict[str, Any] = {}
     with atomic_path(out) as tmp_out:
         onnx.save(proto, os.fspath(tmp_out))
-        if verify:  # before the file takes its name: a failed export leaves nothing behind
+        if verify and int8:
+            checks = _verify_int8(tmp_out, model, info, cam, validate_features)
+        elif verify:  # before the file takes its name: a failed export leaves nothing behind
             checks = _verify(tmp_out, model, reference, cam)
             log.info("export check passed: logits diff %.1e, cam diff %s",
                      checks["logits_max_abs_diff"], f"{checks.get('cam_max_abs_diff', 0):.1e}")
@@ -425,6 +520,8 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     atomic_write_text(out.with_name(out.name + ".sha256"), f"{digest}  {out.name}\n")
     if card:
         model_card.write_card(out, meta, checks, digest)
+        if "int8_check" in checks:
+            _append_int8_card(out, checks["int8_check"])
     log.info("exported %s (%s, %.1f MB) in %.1f s", out, info["arch"],
              out.stat().st_size / 1e6, time.perf_counter() - t0)
     return out

@@ -21,7 +21,7 @@ widget only wraps arrays into ``QImage`` (no copy) and draws them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -38,6 +38,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from mestudio.gui.gradcam import AUTO_STREAM
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
 from mestudio.types import FaceObservation
 
@@ -146,7 +147,9 @@ class VideoView(QWidget):
         self._event_crop_q: QImage | None = None
         self._cams: dict[str, np.ndarray] = {}
         self._cam_q: dict[str, QImage] = {}
-        self._cam_stream = ""
+        self._cam_stream = AUTO_STREAM
+        self._cam_auto: str | None = None
+        self._cam_empty: frozenset[str] = frozenset()
         self._event_caption = ""
         #: called with the capture→display latency (seconds) after a new frame is painted
         self.paint_listener: Callable[[float], None] | None = None
@@ -244,7 +247,8 @@ class VideoView(QWidget):
         self.update()
 
     def set_event_view(self, crop: np.ndarray | None, cams: dict[str, np.ndarray] | None,
-                       caption: str = "") -> None:
+                       caption: str = "", *, auto_stream: str | None = None,
+                       empty_streams: Iterable[str] = ()) -> None:
         """The Grad-CAM inset.
 
         Args:
@@ -253,13 +257,16 @@ class VideoView(QWidget):
             cams: per stream, the heatmap as RGBA ``uint8`` ``(S, S, 4)`` (alpha = weight),
                 or None/empty when the event has no Grad-CAM.
             caption: text under the inset (e.g. "happiness 72 %").
+            auto_stream: the stream the ``"auto"`` setting shows (the strongest map of the
+                predicted class, see :mod:`mestudio.gui.gradcam`); None when all are zero.
+            empty_streams: streams whose map is zero everywhere (said in the caption).
         """
         self._event_crop = crop
         self._event_crop_q = bgr_to_qimage(crop) if crop is not None else None
         self._cams = dict(cams or {})
         self._cam_q = {k: bgr_to_qimage(v) for k, v in self._cams.items()}
-        if self._cams and self._cam_stream not in self._cams:
-            self._cam_stream = next(iter(self._cams))
+        self._cam_auto = auto_stream if auto_stream in self._cams else None
+        self._cam_empty = frozenset(empty_streams)
         self._event_caption = caption
         self.update()
 
@@ -267,12 +274,38 @@ class VideoView(QWidget):
         return list(self._cams)
 
     def set_cam_stream(self, stream: str) -> None:
-        """Which stream's Grad-CAM the inset shows."""
-        self._cam_stream = stream
+        """Which stream's Grad-CAM the inset shows: a stream name, or ``"auto"`` (the
+        default: the stream with the strongest map for each event)."""
+        self._cam_stream = stream or AUTO_STREAM
         self.update()
 
     def cam_stream(self) -> str:
+        """The stream setting (``"auto"`` or a stream name)."""
         return self._cam_stream
+
+    def auto_cam_stream(self) -> str | None:
+        """The stream ``"auto"`` stands for with the current event (None: all maps zero)."""
+        return self._cam_auto
+
+    def shown_cam_stream(self) -> str | None:
+        """The stream whose map the inset draws now (None: none). A chosen stream that the
+        current event does not have falls back to the automatic choice."""
+        if self._cam_stream != AUTO_STREAM and self._cam_stream in self._cam_q:
+            return self._cam_stream
+        return self._cam_auto
+
+    def cam_caption(self) -> str:
+        """The first caption line of the inset (which stream, and whether it is empty)."""
+        if self._event_crop_q is None or not self._cams:
+            return "last event (no Grad-CAM)"
+        shown = self.shown_cam_stream()
+        if shown is None:
+            return "Grad-CAM: zero in every stream"
+        auto = shown == self._cam_auto and self._cam_stream != shown
+        text = f"Grad-CAM · {shown}" + (" (auto)" if auto else "")
+        if shown in self._cam_empty:
+            text += " · zero for this class"
+        return text
 
     # ------------------------------------------------------------------ painting
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
@@ -399,7 +432,8 @@ class VideoView(QWidget):
         caption_h = 38.0
         p.drawRoundedRect(rect.adjusted(-4, -4, 4, caption_h), 6, 6)
         p.drawImage(rect, self._event_crop_q)
-        cam = self._cam_q.get(self._cam_stream)
+        shown = self.shown_cam_stream()
+        cam = self._cam_q.get(shown) if shown is not None else None
         if cam is not None:
             p.drawImage(rect, cam)
         p.setPen(QPen(QColor("#3a3f4b"), 1))
@@ -407,8 +441,7 @@ class VideoView(QWidget):
         p.drawRect(rect)
         p.setPen(TEXT_COLOUR)
         p.setFont(self._font_small)
-        first = (f"Grad-CAM · {self._cam_stream}" if cam is not None
-                 else "last event (no Grad-CAM)")
+        first = self.cam_caption()
         p.drawText(QRectF(rect.left(), rect.bottom() + 2, side, 16),
                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, first)
         p.drawText(QRectF(rect.left(), rect.bottom() + 18, side, 16),
