@@ -31,7 +31,13 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.annotations import Annotation
-from mestudio.gui.gradcam import AUTO_STREAM
+from mestudio.gui.gradcam import (
+    AUTO_STREAM,
+    auto_cam_stream,
+    cam_stream_scores,
+    predicted_class_index,
+    stream_names,
+)
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour
 from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.types import Frame, Prediction, SpotEvent
@@ -206,13 +212,6 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         return out
     out.prediction = pred
     if pred.cams is not None and np.asarray(pred.cams).ndim == 4:
-        from mestudio.gui.gradcam import (
-            auto_cam_stream,
-            cam_stream_scores,
-            predicted_class_index,
-            stream_names,
-        )
-
         cams = np.asarray(pred.cams, np.float32)
         k = predicted_class_index(pred)
         names = stream_names(pred, cams.shape[1])
@@ -226,8 +225,9 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         out.cam_auto = names[best] if best is not None else None
         if out.cam_empty:
             out.notes.append(f"Grad-CAM of {pred.label} is zero in "
-                             f"{', '.join(sorted(out.cam_empty))} (those streams argued "
-                             "against it)")
+                             f"{', '.join(sorted(out.cam_empty))}: no region of "
+                             f"{'that stream' if len(out.cam_empty) == 1 else 'those streams'}"
+                             " supports the prediction")
     else:
         out.notes.append("the model has no Grad-CAM output")
     return out
