@@ -16,17 +16,9 @@ HELP = "open the live window on the demo clip (real face + planted micro-express
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from mestudio.gui.app import add_gui_arguments
+    from mestudio.gui.app import add_window_arguments
 
-    add_gui_arguments(parser)
-    parser.add_argument("--frames", type=int, default=240, metavar="N",
-                        help="with --screenshot and no --exit-after: grab the window after N "
-                             "processed frames (default 240, i.e. 8 s of the clip)")
-    parser.add_argument("--overlays", metavar="LIST",
-                        help="comma-separated overlays to show (box, landmarks, rois, flow, "
-                             "strain, gradcam, emotion); default: box,landmarks,gradcam,emotion")
-    parser.add_argument("--stats", action="store_true",
-                        help="print frame rates, dropped frames and latency at exit")
+    add_window_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

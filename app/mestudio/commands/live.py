@@ -14,7 +14,7 @@ HELP = "open the live window on a camera (spot and recognise micro-expressions l
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from mestudio.gui.app import add_gui_arguments
+    from mestudio.gui.app import add_window_arguments
 
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--camera", type=int, metavar="N",
@@ -22,15 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--source", metavar="SPEC",
                        help="instead of a camera: a video file, an image folder or 'demo', "
                             "played in real time")
-    add_gui_arguments(parser)
-    parser.add_argument("--frames", type=int, default=240, metavar="N",
-                        help="with --screenshot and no --exit-after: grab the window after N "
-                             "processed frames (default 240)")
-    parser.add_argument("--overlays", metavar="LIST",
-                        help="comma-separated overlays to show (box, landmarks, rois, flow, "
-                             "strain, gradcam, emotion); default: box,landmarks,gradcam,emotion")
-    parser.add_argument("--stats", action="store_true",
-                        help="print frame rates, dropped frames and latency at exit")
+    add_window_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -322,6 +322,20 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         help="close the window after this many seconds")
 
 
+def add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The live window's options (``demo`` and ``live``): the common GUI options plus
+    ``--frames``, ``--overlays`` and ``--stats``."""
+    add_gui_arguments(parser)
+    parser.add_argument("--frames", type=int, default=240, metavar="N",
+                        help="with --screenshot and no --exit-after: grab the window after N "
+                             "processed frames (default 240, i.e. 8 s at 30 fps)")
+    parser.add_argument("--overlays", metavar="LIST",
+                        help="comma-separated overlays to show (box, landmarks, rois, flow, "
+                             "strain, gradcam, emotion); default: box,landmarks,gradcam,emotion")
+    parser.add_argument("--stats", action="store_true",
+                        help="print frame rates, dropped frames and latency at exit")
+
+
 def save_screenshot(widget: QWidget, path: Path) -> Path:
     """Render ``widget`` (works on the offscreen platform too) into a PNG at ``path``."""
     path = Path(path)
