@@ -26,8 +26,10 @@ else:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: The repository's models/ folder (app/mestudio/../../models).
-REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+#: The repository's models/ folder (app/mestudio/../../models); in a PyInstaller build, the
+#: models/ folder bundled beside the frozen package.
+_FROZEN_DIR = getattr(sys, "_MEIPASS", None)
+REPO_MODELS_DIR = (Path(_FROZEN_DIR) if _FROZEN_DIR else Path(__file__).resolve().parents[2]) / "models"
 MANIFEST_PATH = REPO_MODELS_DIR / "manifest.toml"
 
 YUNET = "face_detection_yunet_2023mar.onnx"
@@ -61,9 +63,6 @@ def search_dirs() -> list[Path]:
     env = os.environ.get("MESTUDIO_MODELS_DIR")
     if env:
         dirs.append(Path(env).expanduser())
-    frozen = getattr(sys, "_MEIPASS", None)  # a PyInstaller build bundles models/ here
-    if frozen:
-        dirs.append(Path(frozen) / "models")
     dirs += [REPO_MODELS_DIR, user_cache_dir()]
     return dirs
 
