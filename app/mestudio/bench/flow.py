@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from mestudio.shareddata import shared_data_dir
+
 log = logging.getLogger(__name__)
 
 HELP = "TV-L1 optical flow: ours (torch, batched) vs OpenCV DualTVL1 — pairs/s and end-point error"
@@ -80,16 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------------------------
 # test images
-
-
-def shared_data_dir() -> Path | None:
-    """``$MESTUDIO_TEST_DATA/data`` or ``../shared/data`` next to the repository, if present."""
-    env = os.environ.get("MESTUDIO_TEST_DATA")
-    root = Path(__file__).resolve().parents[3]
-    for cand in ([Path(env)] if env else []) + [root.parent / "shared"]:
-        if (cand / "data").is_dir():
-            return cand / "data"
-    return None
 
 
 def face_images(

@@ -38,10 +38,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mestudio.shareddata import use_shared_models
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,7 @@ def _setup_environment(show: bool) -> str:
             and not os.environ.get("QT_QPA_PLATFORM"):
         log.warning("--show without a display: using the offscreen platform")
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from mestudio import modelfiles
-
-    repo = Path(__file__).resolve().parents[3]
-    shared_models = repo.parent / "shared" / "models"
-    if not os.environ.get("MESTUDIO_MODELS_DIR") and shared_models.is_dir() \
-            and modelfiles.find_model(modelfiles.YUNET) is None:
-        os.environ["MESTUDIO_MODELS_DIR"] = str(shared_models)
+    use_shared_models()
     return os.environ.get("QT_QPA_PLATFORM", "") or "default"
 
 

@@ -10,9 +10,10 @@ resulting frames/s. Target (ISSUE 2): >= 100 frames/s for tracking + alignment o
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
+
+from mestudio.shareddata import shared_data_dir, use_shared_models
 
 HELP = "face tracking speed: ms per stage (decode, detect, landmarks, align) and frames/s"
 TARGET_FPS = 100.0
@@ -20,16 +21,10 @@ VIDEO_NAME = "single_face.mp4"
 
 
 def default_video() -> Path | None:
-    """``single_face.mp4`` from ``$MESTUDIO_TEST_DATA`` or ``../shared`` next to the repo."""
-    repo = Path(__file__).resolve().parents[3]
-    roots = [Path(os.environ["MESTUDIO_TEST_DATA"])] if os.environ.get("MESTUDIO_TEST_DATA") \
-        else []
-    roots.append(repo.parent / "shared")
-    for root in roots:
-        p = root / "data" / "video" / VIDEO_NAME
-        if p.is_file():
-            return p
-    return None
+    """``single_face.mp4`` of the shared test data (:mod:`mestudio.shareddata`), or None."""
+    data = shared_data_dir()
+    p = data / "video" / VIDEO_NAME if data else None
+    return p if p is not None and p.is_file() else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,17 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from mestudio import modelfiles
 
     video = args.video or default_video()
     if video is None or not Path(video).is_file():
         print(f"{VIDEO_NAME} not found: set MESTUDIO_TEST_DATA to the shared data folder "
               "(with data/video/) or pass --video PATH")
         return {"error": f"{VIDEO_NAME} not found"}
-    shared_models = Path(video).resolve().parents[2] / "models"
-    if not os.environ.get("MESTUDIO_MODELS_DIR") and shared_models.is_dir() \
-            and modelfiles.find_model(modelfiles.YUNET) is None:
-        os.environ["MESTUDIO_MODELS_DIR"] = str(shared_models)
+    use_shared_models()
 
     from mestudio.capture import open_source
     from mestudio.face.tracker import FaceTracker

@@ -37,6 +37,7 @@ from typing import Any
 
 from mestudio.errors import DatasetError
 from mestudio.fsutil import atomic_write_text
+from mestudio.shareddata import shared_data_dir
 from mestudio.training.datasets.base import (
     THREE_CLASSES,
     Annotation,
@@ -68,13 +69,9 @@ def default_faces_dir() -> Path | None:
     env = os.environ.get("MESTUDIO_FACES_DIR")
     if env:
         return Path(env)
-    test = os.environ.get("MESTUDIO_TEST_DATA")
-    candidates = [Path(test) / "data"] if test else []
-    repo = Path(__file__).resolve().parents[3]
-    candidates.append(repo.parent / "shared" / "data")
-    for c in candidates:
-        if (c / "images").is_dir() or (c / "video").is_dir():
-            return c
+    data = shared_data_dir()
+    if data is not None and ((data / "images").is_dir() or (data / "video").is_dir()):
+        return data
     return None
 
 
