@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from mestudio.csvio import append_xlsx_row, safe_row
 from mestudio.errors import MestudioError
 from mestudio.fsutil import atomic_path, atomic_write_text
 from mestudio.types import SpotEvent
@@ -476,14 +477,22 @@ class AnnotationDocument:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, fps: float | None = None,
-             n_frames: int | None = None, micro_max_s: float | None = None
+             n_frames: int | None = None, micro_max_s: float | None = None,
+             video: str | os.PathLike[str] | None = None, clamp: bool = False
              ) -> AnnotationDocument:
         """Open an annotation file or an ``events.json``.
 
         ``fps``/``n_frames`` (from the opened video) override the file's values.
 
+        Args:
+            video: the video the events are opened with; a file whose ``source`` names
+                another video is refused.
+            clamp: clamp events that reach outside ``[0, n_frames)`` to the video instead of
+                refusing the file (events entirely outside are refused either way).
+
         Raises:
-            AnnotationError: missing/unreadable file or invalid events.
+            AnnotationError: missing/unreadable file, invalid events, an event outside the
+                video (one line naming it), or the events of another video.
         """
         from mestudio.events_io import EVENTS_FORMAT, EventsFileError
 
@@ -511,9 +520,24 @@ class AnnotationDocument:
         use_fps = fps or file_fps
         if not use_fps:
             raise AnnotationError(f"{path} has no frame rate; open it together with its video")
+        try:
+            use_fps = float(use_fps)
+        except (TypeError, ValueError):
+            raise AnnotationError(f"{path}: the frame rate {use_fps!r} is not a number") from None
+        if not math.isfinite(use_fps) or use_fps <= 0:
+            raise AnnotationError(f"{path}: the frame rate {use_fps!r} is not a positive number")
         source = str(doc.get("source") or "")
-        out = cls(items, fps=float(use_fps),
-                  n_frames=n_frames if n_frames is not None else doc.get("n_frames"),
+        if video is not None and source and Path(source).name != Path(video).name:
+            raise AnnotationError(
+                f"{path} holds the events of {Path(source).name!r}, not of "
+                f"{Path(video).name!r}; open it with that video (or correct its \"source\")")
+        if n_frames is None:
+            file_n = doc.get("n_frames")
+            n_frames = file_n if isinstance(file_n, int) and not isinstance(file_n, bool) \
+                and file_n > 0 else None
+        items = _fit_to_video(items, n_frames, use_fps, path, clamp)
+        out = cls(items, fps=use_fps,
+                  n_frames=n_frames,
                   source=source, subject=str(doc.get("subject") or ""),
                   filename=doc.get("filename"),
                   micro_max_s=micro_max_s if micro_max_s is not None else
@@ -532,17 +556,19 @@ class AnnotationDocument:
                  a.offset + frame_base, a.aus, a.label or ""] for a in self.annotations]
 
     def export_csv(self, path: str | os.PathLike[str], frame_base: int = 0) -> Path:
-        """Write the coding sheet as CSV (UTF-8, header :data:`CODING_COLUMNS`)."""
+        """Write the coding sheet as CSV (UTF-8, header :data:`CODING_COLUMNS`); text that a
+        spreadsheet would run as a formula gets a leading ``'`` (:func:`mestudio.csvio.safe_text`)."""
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(CODING_COLUMNS)
-        w.writerows(self.coding_rows(frame_base))
+        w.writerows(safe_row(r) for r in self.coding_rows(frame_base))
         path = Path(path)
         atomic_write_text(path, buf.getvalue())
         return path
 
     def export_xlsx(self, path: str | os.PathLike[str], frame_base: int = 0) -> Path:
-        """Write the coding sheet as an Excel workbook (one sheet, header row in bold)."""
+        """Write the coding sheet as an Excel workbook (one sheet, header row in bold); every text
+        cell is stored as text, never as a formula (:func:`mestudio.csvio.append_xlsx_row`)."""
         from openpyxl import Workbook
         from openpyxl.styles import Font
 
@@ -553,7 +579,7 @@ class AnnotationDocument:
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for row in self.coding_rows(frame_base):
-            ws.append(row)
+            append_xlsx_row(ws, row)
         for col, width in zip("ABCDEFG", (10, 18, 12, 12, 12, 16, 18), strict=False):
             ws.column_dimensions[col].width = width
         ws.freeze_panes = "A2"
@@ -561,6 +587,43 @@ class AnnotationDocument:
         with atomic_path(path) as tmp:
             wb.save(tmp)
         return path
+
+
+def _fit_to_video(items: list[Annotation], n_frames: int | None, fps: float, path: Path,
+                  clamp: bool) -> list[Annotation]:
+    """Refuse (or, with ``clamp``, clamp to ``[0, n_frames)``) events outside the video;
+    clamped events get their times from ``fps`` (frames per second).
+
+    Raises:
+        AnnotationError: one line naming the first bad event and the video's frame range.
+    """
+    last = n_frames - 1 if n_frames is not None else None
+    out = []
+    for a in items:
+        lo, hi = a.onset, a.offset
+        inside = lo >= 0 and (last is None or hi <= last)
+        if inside:
+            out.append(a)
+            continue
+        where = f"frames 0..{last}" if last is not None else "frames from 0"
+        overlaps = hi >= 0 and (last is None or lo <= last)
+        if not clamp or not overlaps:
+            hint = "; pass --clamp-frames to clamp it to the video" if overlaps else ""
+            raise AnnotationError(
+                f"{path.name}: event {a.id} (onset {lo}, apex {a.apex}, offset {hi}) lies "
+                f"outside the video ({where}){hint}")
+        top = last if last is not None else hi
+
+        def fit(f: int, top: int = top) -> int:
+            return min(max(f, 0), top)
+
+        on, ap, off = fit(lo), fit(a.apex), fit(hi)
+        ev = dataclasses.replace(a.event, onset=on, apex=ap, offset=off, onset_s=on / fps,
+                                 apex_s=ap / fps, offset_s=off / fps)
+        log.warning("%s: event %d clamped to the video: %d-%d-%d -> %d-%d-%d", path.name, a.id,
+                    lo, a.apex, hi, ev.onset, ev.apex, ev.offset)
+        out.append(dataclasses.replace(a, event=ev))
+    return out
 
 
 def find_annotation_file(video: str | os.PathLike[str]) -> Path | None:

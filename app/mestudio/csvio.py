@@ -18,7 +18,8 @@ import csv
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,42 @@ from mestudio.types import FrameResult, SpotterState
 
 BASE_COLUMNS = ("frame", "timestamp", "face_found", "n_faces", "confidence",
                 "box_x", "box_y", "box_w", "box_h")
+
+
+#: First characters that make a spreadsheet (Excel, LibreOffice, Sheets) read a cell as a
+#: formula or a command: text from a file or a user starting with one of them is escaped.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def is_formula_like(value: Any) -> bool:
+    """True when ``value`` is text that a spreadsheet would run as a formula (``=HYPERLINK(...)``,
+    ``+cmd``, ``@SUM``, a leading tab/CR). A plain number written as text (``"-0.25"``) is not."""
+    return (isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
+            and _PLAIN_NUMBER.fullmatch(value) is None)
+
+
+def safe_text(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: formula-like text gets a leading single
+    quote (``'=HYPERLINK(...)``); numbers and other text are returned unchanged."""
+    return "'" + value if is_formula_like(value) else value
+
+
+def safe_row(row: Iterable[Any]) -> list[Any]:
+    """:func:`safe_text` applied to every cell of a CSV row (header or data)."""
+    return [safe_text(v) for v in row]
+
+
+def append_xlsx_row(ws: Any, row: Sequence[Any]) -> None:
+    """Append ``row`` to an openpyxl worksheet with every text cell stored as text: openpyxl
+    would otherwise store ``"=HYPERLINK(...)"`` as a live formula. Formula-like text also gets
+    Excel's quote prefix (shown as typed, not re-evaluated when edited). Numbers stay numbers."""
+    ws.append(list(row))
+    for cell in ws[ws.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            if is_formula_like(cell.value):
+                cell.quotePrefix = True
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -41,7 +78,7 @@ def _cell(value: Any, digits: int = 3) -> str:
         if not math.isfinite(value):
             return ""
         return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else str(round(value))
-    return str(value)
+    return safe_text(str(value))
 
 
 class FramesCsvWriter:
@@ -86,7 +123,7 @@ class FramesCsvWriter:
         if not self._header_written:
             if self.extra_columns is None:
                 self.extra_columns = tuple(extra or ())
-            self._csv.writerow(self.columns)
+            self._csv.writerow(safe_row(self.columns))
             self._header_written = True
         face = result.face
         box = face.box if face.face_found and face.box is not None else (None,) * 4
@@ -112,7 +149,7 @@ class FramesCsvWriter:
     def close(self) -> None:
         if self._file is not None:
             if not self._header_written:
-                self._csv.writerow(self.columns)
+                self._csv.writerow(safe_row(self.columns))
             self._file.close()
             self._file = None
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from mestudio.csvio import safe_row
 from mestudio.errors import MestudioError
 from mestudio.fsutil import atomic_write_text
 from mestudio.types import Prediction, SpotEvent
@@ -119,7 +120,7 @@ def event_from_dict(d: dict[str, Any]) -> SpotEvent:
             id=int(d.get("id", -1)))
     except KeyError as exc:
         raise EventsFileError(f"event {d.get('id', '?')} has no {exc.args[0]!r} field") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise EventsFileError(f"event {d.get('id', '?')} is invalid: {exc}") from None
 
 
@@ -195,11 +196,11 @@ def write_events_csv(path: str | os.PathLike[str], events: Sequence[SpotEvent]) 
     header = list(CSV_COLUMNS) + [f"prob_{c}" for c in classes]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header)
+    w.writerow(safe_row(header))
     for r in rows:
         line = ["" if r[k] is None else r[k] for k in CSV_COLUMNS]
         line += ["" if c not in r["probabilities"] else r["probabilities"][c] for c in classes]
-        w.writerow(line)
+        w.writerow(safe_row(line))
     path = Path(path)
     atomic_write_text(path, buf.getvalue())
     return path

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mestudio.analytics.eventlog import LoggedEvent
+from mestudio.csvio import safe_row
 from mestudio.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -171,9 +172,9 @@ def write_csv(table: StatsTable, path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(table.header())
+    w.writerow(safe_row(table.header()))
     for r in table.as_records():
-        w.writerow(["" if v is None else v for v in r])
+        w.writerow(safe_row("" if v is None else v for v in r))
     path.write_text(buf.getvalue(), encoding="utf-8")
     return path
 

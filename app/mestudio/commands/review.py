@@ -23,6 +23,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "without opening a window")
     parser.add_argument("--subject", default=None,
                         help="Subject column of the coding sheet")
+    parser.add_argument("--clamp-frames", action="store_true",
+                        help="clamp events that reach outside the video to its frames "
+                        "(default: refuse such an events file)")
     from mestudio.gui.app import add_gui_arguments
 
     add_gui_arguments(parser)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from mestudio.gui.review_window import ReviewWindow
 
         win = ReviewWindow(video, events=args.events, config=cfg,
-                           analyze=not args.no_analysis)
+                           analyze=not args.no_analysis, clamp_frames=args.clamp_frames)
         if args.subject is not None and win.doc is not None:
             win.doc.subject = args.subject
         return win
@@ -74,7 +77,8 @@ def _export_only(video: Path, args: argparse.Namespace, cfg) -> int:  # noqa: AN
         raise AnnotationError(f"no events or annotation file beside {video}; analyse it first "
                               "(`mestudio review` without --export) or give --events")
     with open_source(str(video), cfg.capture) as src:
-        doc = AnnotationDocument.load(ann, fps=src.fps or None, n_frames=src.n_frames)
+        doc = AnnotationDocument.load(ann, fps=src.fps or None, n_frames=src.n_frames or None,
+                                      video=video, clamp=args.clamp_frames)
     if args.subject is not None:
         doc.subject = args.subject
     suffix = args.export.suffix.lower()
