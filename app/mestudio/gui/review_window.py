@@ -319,6 +319,8 @@ class ReviewWindow(QMainWindow):
         pipeline_factory: builds the analysis pipeline from the config (tests).
         engine_factory: returns the ``InferenceEngine`` for the event panel or None
             (default: the configured model, when it can be loaded).
+        clamp_frames: clamp events that reach outside the video instead of refusing the
+            events file (``--clamp-frames``).
 
     Signals:
         frame_changed(int): the current frame changed.
@@ -337,8 +339,9 @@ class ReviewWindow(QMainWindow):
                  open_source: Callable[[Any], Any] | None = None,
                  pipeline_factory: Callable[[AppConfig], Any] | None = None,
                  engine_factory: Callable[[], Any] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 clamp_frames: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.clamp_frames = clamp_frames
         self.setObjectName("ReviewWindow")
         self.resize(1400, 900)
         self.config = config if config is not None else AppConfig()
@@ -589,7 +592,8 @@ class ReviewWindow(QMainWindow):
         micro_max = self.config.spotter.micro_max_s
         if ann_path is not None:
             doc = AnnotationDocument.load(ann_path, fps=self.fps, n_frames=self.n_frames,
-                                          micro_max_s=micro_max)
+                                          micro_max_s=micro_max, video=path,
+                                          clamp=self.clamp_frames)
             if not doc.source:
                 doc.source = path.name
                 doc.filename = path.stem
