@@ -31,6 +31,16 @@ Clip models (IM3DR-MFER) — :func:`clip_inputs`: ``clip_len`` frames sampled ev
 crops, normalised as above (``clip`` ``(T, C, S, S)``), and the TV-L1 flow between
 consecutive sampled frames, resized and normalised as above (``flow_seq`` ``(T−1, 2, S, S)``).
 
+Named recipes (``recipe``): ``"mestudio"`` (the default, described above) and
+``"ststnet-megc2019"``, the input of the published STSTNet weights (FG 2019, MEGC2019
+composite; measured: the wrong channel order drops positive recall to 0):
+aligned crops at ``flow_size`` 128 -> grey -> TV-L1 onset->apex -> optical strain at 128 px
+-> area-resize u, v, strain to ``input_size`` 28 -> ``m = max(|u|, |v|)`` per sample,
+``U = 128 + 127 u/m``, ``V = 128 + 127 v/m``, strain min-max to 0..255 -> round, clip to
+0..255 -> ``flow`` channels in the order **(strain, V, U)**, values 0..255, no further
+scaling (``flow_scale``/``strain_scale`` do not apply). ``frames`` are made as above (the
+network ignores them). :func:`ststnet_megc2019_config` returns that configuration.
+
 Defaults: ``flow_size`` 128, ``input_size`` 48, TV-L1 with :data:`mestudio.flow.FAST_PARAMS`
 (as accurate as OpenCV's defaults on micro-expression-sized motion, ~20× cheaper; see
 ``mestudio bench flow``), ``flow_scale`` 0.5 px at ``input_size`` (micro-expressions of
@@ -56,6 +66,9 @@ from mestudio.errors import ConfigError
 log = logging.getLogger(__name__)
 
 FORMAT = "mestudio-preprocess/1"
+#: Named ways of turning the flow into the ``flow`` input (see the module docstring).
+RECIPES = ("mestudio", "ststnet-megc2019")
+STSTNET_RECIPE = "ststnet-megc2019"
 
 
 def _fast_tvl1() -> dict[str, Any]:
@@ -78,6 +91,9 @@ class PreprocessConfig:
         flow_scale: ``u, v`` in pixels at ``input_size`` are divided by this.
         strain_scale: the optical strain (dimensionless) is divided by this.
         frame_mean, frame_std: frames in 0..1 become ``(x − frame_mean) / frame_std``.
+        recipe: how u, v and strain become the ``flow`` input: ``"mestudio"`` (scaled by
+            ``flow_scale``/``strain_scale``, channels u, v, strain) or ``"ststnet-megc2019"``
+            (per-sample 0..255 encoding, channels strain, V, U; see the module docstring).
         device: where TV-L1 runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"``, ``"cuda:N"``. A run-time choice: not part of the metadata or hash.
     """
@@ -91,6 +107,7 @@ class PreprocessConfig:
     strain_scale: float = 0.1
     frame_mean: float = 0.5
     frame_std: float = 0.25
+    recipe: str = "mestudio"
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -112,6 +129,9 @@ class PreprocessConfig:
             self.tvl1 = self.tvl1_params().to_dict()  # complete and validated
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"PreprocessConfig.tvl1: {exc}") from exc
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"PreprocessConfig.recipe must be one of {', '.join(RECIPES)}, "
+                              f"got {self.recipe!r}")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(
                 f"PreprocessConfig.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}"
@@ -137,19 +157,33 @@ class PreprocessConfig:
         ignores.
         """
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "device"}
+        if self.recipe == "mestudio":  # the default: absent, so existing hashes stay valid
+            del d["recipe"]
         d["tvl1"] = dict(self.tvl1)
+        frames_norm = f"(x/255 - {self.frame_mean}) / {self.frame_std}"
+        if self.recipe == STSTNET_RECIPE:
+            channels = ["strain", "V", "U"]
+            norm = {
+                "u, v": "m = max(|u|, |v|) per sample; U = 128 + 127 u/m, V = 128 + 127 v/m, "
+                        "rounded, clipped to 0..255",
+                "strain": "optical strain at flow_size, area-resized, min-max to 0..255, rounded",
+                "frames": frames_norm,
+            }
+        else:
+            channels = ["u", "v", "strain"]
+            norm = {
+                "u, v": f"pixels at input_size / {self.flow_scale}",
+                "strain": f"optical strain at flow_size, area-resized, / {self.strain_scale}",
+                "frames": frames_norm,
+            }
         d.update(
             {
                 "format": FORMAT,
                 "flow_method": "tvl1",
-                "flow_channels": ["u", "v", "strain"],
+                "flow_channels": channels,
                 "frames_order": ["onset", "apex", "offset"],
                 "frame_channels": ["R", "G", "B"] if self.color else ["gray"],
-                "normalisation": {
-                    "u, v": f"pixels at input_size / {self.flow_scale}",
-                    "strain": f"optical strain at flow_size, area-resized, / {self.strain_scale}",
-                    "frames": f"(x/255 - {self.frame_mean}) / {self.frame_std}",
-                },
+                "normalisation": norm,
             }
         )
         return d
@@ -292,6 +326,38 @@ def _flows(
     return uv.float().cpu().numpy(), strain
 
 
+def ststnet_encode(uv: np.ndarray, strain: np.ndarray) -> np.ndarray:
+    """The ``ststnet-megc2019`` encoding of resized flow maps.
+
+    Args:
+        uv: ``[N, 2, S, S]`` u, v (any positive scale: the encoding divides it out).
+        strain: ``[N, 1, S, S]`` optical strain (any positive scale).
+
+    Returns:
+        ``[N, 3, S, S]`` float32 in channel order (strain, V, U), integer values 0..255:
+        ``U = 128 + 127 u/m`` with ``m = max(|u|, |v|)`` of the sample (128 where the flow
+        is zero), strain min-max scaled to 0..255 (0 where it is constant).
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    strain = np.asarray(strain, dtype=np.float64)
+    m = np.abs(uv).reshape(uv.shape[0], -1).max(axis=1)[:, None, None, None]
+    unit = np.divide(uv, m, out=np.zeros_like(uv), where=m > 0)
+    uv_enc = 128.0 + 127.0 * unit
+    lo = strain.reshape(strain.shape[0], -1).min(axis=1)[:, None, None, None]
+    span = strain.reshape(strain.shape[0], -1).max(axis=1)[:, None, None, None] - lo
+    s_enc = 255.0 * np.divide(strain - lo, span, out=np.zeros_like(strain), where=span > 0)
+    out = np.concatenate([s_enc, uv_enc[:, 1:2], uv_enc[:, 0:1]], axis=1)
+    return np.clip(np.rint(out), 0, 255).astype(np.float32)
+
+
+def ststnet_megc2019_config(**overrides: Any) -> PreprocessConfig:
+    """The input recipe of the published STSTNet MEGC2019 weights (see the module
+    docstring): 128 px flow crops, FAST TV-L1, 28 px inputs, ``recipe="ststnet-megc2019"``."""
+    params: dict[str, Any] = {"flow_size": 128, "input_size": 28, "recipe": STSTNET_RECIPE}
+    params.update(overrides)
+    return PreprocessConfig(**params)
+
+
 # --------------------------------------------------------------------------------------------
 # public API
 
@@ -339,8 +405,10 @@ def keyframe_inputs_batch(
         }
     uv, strain = _flows(onsets, apexes, cfg, dev, with_strain=True)
     assert strain is not None
+    flow = (ststnet_encode(uv, strain) if cfg.recipe == STSTNET_RECIPE
+            else np.concatenate([uv, strain], axis=1))
     return {
-        "flow": np.ascontiguousarray(np.concatenate([uv, strain], axis=1), dtype=np.float32),
+        "flow": np.ascontiguousarray(flow, dtype=np.float32),
         "frames": np.ascontiguousarray(np.stack(frames), dtype=np.float32),
     }
 
@@ -384,6 +452,8 @@ def clip_inputs(
         ValueError: fewer than 2 crops, or crops that are not square images.
     """
     cfg = cfg or PreprocessConfig()
+    if cfg.recipe != "mestudio":
+        raise ConfigError(f"the {cfg.recipe!r} recipe makes key-frame inputs, not clips")
     if len(crops) < 2:
         raise ValueError(f"clip_inputs: need at least 2 crops, got {len(crops)}")
     idx = np.linspace(0, len(crops) - 1, cfg.clip_len).round().astype(int)

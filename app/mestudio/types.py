@@ -88,6 +88,10 @@ class Prediction:
             "offset_apex")``).
         model_name: the model's architecture/name, for display.
         synthetic: True when the model was trained on synthetic data only.
+        agreement: for ensembles, the share (0..1) of members whose top class is ``label``;
+            None for single models.
+        uncertain: True when ``agreement`` is below the recogniser's threshold: the event
+            is shown as a micro-expression without an emotion.
     """
 
     probs: np.ndarray
@@ -98,6 +102,8 @@ class Prediction:
     streams: tuple[str, ...] = ()
     model_name: str = ""
     synthetic: bool = False
+    agreement: float | None = None
+    uncertain: bool = False
 
 
 @dataclass

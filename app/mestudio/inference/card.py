@@ -87,7 +87,13 @@ def build_card(onnx_path: str | os.PathLike[str], meta: Mapping[str, Any],
             "synthetic micro-expressions." if synthetic else
             "Research on facial micro-expression recognition under the evaluation protocol "
             "stated here."),
-        "limitations": ([SYNTHETIC_WARNING] if synthetic else []) + [REAL_DATA_NOTE],
+        "limitations": ([SYNTHETIC_WARNING] if synthetic else [])
+        + [str(n) for n in meta.get("card_notes", [])] + [REAL_DATA_NOTE],
+        "description": meta.get("description"),
+        "paper": meta.get("paper"),
+        "source": meta.get("source"),
+        "terms": meta.get("terms"),
+        "ensemble": meta.get("ensemble"),
         "how_to_train_a_real_model": HOW_TO_TRAIN,
         "created": meta.get("created"),
         "mestudio_version": meta.get("mestudio_version"),
@@ -120,7 +126,16 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         + (f", clip of {card['inputs']['clip_len']} frames" if card["inputs"].get("clip_len") else ""),
         f"- **Size:** {params / 1e6:.2f} M parameters, {macs / 1e6:.1f} M multiply-accumulates "
         f"per sample; {card.get('precision')} weights" if params and macs else "- **Size:** n/a",
-        f"- **Training data:** {card.get('training_data')} (protocol: {card.get('protocol')})",
+        f"- **Training data:** {card.get('training_data')}"
+        + (f": {card['training']['dataset']}" if isinstance(card.get("training"), Mapping)
+           and card["training"].get("dataset") and card.get("training_data") == "real" else "")
+        + f" (protocol: {card.get('protocol')})",
+        *([f"- **Paper:** {card['paper']}"] if card.get("paper") else []),
+        *([f"- **Weights from:** {card['source']}"] if card.get("source") else []),
+        *([f"- **Ensemble:** {card['ensemble'].get('folds')} folds; "
+           f"{card['ensemble'].get('combination')}"] if isinstance(card.get("ensemble"), Mapping)
+          else []),
+        *([f"- **Terms:** {card['terms']}"] if card.get("terms") else []),
         f"- **File:** `{card.get('file')}`, sha256 `{card.get('file_sha256')}`",
         "",
         "## Evaluation",

@@ -145,6 +145,16 @@ class InferenceEngine:
         return "cam" in self._output_names
 
     @property
+    def has_agreement(self) -> bool:
+        """True for ensembles with the ``agreement`` output (share of members agreeing)."""
+        return "agreement" in self._output_names
+
+    @property
+    def description(self) -> str:
+        """One line saying what the model is (from its metadata; plain text)."""
+        return str(self.metadata.get("description") or self.describe())
+
+    @property
     def preprocess_config(self) -> dict[str, Any]:
         return dict(self.metadata.get("preprocess") or {})
 
@@ -154,8 +164,12 @@ class InferenceEngine:
 
     def describe(self) -> str:
         """One line for logs and ``mestudio doctor``."""
+        training = self.metadata.get("training")
+        dataset = training.get("dataset") if isinstance(training, Mapping) else None
         kind = "SYNTHETIC-data model (recognises synthetic AU patterns, not emotions)" \
-            if self.synthetic else f"trained on {self.metadata.get('training_data', '?')}"
+            if self.synthetic else \
+            f"trained on {self.metadata.get('training_data', '?')} data" + \
+            (f" ({dataset})" if dataset else "")
         return (f"{self.name}: {self.architecture}, {len(self.classes)} classes "
                 f"({', '.join(self.classes)}), {kind}, on {self.provider}")
 
@@ -258,6 +272,11 @@ class InferenceEngine:
             if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != n_classes):
                 raise ModelFileError(f"{self.path}: output {name!r} has shape {list(shape)}, "
                                      f"expected [N, {n_classes}]")
+        if "agreement" in outputs:
+            shape = outputs["agreement"]
+            if len(shape) != 1:
+                raise ModelFileError(f"{self.path}: output 'agreement' has shape "
+                                     f"{list(shape)}, expected [N]")
         if "cam" in outputs:
             shape = outputs["cam"]
             if len(shape) != 5 or any(isinstance(g, int) and g != e for g, e in
@@ -368,6 +387,7 @@ class InferenceEngine:
         """
         out = self.run(inputs, cam=cam and self.has_cam)
         probs = out["probs"].astype(np.float32)
+        agreement = out.get("agreement")
         cams = normalise_cams(out["cam"]) if "cam" in out else None
         classes = self.classes
         preds = []
@@ -376,7 +396,8 @@ class InferenceEngine:
             preds.append(Prediction(
                 probs=probs[i], label=classes[k], confidence=float(probs[i, k]), classes=classes,
                 cams=None if cams is None else cams[i], streams=self.streams,
-                model_name=self.name, synthetic=self.synthetic))
+                model_name=self.name, synthetic=self.synthetic,
+                agreement=None if agreement is None else float(agreement[i])))
         return preds
 
     def close(self) -> None:

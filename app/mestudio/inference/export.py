@@ -63,7 +63,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def fold_batchnorm(model: Any) -> Any:
     """A copy of ``model`` (eval mode) with every BatchNorm folded into the convolution before it.
 
-    Handles ``nn.Sequential`` runs ``(Conv, BatchNorm)`` and the ``convN``/``bnN`` attribute
+    A network whose class sets ``fold_bn = False`` (batch norm after an activation) is
+    returned unfolded. Handles ``nn.Sequential`` runs ``(Conv, BatchNorm)`` and the ``convN``/``bnN`` attribute
     pairs of the residual blocks. Raises ``RuntimeError`` if a BatchNorm is left unfolded.
     """
     import torch
@@ -73,6 +74,8 @@ def fold_batchnorm(model: Any) -> Any:
     convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
     bns = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     model = copy.deepcopy(model).eval()
+    if not getattr(model, "fold_bn", True):  # BN after an activation (STSTNet FG 2019)
+        return model
     with torch.no_grad():
         for module in list(model.modules()):
             if isinstance(module, nn.Sequential):

@@ -10,11 +10,13 @@ from mestudio.nets.im3dr_mfer import IM3DRMFER
 from mestudio.nets.m3enet import M3ENet
 from mestudio.nets.offapexnet import OffApexNet
 from mestudio.nets.ststnet import STSTNet
+from mestudio.nets.ststnet_fg2019 import STSTNetFG2019
 
 _REGISTRY: dict[str, Callable[..., MERNet]] = {
     "m3enet": M3ENet,
     "im3dr_mfer": IM3DRMFER,
     "ststnet": STSTNet,
+    "ststnet_fg2019": STSTNetFG2019,
     "offapexnet": OffApexNet,
 }
 
@@ -22,6 +24,8 @@ _DESCRIPTIONS = {
     "m3enet": "five-stream M3ENet (u, v, strain + onset/apex/offset frames), Sensors 2025",
     "im3dr_mfer": "improved 3D ResNet18 on frame clip + flow clip (grouped convs, CASANet)",
     "ststnet": "STSTNet baseline (shallow triple-stream CNN on u, v, strain), FG 2019",
+    "ststnet_fg2019": "STSTNet exactly as published (28 px, ReLU before BN; loads the authors' "
+                      "MEGC2019 fold weights), FG 2019",
     "offapexnet": "Off-ApexNet baseline (two streams on u, v), SPIC 2019",
 }
 
