@@ -10,6 +10,9 @@ Each sub-command lives in its own module of :mod:`mestudio.commands` and exposes
 Command modules import heavy libraries (torch, Qt) inside ``run`` only, so that
 ``mestudio --help`` stays fast. Errors a user can cause raise
 :class:`mestudio.errors.MestudioError`; they are printed on one line and exit with code 2.
+So are the errors of the machine a user can fix (a full disk, a read-only or unwritable
+folder: :class:`OSError`; a damaged database: :class:`sqlite3.Error`): one line that says
+what and where, exit 2, never a traceback. Ctrl+C exits 130.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +32,12 @@ from mestudio.errors import MestudioError
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = ("exit codes: 0 done; 1 failure of mestudio itself; 2 an error you can fix "
+                   "(bad input or argument, missing file or model, disk full, read-only or "
+                   "unwritable folder, damaged database); 130 interrupted (Ctrl+C: `analyze` "
+                   "still writes the events found so far, marked incomplete)")
 
 
 def _command_modules() -> list:
@@ -47,13 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mestudio",
         description="Facial micro-expression spotting and recognition (live, review, kiosk, "
         "training). Not a lie detector.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"mestudio {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP,
+                           epilog=getattr(module, "EPILOG", None) or EXIT_CODES_HELP)
         module.register(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -79,8 +91,38 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an :class:`OSError` of the machine: what happened and where.
+
+    >>> import errno
+    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/media/x"))
+    'disk full (No space left on device): /media/x; free some space or write elsewhere'
+    """
+    import errno
+
+    where = exc.filename if exc.filename is not None else None
+    if exc.filename2 is not None:
+        where = f"{exc.filename} -> {exc.filename2}"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = {
+        errno.ENOSPC: ("disk full", "free some space or write elsewhere"),
+        getattr(errno, "EDQUOT", -1): ("disk quota exceeded", "free some space or write "
+                                                              "elsewhere"),
+        errno.EROFS: ("read-only file system", "write to another folder"),
+        errno.EACCES: ("permission denied", "check the permissions or write elsewhere"),
+        errno.EPERM: ("operation not permitted", "check the permissions or write elsewhere"),
+    }.get(exc.errno or 0)
+    text = f"{hint[0]} ({what})" if hint else what
+    if where is not None:
+        text += f": {where}"
+    if hint:
+        text += f"; {hint[1]}"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 bad input)."""
+    """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 an error the user can
+    fix: bad input, disk full, read-only folder, damaged database; 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
@@ -94,12 +136,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"mestudio {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Output piped into e.g. `head`: not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:
+        # A full disk, a read-only or unwritable folder: the user's machine, not a bug.
+        logging.getLogger(__name__).debug("OSError in %s", args.command, exc_info=True)
+        print(f"mestudio {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.Error as exc:
+        logging.getLogger(__name__).debug("sqlite3 error in %s", args.command, exc_info=True)
+        print(f"mestudio {args.command}: error: database: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

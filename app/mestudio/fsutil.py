@@ -35,12 +35,14 @@ _NO_FSYNC = {errno.EINVAL, getattr(errno, "ENOTSUP", errno.EINVAL),
              getattr(errno, "EOPNOTSUPP", errno.EINVAL)}
 
 
-def _new_temp(path: Path) -> Path:
-    """Create an empty, unique temporary file beside ``path`` (mode ``0o666 & ~umask``)."""
+def _new_temp(path: Path, keep_suffix: bool = False) -> Path:
+    """Create an empty, unique temporary file beside ``path`` (mode ``0o666 & ~umask``);
+    ``keep_suffix``: its name ends with ``path``'s suffix too (``.clip.mp4.1a2b3c4d.tmp.mp4``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    end = ".tmp" + (path.suffix if keep_suffix else "")
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{end}")
         try:
             fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask, like open()
         except FileExistsError:
@@ -78,11 +80,15 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = True,
+                keep_suffix: bool = False) -> Iterator[Path]:
     """Context manager for writers that want a file name (``torch.save``, ``onnx.save``,
     ``np.savez``, a workbook's ``save``): yields a temporary path beside ``path``; when the
     block ends without an exception the file written there replaces ``path`` atomically
     (see the module docstring), otherwise it is deleted and ``path`` is left as it was.
+
+    ``keep_suffix=True`` gives the temporary file ``path``'s suffix as well, for writers
+    that choose the format from the name (``cv2.VideoWriter``, matplotlib's ``savefig``).
 
     Example::
 
@@ -90,7 +96,7 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterat
             torch.save(obj, tmp)
     """
     target = Path(path)
-    tmp = _new_temp(target)
+    tmp = _new_temp(target, keep_suffix)
     try:
         yield tmp
         if durable:
