@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from mestudio.analytics.session import KioskSession, KioskStatus
 from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
+from mestudio.gui.widgets import plain_label
 
 log = logging.getLogger(__name__)
 
@@ -321,11 +322,11 @@ class KioskWindow(QWidget):
 
         self._headline_colour = "#eef1f6"
         self.face_icon = FaceIcon()
-        self.headline = QLabel("Getting ready…")
+        self.headline = plain_label(QLabel("Getting ready…"))
         self.headline.setObjectName("KioskHeadline")
         self.headline.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.headline.setWordWrap(True)
-        self.detail = QLabel("")
+        self.detail = plain_label(QLabel(""))
         self.detail.setObjectName("KioskDetail")
         self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail.setWordWrap(True)
@@ -338,7 +339,7 @@ class KioskWindow(QWidget):
         self.notice.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.notice.setText(load_notice())
         self.notice.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        self.footer = QLabel("")
+        self.footer = plain_label(QLabel(""))
         self.footer.setObjectName("KioskFooter")
         self.footer.setAlignment(Qt.AlignmentFlag.AlignCenter)
 

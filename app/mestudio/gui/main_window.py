@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from mestudio.config import AppConfig
 from mestudio.gui.gradcam import AUTO_STREAM
 from mestudio.gui.settings_dialog import SettingsDialog
+from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.gui.widgets.event_table import COLUMNS, EventTable
 from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.gui.widgets.signal_plot import SignalPlot
@@ -312,7 +313,7 @@ class MainWindow(QMainWindow):
                          ("latency", "capture → display latency, median / 95th percentile"),
                          ("device", "where the recognition model runs"),
                          ("model", "recognition model")):
-            label = QLabel("")
+            label = plain_label(QLabel(""))
             label.setObjectName(f"Status_{key}")
             label.setToolTip(tip)
             sb.addPermanentWidget(label)
@@ -486,6 +487,7 @@ class MainWindow(QMainWindow):
         if dialog:
             box = QMessageBox(QMessageBox.Icon.Warning, "mestudio", text,
                               QMessageBox.StandardButton.Ok, self)
+            box.setTextFormat(Qt.TextFormat.PlainText)
             box.setObjectName("MessageBox")
             box.open()
 
@@ -556,7 +558,8 @@ class MainWindow(QMainWindow):
         if info.get("warning"):
             notes.insert(0, info["warning"])
             self.show_message(info["warning"], banner=False)
-        self.status_labels["model"].setToolTip("\n".join(["recognition model", *notes]))
+        self.status_labels["model"].setToolTip(
+            plain_tooltip("\n".join(["recognition model", *notes])))
 
     def _on_ended(self) -> None:
         self._ended = True

@@ -38,7 +38,7 @@ from mestudio.gui.gradcam import (
     predicted_class_index,
     stream_names,
 )
-from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour
+from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_label
 from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.types import Frame, Prediction, SpotEvent
 
@@ -417,7 +417,7 @@ class EventPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("EventPanel")
-        self.title = QLabel("No event selected")
+        self.title = plain_label(QLabel("No event selected"))
         self.title.setObjectName("PanelTitle")
         self.title.setWordWrap(True)
         self.tiles = {k: ImageTile(k) for k in ("onset", "apex", "offset", "flow", "strain")}
@@ -427,7 +427,7 @@ class EventPanel(QWidget):
             grid.addWidget(self.tiles[k], 0, i)
         grid.addWidget(self.tiles["flow"], 1, 0)
         grid.addWidget(self.tiles["strain"], 1, 1)
-        self.cam_title = QLabel("Grad-CAM")
+        self.cam_title = plain_label(QLabel("Grad-CAM"))
         self.cam_title.setObjectName("PanelTitle")
         self.cam_grid = QGridLayout()
         self.cam_grid.setSpacing(4)
@@ -438,7 +438,7 @@ class EventPanel(QWidget):
         self._cam_empty: frozenset[str] = frozenset()
         self.probs = ProbBars()
         self.probs.setMinimumHeight(150)
-        self.notes = QLabel("")
+        self.notes = plain_label(QLabel(""))
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: #8d96a7;")
         inner = QWidget()

@@ -78,6 +78,7 @@ from mestudio.gui.review_panels import (
     EventPanel,
     Timeline,
 )
+from mestudio.gui.widgets import plain_label
 from mestudio.gui.widgets.signal_plot import SignalPlot
 from mestudio.gui.widgets.video_view import VideoView
 from mestudio.types import Frame, SpotEvent
@@ -439,10 +440,10 @@ class ReviewWindow(QMainWindow):
             lambda i: self.set_speed(SPEEDS[i]))
         self.speed_combo.setToolTip("Playback speed (- / +)")
         transport.addWidget(self.speed_combo)
-        self.position_label = QLabel("")
+        self.position_label = plain_label(QLabel(""))
         self.position_label.setObjectName("ReviewPosition")
         transport.addWidget(self.position_label, 1)
-        self.mark_label = QLabel("")
+        self.mark_label = plain_label(QLabel(""))
         self.mark_label.setStyleSheet("color: #ffd166;")
         transport.addWidget(self.mark_label)
 

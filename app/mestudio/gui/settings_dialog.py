@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.config import AppConfig, save_settings
+from mestudio.gui.widgets import plain_label
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -128,7 +129,7 @@ class SettingsDialog(QDialog):
         form.addRow("Default camera", self.camera)
         layout.addWidget(face)
 
-        self.error = QLabel("")
+        self.error = plain_label(QLabel(""))
         self.error.setObjectName("ErrorLabel")
         self.error.setWordWrap(True)
         self.error.hide()

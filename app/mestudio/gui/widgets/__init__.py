@@ -6,6 +6,8 @@ table agree (a micro-expression is the same teal everywhere).
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Plot area colours (match assets/style.qss).
 PLOT_BACKGROUND = "#17191e"
 PLOT_FOREGROUND = "#aab2c0"
@@ -45,3 +47,23 @@ def emotion_colour(label: str | None) -> str:
     if not label:
         return DEFAULT_EMOTION_COLOUR
     return EMOTION_COLOURS.get(label.lower(), DEFAULT_EMOTION_COLOUR)
+
+
+def plain_label(label: Any) -> Any:
+    """Make a ``QLabel`` show its text as typed, never as HTML: every label that shows text
+    from a file or a model (annotation labels, class and model names, messages) goes through
+    this, so ``<img src=file:///…>`` in a label is shown, not loaded. Returns ``label``."""
+    from PySide6.QtCore import Qt
+
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+def plain_tooltip(text: str) -> str:
+    """A tool tip that shows ``text`` as typed (tool tips guess rich text from the text:
+    this escapes it and keeps its line breaks)."""
+    import html
+
+    if not text:
+        return ""
+    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"

@@ -12,7 +12,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour
+from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
 from mestudio.types import SpotEvent
 
 COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence")
@@ -85,7 +85,7 @@ class EventTableModel(QAbstractTableModel):
             if pred is not None:
                 text += "\n" + ", ".join(f"{c} {p * 100:.0f}%"
                                          for c, p in zip(pred.classes, pred.probs, strict=False))
-            return text
+            return plain_tooltip(text)  # class and ROI names come from model files
         elif role == Qt.ItemDataRole.UserRole:
             return ev
         return None

@@ -15,6 +15,7 @@ Times are seconds on the x axis; signals are pixels of flow magnitude.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 
 import numpy as np
@@ -23,7 +24,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QWidget
 
-from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, PLOT_BACKGROUND, roi_colour
+from mestudio.gui.widgets import (
+    MACRO_COLOUR,
+    MICRO_COLOUR,
+    PLOT_BACKGROUND,
+    plain_label,
+    roi_colour,
+)
 from mestudio.types import SpotEvent, SpotterState
 
 THRESHOLD_COLOUR = "#ff5d5d"
@@ -107,7 +114,7 @@ class SignalPlot(pg.PlotWidget):
         self._cursor.hide()
         self.addItem(self._cursor, ignoreBounds=True)
         self.scene().sigMouseClicked.connect(self._on_scene_clicked)
-        self._note = QLabel(self)
+        self._note = plain_label(QLabel(self))
         self._note.setObjectName("PlotNote")
         self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._note.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
@@ -129,7 +136,8 @@ class SignalPlot(pg.PlotWidget):
         if curve is None:
             order = len(self._roi_order)
             self._roi_order.append(name)
-            curve = self._make_curve(name, roi_colour(name, order), width=1.0)
+            # legend labels are HTML: a ROI name read from a frames.csv is escaped
+            curve = self._make_curve(html.escape(name), roi_colour(name, order), width=1.0)
             curve.setZValue(-1)
             self._curves[name] = curve
         return curve
@@ -155,8 +163,9 @@ class SignalPlot(pg.PlotWidget):
         for curve in [*self._curves.values(), self._combined, self._threshold]:
             curve.setData([], [])
         for name in list(self._curves):
-            self._legend.removeItem(name)
-            self.removeItem(self._curves.pop(name))
+            curve = self._curves.pop(name)
+            self._legend.removeItem(curve)
+            self.removeItem(curve)
         self._roi_order.clear()
         for key in list(self._regions):
             self._remove_region(key)
