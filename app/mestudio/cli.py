@@ -112,7 +112,9 @@ def describe_os_error(exc: OSError) -> str:
         errno.EACCES: ("permission denied", "check the permissions or write elsewhere"),
         errno.EPERM: ("operation not permitted", "check the permissions or write elsewhere"),
     }.get(exc.errno or 0)
-    text = f"{hint[0]} ({what})" if hint else what
+    text = what
+    if hint:
+        text = hint[0] if hint[0].lower() == what.lower() else f"{hint[0]} ({what})"
     if where is not None:
         text += f": {where}"
     if hint:
