@@ -7,11 +7,15 @@
      "events": [{"id": 0, "onset": 12, "apex": 15, "offset": 19,
                  "onset_s": 0.4, "apex_s": 0.5, "offset_s": 0.633, "duration_s": 0.233,
                  "kind": "micro", "roi": "brow_left", "peak": 0.81, "emitted_index": 27,
-                 "emotion": null, "confidence": null, "probabilities": {}}]}
+                 "emotion": null, "confidence": null, "agreement": null,
+                 "uncertain": false, "probabilities": {}}]}
 
 Frame indices are inclusive and count from 0 in the source; times are seconds; ``peak`` is
 the spotting signal in pixels. ``emotion``/``confidence``/``probabilities`` stay empty
-(``null`` / ``{}``) until an event has been recognised.
+(``null`` / ``{}``) until an event has been recognised. ``agreement`` is the share of an
+ensemble's members that agree with its top class (``null`` for single models); an event whose
+agreement is below the recogniser's threshold has ``"uncertain": true`` and
+``"emotion": null`` (shown as "micro-expression (uncertain)"), its probabilities kept.
 
 ``events.csv`` has one row per event with the same fields, ``prob_<class>`` columns for the
 class probabilities and empty cells where a value is missing (pandas reads them as NaN).
@@ -45,7 +49,8 @@ EVENTS_FORMAT = "mestudio-events/1"
 TRUTH_FORMAT = "mestudio-truth/1"
 
 CSV_COLUMNS = ("id", "onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "duration_s",
-               "kind", "roi", "peak", "emitted_index", "emotion", "confidence")
+               "kind", "roi", "peak", "emitted_index", "emotion", "confidence", "agreement",
+               "uncertain")
 
 
 class EventsFileError(MestudioError):
@@ -79,8 +84,10 @@ def event_to_dict(ev: SpotEvent) -> dict[str, Any]:
         "roi": ev.roi,
         "peak": _num(ev.peak),
         "emitted_index": int(ev.emitted_index),
-        "emotion": pred.label if pred is not None else None,
+        "emotion": pred.emotion if pred is not None else None,
         "confidence": _num(pred.confidence) if pred is not None else None,
+        "agreement": _num(pred.agreement) if pred is not None else None,
+        "uncertain": bool(pred.uncertain) if pred is not None else False,
         "probabilities": probs,
     }
 
@@ -103,15 +110,19 @@ def event_from_dict(d: dict[str, Any]) -> SpotEvent:
         prediction = None
         probs = d.get("probabilities") or {}
         emotion = d.get("emotion")
-        if emotion is not None:
+        uncertain = str(d.get("uncertain", "")).strip().lower() in ("true", "1")
+        if emotion is not None or (uncertain and probs):
             classes = tuple(str(c) for c in probs)
             p = np.asarray([float(v) for v in probs.values()], dtype=np.float32)
             conf = d.get("confidence")
+            label = str(emotion) if emotion is not None else classes[int(np.argmax(p))]
+            agreement = d.get("agreement")
             prediction = Prediction(
-                probs=p, label=str(emotion),
+                probs=p, label=label,
                 confidence=float(conf) if conf is not None else (float(p.max()) if p.size else
                                                                  math.nan),
-                classes=classes)
+                classes=classes, agreement=float(agreement) if agreement is not None else None,
+                uncertain=uncertain)
         return SpotEvent(
             onset=onset, apex=apex, offset=offset, onset_s=onset_s, apex_s=apex_s,
             offset_s=offset_s, kind=kind,  # type: ignore[arg-type]

@@ -105,6 +105,12 @@ class Prediction:
     agreement: float | None = None
     uncertain: bool = False
 
+    @property
+    def emotion(self) -> str | None:
+        """The emotion to show: ``label``, or None when the prediction is ``uncertain``
+        (the event is then shown as "micro-expression (uncertain)")."""
+        return None if self.uncertain else self.label
+
 
 @dataclass
 class SpotEvent:

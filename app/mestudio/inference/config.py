@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Default agreement threshold of ensembles (see RecognitionConfig.min_agreement).
+DEFAULT_MIN_AGREEMENT = 0.7
+
 
 @dataclass
 class RecognitionConfig:
@@ -14,9 +17,21 @@ class RecognitionConfig:
         model: path of an exported ONNX model ("" = the shipped default model).
         device: "auto" (CUDA when available), "cuda" or "cpu".
         threads: ONNX Runtime intra-op threads (0 = ONNX Runtime's default).
+        min_agreement: for ensembles (models with an ``agreement`` output): below this share
+            of members agreeing with the top class, an event shows as "micro-expression
+            (uncertain)" with no emotion. Default chosen from measurements of planted events
+            vs no-event frame pairs (README, ``mestudio bench model --planted``).
     """
 
     enabled: bool = True
     model: str = ""
     device: str = "auto"
     threads: int = 1
+    min_agreement: float = DEFAULT_MIN_AGREEMENT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_agreement, (int, float)) or not 0.0 <= self.min_agreement <= 1.0:
+            from mestudio.errors import ConfigError
+
+            raise ConfigError(f"recognition.min_agreement must be a number in 0..1, got "
+                              f"{self.min_agreement!r}")

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 #: File name of the model shipped in models/ (trained on synthetic data).
 DEFAULT_MODEL_NAME = "m3enet_synthetic.onnx"
+#: File name of the real-data model built by ``mestudio models fetch ststnet-megc2019``.
+REAL_MODEL_NAME = "ststnet_megc2019.onnx"
+#: Models used when none is named, in order of preference: real data first.
+DEFAULT_MODEL_NAMES = (REAL_MODEL_NAME, DEFAULT_MODEL_NAME)
 
 
 def normalise_cams(cam: np.ndarray) -> np.ndarray:
@@ -81,6 +85,9 @@ class InferenceEngine:
         threads: ONNX Runtime intra-op threads (0 = ONNX Runtime's default: all cores).
         verify_hash: check the weights against ``mestudio.weights_sha256`` and the file
             against ``NAME.onnx.sha256`` when present.
+        min_agreement: ensembles only: a prediction whose ``agreement`` is below this is
+            marked ``uncertain`` (no emotion shown); default
+            :data:`~mestudio.inference.config.DEFAULT_MIN_AGREEMENT`.
 
     Attributes:
         path, name (display name), classes, input_kind, input_names, streams, has_cam,
@@ -95,8 +102,12 @@ class InferenceEngine:
     """
 
     def __init__(self, path: str | os.PathLike[str], device: str = "auto", threads: int = 1,
-                 verify_hash: bool = True) -> None:
+                 verify_hash: bool = True, min_agreement: float | None = None) -> None:
+        from mestudio.inference.config import DEFAULT_MIN_AGREEMENT
+
         self.path = Path(path)
+        self.min_agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else \
+            float(min_agreement)
         data = self._read(self.path)
         proto = self._parse(data)
         self.metadata = self._validate(proto, verify_hash)
@@ -224,10 +235,7 @@ class InferenceEngine:
         kind = meta["input_kind"]
         if kind not in contract.INPUT_NAMES:
             raise ModelFileError(f"{self.path}: unknown input kind {kind!r}")
-        classes = meta["classes"]
-        if not isinstance(classes, list) or len(classes) < 2 or \
-                not all(isinstance(c, str) for c in classes):
-            raise ModelFileError(f"{self.path}: mestudio.classes must be a list of >= 2 names")
+        classes = contract.check_classes(self.path, meta["classes"])
         streams = meta["streams"]
         if not isinstance(streams, list) or not streams:
             raise ModelFileError(f"{self.path}: mestudio.streams must be a non-empty list")
@@ -397,7 +405,8 @@ class InferenceEngine:
                 probs=probs[i], label=classes[k], confidence=float(probs[i, k]), classes=classes,
                 cams=None if cams is None else cams[i], streams=self.streams,
                 model_name=self.name, synthetic=self.synthetic,
-                agreement=None if agreement is None else float(agreement[i])))
+                agreement=None if agreement is None else float(agreement[i]),
+                uncertain=agreement is not None and float(agreement[i]) < self.min_agreement))
         return preds
 
     def close(self) -> None:
@@ -409,18 +418,25 @@ class InferenceEngine:
 
 
 def default_model_path() -> Path | None:
-    """The shipped model (``models/m3enet_synthetic.onnx``, looked up like every model
-    file: ``$MESTUDIO_MODELS_DIR``, ``models/``, user cache), or None when absent."""
+    """The model used when none is named: the real-data STSTNet ensemble
+    (``ststnet_megc2019.onnx``, made by ``mestudio models fetch ststnet-megc2019``) when
+    present, else the shipped synthetic ``m3enet_synthetic.onnx`` (each looked up like every
+    model file: ``$MESTUDIO_MODELS_DIR``, ``models/``, user cache); None when neither is."""
     from mestudio.modelfiles import find_model
 
-    return find_model(DEFAULT_MODEL_NAME)
+    for name in DEFAULT_MODEL_NAMES:
+        path = find_model(name)
+        if path is not None:
+            return path
+    return None
 
 
 def engine_from_config(config: Any = None) -> InferenceEngine:
     """An engine for a :class:`~mestudio.inference.config.RecognitionConfig`.
 
-    ``config.model`` names the ONNX file ("" = the shipped default model); ``device`` and
-    ``threads`` are passed on.
+    ``config.model`` names the ONNX file ("" = :func:`default_model_path`: the real-data
+    ensemble when fetched, else the shipped synthetic model); ``device``, ``threads`` and
+    ``min_agreement`` are passed on.
 
     Raises:
         ModelFileError: when the file is missing (saying how to get one) or invalid.
@@ -429,10 +445,12 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
     from mestudio.modelfiles import find_model
 
     cfg = config or RecognitionConfig()
-    path = find_model(DEFAULT_MODEL_NAME, cfg.model or None)
+    path = find_model(DEFAULT_MODEL_NAME, cfg.model) if cfg.model else default_model_path()
     if path is None:
         raise ModelFileError(
-            f"no recognition model found ({DEFAULT_MODEL_NAME} is not in $MESTUDIO_MODELS_DIR, "
+            f"no recognition model found ({' or '.join(DEFAULT_MODEL_NAMES)} is not in "
+            "$MESTUDIO_MODELS_DIR, "
             "models/ or the user cache); train and export one with `mestudio train` and "
             "`mestudio export`, or pass a model file")
-    return InferenceEngine(path, device=cfg.device, threads=cfg.threads)
+    return InferenceEngine(path, device=cfg.device, threads=cfg.threads,
+                           min_agreement=cfg.min_agreement)
