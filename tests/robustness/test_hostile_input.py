@@ -141,3 +141,57 @@ def test_events_of_another_video_are_refused(video, tmp_path, capsys):
                  str(tmp_path / "s.xlsx")]) == 2
     line = _one_line_error(capsys)
     assert "other_clip.mp4" in line and "clip.avi" in line
+
+
+# ------------------------------------------------------------------ model class names
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_MODEL = ROOT / "models" / "m3enet_synthetic.onnx"
+
+
+@pytest.fixture(scope="module")
+def model_proto():
+    onnx = pytest.importorskip("onnx")
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("the shipped model models/m3enet_synthetic.onnx is absent")
+    return onnx.load(str(SHIPPED_MODEL))
+
+
+def _with_classes(proto, classes, path: Path) -> Path:
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    for p in model.metadata_props:
+        if p.key == "mestudio.classes":
+            k = len(json.loads(p.value))
+            p.value = json.dumps((list(classes) + [f"c{i}" for i in range(k)])[:k])
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("bad,why", [
+    ("sad\x00ness", "U+0000"), ("sad\nness", "U+000A"), ("\u202eanger", "U+202E"),
+    ("x" * 5000, "5000 characters"), ("", "empty"), ("  ", "empty"),
+    ("Happiness", "repeats class #0")])
+def test_model_with_bad_class_names_is_refused(model_proto, tmp_path, bad, why):
+    from mestudio.errors import ModelFileError
+    from mestudio.inference.engine import InferenceEngine
+
+    path = _with_classes(model_proto, ["happiness", bad], tmp_path / "bad.onnx")
+    with pytest.raises(ModelFileError) as info:
+        InferenceEngine(path)
+    message = str(info.value)
+    assert "class #1" in message and why in message and "\n" not in message
+    assert len(message) < 400
+
+
+def test_analyze_refuses_a_model_with_bidi_class_names(model_proto, video, tmp_path, capsys):
+    path = _with_classes(model_proto, ["happiness", "\u202egnirps"], tmp_path / "bidi.onnx")
+    out = tmp_path / "out"
+    main(["analyze", str(video), "--out", str(out), "--model", str(path), "--max-frames", "2"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    said = [ln for ln in (captured.out + captured.err).splitlines() if "U+202E" in ln]
+    assert len(said) == 1 and "class #1" in said[0]  # the refusal, named, on one line
+    if (out / "events.csv").exists():
+        assert "\u202e" not in (out / "events.csv").read_text(encoding="utf-8")

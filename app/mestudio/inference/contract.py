@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
+
+from mestudio.errors import ModelFileError
 
 SCHEMA_VERSION = "1"
 PREFIX = "mestudio."
@@ -37,6 +41,59 @@ REQUIRED_KEYS = (
     "schema_version", "architecture", "input_kind", "classes", "input_size", "color",
     "synthetic", "streams", "weights_sha256", "preprocess",
 )
+
+
+#: Longest class name a model may declare (characters): names become CSV columns
+#: (``prob_<class>``), table cells and plot labels.
+MAX_CLASS_NAME = 64
+
+
+def _bad_character(name: str) -> str | None:
+    """The first control, format (bidi, zero-width), surrogate, private-use or line/paragraph
+    separator character of ``name`` as ``U+XXXX``, or None."""
+    for ch in name:
+        cat = unicodedata.category(ch)
+        if cat[0] == "C" or cat in ("Zl", "Zp"):
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def check_classes(path: str | os.PathLike[str], classes: Any) -> list[str]:
+    """Validate the ``mestudio.classes`` metadata of the model at ``path``.
+
+    Class names travel into events.csv headers (``prob_<class>``), spreadsheets, tables and
+    plot labels, so each must be a non-empty string of at most :data:`MAX_CLASS_NAME`
+    characters without control or bidirectional characters (NUL, newline, U+202E...) and
+    without surrounding spaces; names must be unique (ignoring case); at least 2 classes.
+
+    Returns:
+        the class names.
+
+    Raises:
+        ModelFileError: one line naming the first bad class and what is wrong with it.
+    """
+    if not isinstance(classes, list) or len(classes) < 2 or \
+            not all(isinstance(c, str) for c in classes):
+        raise ModelFileError(f"{path}: mestudio.classes must be a list of >= 2 names")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(classes):
+        shown = repr(name if len(name) <= 40 else name[:40] + "…")
+        problem = None
+        if not name.strip():
+            problem = "is empty"
+        elif len(name) > MAX_CLASS_NAME:
+            problem = f"is {len(name)} characters long (at most {MAX_CLASS_NAME})"
+        elif (bad := _bad_character(name)) is not None:
+            problem = f"contains the control or bidirectional character {bad}"
+        elif name != name.strip():
+            problem = "starts or ends with spaces"
+        elif name.casefold() in seen:
+            problem = f"repeats class #{seen[name.casefold()]}"
+        if problem is not None:
+            raise ModelFileError(f"{path}: class #{i} {shown} in mestudio.classes {problem}; "
+                                 "re-export the model with plain, unique class names")
+        seen[name.casefold()] = i
+    return list(classes)
 
 
 def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
