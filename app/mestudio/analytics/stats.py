@@ -25,6 +25,7 @@ from pathlib import Path
 from mestudio.analytics.eventlog import LoggedEvent
 from mestudio.csvio import safe_row
 from mestudio.errors import ConfigError
+from mestudio.fsutil import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def write_csv(table: StatsTable, path: str | os.PathLike[str]) -> Path:
     w.writerow(safe_row(table.header()))
     for r in table.as_records():
         w.writerow(safe_row("" if v is None else v for v in r))
-    path.write_text(buf.getvalue(), encoding="utf-8")
+    atomic_write_text(path, buf.getvalue())  # complete or not there at all
     return path
 
 
@@ -224,6 +225,7 @@ def render_chart(table: StatsTable, path: str | os.PathLike[str], *,
         ax.legend(loc="upper left", fontsize="small")
         ax.grid(axis="y", alpha=0.3)
     ax.set_title(title or f"mestudio kiosk: expressions by {table.by}")
-    fig.savefig(path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # complete or not there at all
+        fig.savefig(tmp, format=path.suffix[1:].lower() or "png")
     log.info("chart written to %s", path)
     return path
