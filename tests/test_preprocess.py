@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -176,3 +177,47 @@ def test_align_keyframes_without_a_face():
     # A user error: the CLI prints it on one line (exit 2) and it says what to do.
     assert isinstance(info.value, FaceNotFoundError) and isinstance(info.value, MestudioError)
     assert "320x240" in str(info.value) and "--align none" in str(info.value)
+
+
+# ---------------------------------------------------------------- the ststnet-megc2019 recipe
+
+
+def test_ststnet_encoding_is_uint8_valued_in_strain_v_u_order():
+    from mestudio.preprocess import ststnet_encode
+
+    uv = np.zeros((2, 2, 4, 4), np.float32)
+    uv[0, 0, 1, 1] = 2.0     # u: largest movement of sample 0, rightwards
+    uv[0, 1, 2, 2] = -1.0    # v: half as large, upwards
+    strain = np.zeros((2, 1, 4, 4), np.float32)
+    strain[0, 0, 3, 3] = 0.5
+    strain[0, 0, 0, 0] = 0.1
+    out = ststnet_encode(uv, strain)
+    assert out.shape == (2, 3, 4, 4) and out.dtype == np.float32
+    assert np.array_equal(out, np.rint(out)) and out.min() >= 0 and out.max() <= 255
+    s, v, u = out[0]
+    assert u[1, 1] == 255 and u[0, 0] == 128          # U = 128 + 127 u / max(|u|, |v|)
+    assert v[2, 2] == round(128 - 127 * 0.5)          # V scaled by the same m
+    assert s[3, 3] == 255 and s[1, 2] == 0            # strain min-max to 0..255
+    assert s[0, 0] == round(255 * 0.1 / 0.5)
+    # a sample without motion: U = V = 128, strain 0 (no division by zero)
+    assert (out[1, 1:] == 128).all() and (out[1, 0] == 0).all()
+
+
+def test_ststnet_recipe_makes_28px_inputs_whose_u_channel_shows_a_rightward_shift():
+    from mestudio.preprocess import PreprocessConfig, keyframe_inputs, ststnet_megc2019_config
+
+    cfg = ststnet_megc2019_config(device="cpu")
+    assert PreprocessConfig.from_metadata(cfg.to_metadata()) == ststnet_megc2019_config()
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur((rng.random((140, 140)) * 255).astype(np.uint8), (0, 0), 3)
+    onset = base[6:134, 4:132]
+    apex = base[6:134, 3:131]        # content moves 1 px to the right
+    out = keyframe_inputs(onset, apex, onset, cfg)
+    flow = out["flow"]
+    assert flow.shape == (3, 28, 28) and out["frames"].shape == (3, 1, 28, 28)
+    strain, v, u = flow
+    assert u[4:-4, 4:-4].mean() > 200             # U near 128 + 127
+    assert abs(v[4:-4, 4:-4].mean() - 128) < 30
+    assert strain.max() == 255 and strain.min() == 0
+    with pytest.raises(ConfigError):
+        PreprocessConfig(recipe="something-else")

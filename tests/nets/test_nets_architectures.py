@@ -15,8 +15,9 @@ PAPER_PARAMS = 6.01e6  # M3ENet paper, Table 4
 PAPER_MACS = 42.87e6  # reported as "FLOPs" (multiply-accumulates of conv + linear layers)
 
 
-def test_registry_lists_the_four_architectures_and_rejects_unknown_names():
-    assert set(list_models()) == {"m3enet", "im3dr_mfer", "ststnet", "offapexnet"}
+def test_registry_lists_the_architectures_and_rejects_unknown_names():
+    assert set(list_models()) == {"m3enet", "im3dr_mfer", "ststnet", "ststnet_fg2019",
+                                  "offapexnet"}
     with pytest.raises(ValueError, match="unknown model"):
         create_model("resnet50", 5)
     assert create_model("IM3DR-MFER", 3, width=4).arch == "im3dr_mfer"
