@@ -19,6 +19,14 @@ Schema (version 1)::
 
 ``time`` is ISO 8601 local time with its UTC offset (``2025-11-21T17:30:12.345+01:00``),
 ``time_unix`` the same instant in seconds since the epoch (for range queries).
+
+Damage: a file SQLite reports as corrupt (``database disk image is malformed``, ``file is not
+a database``) is never a reason for the kiosk to stop. Opened with ``recover=True`` (the
+kiosk), a damaged log is moved aside as ``events.sqlite.corrupt-<time>`` (with its ``-wal``)
+and a fresh one is started (:attr:`EventLog.recovered`); the same happens when the damage
+shows while the kiosk runs (:meth:`EventLog.recover`). Read-only (``mestudio stats``), the
+rows before the damage are read and :attr:`EventLog.damage` says what went wrong. On
+read-only media the file is opened as immutable, so no ``-wal``/``-shm`` file is needed.
 """
 
 from __future__ import annotations
@@ -63,7 +71,42 @@ COLUMNS = ("id", "time", "time_unix", "exhibit", "kind", "emotion", "confidence"
 
 
 class EventLogError(MestudioError):
-    """The event-log database cannot be opened or written (path, permissions, corruption)."""
+    """The event-log database cannot be opened or written (path, permissions, corruption).
+
+    Attributes:
+        damaged: SQLite reports the file as corrupt (not a permission or space problem).
+    """
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+#: SQLite result codes of a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB).
+_DAMAGE_CODES = (11, 26)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True when ``exc`` is SQLite reporting a corrupt file (not a locked, read-only or full
+    one)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (int(code) & 0xFF) in _DAMAGE_CODES
+    text = str(exc).lower()  # pragma: no cover - Python < 3.11
+    return "malformed" in text or "not a database" in text
+
+
+def _read_only_media(path: Path) -> bool:
+    """The folder of ``path`` cannot be written (read-only mount or no permission)."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+            return True
+    except (OSError, AttributeError):  # pragma: no cover - Windows
+        pass
+    return not os.access(folder, os.W_OK)
 
 
 @dataclass(frozen=True)
@@ -118,48 +161,132 @@ class EventLog:
     """
 
     def __init__(self, path: str | os.PathLike[str], exhibit: str = "default",
-                 *, readonly: bool = False) -> None:
+                 *, readonly: bool = False, recover: bool = False) -> None:
         self.path = Path(path)
         self.exhibit = exhibit
         self.readonly = readonly
+        #: Where a damaged log was moved by ``recover=True`` / :meth:`recover`, or None.
+        self.recovered: Path | None = None
+        #: Read-only: the damage met while reading (one line), or "".
+        self.damage = ""
         self._lock = threading.Lock()
         if readonly:
-            if not self.path.is_file():
-                raise EventLogError(f"event log {self.path} does not exist; give the file "
-                                    "written by `mestudio kiosk --db FILE`")
-            uri = self.path.resolve().as_uri() + "?mode=ro"
-            try:
-                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-                self._check_schema()
-            except sqlite3.DatabaseError as exc:
-                raise EventLogError(f"{self.path} is not a mestudio event log ({exc})") from exc
+            self._open_readonly()
             return
+        try:
+            self._open()
+        except EventLogError as exc:
+            if not (recover and exc.damaged):
+                raise
+            self._conn.close()
+            self._move_aside(str(exc))
+            self._open()
+        log.info("event log %s (exhibit %r)", self.path, exhibit)
+
+    def _open_readonly(self) -> None:
+        if not self.path.is_file():
+            raise EventLogError(f"event log {self.path} does not exist; give the file "
+                                "written by `mestudio kiosk --db FILE`")
+        uri = self.path.resolve().as_uri()
+        # A WAL database read with mode=ro needs (and leaves) -wal/-shm files; on read-only
+        # media they cannot be created at all. Without a -wal file (no kiosk writing, or
+        # one closed cleanly) everything is in the main file: opened as immutable, SQLite
+        # reads it and creates nothing. A -wal file (a kiosk running) must be read too.
+        wal = self.path.with_name(self.path.name + "-wal")
+        immutable = _read_only_media(self.path) or not wal.exists()
+        uri += "?immutable=1" if immutable else "?mode=ro"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._check_schema()
+        except EventLogError:
+            self._conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if is_damage(exc):
+                raise EventLogError(f"{self.path} is damaged ({exc}); nothing could be read",
+                                    damaged=True) from exc
+            raise EventLogError(f"{self.path} is not a mestudio event log ({exc})") from exc
+
+    def _open(self) -> None:
+        """Open (creating when missing) for writing; EventLogError(damaged=True) when the
+        file is corrupt."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per event.
             self._conn = sqlite3.connect(str(self.path), isolation_level=None,
                                          check_same_thread=False, timeout=10.0)
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("event log %s: WAL mode unavailable (journal_mode=%s)", path, mode)
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                               (str(SCHEMA_VERSION),))
-            self._check_schema()
         except sqlite3.DatabaseError as exc:
             raise EventLogError(f"cannot open event log {self.path}: {exc}; check the path "
                                 "and permissions, or give another file with --db") from exc
         except OSError as exc:
             raise EventLogError(f"cannot create event log {self.path}: {exc}") from exc
-        log.info("event log %s (exhibit %r)", self.path, exhibit)
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("event log %s: WAL mode unavailable (journal_mode=%s)", self.path,
+                            mode)
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+            self._check_schema()
+            check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise EventLogError(f"event log {self.path} is damaged ({check})", damaged=True)
+        except EventLogError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            damaged = is_damage(exc)
+            what = "is damaged" if damaged else "cannot be opened"
+            raise EventLogError(f"event log {self.path} {what}: {exc}; check the path and "
+                                "permissions, or give another file with --db",
+                                damaged=damaged) from exc
+
+    def _move_aside(self, reason: str) -> Path:
+        """Rename the damaged file (and its -wal/-shm) to ``<name>.corrupt-<time>``."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.replace(self.path, aside)
+            for extra in ("-wal", "-shm", "-journal"):
+                side = self.path.with_name(self.path.name + extra)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + extra))
+        except OSError as exc:
+            raise EventLogError(f"event log {self.path} is damaged and cannot be moved aside "
+                                f"({exc.strerror or exc}); give another file with --db") from exc
+        self.recovered = aside
+        log.error("event log %s was damaged (%s): moved aside to %s; a fresh log was started",
+                  self.path, reason, aside.name)
+        return aside
+
+    def recover(self, reason: str = "") -> Path:
+        """The log turned out damaged while in use: close it, move it aside
+        (``<name>.corrupt-<time>``) and continue in a fresh file; returns where the damaged
+        file went."""
+        if self.readonly:
+            raise EventLogError("event log opened read-only")
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                pass
+            aside = self._move_aside(reason)
+            self._open()
+        return aside
 
     def _check_schema(self) -> None:
         try:
             row = self._conn.execute(
                 "SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise EventLogError(f"{self.path} is not a mestudio event log ({exc})") from exc
+            raise EventLogError(f"{self.path} is not a mestudio event log ({exc})",
+                                damaged=is_damage(exc)) from exc
         if row is None or int(row[0]) > SCHEMA_VERSION:
             raise EventLogError(f"{self.path}: unsupported event-log schema "
                                 f"{row[0] if row else 'none'}; update mestudio")
@@ -205,7 +332,8 @@ class EventLog:
                     self._conn.execute("ROLLBACK")
                 except sqlite3.DatabaseError:
                     pass
-                raise EventLogError(f"cannot write to event log {self.path}: {exc}") from exc
+                raise EventLogError(f"cannot write to event log {self.path}: {exc}",
+                                    damaged=is_damage(exc)) from exc
         rowid = int(cur.lastrowid or 0)
         log.debug("logged %s event %d (%s, %s)", kind, rowid, emotion, confidence)
         return rowid
@@ -247,11 +375,69 @@ class EventLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id"
+        rows: list[tuple] = []
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            try:
+                rows = self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if not self.readonly:
+                    raise EventLogError(f"cannot read event log {self.path}: {exc}",
+                                        damaged=is_damage(exc)) from exc
+                rows = self._rows_before_damage(exc, since, until, exhibit, kind)
         for r in rows:
             yield LoggedEvent(int(r[0]), r[1], float(r[2]), r[3], r[4], r[5],
                               None if r[6] is None else float(r[6]), float(r[7]))
+
+    def _rows_before_damage(self, exc: sqlite3.DatabaseError, since: float | None,
+                            until: float | None, exhibit: str | None,
+                            kind: str | None) -> list[tuple]:
+        """Read-only and the query failed: read the table by ranges of ids, skipping the
+        ranges whose pages are damaged, and keep what can be read; :attr:`damage` says
+        what happened (one line)."""
+        cols = "SELECT " + ", ".join(COLUMNS) + " FROM events"
+        top = None
+        for sql in ("SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                    "SELECT max(id) FROM events"):
+            try:
+                row = self._conn.execute(sql).fetchone()
+            except sqlite3.DatabaseError:
+                continue
+            if row is not None and row[0] is not None:
+                top = int(row[0])
+                break
+        found: list[tuple] = []
+        lost = 0
+        if top is None:  # no way to know the ids: read in table order up to the damage
+            try:
+                cur = self._conn.execute(cols)
+                while (r := cur.fetchone()) is not None:
+                    found.append(r)
+            except sqlite3.DatabaseError:
+                lost = -1
+        else:
+            step = 256
+            for start in range(0, top + 1, step):
+                try:
+                    found += self._conn.execute(cols + " WHERE id >= ? AND id < ?",
+                                                (start, start + step)).fetchall()
+                    continue
+                except sqlite3.DatabaseError:
+                    pass
+                for i in range(start, start + step):  # the damaged range, row by row
+                    try:
+                        found += self._conn.execute(cols + " WHERE id = ?", (i,)).fetchall()
+                    except sqlite3.DatabaseError:
+                        lost += 1
+        rows = [r for r in found
+                if (since is None or r[2] >= since) and (until is None or r[2] < until)
+                and (exhibit is None or r[3] == exhibit) and (kind is None or r[4] == kind)]
+        unread = ("some rows could not be read" if lost < 0 else
+                  f"up to {lost} row(s) could not be read" if lost else
+                  "every row could be read, an index is damaged")
+        self.damage = (f"{self.path} is damaged ({exc}): read {len(found)} event(s), "
+                       f"{unread}; the kiosk moves the file aside on its next start")
+        log.debug("%s", self.damage)
+        return sorted(rows, key=lambda r: r[0])
 
     def count(self, kind: str | None = None, since: float | None = None) -> int:
         """Number of rows (of one kind, since a time in seconds since the epoch)."""
@@ -264,7 +450,11 @@ class EventLog:
             sql += " AND time_unix >= ?"
             params.append(since)
         with self._lock:
-            return int(self._conn.execute(sql, params).fetchone()[0])
+            try:
+                return int(self._conn.execute(sql, params).fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                raise EventLogError(f"cannot read event log {self.path}: {exc}",
+                                    damaged=is_damage(exc)) from exc
 
     def integrity_ok(self) -> bool:
         """SQLite's own ``PRAGMA integrity_check``."""

@@ -13,6 +13,12 @@ What is logged:
   emotion after ``KioskConfig.prediction_wait_s`` (or at once when no model is loaded);
 * every visit: a face that stayed in view at least ``visit_min_s`` seconds, logged with its
   duration once no face was seen for ``visit_gap_s`` seconds.
+
+A damaged event log never stops the kiosk: it is moved aside
+(``events.sqlite.corrupt-<time>``) and a fresh one is started, at start-up or when the damage
+shows while running; :attr:`KioskSession.notices` and ``KioskStatus.notice`` say so (the
+operator's status line). An event that cannot be written for another reason (disk full) is
+logged as an error and the kiosk goes on.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from mestudio.analytics.eventlog import EventLog
+from mestudio.analytics.eventlog import EventLog, EventLogError
 from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
 from mestudio.types import FrameResult, SpotEvent
@@ -131,6 +137,8 @@ class KioskStatus:
         last_event: the most recent logged expression, or None.
         last_event_wall: ``time.time()`` when it was logged.
         counts: events logged today (``micro``, ``macro``, ``visit``), from the database.
+        notice: a line for the operator about the event log (e.g. it was damaged and moved
+            aside), or "".
         image: the current frame (BGR ``uint8`` ``(H, W, 3)``) for a live mirror, or None.
         processed, dropped: frames processed / dropped since the start.
         fps: processed frames per second.
@@ -146,6 +154,7 @@ class KioskStatus:
     processed: int = 0
     dropped: int = 0
     fps: float = 0.0
+    notice: str = ""
 
 
 class KioskSession:
@@ -170,7 +179,11 @@ class KioskSession:
         self.config = config
         kc = config.kiosk
         self.exhibit = kc.exhibit
-        self.elog = EventLog(db_path, exhibit=kc.exhibit)
+        #: Lines for the operator about the event log (damaged and moved aside, unwritable).
+        self.notices: list[str] = []
+        self.elog = EventLog(db_path, exhibit=kc.exhibit, recover=True)
+        if self.elog.recovered is not None:
+            self._notice_recovered(self.elog.recovered)
         self.keep_image = keep_image
         self._clock = clock
         notes: list[str] = []
@@ -208,7 +221,37 @@ class KioskSession:
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
                                                        microsecond=0).timestamp()
         self._midnight = midnight
-        return {k: self.elog.count(k, since=midnight) for k in ("micro", "macro", "visit")}
+        return self._with_log(
+            lambda: {k: self.elog.count(k, since=midnight) for k in ("micro", "macro", "visit")},
+            {"micro": 0, "macro": 0, "visit": 0})
+
+    # ---------------------------------------------------------------- damage
+    def _notice_recovered(self, aside: Any) -> None:
+        line = (f"the event log was damaged: moved aside to {aside.name}; a fresh log "
+                "was started")
+        log.error("kiosk: %s", line)
+        self.notices.append(line)
+
+    def _with_log(self, op: Callable[[], Any], fallback: Any = None) -> Any:
+        """Run an event-log operation; a damaged log is moved aside and the operation
+        retried on a fresh one; any other failure is logged and ``fallback`` returned
+        (the kiosk keeps running)."""
+        for attempt in (1, 2):
+            try:
+                return op()
+            except EventLogError as exc:
+                if exc.damaged and attempt == 1:
+                    try:
+                        self._notice_recovered(self.elog.recover(str(exc)))
+                        continue
+                    except EventLogError as again:
+                        exc = again
+                line = f"event log: {exc}"
+                log.error("kiosk: %s", line)
+                if not self.notices or self.notices[-1] != line:
+                    self.notices.append(line)
+                return fallback
+        return fallback  # pragma: no cover - the loop always returns
 
     def counts_today(self) -> dict[str, int]:
         """Events logged since local midnight (this session and earlier ones)."""
@@ -219,7 +262,8 @@ class KioskSession:
 
     # ---------------------------------------------------------------- logging
     def _log(self, ev: SpotEvent, when: float) -> None:
-        self.elog.log_spot_event(ev, exhibit=self.exhibit, time_unix=when)
+        self._with_log(lambda: self.elog.log_spot_event(ev, exhibit=self.exhibit,
+                                                        time_unix=when))
         if ev.id >= 0:
             self._logged_ids[ev.id] = None
             while len(self._logged_ids) > 4096:  # bounded memory over days of running
@@ -230,8 +274,9 @@ class KioskSession:
         self.last_event_wall = self._clock()
 
     def _log_visit(self, duration_s: float, end_wall: float) -> None:
-        self.elog.log("visit", duration_s=duration_s, exhibit=self.exhibit,
-                      time_unix=end_wall - duration_s)
+        self._with_log(lambda: self.elog.log("visit", duration_s=duration_s,
+                                             exhibit=self.exhibit,
+                                             time_unix=end_wall - duration_s))
         self.logged["visit"] += 1
         self._counts_today["visit"] = self._counts_today.get("visit", 0) + 1
 
@@ -312,7 +357,8 @@ class KioskSession:
         return KioskStatus(state=state, message=message, face_found=face,
                            last_event=self.last_event, last_event_wall=self.last_event_wall,
                            counts=self.counts_today(), image=image, processed=self.processed,
-                           dropped=int(getattr(self.capture, "dropped", 0)), fps=self._fps)
+                           dropped=int(getattr(self.capture, "dropped", 0)), fps=self._fps,
+                           notice=self.notices[-1] if self.notices else "")
 
     def close(self) -> None:
         """Stop capturing, flush the pipeline's last events and pending ones, log the visit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 NAME = "kiosk"
@@ -65,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     db = resolve_db_path(args.db, cfg.kiosk.db_path)
-    EventLog(db, exhibit=cfg.kiosk.exhibit).close()  # a bad --db fails now, in one line
+    # A bad --db fails now, in one line; a damaged log is moved aside and a fresh one started.
+    elog = EventLog(db, exhibit=cfg.kiosk.exhibit, recover=True)
+    elog.close()
+    if elog.recovered is not None:
+        print(f"mestudio kiosk: warning: the event log {db} was damaged: moved aside to "
+              f"{elog.recovered.name}; a fresh log was started", file=sys.stderr)
     spec: str | int
     if args.source is not None:
         spec = str(args.source)

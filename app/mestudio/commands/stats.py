@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
     with EventLog(db, readonly=True) as elog:
         events = elog.events(since=args.since, until=args.until, exhibit=args.exhibit)
     table = aggregate(events, by=args.by)
-    print(f"{db}: {len(events)} logged events")
+    if elog.damage:
+        # What could be read is shown; the damage in one line (the kiosk moves the file
+        # aside and starts a fresh log on its next start).
+        print(f"mestudio stats: warning: {elog.damage}", file=sys.stderr)
+    print(f"{db}: {len(events)} logged events" + (" (damaged file: incomplete)"
+                                                  if elog.damage else ""))
     print(format_table(table))
     if args.csv:
         print(f"CSV written to {write_csv(table, args.csv)}")

@@ -438,7 +438,8 @@ class KioskWindow(QWidget):
             f"Today at {self.config.kiosk.exhibit} — visits: {self.visits_today()} · "
             f"micro-expressions: {c.get('micro', 0)} · other expressions: "
             f"{c.get('macro', 0)}  —  "
-            "not a lie detector · no images are stored")
+            "not a lie detector · no images are stored"
+            + (f"  —  {status.notice}" if getattr(status, "notice", "") else ""))
 
     def status(self) -> KioskStatus | None:
         """The last status shown."""
