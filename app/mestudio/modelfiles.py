@@ -2,7 +2,14 @@
 
 Look-up order for a file name: an explicit path → ``$MESTUDIO_MODELS_DIR`` → the
 repository's ``models/`` folder → the user cache directory (``platformdirs``). The only
-network access of the whole program is :func:`fetch`.
+network access of the whole program is :func:`fetch` and :func:`fetch_bundle` (both run only
+by ``mestudio models fetch``).
+
+The manifest has two kinds of entries: ``[[model]]``, one file downloaded as is
+(:class:`ManifestEntry`, :func:`load_manifest`), and ``[[bundle]]``, several files with pinned
+hashes that are downloaded into a temporary folder, checked and built into one model file by a
+builder (:class:`ManifestBundle`, :func:`load_bundles`): the STSTNet fold weights of their
+authors, which the project never redistributes.
 """
 
 from __future__ import annotations
@@ -10,11 +17,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sys
+import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mestudio.errors import ModelFileError, OfflineError
 from mestudio.fsutil import atomic_path
@@ -50,6 +62,42 @@ class ManifestEntry:
     fallback: str
 
 
+@dataclass(frozen=True)
+class ManifestBundle:
+    """One ``[[bundle]]`` of ``models/manifest.toml``: files fetched from ``base_url`` (each
+    with its pinned sha256), built by ``builder`` into the model file ``output``."""
+
+    name: str
+    role: str
+    description: str
+    base_url: str
+    #: environment variable that overrides ``base_url`` (a mirror; the tests' local server)
+    url_env: str
+    #: web page where a person can download the files by hand
+    manual_url: str
+    builder: str
+    output: str
+    licence: str
+    #: ``(file name, sha256)`` pairs, in manifest order
+    files: tuple[tuple[str, str], ...]
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """``{file name: sha256}``."""
+        return dict(self.files)
+
+    def source_url(self) -> str:
+        """The base URL in use: ``$url_env`` when set, else ``base_url`` (ends with ``/``)."""
+        url = (os.environ.get(self.url_env, "").strip() if self.url_env else "") or self.base_url
+        return url if url.endswith("/") else url + "/"
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: what ``builder`` of a bundle may name
+BUILDERS = ("ststnet",)
+
+
 def user_cache_dir() -> Path:
     """The per-user folder where ``models fetch`` stores downloads."""
     from platformdirs import user_cache_dir as _ucd
@@ -67,16 +115,54 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
-def load_manifest(path: Path = MANIFEST_PATH) -> list[ManifestEntry]:
-    """Parse ``models/manifest.toml``."""
+def _read_manifest(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelFileError(f"model manifest not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ModelFileError(f"model manifest {path} is not valid TOML: {exc}") from exc
+
+
+def load_manifest(path: Path = MANIFEST_PATH) -> list[ManifestEntry]:
+    """The single-file ``[[model]]`` entries of ``models/manifest.toml``."""
+    data = _read_manifest(path)
     fields = ManifestEntry.__dataclass_fields__
     return [ManifestEntry(**{k: str(m.get(k, "")) for k in fields}) for m in data.get("model", [])]
+
+
+def load_bundles(path: Path = MANIFEST_PATH) -> list[ManifestBundle]:
+    """The ``[[bundle]]`` entries of ``models/manifest.toml``.
+
+    Raises:
+        ModelFileError: a bundle without files, a file name that is not a plain name, a hash
+            that is not 64 hex digits or an unknown builder.
+    """
+    data = _read_manifest(path)
+    bundles = []
+    for b in data.get("bundle", []):
+        name = str(b.get("name", ""))
+        files = b.get("files") or {}
+        if not name or not isinstance(files, Mapping) or not files:
+            raise ModelFileError(f"model manifest {path}: bundle {name or '?'} lists no files")
+        pairs = []
+        for fname, digest in files.items():
+            digest = str(digest).lower()
+            if not _PLAIN_NAME.fullmatch(fname) or not _SHA256.fullmatch(digest):
+                raise ModelFileError(f"model manifest {path}: bundle {name}: bad file entry "
+                                     f"{fname!r} = {digest!r} (a plain file name = a sha256)")
+            pairs.append((fname, digest))
+        builder = str(b.get("builder", ""))
+        if builder not in BUILDERS:
+            raise ModelFileError(f"model manifest {path}: bundle {name}: unknown builder "
+                                 f"{builder!r} (known: {', '.join(BUILDERS)})")
+        output = str(b.get("output", ""))
+        if not _PLAIN_NAME.fullmatch(output):
+            raise ModelFileError(f"model manifest {path}: bundle {name}: bad output {output!r}")
+        fields = {k: str(b.get(k, "")) for k in ManifestBundle.__dataclass_fields__
+                  if k != "files"}
+        bundles.append(ManifestBundle(**fields, files=tuple(pairs)))  # type: ignore[arg-type]
+    return bundles
 
 
 def find_model(name: str, explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -151,3 +237,92 @@ def fetch(entry: ManifestEntry, dest_dir: Path | None = None, timeout_s: float =
         raise OfflineError(f"download of {entry.name} broke off: {exc}") from exc
     log.info("saved %s (%s)", dest, digest[:12])
     return dest
+
+
+def manual_steps(bundle: ManifestBundle) -> str:
+    """How to install a bundle by hand (a few lines, no leading newline)."""
+    return (f"to install it by hand:\n"
+            f"  1. download the {len(bundle.files)} files of {bundle.manual_url} into a folder\n"
+            f"  2. run `mestudio import {bundle.builder} FOLDER`")
+
+
+def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s: float = 20.0,
+                 progress: bool = True) -> Path:
+    """Download a bundle's files, check each hash and build its model file.
+
+    The files go to a temporary folder that is removed afterwards whatever happens; each is
+    checked against its pinned sha256 as it arrives, and only when every file is right is the
+    model built (atomically) as ``dest_dir / bundle.output``. A failure leaves nothing in
+    ``dest_dir``.
+
+    ``progress``: a bar over the files on stderr, shown only when stderr is a terminal.
+
+    Returns:
+        The path of the model file.
+
+    Raises:
+        OfflineError: the server cannot be reached (no network, DNS failure, timeout, a
+            connection refused or broken off); the message ends with the manual steps.
+        ModelFileError: a file is missing on the server, or differs from its pinned hash
+            (tampered or truncated: the message names it), or the build fails.
+    """
+    from tqdm import tqdm
+
+    base = bundle.source_url()
+    dest = (dest_dir or user_cache_dir()) / bundle.output
+    with tempfile.TemporaryDirectory(prefix=f"mestudio-fetch-{bundle.name}-") as tmp, \
+            tqdm(total=len(bundle.files), unit="file", desc=bundle.name,
+                 disable=not progress or None) as bar:  # None: only on a terminal
+        files = []
+        for fname, want in bundle.files:
+            url = base + urllib.parse.quote(fname)
+            target = Path(tmp) / fname
+            digest, size, expected_size = _download_to(url, target, fname, bundle, timeout_s)
+            if digest != want:
+                short = (f"; truncated: {size} of {expected_size} bytes"
+                         if expected_size is not None and size != expected_size else "")
+                raise ModelFileError(
+                    f"{fname} of {bundle.name} differs from its pinned sha256 (got "
+                    f"{digest[:16]}..., expected {want[:16]}...{short}; from {url}): refused, "
+                    "nothing was installed")
+            files.append(target)
+            bar.update(1)
+        bar.close()
+        log.info("%s: %d files checked against their pinned sha256", bundle.name, len(files))
+        if bundle.builder == "ststnet":
+            from mestudio.inference.ststnet_import import import_ststnet
+
+            path = import_ststnet(files, dest, expected_sha256=bundle.hashes)
+        else:  # pragma: no cover - load_bundles refuses unknown builders
+            raise ModelFileError(f"unknown builder {bundle.builder!r}")
+    return path
+
+
+def _download_to(url: str, target: Path, fname: str, bundle: ManifestBundle,
+                 timeout_s: float) -> tuple[str, int, int | None]:
+    """Stream ``url`` into ``target``; returns (sha256, bytes, Content-Length or None)."""
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout_s)  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        raise ModelFileError(f"cannot download {fname} of {bundle.name}: HTTP {exc.code} "
+                             f"{exc.reason} ({url})\n{manual_steps(bundle)}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OfflineError(f"cannot download {fname} of {bundle.name} from {url}: {reason} "
+                           f"(are you offline?)\n{manual_steps(bundle)}") from exc
+    h = hashlib.sha256()
+    size = 0
+    with response, open(target, "wb") as out:  # a write error (disk full) is an OSError
+        length = response.headers.get("Content-Length")
+        while True:
+            try:
+                block = response.read(1 << 16)
+            except (OSError, urllib.error.URLError) as exc:  # timeout, connection reset
+                raise OfflineError(f"download of {fname} of {bundle.name} broke off: {exc}"
+                                   f"\n{manual_steps(bundle)}") from exc
+            if not block:
+                break
+            out.write(block)
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size, int(length) if length and length.isdigit() else None

@@ -1,4 +1,13 @@
-"""``mestudio models list | fetch [NAME...] | verify``: the model files and where they are."""
+"""``mestudio models list | fetch [NAME...] | verify``: the model files and where they are.
+
+The manifest has plain files (``[[model]]``: YuNet, the LBF models), downloaded as they are,
+and bundles (``[[bundle]]``: ``ststnet-megc2019``, the authors' 68 STSTNet fold weights), whose
+files are downloaded into a temporary folder, checked against their pinned sha256 and built
+into one model file (``ststnet_megc2019.onnx``); the downloads are then deleted, so the weights
+are never redistributed nor kept. ``models fetch`` without a name fetches the missing plain
+files only: a bundle is fetched when named (its weights are a third party's, without a
+published licence, and trained on research-only datasets).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,8 @@ from pathlib import Path
 from mestudio.commands._progress import add_progress_argument, show_progress
 
 NAME = "models"
-HELP = "list, download (fetch) or verify the model files (YuNet, LBF landmarks)"
+HELP = ("list, download (fetch) or verify the model files (YuNet, LBF landmarks, the STSTNet "
+        "weights)")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -17,28 +27,41 @@ def register(parser: argparse.ArgumentParser) -> None:
     fetch = sub.add_parser("fetch", help="download missing model files (the program's only "
                                          "network access); progress bar, hash check")
     fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help="manifest file names (default: every missing one)")
+                       help="manifest file names, or a bundle: ststnet-megc2019 (the authors' "
+                            "STSTNet weights, built into ststnet_megc2019.onnx); default: "
+                            "every missing plain file, no bundle")
     fetch.add_argument("--dest", type=Path, default=None,
                        help="folder to store them in (default: the user cache folder)")
-    fetch.add_argument("--force", action="store_true", help="download even when found")
+    fetch.add_argument("--force", action="store_true",
+                       help="download (a bundle: download and rebuild) even when found")
     add_progress_argument(fetch)
     sub.add_parser("verify", help="check found files against the manifest's sha256 "
                                   "(or load them when no hash is published)")
 
 
-def _entries(names: list[str]):  # noqa: ANN202 - list[ManifestEntry]
+def _select(names: list[str]):  # noqa: ANN202 - (list[ManifestEntry], list[ManifestBundle])
+    """The plain entries and bundles named (a bundle also by its output file name); with no
+    names, every plain entry and no bundle."""
     from mestudio import modelfiles
     from mestudio.errors import ModelFileError
 
     entries = modelfiles.load_manifest()
     if not names:
-        return entries
+        return entries, []
+    bundles = modelfiles.load_bundles()
     by_name = {e.name: e for e in entries}
-    unknown = [n for n in names if n not in by_name]
+    by_bundle = {b.name: b for b in bundles} | {b.output: b for b in bundles}
+    unknown = [n for n in names if n not in by_name and n not in by_bundle]
     if unknown:
+        known = [*by_name, *(b.name for b in bundles)]
         raise ModelFileError(f"unknown model {', '.join(unknown)}; the manifest lists "
-                             f"{', '.join(by_name)}")
-    return [by_name[n] for n in names]
+                             f"{', '.join(known)}")
+    chosen_bundles = []
+    for n in names:
+        b = by_bundle.get(n)
+        if b is not None and b not in chosen_bundles:
+            chosen_bundles.append(b)
+    return [by_name[n] for n in names if n in by_name], chosen_bundles
 
 
 def _list() -> int:
@@ -47,11 +70,18 @@ def _list() -> int:
     rows = []
     for e in modelfiles.load_manifest():
         path = modelfiles.find_model(e.name)
-        rows.append((e.name, e.role, f"found: {path}" if path else
-                     f"MISSING (fallback: {e.fallback})", e.licence))
+        rows.append((e.name, e.role, e.licence, f"found: {path}" if path else
+                     f"MISSING (fallback: {e.fallback})"))
+    for b in modelfiles.load_bundles():
+        path = modelfiles.find_model(b.output)
+        rows.append((b.name, b.role, b.licence, f"found: {path}" if path else
+                     f"MISSING (get it: mestudio models fetch {b.name}; builds {b.output} "
+                     f"from the authors' {len(b.files)} files)"))
     width = max(len(r[0]) for r in rows)
-    for name, role, where, licence in rows:
-        print(f"{name:<{width}}  {role:<9}  {licence:<5}  {where}")
+    role_w = max(9, *(len(r[1]) for r in rows))
+    lic_w = max(5, *(len(r[2]) for r in rows))
+    for name, role, licence, where in rows:
+        print(f"{name:<{width}}  {role:<{role_w}}  {licence:<{lic_w}}  {where}")
     print("search order: " + " -> ".join(str(d) for d in modelfiles.search_dirs()))
     return 0
 
@@ -59,18 +89,48 @@ def _list() -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from mestudio import modelfiles
 
-    entries = _entries(args.names)
+    entries, bundles = _select(args.names)
     todo = [e for e in entries if args.force or modelfiles.find_model(e.name) is None]
-    if not todo:
+    if not todo and entries and not bundles:
         print("every model file is already present (use --force to download again)")
-        return 0
     for e in todo:
         if not e.url:
             print(f"{e.name}: no download URL in the manifest; skipped")
             continue
         path = modelfiles.fetch(e, args.dest, progress=show_progress(args))
         print(f"{e.name}: saved to {path}")
+    for b in bundles:
+        _fetch_bundle(b, args)
+    if not args.names:
+        for b in modelfiles.load_bundles():
+            if modelfiles.find_model(b.output) is None:
+                print(f"{b.name} ({b.role}) is fetched only when named: "
+                      f"mestudio models fetch {b.name}")
     return 0
+
+
+def _fetch_bundle(bundle, args: argparse.Namespace) -> None:  # noqa: ANN001 - ManifestBundle
+    from mestudio import modelfiles
+    from mestudio.inference.card import card_paths, read_card
+
+    found = (args.dest / bundle.output) if args.dest else modelfiles.find_model(bundle.output)
+    if found is not None and found.is_file() and not args.force:
+        print(f"{bundle.name}: already present: {found} (use --force to download and rebuild "
+              "it)")
+        return
+    source = bundle.source_url()
+    path = modelfiles.fetch_bundle(bundle, args.dest, progress=show_progress(args))
+    card = read_card(path) or {}
+    print(f"{bundle.name}: {len(bundle.files)} files downloaded from {source}, each matching "
+          "its pinned sha256; the downloads were deleted")
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB): "
+          f"{card.get('description') or bundle.description}")
+    print(f"model card: {card_paths(path)[1]}; use the model with `--model {path}`")
+    print("the weights are their authors' (see the card); mestudio does not redistribute them "
+          "and keeps only the model built from them")
+    terms = card.get("terms")
+    if terms:
+        print(f"terms: {terms}")
 
 
 def _verify() -> int:
@@ -101,6 +161,20 @@ def _verify() -> int:
         except ModelFileError as exc:
             print(f"{e.name}: BROKEN: {exc}")
             bad += 1
+    for b in modelfiles.load_bundles():
+        path = modelfiles.find_model(b.output)
+        if path is None:
+            print(f"{b.output}: missing (mestudio models fetch {b.name})")
+            continue
+        side = path.with_name(path.name + ".sha256")
+        if not side.is_file():
+            print(f"{b.output}: built locally, no .sha256 beside it; present  {path}")
+            continue
+        want = side.read_text(encoding="utf-8").split()[:1]
+        ok = want == [modelfiles.sha256_of(path)]
+        print(f"{b.output}: {'sha256 OK' if ok else 'sha256 MISMATCH'} (against its .sha256; "
+              f"its sources were checked when it was built)  {path}")
+        bad += not ok
     return 1 if bad else 0
 
 
