@@ -38,10 +38,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from mestudio.csvio import append_xlsx_row, safe_row
 from mestudio.errors import MestudioError
 from mestudio.fsutil import atomic_path, atomic_write_text
-from mestudio.types import SpotEvent
+from mestudio.types import Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
 
@@ -405,6 +407,27 @@ class AnnotationDocument:
     def set_note(self, ann_id: int, note: str) -> None:
         a = self.get(ann_id)
         self._replace(a, dataclasses.replace(a, note=note), "change note")
+
+    def store_prediction(self, ann_id: int, prediction: Prediction) -> bool:
+        """Store the model's prediction computed for an annotation's current frames (an added
+        or edited event). The label follows when it was empty or the previous prediction's
+        (a label the coder chose is kept). Not an undoable edit of its own: it follows from
+        the frames, and undoing the frame edit brings back the event as it was.
+
+        Returns:
+            True when something changed (listeners then get ``"store prediction"``).
+        """
+        a = self.get(ann_id)
+        old = a.event.prediction
+        if old is prediction or (old is not None and old.label == prediction.label and
+                                 old.classes == prediction.classes and
+                                 np.allclose(old.probs, prediction.probs, atol=1e-6)):
+            return False
+        label = prediction.emotion if a.label is None or a.label == a.predicted else a.label
+        self._items[ann_id] = dataclasses.replace(
+            a, label=label, event=dataclasses.replace(a.event, prediction=prediction))
+        self._notify("store prediction", ann_id)
+        return True
 
     def delete(self, ann_id: int) -> None:
         """Remove an annotation."""

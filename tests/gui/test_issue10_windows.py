@@ -60,6 +60,8 @@ def _review(qtbot, video, **kw):
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
+    win.activateWindow()  # keys go to the active window
+    qtbot.waitUntil(win.isActiveWindow, timeout=3000)
     return win
 
 
@@ -100,5 +102,129 @@ def test_kiosk_headline_and_detail_are_plain(qtbot):
         qtbot.waitUntil(lambda: HOSTILE in win.detail.text(), timeout=5000)
         for label in (win.headline, win.detail, win.footer):
             assert label.textFormat() == Qt.TextFormat.PlainText
+    finally:
+        win.shutdown()
+
+
+# ------------------------------------------------------------------ item 12: review window
+class _OneEventAnalysis:
+    """Analysis double: a ramp signal, and one event (where the file has two)."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.events = [_ev(5, 8, 12, 0)]
+        self.degraded: list[str] = []
+        self.model_info = None
+
+    def process(self, frame, capture_time=None):
+        import time
+
+        from mestudio.types import FaceObservation, FrameResult, SpotterState
+
+        time.sleep(self.delay_s)
+        st = SpotterState(signal={"brows": frame.index / 100.0}, combined=frame.index / 100.0,
+                          threshold=0.5)
+        return FrameResult(frame=frame, face=FaceObservation(face_found=False), spotter=st)
+
+    def finish(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_review_keys_help_lists_the_keys(qtbot, video):
+    from mestudio.gui.review_window import keys_help
+
+    text = keys_help()
+    for key in ("Left / Right", "PgUp / PgDn", "Delete", "Ctrl+Z", "Ctrl+E", "Ctrl+Q"):
+        assert key in text
+    assert "(also listed" not in text
+    win = _review(qtbot, video)
+    try:
+        qtbot.keyClick(win, Qt.Key.Key_F1)
+        qtbot.waitUntil(lambda: getattr(win, "_keys_box", None) is not None
+                        and win._keys_box.isVisible(), timeout=3000)
+        assert "Delete" in win._keys_box.text() and "M " in win._keys_box.text()
+        win._keys_box.close()
+    finally:
+        win.shutdown()
+
+
+def test_review_ctrl_q_closes_the_window(qtbot, video):
+    win = _review(qtbot, video)
+    try:
+        qtbot.keyClick(win, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=3000)
+    finally:
+        win.shutdown()
+
+
+def test_review_reopening_counts_the_loaded_events_and_says_analysing(qtbot, video):
+    win = _review(qtbot, video, analyze=True,
+                  pipeline_factory=lambda cfg: _OneEventAnalysis(delay_s=0.01))
+    try:
+        assert win.analysis_running and len(win.doc) == 2
+        assert "analysing" in win.plot.note() and "no motion signal" not in win.plot.note()
+        with qtbot.waitSignal(win.analysis_done, timeout=30000):
+            pass
+        done = [m for m in win.messages if m.startswith("analysis done")]
+        assert done and "2 events" in done[-1] and "1 events" not in done[-1]
+    finally:
+        win.shutdown()
+
+
+def test_review_delete_clears_the_panel(qtbot, video):
+    win = _review(qtbot, video)
+    try:
+        win.select(1)
+        qtbot.waitUntil(lambda: win.panel.details is not None
+                        and win.panel.details.event.id == 1, timeout=10000)
+        assert "30" in win.panel.tiles["onset"].caption
+        win._guard(win.delete_selected)
+        assert 1 not in win.doc
+        assert win.panel.title.text() == "No event selected"
+        assert all(not t.has_image() for t in win.panel.tiles.values())
+        assert [t.caption for t in win.panel.tiles.values()] == \
+            ["onset", "apex", "offset", "flow", "strain"]
+        assert win.panel.probs.title() != "No event yet"
+    finally:
+        win.shutdown()
+
+
+# ------------------------------------------------------------------ item 13: stored prediction
+def test_review_prediction_of_an_added_event_is_stored(qtbot, video, tmp_path):
+    import csv
+
+    from mestudio.gui.review_panels import EventDetails
+    from mestudio.types import Prediction
+
+    win = _review(qtbot, video)
+    try:
+        new_id = win.doc.add(44, 50)
+        win.select(new_id)
+        ann = win.doc.get(new_id)
+        pred = Prediction(probs=np.asarray([0.1, 0.8, 0.1], np.float32), label="surprise",
+                          confidence=0.8, classes=("happiness", "surprise", "others"))
+        win._on_details(EventDetails(event=ann.event, prediction=pred))  # the loader's answer
+        stored = win.doc.get(new_id)
+        assert stored.event.prediction is pred and stored.label == "surprise"
+        row = win.table._ids.index(new_id)
+        texts = [win.table.item(row, c).text() for c in range(win.table.columnCount())]
+        assert "surprise" in texts and "surprise 80%" in texts
+        saved = json.loads(win.doc.save(tmp_path / "a.json").read_text())
+        ev = next(e for e in saved["events"] if e["id"] == new_id)
+        assert ev["emotion"] == "surprise" and ev["label"] == "surprise"
+        rows = list(csv.reader(win.doc.export_csv(tmp_path / "s.csv").open()))
+        assert rows[-1][2:5] == ["44", "47", "50"] and rows[-1][6] == "surprise"
+        # a label the coder chose is kept when a new prediction arrives
+        win.doc.set_label(new_id, "fear")
+        win.doc.set_offset(new_id, 52)
+        ann = win.doc.get(new_id)
+        pred2 = Prediction(probs=np.asarray([0.7, 0.2, 0.1], np.float32), label="happiness",
+                           confidence=0.7, classes=("happiness", "surprise", "others"))
+        win._on_details(EventDetails(event=ann.event, prediction=pred2))
+        assert win.doc.get(new_id).event.prediction is pred2
+        assert win.doc.get(new_id).label == "fear"
     finally:
         win.shutdown()

@@ -461,12 +461,13 @@ class EventPanel(QWidget):
         self.details: EventDetails | None = None
 
     def clear(self, text: str = "No event selected") -> None:
+        """Nothing of the previous event stays: pictures, their frame numbers, probabilities."""
         self.details = None
         self.title.setText(text)
-        for t in self.tiles.values():
-            t.set_image(None)
+        for name, t in self.tiles.items():
+            t.set_image(None, name)
         self._set_cams({})
-        self.probs.clear()
+        self.probs.clear(text, "Select an event in the table or on the timeline.")
         self.notes.setText("")
 
     def set_loading(self, ann: Annotation) -> None:

@@ -25,6 +25,8 @@ Ctrl+Z / Ctrl+Y      undo / redo
 Ctrl+S / Ctrl+Shift+S  save / save as (annotation JSON)
 Ctrl+E / Ctrl+Shift+E  export the coding sheet as xlsx / CSV
 Ctrl+G               go to a frame number
+F1                   this list of keys
+Ctrl+W / Ctrl+Q      close the window (asks to save unsaved edits)
 ===================  =========================================================
 
 Frame-exact: every display goes through ``FrameSource.read(i)`` and the window checks that
@@ -92,6 +94,16 @@ DEFAULT_LABELS = ("happiness", "disgust", "surprise", "sadness", "fear", "anger"
                   "repression", "others")
 
 _OPEN_WINDOWS: list[QMainWindow] = []
+
+
+def keys_help() -> str:
+    """The key table of the module docstring (what F1 / Help ▸ Keys shows)."""
+    doc = __doc__ or ""
+    start = doc.find("=====")
+    end = doc.rfind("=====")
+    table = doc[start:end].splitlines()[1:] if start >= 0 else []
+    return "\n".join(line.replace("``", "") for line in table
+                     if line.strip() and not line.startswith("==="))
 
 
 # ====================================================================== signals of the video
@@ -521,7 +533,9 @@ class ReviewWindow(QMainWindow):
         f.addSeparator()
         self._action(f, "Analyse &again", "", self.reanalyse)
         f.addSeparator()
-        self._action(f, "&Close", QKeySequence.StandardKey.Close, self.close)
+        self._action(f, "&Close", ["Ctrl+W", QKeySequence(QKeySequence.StandardKey.Close)
+                                   .toString()], self.close)
+        self._action(f, "&Quit", "Ctrl+Q", self.close)
 
         e = mb.addMenu("&Edit")
         self.act_undo = self._action(e, "&Undo", ["Ctrl+Z"], self.undo)
@@ -657,6 +671,8 @@ class ReviewWindow(QMainWindow):
         self.progress.setValue(0)
         self.progress.show()
         self.cancel_button.show()
+        if self.signals is None:
+            self.plot.set_note("motion signal: analysing…")
         self.show_message("analysing the video in the background…")
         worker.start()
 
@@ -711,8 +727,13 @@ class ReviewWindow(QMainWindow):
             self._set_doc(doc)
         self._show_signals()
         extra = f" ({'; '.join(res.degraded)})" if res.degraded else ""
-        self.show_message(f"analysis done: {len(res.events)} events in {res.n_frames} frames"
-                          + extra)
+        if replace_events:
+            self.show_message(f"analysis done: {len(res.events)} events in {res.n_frames} "
+                              "frames" + extra)
+        else:  # the events are the file's; the analysis only brought the signals
+            n = len(self.doc) if self.doc is not None else 0
+            self.show_message(f"analysis done: motion signals of {res.n_frames} frames; "
+                              f"{n} events from the annotation file" + extra)
         self.show_frame(self.index)
         self.analysis_done.emit()
         self._maybe_ready()
@@ -940,6 +961,12 @@ class ReviewWindow(QMainWindow):
         if (details.event.id, details.event.onset, details.event.apex, details.event.offset) != \
                 (ann.id, ann.onset, ann.apex, ann.offset):
             return  # stale: the event was edited since
+        if details.prediction is not None and (ann.origin != "auto"
+                                               or ann.event.prediction is None):
+            # the prediction of an added or edited event is stored with it (table, JSON,
+            # coding sheet), not only shown
+            self.doc.store_prediction(ann.id, details.prediction)
+            ann = self.doc.get(ann.id)
         self.panel.set_details(details, ann.label)
         self.details_shown.emit(details)
 
@@ -1079,6 +1106,9 @@ class ReviewWindow(QMainWindow):
         if what in ("mark onset", "cancel mark", "save"):
             self._update_title()
             return
+        if what == "store prediction":  # the panel shows it already: no new request
+            self._refresh_annotations()
+            return
         self._refresh_annotations()
         if ann_id is not None:
             self.select(ann_id)
@@ -1207,8 +1237,15 @@ class ReviewWindow(QMainWindow):
         self.statusBar().showMessage(("⚠ " if error else "") + text, 8000)
 
     def show_keys(self) -> None:
-        QMessageBox.information(self, "Review keys", (__doc__ or "").split("Keys")[1]
-                                .split("Frame-exact")[0])
+        box = QMessageBox(QMessageBox.Icon.Information, "Review keys", keys_help(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setObjectName("ReviewKeys")
+        font = box.font()
+        font.setFamily("monospace")
+        box.setFont(font)
+        self._keys_box = box
+        box.open()
 
     def _confirm(self, text: str) -> bool:
         from mestudio.gui.app import is_offscreen

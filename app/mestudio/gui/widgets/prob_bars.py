@@ -55,10 +55,14 @@ class ProbBars(QWidget):
             self._message = ""
         self.update()
 
-    def clear(self) -> None:
-        """Back to the "no event yet" state."""
-        self.set_prediction(None)
-        self._title = "No event yet"
+    def clear(self, title: str = "No event yet", message: str = "") -> None:
+        """Back to the "no event yet" state (or ``title`` / ``message``, e.g. review mode's
+        "No event selected")."""
+        self.set_prediction(None, message=message)
+        self._title = title
+
+    def title(self) -> str:
+        return self._title
 
     def classes(self) -> tuple[str, ...]:
         return self._classes
