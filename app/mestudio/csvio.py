@@ -9,7 +9,9 @@ aligned crop, head motion removed, low-passed), ``signal_combined`` (the spotter
 score expressed in pixels, compared with ``spot_threshold``), ``spot_threshold`` and
 ``spot_baseline`` (pixels) and ``spot_state`` (``calibrating``, ``idle``, ``rising``,
 ``in_event``, ``no_face``); see :mod:`mestudio.spotting.spotter`. Missing values are empty cells; ``face_found`` is 1/0;
-coordinates are frame pixels.
+coordinates are frame pixels. A frame whose image could not be decoded
+(``FrameResult.info["status"] == "unreadable"``; ``mestudio analyze`` adds a ``status``
+column: ``ok`` or ``unreadable``) has ``face_found``, ``n_faces`` and ``confidence`` empty.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class FramesCsvWriter:
         row = [result.frame.index, _cell(result.frame.timestamp_s, 6), _cell(face.face_found),
                face.n_faces, _cell(face.confidence if face.face_found else 0.0),
                *(_cell(None if v is None else float(v), 2) for v in box)]
+        if result.info.get("status") == "unreadable":
+            row[2:5] = ["", "", ""]  # the image could not be decoded: nothing is known
         lm = face.landmarks if face.face_found else None
         for k in range(len(self.landmark_names)):
             if lm is not None and k < len(lm):

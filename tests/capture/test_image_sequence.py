@@ -54,8 +54,12 @@ def test_folder_without_fps_assumes_30_and_says_so(tmp_path: Path) -> None:
 
 
 def test_unreadable_image_in_sequence_is_reported(tmp_path: Path) -> None:
-    _write(tmp_path / "c", ["f1.png", "f2.png"])
+    _write(tmp_path / "c", ["f1.png", "f2.png", "f4.png"])
     (tmp_path / "c" / "f3.png").write_bytes(b"garbage")
     src = open_source(tmp_path / "c")
+    # Iterating skips the corrupt image (a run goes on) and records its frame number ...
+    assert [f.index for f in src] == [0, 1, 3]
+    assert src.skipped == [2]
+    # ... reading it by number still says which file is bad.
     with pytest.raises(SourceError, match="f3.png"):
-        list(src)
+        src.read(2)

@@ -5,6 +5,10 @@ Frames are sorted by the *integer in the file name* — the last number in the s
 (SAMM: subject 006, frame 5562) and ``image036237.bmp`` (SMIC) all come out in frame order.
 Timestamps are ``index / fps``; the fps is given by the caller (datasets know theirs) or
 30 with a note.
+
+An image that cannot be decoded (corrupt, truncated, not an image) does not end a run:
+iterating skips it, logs a warning and records its frame number in
+:attr:`ImageSequenceSource.skipped`; :meth:`~FrameSource.read` of that frame still raises.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mestudio.capture.base import FrameSource
+from mestudio.capture.base import FrameOutOfRange, FrameSource
 from mestudio.errors import SourceError
 from mestudio.types import Frame
 
@@ -56,9 +60,16 @@ class ImageSequenceSource(FrameSource):
         fps: frames per second of the sequence; None means 30, noted in :attr:`notes`.
 
     Raises:
-        SourceError: the folder does not exist, holds no image, or the first image
-            cannot be decoded.
+        SourceError: the folder does not exist, holds no image, or none of its first
+            images can be decoded.
+
+    Attributes:
+        skipped: frame numbers of the images that could not be decoded while iterating
+            (in order).
     """
+
+    #: Images tried at opening to find the frame size before giving up.
+    MAX_UNREADABLE_AT_START = 10
 
     seekable = True
 
@@ -92,10 +103,41 @@ class ImageSequenceSource(FrameSource):
                                   f"{fps:g} fps")
         self.fps = float(fps)
         self.n_frames = len(self.paths)
-        first = self._load(0)
+        self.skipped: list[int] = []
+        first = None
+        for i in range(min(len(self.paths), self.MAX_UNREADABLE_AT_START)):
+            try:
+                first = self._load(i)
+                break
+            except SourceError as exc:
+                if len(self.paths) == 1:
+                    raise
+                log.warning("%s", exc)
+        if first is None:
+            raise SourceError(f"{self.name}: none of the first "
+                              f"{min(len(self.paths), self.MAX_UNREADABLE_AT_START)} images "
+                              "can be decoded (corrupt, or not images)")
         h, w = first.shape[:2]
         self.size = (w, h)
         self._warned_size = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Frames from the current position to the end; an image that cannot be decoded is
+        skipped (warning, frame number added to :attr:`skipped`)."""
+        while not self._closed:
+            i = self._position
+            try:
+                frame = self.read(i)
+            except FrameOutOfRange:
+                return
+            except SourceError as exc:
+                log.warning("skipping frame %d: %s", i, exc)
+                if i not in self.skipped:
+                    self.skipped.append(i)
+                self._position = i + 1
+                continue
+            self._position = frame.index + 1
+            yield frame
 
     def _load(self, i: int):  # noqa: ANN202 - np.ndarray
         import cv2

@@ -98,6 +98,9 @@ class VideoFileSource(FrameSource):
         self.fps = fps
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.n_frames = count if count > 0 else None
+        #: The frame count the container announced (None when it gave none); when the
+        #: video ends earlier (truncated file) :attr:`notes` says so.
+        self.announced_frames = self.n_frames
 
         #: timestamps (s) of frames 0..len-1, decoded sequentially from the start.
         self._ts: list[float] = []
@@ -222,6 +225,15 @@ class VideoFileSource(FrameSource):
             if self.n_frames is not None and k < self.n_frames:
                 log.debug("%s: the container announced %d frames but %d could be decoded",
                          self.name, self.n_frames, k)
+                # Containers estimate their count from duration x nominal fps, a few
+                # percent off in variable-rate files; much fewer frames is a file that
+                # ends early.
+                if self.announced_frames is not None and \
+                        self.announced_frames - k > max(2, 0.05 * self.announced_frames):
+                    line = (f"video ended at frame {k} of {self.announced_frames} announced "
+                            "(truncated or damaged file)")
+                    log.warning("%s: %s", self.name, line)
+                    self.notes.append(line)
             self.n_frames = k
         self._ended = True
 

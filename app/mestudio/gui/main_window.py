@@ -368,9 +368,19 @@ class MainWindow(QMainWindow):
         a ``("callable", ...)`` tuple for :meth:`open_callable`), None before any."""
         return self._spec
 
+    def _stop_recording(self) -> bool:
+        """Stop and save a running recording (File ▸ Record session) before the source
+        changes, while the worker still holds this source's events. True when one ran."""
+        recording = getattr(self, "recording", None)
+        if recording is None or getattr(recording, "recorder", None) is None:
+            return False
+        recording.stop()
+        return True
+
     def open_source(self, spec: Any) -> None:
         """Open a source (``"demo"``, a camera index, a file or folder path); the old
         source's plot and events are cleared."""
+        self._stop_recording()
         self._spec = spec
         self._reset_view()
         self.worker.set_paused(False)
@@ -378,6 +388,7 @@ class MainWindow(QMainWindow):
 
     def open_callable(self, open_fn: Any, label: str, *, is_camera: bool = True) -> None:
         """Open a custom source factory (see :meth:`PipelineWorker.open_callable`)."""
+        self._stop_recording()
         self._spec = ("callable", open_fn, label, is_camera)
         self._reset_view()
         self.worker.set_paused(False)
@@ -403,8 +414,12 @@ class MainWindow(QMainWindow):
             self.open_source(path)
 
     def toggle_play(self) -> None:
-        """Pause / resume; after the end of a file, play it again from the start."""
+        """Pause / resume; after the end of a file, play it again from the start (a running
+        recording is stopped and saved first: the replay is not part of it)."""
         if self._ended:
+            if self._stop_recording():
+                self.statusBar().showMessage(
+                    "recording stopped and saved before the replay", 10000)
             self._reopen()
             return
         paused = not self.worker.is_paused()
@@ -448,8 +463,14 @@ class MainWindow(QMainWindow):
     def _fill_camera_menu(self) -> None:
         self.camera_menu.clear()
         cams = list_cameras()
+        if not cams:  # nothing listed by the system: probe like `mestudio doctor` does
+            from mestudio.capture.camera import probe_cameras
+
+            cams = [(i, f"camera {i}") for i, _size in probe_cameras(range(4), timeout_s=1.0)]
         if not cams:
-            cams = [(i, f"camera {i}") for i in range(4)]
+            none = QAction("No camera found", self.camera_menu)
+            none.setEnabled(False)
+            self.camera_menu.addAction(none)
         for index, name in cams:
             text = f"{name} ({index})" if name != f"camera {index}" else name
             act = QAction(text, self.camera_menu)
@@ -536,6 +557,9 @@ class MainWindow(QMainWindow):
 
     def _on_capture_status(self, status: str, message: str) -> None:
         if status in ("reconnecting", "error"):
+            if not self.video.has_frame():  # not "Loading the models…" any longer
+                self.video.clear("The camera is not available" if self._is_camera_spec()
+                                 else "The source is not available")
             self.show_message(message or f"source {status}")
         elif status == "running":
             self.video.set_banner("")
@@ -560,6 +584,12 @@ class MainWindow(QMainWindow):
             self.show_message(info["warning"], banner=False)
         self.status_labels["model"].setToolTip(
             plain_tooltip("\n".join(["recognition model", *notes])))
+
+    def _is_camera_spec(self) -> bool:
+        spec = self._spec
+        if isinstance(spec, tuple) and spec and spec[0] == "callable":
+            return bool(spec[3])
+        return isinstance(spec, int) or (isinstance(spec, str) and spec.startswith("camera"))
 
     def _on_ended(self) -> None:
         self._ended = True
@@ -612,9 +642,8 @@ class MainWindow(QMainWindow):
         for ev in packet.events:
             self.events.add_event(ev)
             self.plot.add_event(ev)
-            if ev.kind == "micro" or self._latest_event is None:
-                self._latest_event = ev
-                self._show_event(ev, tag=True)
+            self._latest_event = ev  # "Last event": the newest, whatever its kind
+            self._show_event(ev, tag=True)
         for ev in packet.updated_events:
             self.events.update_event(ev)
             self.plot.update_event(ev)
@@ -638,7 +667,11 @@ class MainWindow(QMainWindow):
     def _show_event(self, ev: SpotEvent, tag: bool = False) -> None:
         self._shown_event = ev
         pred = ev.prediction
-        self.probs.set_prediction(pred, ev)
+        message = ""
+        if pred is None and ev.kind == "micro":
+            message = ("Computing the emotion…" if self._pipeline_info.get("recognition")
+                       else "No emotion: no recognition model.")
+        self.probs.set_prediction(pred, ev, message=message)
         view = self._views.get(ev.id)
         if view is not None:
             self.video.set_event_view(view.crop, view.cams, view.caption,

@@ -84,10 +84,14 @@ class SettingsDialog(QDialog):
         self.sensitivity.setRange(0.0, 1.0)
         self.sensitivity.setSingleStep(0.05)
         self.sensitivity.setDecimals(2)
+        # Typed text counts when finished (Enter, focus out): "0.65" typed key by key would
+        # otherwise pass through 0, move the slider, and the slider would reset the text.
+        self.sensitivity.setKeyboardTracking(False)
         self.sensitivity_slider = QSlider(Qt.Orientation.Horizontal)
         self.sensitivity_slider.setRange(0, 100)
         self.sensitivity_slider.valueChanged.connect(
-            lambda v: self.sensitivity.setValue(v / 100.0))
+            lambda v: None if int(round(self.sensitivity.value() * 100)) == v
+            else self.sensitivity.setValue(v / 100.0))
         self.sensitivity.valueChanged.connect(
             lambda v: self.sensitivity_slider.setValue(int(round(v * 100))))
         row = QHBoxLayout()
@@ -151,6 +155,7 @@ class SettingsDialog(QDialog):
         box.setSingleStep(step)
         box.setDecimals(2)
         box.setSuffix(" s")
+        box.setKeyboardTracking(False)
         return box
 
     def _load(self, cfg: AppConfig) -> None:
