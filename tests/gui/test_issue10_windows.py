@@ -228,3 +228,92 @@ def test_review_prediction_of_an_added_event_is_stored(qtbot, video, tmp_path):
         assert win.doc.get(new_id).label == "fear"
     finally:
         win.shutdown()
+
+
+# ------------------------------------------------------------------ item 14: live window
+def test_replay_stops_a_running_recording_first(qtbot, make_window, fakes, tmp_path):
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    window.open_callable(lambda: fakes.SyntheticSource(n=30, fps=60.0), "clip",
+                         is_camera=False)
+    qtbot.waitUntil(lambda: window.source_info is not None, timeout=15000)
+    folder = window.recording.start(tmp_path / "recordings")
+    with qtbot.waitSignal(window.finished, timeout=30000):
+        pass
+    window.toggle_play()  # Space after the end: replay
+    assert window.recording.recorder is None  # stopped before the replay's first frame
+    events_json = folder / "events.json"
+    qtbot.waitUntil(lambda: events_json.is_file() and
+                    json.loads(events_json.read_text())["recording"]["complete"],
+                    timeout=15000)
+    rows = (folder / "timestamps.csv").read_text().splitlines()[1:]
+    assert 10 < len(rows) <= 30  # the played clip, none of the replay
+    assert any("recording" in m and "saved" in m for m in window.messages)
+
+
+def test_sensitivity_typed_at_normal_speed_is_kept(qtbot, tmp_path):
+    from mestudio.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(AppConfig(), None, settings_file=tmp_path / "s.json")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    box = dialog.sensitivity
+    box.selectAll()
+    qtbot.keyClicks(box, "0.65")
+    box.interpretText()  # what Enter / leaving the field does
+    assert box.value() == pytest.approx(0.65)
+    assert dialog.sensitivity_slider.value() == 65
+    dialog.sensitivity_slider.setValue(30)
+    assert box.value() == pytest.approx(0.30)
+
+
+def test_last_event_follows_the_newest_and_says_computing(qtbot, make_window, fakes):
+    from test_main_window import packet_for
+
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    window._on_pipeline_info({"recognition": True, "model_name": "m", "spotting": True})
+    ev0 = fakes.planted_event(1, 2, 3, 30.0)
+    ev0.id = 0
+    window.apply_packet(packet_for(fakes, 4, events=[ev0]))
+    assert "#0" in window.probs.title()
+    assert window.probs.message() == "Computing the emotion…"
+    assert "no recognition model" not in window.probs.message()
+    ev1 = fakes.planted_event(10, 20, 40, 30.0, kind="macro")
+    ev1.id = 1
+    window.apply_packet(packet_for(fakes, 41, events=[ev1]))
+    assert "#1" in window.probs.title()
+    ev2 = fakes.planted_event(50, 52, 55, 30.0)
+    ev2.id = 2
+    window.apply_packet(packet_for(fakes, 56, events=[ev2]))
+    assert "#2" in window.probs.title()
+
+
+def test_camera_menu_without_cameras_says_so(qtbot, make_window, fakes, monkeypatch):
+    import mestudio.capture.camera as camera
+    import mestudio.gui.main_window as mw
+
+    probed = []
+    monkeypatch.setattr(mw, "list_cameras", lambda: [])
+    monkeypatch.setattr(camera, "probe_cameras",
+                        lambda indices=range(4), timeout_s=1.5: probed.append(1) or [])
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    window._fill_camera_menu()
+    acts = window.camera_menu.actions()
+    assert probed and [a.text() for a in acts] == ["No camera found"]
+    assert not acts[0].isEnabled()
+    monkeypatch.setattr(camera, "probe_cameras", lambda indices=range(4), timeout_s=1.5:
+                        [(2, (640, 480))])
+    window._fill_camera_menu()
+    assert [a.text() for a in window.camera_menu.actions()] == ["camera 2"]
+
+
+def test_missing_camera_says_the_camera_is_not_available(qtbot, make_window, fakes):
+    from mestudio.errors import CameraError
+
+    def no_camera():
+        raise CameraError("camera 3 cannot be opened (no such device)")
+
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    window.open_callable(no_camera, "camera 3", is_camera=True)
+    qtbot.waitUntil(lambda: "not available" in window.video._placeholder, timeout=10000)
+    qtbot.wait(300)
+    assert "Loading" not in window.video._placeholder
