@@ -175,7 +175,33 @@ def _verify() -> int:
         print(f"{b.output}: {'sha256 OK' if ok else 'sha256 MISMATCH'} (against its .sha256; "
               f"its sources were checked when it was built)  {path}")
         bad += not ok
+    bad += _verify_shipped_model()
     return 1 if bad else 0
+
+
+def _verify_shipped_model() -> int:
+    """The recognition model shipped in ``models/`` (``m3enet_synthetic.onnx``) against the
+    ``.sha256`` file beside it; prints one line, returns 1 on a mismatch."""
+    from mestudio import modelfiles
+    from mestudio.inference.engine import DEFAULT_MODEL_NAME
+
+    path = modelfiles.find_model(DEFAULT_MODEL_NAME)
+    if path is None:
+        print(f"{DEFAULT_MODEL_NAME}: missing (the shipped recognition model; events are "
+              "shown without emotion)")
+        return 0
+    side = path.with_name(path.name + ".sha256")
+    if not side.is_file():
+        print(f"{DEFAULT_MODEL_NAME}: no .sha256 beside it; present  {path}")
+        return 0
+    want = side.read_text(encoding="utf-8").split()[:1]
+    digest = modelfiles.sha256_of(path)
+    ok = want == [digest]
+    print(f"{DEFAULT_MODEL_NAME}: "
+          + ("sha256 OK" if ok else f"sha256 MISMATCH (got {digest}, expected "
+             f"{want[0] if want else 'nothing'})")
+          + f" (shipped recognition model, against its .sha256)  {path}")
+    return int(not ok)
 
 
 def run(args: argparse.Namespace) -> int:
