@@ -1,3 +1,12 @@
 """mestudio — real-time facial micro-expression spotting and recognition."""
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# ONNX Runtime (>= 1.2x, every platform) writes a telemetry database and a device id under
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime as soon as it is imported; mestudio promises
+# to store nothing but its own files (the kiosk: its event log). The variable is read when
+# onnxruntime is first imported, so it is set here, before any module of the package can
+# import it; ``inference.providers.session_options`` also turns its telemetry events off.
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

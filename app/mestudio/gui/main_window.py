@@ -268,6 +268,15 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.act_play)
         tb.addSeparator()
+        tb.addAction(self.act_settings)  # extensions (Record) add theirs after it
+        # The overlays and the stream box have a toolbar of their own: beside the main
+        # one in a wide window, on a second row in a narrow one (see resizeEvent).
+        vtb = self.addToolBar("View")
+        vtb.setObjectName("ViewToolBar")
+        vtb.setMovable(False)
+        vtb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.view_toolbar = vtb
+        tb = vtb
         for name in OVERLAYS:
             act = self.overlay_actions[name]
             act.setIconText({"box": "Box", "landmarks": "Landmarks", "rois": "ROIs",
@@ -286,9 +295,25 @@ class MainWindow(QMainWindow):
         self.stream_combo.currentIndexChanged.connect(
             lambda i: self._on_stream_chosen(str(self.stream_combo.itemData(i) or "")))
         tb.addWidget(self.stream_combo)
-        tb.addSeparator()
-        tb.addAction(self.act_settings)
-        self.toolbar = tb
+        self.toolbar = self.findChild(type(tb), "MainToolBar")
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._arrange_toolbars()
+
+    def _arrange_toolbars(self) -> None:
+        """One row of toolbars when both fit the window's width, else two (nothing of
+        either toolbar goes into an overflow menu)."""
+        main, view = self.__dict__.get("toolbar"), self.__dict__.get("view_toolbar")
+        if main is None or view is None:
+            return
+        need = main.sizeHint().width() + view.sizeHint().width() + 8
+        wrap = need > self.width()
+        if wrap != self.toolBarBreak(view):
+            if wrap:
+                self.insertToolBarBreak(view)
+            else:
+                self.removeToolBarBreak(view)
 
     def _action(self, text: str, slot: Any,
                 shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None) -> QAction:

@@ -140,6 +140,9 @@ def session_options(threads: int = 1, optimization: str = "all", spinning: bool 
     (the machine also runs capture and tracking)."""
     import onnxruntime as ort
 
+    disable_telemetry = getattr(ort, "disable_telemetry_events", None)
+    if disable_telemetry is not None:  # no telemetry (see mestudio/__init__.py)
+        disable_telemetry()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = max(0, int(threads))

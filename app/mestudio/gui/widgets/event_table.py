@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
@@ -184,6 +191,20 @@ class EventTable(QTableView):
         super().changeEvent(event)
         if event.type() in (event.Type.FontChange, event.Type.StyleChange):
             self._size_columns()
+            self.updateGeometry()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        """Wide enough for every shown column: a narrow window (800 px) must not cut the
+        emotion and confidence columns off."""
+        hint = super().minimumSizeHint()
+        cols = sum(self.columnWidth(c) for c in range(self._model.columnCount())
+                   if not self.isColumnHidden(c))
+        return QSize(cols + self.verticalScrollBar().sizeHint().width()
+                     + 2 * self.frameWidth() + 2, hint.height())
+
+    def setColumnHidden(self, column: int, hide: bool) -> None:  # noqa: N802
+        super().setColumnHidden(column, hide)
+        self.updateGeometry()
 
     def event_model(self) -> EventTableModel:
         return self._model

@@ -34,6 +34,11 @@ from mestudio.gui.widgets import (
 from mestudio.types import SpotEvent, SpotterState
 
 THRESHOLD_COLOUR = "#ff5d5d"
+#: Height of the legend row above the plot area (pixels).
+LEGEND_ROW_PX = 18
+#: Free space above the highest sample, as a fraction of the shown range: the event labels
+#: sit there, above the curves.
+HEADROOM = 0.28
 COMBINED_COLOUR = "#f2f4f8"
 
 
@@ -101,8 +106,14 @@ class SignalPlot(pg.PlotWidget):
         item.setMenuEnabled(False)
         item.hideButtons()
         item.setMouseEnabled(x=False, y=False)
-        self._legend = item.addLegend(offset=(-8, 4), colCount=8, labelTextSize="8pt")
-        self._legend.setBrush(pg.mkBrush(23, 25, 30, 190))
+        # The legend is a row of its own above the plot area (the hidden title's row), so
+        # it never covers a peak of the signal.
+        self._legend = pg.LegendItem(colCount=8, labelTextSize="8pt", verSpacing=-6)
+        item.layout.removeItem(item.titleLabel)
+        item.titleLabel.hide()
+        item.layout.addItem(self._legend, 0, 1)
+        item.layout.setRowFixedHeight(0, LEGEND_ROW_PX)
+        item.legend = self._legend  # curves made with a name join it
         self._combined = self._make_curve("combined", COMBINED_COLOUR, width=2.0)
         self._threshold = self._make_curve("threshold", THRESHOLD_COLOUR, width=1.5,
                                            style=Qt.PenStyle.DashLine)
@@ -211,6 +222,18 @@ class SignalPlot(pg.PlotWidget):
             self._threshold.setData(ts, ring.cols["threshold"][start:n])
         t_end = float(t[-1])
         self.setXRange(max(0.0, t_end - self.window_s), max(self.window_s, t_end), padding=0)
+        self._fit_y([col[start:n] for col in ring.cols.values()])
+
+    def _fit_y(self, columns: list[np.ndarray]) -> None:
+        """Y range from 0 (or the lowest sample) to the highest sample plus
+        :data:`HEADROOM`, where the event labels are drawn."""
+        highs = [float(np.nanmax(c)) for c in columns if len(c) and np.isfinite(c).any()]
+        lows = [float(np.nanmin(c)) for c in columns if len(c) and np.isfinite(c).any()]
+        if not highs:
+            return
+        lo, hi = min(0.0, *lows), max(highs)
+        span = max(hi - lo, 1e-3)
+        self.setYRange(lo, lo + span / (1.0 - HEADROOM), padding=0)
 
     # ------------------------------------------------------------------ intervals
     def _region_key(self, ev: SpotEvent) -> int:
@@ -244,8 +267,9 @@ class SignalPlot(pg.PlotWidget):
                                      movable=False, brush=pg.mkBrush(fill),
                                      pen=pg.mkPen(edge, width=1))
         region.setZValue(-10)
-        label = pg.InfLineLabel(region.lines[0], text=self._event_text(ev), position=0.04,
-                                anchors=[(0, 1), (0, 1)], color=colour.name())
+        # at the top of the line, in the headroom above the curves (never on them at y = 0)
+        label = pg.InfLineLabel(region.lines[0], text=self._event_text(ev), position=0.98,
+                                anchors=[(0, 0), (0, 0)], color=colour.name())
         self.addItem(region, ignoreBounds=True)
         self._regions[key] = (ev, region, label)
         while len(self._regions) > self.max_regions:
@@ -295,6 +319,8 @@ class SignalPlot(pg.PlotWidget):
             self._combined.setData(t, np.asarray(combined, dtype=np.float64))
         if threshold is not None:
             self._threshold.setData(t, np.asarray(threshold, dtype=np.float64))
+        self._fit_y([np.asarray(v, dtype=np.float64) for v in
+                     [*signals.values(), *(c for c in (combined, threshold) if c is not None)]])
         self.set_events(events)
         self._cursor.show()
         span = (float(t[0]), float(t[-1])) if len(t) else (0.0, 1.0)
