@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, default=30, help="runs per round at batch 1 (default 30)")
     parser.add_argument("--batch", type=int, default=64, help="throughput batch size (default 64)")
     parser.add_argument("--classes", type=int, default=5, help="number of classes K (default 5)")
+    parser.add_argument("--planted", type=int, default=0, metavar="PER_CLASS",
+                        help="also score --model and the shipped synthetic model on the same "
+                             "planted action-unit patterns (PER_CLASS events per face and "
+                             "class; see `mestudio bench planted`)")
 
 
 def _time(fn: Callable[[], Any], rounds: int, iters: int) -> dict[str, float]:
@@ -258,6 +262,20 @@ def run(args: argparse.Namespace) -> dict:
         print(f"\n{args.model.name} on {eng.provider}: batch 1 {lat['med']:.2f} ms "
               f"(best {lat['best']:.2f}, CPU {lat['cpu']:.2f}), batch {args.batch} "
               f"{thr:.0f} samples/s")
+        ev = _event_latency(eng, args.rounds)
+        if ev:
+            print(f"  event-to-prediction (align-free: TV-L1 + strain + recipe + model): "
+                  f"{ev['med']:.1f} ms (best {ev['best']:.1f})")
         result["model_file"] = {"path": str(args.model), "b1_ms": lat, "bN_per_s": thr,
-                                "provider": eng.provider}
+                                "provider": eng.provider, "event_to_prediction_ms": ev}
+    if args.planted > 0:
+        from mestudio.bench import planted
+        from mestudio.inference.engine import DEFAULT_MODEL_NAME
+        from mestudio.modelfiles import find_model
+
+        models = [m for m in (args.model, find_model(DEFAULT_MODEL_NAME)) if m is not None]
+        print("\nplanted action-unit patterns (the same events for every model):")
+        p_args = argparse.Namespace(model=models, per_class=args.planted,
+                                    amplitudes="0.01:0.03,0.04:0.06", data=None, seed=1)
+        result["planted"] = planted.run(p_args)
     return result

@@ -119,7 +119,7 @@ def load_published_weights(path: str | os.PathLike[str]) -> STSTNetFG2019:
         raise ModelFileError(f"{p} is not a state_dict of tensors (STSTNet fold file expected)")
     model = STSTNetFG2019()
     expected = model.state_dict()
-    mapped = {KEY_MAP.get(k, k): v for k, v in state.items()}
+    mapped: dict[str, Tensor] = {KEY_MAP.get(str(k), str(k)): v for k, v in state.items()}
     missing = sorted(set(expected) - set(mapped))
     extra = sorted(set(mapped) - set(expected))
     if missing or extra:
@@ -137,6 +137,13 @@ def load_published_weights(path: str | os.PathLike[str]) -> STSTNetFG2019:
     return model.eval()
 
 
+def _stat(t: Tensor | None) -> Tensor:
+    """A tensor the published network always has (bias, running statistics)."""
+    if t is None:
+        raise ValueError("STSTNet layers must have biases and batch-norm running statistics")
+    return t
+
+
 class STSTNetEnsemble(nn.Module):
     """Many :class:`STSTNetFG2019` folds on one shared input, computed in one pass.
 
@@ -149,6 +156,14 @@ class STSTNetEnsemble(nn.Module):
     ReLU) a per-channel scale and shift; the folds' classifiers one batched product. Eval
     mode only (dropout is the identity).
     """
+
+    conv_weight: Tensor
+    conv_bias: Tensor
+    bn_scale: Tensor
+    bn_shift: Tensor
+    fc_weight: Tensor
+    fc_bias: Tensor
+    cam_weight: Tensor
 
     def __init__(self, folds: Sequence[STSTNetFG2019], with_cam: bool = True) -> None:
         super().__init__()
@@ -165,18 +180,25 @@ class STSTNetEnsemble(nn.Module):
         self.with_cam = with_cam
         channels = sum(FILTERS)
         side = _pooled_side(first.input_size)
-        weights, biases, scales, shifts, fc_w, fc_b, cam_w = [], [], [], [], [], [], []
+        weights: list[Tensor] = []
+        biases: list[Tensor] = []
+        scales: list[Tensor] = []
+        shifts: list[Tensor] = []
+        fc_w: list[Tensor] = []
+        fc_b: list[Tensor] = []
+        cam_w: list[Tensor] = []
         ebar = spatial_mean_jacobian(first.embed, (channels, side, side))  # [400, 16] float64
         with torch.no_grad():
             for fold in folds:
                 fold = fold.eval()
                 for conv, bn in ((fold.conv1, fold.bn1), (fold.conv2, fold.bn2),
                                  (fold.conv3, fold.bn3)):
+                    mean, var = _stat(bn.running_mean), _stat(bn.running_var)
                     weights.append(conv.weight)
-                    biases.append(conv.bias)
-                    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                    biases.append(_stat(conv.bias))
+                    scale = bn.weight / torch.sqrt(var + bn.eps)
                     scales.append(scale)
-                    shifts.append(bn.bias - bn.running_mean * scale)
+                    shifts.append(bn.bias - mean * scale)
                 fc_w.append(fold.fc.weight)
                 fc_b.append(fold.fc.bias)
                 cam_w.append((fold.fc.weight.double() @ ebar).float())  # [K, 16]
@@ -226,7 +248,7 @@ def ensemble_reference(folds: Sequence[STSTNetFG2019], flow: Tensor,
             p = torch.softmax(fold(flow, frames), dim=1)
         probs.append(p)
         tops.append(p.argmax(dim=1))
-        cams.append(gradcam_autograd(fold, flow, frames))
+        cams.append(gradcam_autograd(fold, *([flow] if frames is None else [flow, frames])))
     mean = torch.stack(probs).mean(dim=0)
     agreement = (torch.stack(tops) == mean.argmax(dim=1)).float().mean(dim=0)
     return {"probs": mean, "cam": torch.stack(cams).mean(dim=0), "agreement": agreement}

@@ -182,10 +182,12 @@ class EventTable(QTableView):
         samples = {"#": "000", "time": "00:00.00", "duration": "0000 ms", "kind": "macro",
                    "ROI": "mouth_right", "emotion": "repression", "confidence": "100 %"}
         bold = self.horizontalHeader().fontMetrics()
+        self._natural_widths = []
         for col, name in enumerate(COLUMNS):
             text = samples.get(name, name)
-            self.setColumnWidth(col, max(fm.horizontalAdvance(text),
-                                         bold.horizontalAdvance(name) + 6) + 12)
+            width = max(fm.horizontalAdvance(text), bold.horizontalAdvance(name) + 6) + 12
+            self._natural_widths.append(width)
+            self.setColumnWidth(col, width)
 
     def changeEvent(self, event) -> None:  # noqa: N802, ANN001
         super().changeEvent(event)
@@ -197,8 +199,8 @@ class EventTable(QTableView):
         """Wide enough for every shown column: a narrow window (800 px) must not cut the
         emotion and confidence columns off."""
         hint = super().minimumSizeHint()
-        cols = sum(self.columnWidth(c) for c in range(self._model.columnCount())
-                   if not self.isColumnHidden(c))
+        widths = getattr(self, "_natural_widths", [])  # not the stretched last column
+        cols = sum(w for c, w in enumerate(widths) if not self.isColumnHidden(c))
         return QSize(cols + self.verticalScrollBar().sizeHint().width()
                      + 2 * self.frameWidth() + 2, hint.height())
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from mestudio.gui.widgets import (
     MACRO_COLOUR,
@@ -111,7 +111,8 @@ class SignalPlot(pg.PlotWidget):
         self._legend = pg.LegendItem(colCount=8, labelTextSize="8pt", verSpacing=-6)
         item.layout.removeItem(item.titleLabel)
         item.titleLabel.hide()
-        item.layout.addItem(self._legend, 0, 1)
+        item.layout.addItem(self._legend, 0, 1, Qt.AlignmentFlag.AlignLeft)
+        self._legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
         item.layout.setRowFixedHeight(0, LEGEND_ROW_PX)
         item.legend = self._legend  # curves made with a name join it
         self._combined = self._make_curve("combined", COMBINED_COLOUR, width=2.0)
