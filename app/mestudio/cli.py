@@ -99,10 +99,17 @@ def describe_os_error(exc: OSError) -> str:
     'disk full (No space left on device): /media/x; free some space or write elsewhere'
     """
     import errno
+    import re
 
-    where = exc.filename if exc.filename is not None else None
-    if exc.filename2 is not None:
-        where = f"{exc.filename} -> {exc.filename2}"
+    where = None
+    if exc.filename is not None:
+        where = os.fsdecode(exc.filename)
+        # A hidden temporary file of mestudio.fsutil: name the file it was to become.
+        tmp = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?", os.path.basename(where))
+        if tmp:
+            where = os.path.join(os.path.dirname(where), tmp.group(1))
+        if exc.filename2 is not None and not tmp:
+            where = f"{where} -> {os.fsdecode(exc.filename2)}"
     what = exc.strerror or str(exc) or type(exc).__name__
     hint = {
         errno.ENOSPC: ("disk full", "free some space or write elsewhere"),

@@ -108,7 +108,7 @@ class SignalPlot(pg.PlotWidget):
         item.setMouseEnabled(x=False, y=False)
         # The legend is a row of its own above the plot area (the hidden title's row), so
         # it never covers a peak of the signal.
-        self._legend = pg.LegendItem(colCount=8, labelTextSize="8pt", verSpacing=-6)
+        self._legend = pg.LegendItem(colCount=10, labelTextSize="8pt", verSpacing=-6)
         item.layout.removeItem(item.titleLabel)
         item.titleLabel.hide()
         item.layout.addItem(self._legend, 0, 1, Qt.AlignmentFlag.AlignLeft)
