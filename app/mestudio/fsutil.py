@@ -12,7 +12,8 @@ version or the new one, never a torn file:
 4. the folder is ``fsync``-ed so the rename itself survives a power cut (POSIX;
    ``durable=True``).
 
-On any error the temporary file is removed and the target is untouched.
+On any error the temporary file is removed and the target is untouched; an
+:class:`OSError` that names no file (a write on a full disk) is given the target's name.
 
 ``durable=False`` skips both ``fsync`` calls (still atomic against a crash of the process):
 for bulk caches that are recomputed when unreadable, where thousands of ``fsync`` calls would
@@ -102,9 +103,11 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True,
         if durable:
             _fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(target)  # a failed write (disk full) says which file
         raise
     if durable:
         fsync_dir(target.parent)
