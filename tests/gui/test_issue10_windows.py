@@ -211,7 +211,8 @@ def test_review_prediction_of_an_added_event_is_stored(qtbot, video, tmp_path):
         assert stored.event.prediction is pred and stored.label == "surprise"
         row = win.table._ids.index(new_id)
         texts = [win.table.item(row, c).text() for c in range(win.table.columnCount())]
-        assert "surprise" in texts and "surprise 80%" in texts
+        assert "surprise" in texts  # the label
+        assert any(t.startswith("surprise 80") for t in texts)  # the model's prediction
         saved = json.loads(win.doc.save(tmp_path / "a.json").read_text())
         ev = next(e for e in saved["events"] if e["id"] == new_id)
         assert ev["emotion"] == "surprise" and ev["label"] == "surprise"
@@ -317,3 +318,66 @@ def test_missing_camera_says_the_camera_is_not_available(qtbot, make_window, fak
     qtbot.waitUntil(lambda: "not available" in window.video._placeholder, timeout=10000)
     qtbot.wait(300)
     assert "Loading" not in window.video._placeholder
+
+
+# ------------------------------------------------------------------ item 15: layout
+def test_main_window_at_800x600_keeps_every_tool_and_column(qtbot, make_window, fakes):
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    window.resize(800, 600)
+    qtbot.waitUntil(lambda: window.width() == 800, timeout=3000)
+    qtbot.wait(50)
+    shown = []
+    for tb in (window.toolbar, window.view_toolbar):
+        for act in tb.actions():
+            widget = tb.widgetForAction(act)
+            if act.isSeparator() or widget is None:
+                continue
+            assert widget.isVisible(), act.iconText() or act.text()
+            assert tb.rect().contains(widget.geometry()), act.iconText()
+            shown.append(act.iconText())
+    for name in ("Demo", "Grad-CAM", "Emotion", "Settings…", "Record session"):
+        assert name in shown
+    assert window.view_toolbar.widgetForAction(
+        window.view_toolbar.actions()[-1]) is not None  # the stream box
+    assert window.stream_combo.isVisible()
+    table = window.events
+    from mestudio.gui.widgets.event_table import COLUMNS
+
+    for name in ("emotion", "confidence"):
+        col = COLUMNS.index(name)
+        right = table.columnViewportPosition(col) + table.columnWidth(col)
+        assert table.columnViewportPosition(col) >= 0 and right <= table.viewport().width(), name
+    window.resize(1600, 900)  # wide: one row of toolbars again
+    qtbot.waitUntil(lambda: not window.toolBarBreak(window.view_toolbar), timeout=3000)
+
+
+def test_plot_legend_and_event_labels_leave_the_curves_free(qtbot):
+    from mestudio.gui.widgets.signal_plot import SignalPlot
+
+    plot = SignalPlot()
+    qtbot.addWidget(plot)
+    plot.resize(700, 220)
+    plot.show()
+    qtbot.waitExposed(plot)
+    t = np.arange(300) / 30.0
+    comb = 0.25 + 0.9 * np.exp(-((t - 9.6) ** 2) / 0.01)  # a peak under the old legend
+    ev = SpotEvent(280, 288, 295, 280 / 30, 288 / 30, 295 / 30, "micro", "brows", 0.9, id=0)
+    plot.set_whole_video(t, {"brow_left": np.full(300, 0.2)}, threshold=np.full(300, 0.6),
+                         combined=comb, events=[ev])
+    qtbot.wait(50)
+    item = plot.getPlotItem()
+    vb = item.getViewBox()
+    legend = plot._legend.sceneBoundingRect()
+    assert not legend.intersects(vb.sceneBoundingRect())  # a row of its own above
+    peak = vb.mapViewToScene(pg_point(9.6, float(comb.max())))
+    _ev, _region, label = plot._regions[0]
+    label_rect = label.sceneBoundingRect()
+    assert label_rect.bottom() <= peak.y() + 1  # above the highest sample
+    zero = vb.mapViewToScene(pg_point(0.0, 0.0)).y()
+    assert label_rect.bottom() < zero - 20  # not on the curves at y = 0
+
+
+def pg_point(x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(x, y)

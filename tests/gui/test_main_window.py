@@ -221,11 +221,12 @@ def test_events_of_planted_micro_expressions_appear_in_the_table(qtbot, make_win
         row = model.row_of(macro[0].id)
         assert model.index(row, 5).data() == "—"  # never a made-up emotion
     assert len(window.plot.event_regions()) == len(rows)
-    assert window.probs.classes()  # probability bars of the last micro event
+    assert f"#{rows[-1].id}" in window.probs.title()  # "Last event": the newest one
     assert window.synthetic_badge.isVisible()  # the scripted model says it is synthetic
     # selecting a row shows that event
     window.events.select_event(micro[0].id)
     assert window._shown_event.id == micro[0].id
+    assert window.probs.classes()  # its probability bars
 
 
 def test_event_without_prediction_and_spotting_off_are_shown_honestly(qtbot, make_window, fakes):
