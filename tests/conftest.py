@@ -53,6 +53,15 @@ def models_dir(shared_dir: Path) -> Path:
     return shared_dir / "models"
 
 
+@pytest.fixture(scope="session")
+def ststnet_dir(models_dir: Path) -> Path:
+    """The 68 published STSTNet fold files (never copied into the repository)."""
+    d = models_dir / "ststnet_megc2019"
+    if not d.is_dir():
+        pytest.skip("the published STSTNet weights are not in the shared folder")
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep tests out of the real user config/cache/data folders."""

@@ -21,21 +21,13 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def fold_dir(models_dir: Path) -> Path:
-    d = models_dir / "ststnet_megc2019"
-    if not d.is_dir():
-        pytest.skip("the published STSTNet weights are not in the shared folder")
-    return d
-
-
-@pytest.fixture(scope="module")
-def ensemble(fold_dir, tmp_path_factory) -> Path:
+def ensemble(ststnet_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ststnet") / "ststnet_megc2019.onnx"
-    return import_ststnet(fold_dir, out)
+    return import_ststnet(ststnet_dir, out)
 
 
-def test_the_onnx_ensemble_matches_torch_fold_by_fold(ensemble, fold_dir):
-    folds = [load_published_weights(p) for p in sorted(fold_dir.glob("*.pth"))]
+def test_the_onnx_ensemble_matches_torch_fold_by_fold(ensemble, ststnet_dir):
+    folds = [load_published_weights(p) for p in sorted(ststnet_dir.glob("*.pth"))]
     assert len(folds) == 68
     engine = InferenceEngine(ensemble)
     rng = np.random.default_rng(5)
@@ -69,13 +61,13 @@ def test_the_model_says_what_it_is(ensemble):
     assert "not a lie detector" in md and "christy1206/STSTNet" in md
 
 
-def test_a_tampered_fold_is_refused_when_hashes_are_pinned(fold_dir, tmp_path):
+def test_a_tampered_fold_is_refused_when_hashes_are_pinned(ststnet_dir, tmp_path):
     sums = {line.split()[1]: line.split()[0]
-            for line in (fold_dir / "SHA256SUMS").read_text().splitlines() if line.strip()}
+            for line in (ststnet_dir / "SHA256SUMS").read_text().splitlines() if line.strip()}
     folder = tmp_path / "w"
     folder.mkdir()
     for name in ("006.pth", "s01.pth"):
-        shutil.copy(fold_dir / name, folder / name)
+        shutil.copy(ststnet_dir / name, folder / name)
     data = bytearray((folder / "s01.pth").read_bytes())
     data[-40] ^= 0xFF
     (folder / "s01.pth").write_bytes(bytes(data))
@@ -85,9 +77,9 @@ def test_a_tampered_fold_is_refused_when_hashes_are_pinned(fold_dir, tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.onnx*"))
 
 
-def test_import_command_writes_the_model_and_refuses_bad_input(fold_dir, tmp_path, capsys):
+def test_import_command_writes_the_model_and_refuses_bad_input(ststnet_dir, tmp_path, capsys):
     out = tmp_path / "one.onnx"
-    assert main(["import", "ststnet", str(fold_dir / "sub05.pth"), "--out", str(out)]) == 0
+    assert main(["import", "ststnet", str(ststnet_dir / "sub05.pth"), "--out", str(out)]) == 0
     assert "1 fold(s)" in capsys.readouterr().out
     assert InferenceEngine(out).metadata["ensemble"]["folds"] == 1
     empty = tmp_path / "empty"

@@ -4,7 +4,6 @@ what the authors' network computes; the fast ensemble equals the folds run one b
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,14 +19,6 @@ from mestudio.nets.ststnet_fg2019 import (
 )
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def fold_dir(models_dir: Path) -> Path:
-    d = models_dir / "ststnet_megc2019"
-    if not d.is_dir():
-        pytest.skip("the published STSTNet weights are not in the shared folder")
-    return d
 
 
 def _authors_forward(state: dict, x: torch.Tensor) -> torch.Tensor:
@@ -58,8 +49,8 @@ def test_the_network_has_the_published_layers_and_size():
     assert logits.shape == (2, 3) and acts[0].shape == (2, 16, 10, 10)
 
 
-def test_the_authors_files_load_with_their_own_keys_and_match_their_forward(fold_dir):
-    path = fold_dir / "sub01.pth"
+def test_the_authors_files_load_with_their_own_keys_and_match_their_forward(ststnet_dir):
+    path = ststnet_dir / "sub01.pth"
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = load_published_weights(path)
     x = torch.randint(0, 256, (5, 3, 28, 28)).float()
@@ -78,9 +69,9 @@ def test_the_authors_files_load_with_their_own_keys_and_match_their_forward(fold
     assert (other - ours).abs().max() > 1e-2
 
 
-def test_files_of_other_networks_are_refused_with_one_clear_message(tmp_path, fold_dir):
+def test_files_of_other_networks_are_refused_with_one_clear_message(tmp_path, ststnet_dir):
     bad = tmp_path / "other.pth"
-    state = torch.load(fold_dir / "s01.pth", map_location="cpu", weights_only=True)
+    state = torch.load(ststnet_dir / "s01.pth", map_location="cpu", weights_only=True)
     state["fc.weight"] = torch.zeros(5, 400)
     torch.save(state, bad)
     with pytest.raises(ModelFileError, match="wrong shape"):
@@ -90,14 +81,14 @@ def test_files_of_other_networks_are_refused_with_one_clear_message(tmp_path, fo
     with pytest.raises(ModelFileError, match="not a readable PyTorch weight file"):
         load_published_weights(junk)
     trunc = tmp_path / "trunc.pth"
-    shutil.copy(fold_dir / "s01.pth", trunc)
+    shutil.copy(ststnet_dir / "s01.pth", trunc)
     trunc.write_bytes(trunc.read_bytes()[:3000])
     with pytest.raises(ModelFileError):
         load_published_weights(trunc)
 
 
-def test_the_one_pass_ensemble_equals_the_folds_one_by_one(fold_dir):
-    folds = [load_published_weights(p) for p in sorted(fold_dir.glob("*.pth"))[:12]]
+def test_the_one_pass_ensemble_equals_the_folds_one_by_one(ststnet_dir):
+    folds = [load_published_weights(p) for p in sorted(ststnet_dir.glob("*.pth"))[:12]]
     ens = STSTNetEnsemble(folds).eval()
     x = torch.randint(0, 256, (3, 3, 28, 28)).float()
     with torch.no_grad():

@@ -379,6 +379,48 @@ def _append_int8_card(out: Path, check: Mapping[str, Any]) -> None:
     atomic_write_text(md, text)
 
 
+def trace_onnx(module: Any, example: tuple[Any, ...], input_names: list[str],
+               output_names: list[str], opset: int) -> Any:
+    """``module`` traced to an ``onnx.ModelProto`` (TorchScript exporter, dynamic batch axis
+    ``N`` on every input and output, constants folded, the exporter's chatter silenced)."""
+    import onnx
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="mestudio-export-") as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        torch_logger = logging.getLogger("torch.onnx")
+        level = torch_logger.level
+        torch_logger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module, example, os.fspath(raw), dynamo=False,
+                    input_names=input_names, output_names=output_names,
+                    dynamic_axes={n: {0: "N"} for n in input_names + output_names},
+                    opset_version=opset, do_constant_folding=True,
+                )
+        finally:
+            torch_logger.setLevel(level)
+        return onnx.load(os.fspath(raw))
+
+
+def seal_proto(proto: Any, meta: dict[str, Any]) -> None:
+    """Record the weights' sha256 in ``meta``, write ``meta`` as the ``mestudio.*``
+    metadata of ``proto`` and check the graph (ModelFileError when it is not valid ONNX)."""
+    import onnx
+
+    meta["weights_sha256"] = contract.weights_sha256(proto)
+    del proto.metadata_props[:]
+    for key, value in contract.encode_metadata(meta).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:  # pragma: no cover - exporter bug
+        raise ModelFileError(f"the exported graph is not valid ONNX: {exc}") from exc
+
+
 def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
                 out_path: str | os.PathLike[str], *, fp16: bool = False, cam: bool = True,
                 verify: bool = True, opset: int = DEFAULT_OPSET, card: bool = True,
@@ -407,7 +449,6 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
         The path of the ONNX file.
     """
     import onnx
-    import torch
 
     from mestudio.inference import card as model_card
     from mestudio.nets.flops import complexity
@@ -457,23 +498,7 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     shapes = contract.expected_inputs(model.input_kind, model.input_size, model.in_channels,
                                       model.clip_len if model.input_kind == "clip" else None)
     example = model.example_inputs(2)
-    with tempfile.TemporaryDirectory(prefix="mestudio-export-") as tmp:
-        raw = Path(tmp) / "raw.onnx"
-        torch_logger = logging.getLogger("torch.onnx")
-        level = torch_logger.level
-        torch_logger.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    wrapper, example, os.fspath(raw), dynamo=False,
-                    input_names=input_names, output_names=output_names,
-                    dynamic_axes={n: {0: "N"} for n in input_names + output_names},
-                    opset_version=opset, do_constant_folding=True,
-                )
-        finally:
-            torch_logger.setLevel(level)
-        proto = onnx.load(os.fspath(raw))
+    proto = trace_onnx(wrapper, example, input_names, output_names, opset)
 
     _ensure_inputs(proto, shapes)
     k = model.num_classes
@@ -499,15 +524,7 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
                            getattr(wrapper, "cam_size", (0, 0)), figures, opset)
     if int8:
         meta["quantization"] = QUANTIZATION
-    meta["weights_sha256"] = contract.weights_sha256(proto)
-    del proto.metadata_props[:]
-    for key, value in contract.encode_metadata(meta).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:  # pragma: no cover - exporter bug
-        raise ModelFileError(f"the exported graph is not valid ONNX: {exc}") from exc
+    seal_proto(proto, meta)
     checks: dict[str, Any] = {}
     with atomic_path(out) as tmp_out:
         onnx.save(proto, os.fspath(tmp_out))

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -226,7 +224,13 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     import torch
 
     from mestudio.inference import card as model_card
-    from mestudio.inference.export import sha256_file
+    from mestudio.inference.export import (
+        _ensure_inputs,
+        _set_output_shapes,
+        seal_proto,
+        sha256_file,
+        trace_onnx,
+    )
     from mestudio.nets.ststnet_fg2019 import STSTNetEnsemble, load_published_weights
 
     t0 = time.perf_counter()
@@ -250,22 +254,7 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     s = folds[0].input_size
     example = (torch.rand(2, 3, s, s) * 255, torch.rand(2, 3, 1, s, s))
     outputs = ["logits", "probs", "cam", "agreement"]
-    with tempfile.TemporaryDirectory(prefix="mestudio-import-") as tmp:
-        raw = Path(tmp) / "raw.onnx"
-        torch_logger = logging.getLogger("torch.onnx")
-        level = torch_logger.level
-        torch_logger.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(ensemble, example, os.fspath(raw), dynamo=False,
-                                  input_names=["flow", "frames"], output_names=outputs,
-                                  dynamic_axes={n: {0: "N"} for n in ["flow", "frames", *outputs]},
-                                  opset_version=opset, do_constant_folding=True)
-        finally:
-            torch_logger.setLevel(level)
-        proto = onnx.load(os.fspath(raw))
-    from mestudio.inference.export import _ensure_inputs, _set_output_shapes
+    proto = trace_onnx(ensemble, example, ["flow", "frames"], outputs, opset)
 
     _ensure_inputs(proto, contract.expected_inputs("keyframes", s, 1))
     k = ensemble.num_classes
@@ -276,15 +265,7 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     proto.doc_string = f"STSTNet (FG 2019) ensemble of {len(folds)} folds; classes negative, " \
                        "positive, surprise"
     meta = _metadata(folds, [f.name for f in files], name, opset, ensemble.cam_size)
-    meta["weights_sha256"] = contract.weights_sha256(proto)
-    del proto.metadata_props[:]
-    for key, value in contract.encode_metadata(meta).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:  # pragma: no cover - exporter bug
-        raise ModelFileError(f"the ensemble graph is not valid ONNX: {exc}") from exc
+    seal_proto(proto, meta)
     with atomic_path(out) as tmp_out:
         onnx.save(proto, os.fspath(tmp_out))
         checks = _verify(tmp_out, folds)
