@@ -116,9 +116,12 @@ def run(args: argparse.Namespace) -> int:
             print("  none found (live mode needs one; files, folders and the demo work)")
 
     _section("Model files")
-    for e in modelfiles.load_manifest():
-        path = modelfiles.find_model(e.name)
-        print(f"  {e.name:<34} {'found: ' + str(path) if path else 'missing'}")
+    entries = modelfiles.load_manifest()
+    found = {e.name: modelfiles.find_model(e.name) for e in entries}
+    for e in entries:
+        path = found[e.name]
+        print(f"  {e.name:<34} "
+              f"{'found: ' + str(path) if path else _missing_note(e, entries, found)}")
     print("  search order: " + " -> ".join(str(d) for d in modelfiles.search_dirs()))
     onnx_lines, synthetic = _onnx_models()
     _section(f"Recognition models ({Path(modelfiles.REPO_MODELS_DIR)}/*.onnx)")
@@ -135,12 +138,24 @@ def run(args: argparse.Namespace) -> int:
 
         tracker = FaceTracker()
         lines = tracker.degraded
-        print(f"  face tracker: {tracker.detector_name} + "
-              f"{tracker.landmark_count or 'no'} landmarks")
+        print(f"  in use: {tracker.detector_name} face detector + "
+              f"{tracker.landmark_count or 'no'} LBF landmarks")
     except MestudioError as exc:
         lines = [f"face tracker unusable: {exc}"]
     if not has_face:
         lines.append("OpenCV without the contrib 'face' module: no LBF landmarks")
-    for line in lines or ["none: full YuNet + LBF tracking"]:
+    for line in lines or ["none"]:
         print(f"  {line}")
     return 0
+
+
+def _missing_note(entry, entries: list, found: dict) -> str:  # noqa: ANN001 - ManifestEntry
+    """``missing`` plus what happens without the file: optional when another file of the
+    same role is found (the 68-point LBF model when the 5-point one is there)."""
+    others = [e.name for e in entries if e.name != entry.name and e.role == entry.role
+              and found.get(e.name) is not None]
+    if others:
+        return f"not installed (optional: {others[0]} is used; `mestudio models fetch " \
+               f"{entry.name}` adds it)"
+    fallback = f" -> {entry.fallback}" if entry.fallback else ""
+    return f"missing{fallback}"
