@@ -68,7 +68,26 @@ def test_doctor_reports_models_and_degraded_modes(capsys: pytest.CaptureFixture)
     out = capsys.readouterr().out
     for heading in ("Versions", "ONNX Runtime", "torch", "Model files", "Degraded modes"):
         assert heading in out
-    assert "CPUExecutionProvider" in out and "YuNet + 5 landmarks" in out
+    assert "CPUExecutionProvider" in out and "YuNet face detector + 5 LBF landmarks" in out
+
+
+def test_doctor_says_the_68_point_model_is_optional(capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from mestudio import modelfiles
+
+    real = modelfiles.find_model
+    monkeypatch.setattr(modelfiles, "find_model",
+                        lambda name, *a, **k: None if name == "lbfmodel.yaml"
+                        else real(name, *a, **k))
+    assert main(["doctor", "--no-cameras"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "lbfmodel.yaml" in ln and "search" not in ln)
+    assert "optional" in line and "lbf_5pt.yaml is used" in line and "missing" not in line
+    degraded = out.split("Degraded modes", 1)[1]
+    assert "full YuNet + LBF" not in degraded  # never "none" after a degraded line
+    body = [ln.strip() for ln in degraded.splitlines() if ln.strip()]
+    assert body[0].startswith("in use:")
+    assert body[1:] == ["none"] or "none" not in body[1:]  # degraded lines, or "none"
 
 
 
