@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mestudio.analytics.eventlog import LoggedEvent
 from mestudio.csvio import safe_row
@@ -183,16 +184,31 @@ def write_csv(table: StatsTable, path: str | os.PathLike[str]) -> Path:
 def render_chart(table: StatsTable, path: str | os.PathLike[str], *,
                  title: str | None = None, size_in: tuple[float, float] = (10.0, 5.0),
                  dpi: int = 100) -> Path:
-    """Render a PNG: stacked bars of micro-expressions per emotion and macro-expressions per
-    bucket, with visits as a line on a second axis. Uses matplotlib's Agg backend (no
-    display needed)."""
+    """Render a PNG of :func:`chart_figure`. Uses matplotlib's Agg backend (no display
+    needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = chart_figure(table, title=title, size_in=size_in, dpi=dpi)
+    with atomic_path(path, keep_suffix=True) as tmp:  # complete or not there at all
+        fig.savefig(tmp, format=path.suffix[1:].lower() or "png")
+    log.info("chart written to %s", path)
+    return path
+
+
+def chart_figure(table: StatsTable, *, title: str | None = None,
+                 size_in: tuple[float, float] = (10.0, 5.0), dpi: int = 100) -> Any:
+    """The chart as a matplotlib ``Figure``: stacked bars of micro-expressions per emotion
+    (the GUI's emotion colours, :mod:`mestudio.colours`) and macro-expressions per bucket,
+    visits as a line on a second axis with whole-number ticks, and the legend beside the
+    plot, never over a bar."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from mestudio.colours import DEFAULT_EMOTION_COLOUR, emotion_colour
+
     fig = Figure(figsize=(float(size_in[0]), float(size_in[1])), dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
     keys = [r.key for r in table.rows]
@@ -203,29 +219,31 @@ def render_chart(table: StatsTable, path: str | os.PathLike[str], *,
         ax.set_axis_off()
     else:
         bottom = [0.0] * len(keys)
-        cmap = matplotlib.colormaps["tab10"]
-        for i, emo in enumerate(table.emotions):
+        for emo in table.emotions:
             vals = [float(r.emotions.get(emo, 0)) for r in table.rows]
-            color = "#b0b0b0" if emo == "unrecognised" else cmap(i % 10)
-            ax.bar(x, vals, bottom=bottom, label=f"micro: {emo}", color=color)
+            color = DEFAULT_EMOTION_COLOUR if emo == "unrecognised" else emotion_colour(emo)
+            ax.bar(x, vals, bottom=bottom, label=f"micro: {emo}", color=color,
+                   edgecolor="#555555", linewidth=0.5)
             bottom = [b + v for b, v in zip(bottom, vals, strict=False)]
         macro = [float(r.macro) for r in table.rows]
         ax.bar(x, macro, bottom=bottom, label="macro", color="white", edgecolor="#555555",
                hatch="//")
         ax.set_ylabel("expressions")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole numbers
         ax.set_xticks(x, keys, rotation=45 if len(keys) > 6 else 0, ha="right"
                       if len(keys) > 6 else "center")
         ax.set_xlabel(table.by)
+        handles, labels = ax.get_legend_handles_labels()
         if any(r.visits for r in table.rows):
             ax2 = ax.twinx()
             ax2.plot(x, [r.visits for r in table.rows], "o-", color="#d62728", label="visits")
             ax2.set_ylabel("visits", color="#d62728")
             ax2.set_ylim(bottom=0)
-            ax2.legend(loc="upper right")
-        ax.legend(loc="upper left", fontsize="small")
+            ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # no "2.5 visits"
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        # one legend, outside the axes (right of the plot): it never hides a bar
+        fig.legend(handles, labels, loc="outside right upper", fontsize="small")
         ax.grid(axis="y", alpha=0.3)
     ax.set_title(title or f"mestudio kiosk: expressions by {table.by}")
-    with atomic_path(path, keep_suffix=True) as tmp:  # complete or not there at all
-        fig.savefig(tmp, format=path.suffix[1:].lower() or "png")
-    log.info("chart written to %s", path)
-    return path
+    return fig

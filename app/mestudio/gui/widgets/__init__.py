@@ -20,33 +20,18 @@ MACRO_COLOUR = "#e8a33d"
 ROI_COLOURS = ("#5aa9ff", "#ff7ab6", "#9be15d", "#ffd166", "#c39bff", "#6ee7f7", "#ff9f6e",
                "#b8c0cc")
 
-#: Emotions the synthetic and the real models use; unknown classes get a grey.
-EMOTION_COLOURS = {
-    "happiness": "#f7c948",
-    "disgust": "#7bc96f",
-    "surprise": "#5aa9ff",
-    "sadness": "#7f8cff",
-    "repression": "#c39bff",
-    "fear": "#b07cff",
-    "anger": "#ff6b6b",
-    "contempt": "#d9a066",
-    "others": "#9aa3b2",
-    "positive": "#f7c948",
-    "negative": "#ff6b6b",
-}
-DEFAULT_EMOTION_COLOUR = "#9aa3b2"
+#: Emotion colours: the one table of :mod:`mestudio.colours` (the kiosk chart uses it too).
+from mestudio.colours import DEFAULT_EMOTION_COLOUR, EMOTION_COLOURS, emotion_colour  # noqa: E402
+
+__all__ = ["DEFAULT_EMOTION_COLOUR", "EMOTION_COLOURS", "MACRO_COLOUR", "MICRO_COLOUR",
+           "PLOT_BACKGROUND", "PLOT_FOREGROUND", "ROI_COLOURS", "emotion_colour",
+           "plain_label", "plain_tooltip", "roi_colour"]
 
 
 def roi_colour(name: str, order: int) -> str:
     """Colour of the ROI ``name`` that is the ``order``-th in the signal dict."""
     return ROI_COLOURS[order % len(ROI_COLOURS)]
 
-
-def emotion_colour(label: str | None) -> str:
-    """Colour of an emotion class (grey when unknown or None)."""
-    if not label:
-        return DEFAULT_EMOTION_COLOUR
-    return EMOTION_COLOURS.get(label.lower(), DEFAULT_EMOTION_COLOUR)
 
 
 def plain_label(label: Any) -> Any:
