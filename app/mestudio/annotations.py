@@ -100,8 +100,9 @@ class Annotation:
 
     @property
     def predicted(self) -> str | None:
-        """The model's emotion for this event, or None."""
-        return self.event.prediction.label if self.event.prediction is not None else None
+        """The model's emotion for this event, or None (also when the prediction is
+        uncertain: "micro-expression (uncertain)" has no emotion)."""
+        return self.event.prediction.emotion if self.event.prediction is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         from mestudio.events_io import event_to_dict
@@ -221,7 +222,7 @@ class AnnotationDocument:
         self._listeners: list[Listener] = []
         for e in events:
             ann = e if isinstance(e, Annotation) else Annotation(e, label=(
-                e.prediction.label if e.prediction is not None else None))
+                e.prediction.emotion if e.prediction is not None else None))
             if ann.id < 0 or ann.id in self._items:
                 ann = dataclasses.replace(ann, event=dataclasses.replace(
                     ann.event, id=self._next_id()))

@@ -27,7 +27,13 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from mestudio.analytics.session import KioskSession, KioskStatus
 from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
-from mestudio.gui.widgets import plain_label
+from mestudio.gui.predtext import (
+    SYNTHETIC_BADGE_COLOUR,
+    UNCERTAIN_TEXT,
+    agreement_text,
+    model_mark,
+)
+from mestudio.gui.widgets import plain_label, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +86,18 @@ def describe(status: KioskStatus, greeting_s: float, now: float | None = None
         ms = ev.duration_s * 1000
         if ev.kind == "micro":
             pred = ev.prediction
+            agreement = agreement_text(pred) if pred is not None else ""
+            if pred is not None and pred.emotion is None:  # uncertain: no emotion shown
+                return ("surprised", f"A {UNCERTAIN_TEXT}!",
+                        f"A fleeting movement of {ms:.0f} ms — the model is not sure which "
+                        "emotion it resembles" + (f" ({agreement})." if agreement else "."))
             if pred is not None:
                 return (MOODS.get(pred.label.lower(), "neutral"),
                         f"A flash of {pred.label}!",
                         f"A micro-expression of {ms:.0f} ms — the model is "
-                        f"{pred.confidence * 100:.0f} % sure (it is often wrong).")
+                        f"{pred.confidence * 100:.0f} % sure"
+                        + (f", {agreement}" if agreement else "")
+                        + " (it is often wrong).")
             return "surprised", "A micro-expression!", f"A fleeting movement of {ms:.0f} ms."
         return "happy", "A clear expression", f"A facial movement of {ev.duration_s:.1f} s."
     if status.face_found:
@@ -342,6 +355,13 @@ class KioskWindow(QWidget):
         self.footer = plain_label(QLabel(""))
         self.footer.setObjectName("KioskFooter")
         self.footer.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # which recognition model guesses the emotions: "SYNTHETIC DEMO MODEL" (amber) or
+        # "real-data model · K classes" (plain text: it comes from the model file)
+        self.model_mark = plain_label(QLabel(""))
+        self.model_mark.setObjectName("KioskModelMark")
+        self.model_mark.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model_mark.hide()
+        self._mark_synthetic = False
 
         centre = QVBoxLayout()
         centre.addStretch(1)
@@ -360,6 +380,7 @@ class KioskWindow(QWidget):
         outer.setContentsMargins(0, 0, 0, 12)
         outer.addLayout(row, 1)
         outer.addWidget(self.footer)
+        outer.addWidget(self.model_mark)
         self._restyle()
 
         seq = QKeySequence(config.kiosk.exit_keys)
@@ -393,7 +414,10 @@ class KioskWindow(QWidget):
             f"#KioskWindow #KioskDetail {{ font-size: {mid}px; color: #c5ccd8; }}"
             f"#KioskWindow #KioskNotice {{ font-size: {small}px; background: #1a1e27; border-radius: 18px;"
             " padding: 18px; color: #cfd5df; }"
-            f"#KioskWindow #KioskFooter {{ font-size: {small}px; color: #8d96a7; }}")
+            f"#KioskWindow #KioskFooter {{ font-size: {small}px; color: #8d96a7; }}"
+            f"#KioskWindow #KioskModelMark {{ font-size: {small}px; "
+            + (f"color: {SYNTHETIC_BADGE_COLOUR}; font-weight: bold; }}"
+               if self._mark_synthetic else "color: #8d96a7; }"))
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -406,6 +430,7 @@ class KioskWindow(QWidget):
             return
         status, self._visit_active = update
         self._status = status
+        self._update_model_mark()
         if status.image is not None and self.config.kiosk.show_camera:
             self.mirror.set_image(status.image)
             self.frames_shown += 1
@@ -416,16 +441,32 @@ class KioskWindow(QWidget):
             self._screenshot_sent = True
             self.ready_for_screenshot.emit()
 
+    def _update_model_mark(self) -> None:
+        """Show which recognition model runs (none: no mark)."""
+        session = self.worker.session
+        info = getattr(getattr(session, "pipeline", None), "model_info", None)
+        on = bool(getattr(session, "recognition", True))
+        text, description, synthetic = model_mark(info if isinstance(info, dict) and on
+                                                  else None)
+        if text != self.model_mark.text():
+            self.model_mark.setText(text)
+            self.model_mark.setToolTip(plain_tooltip(description))
+            self.model_mark.setVisible(bool(text))
+        if synthetic != self._mark_synthetic:
+            self._mark_synthetic = synthetic
+            self._restyle()
+
     def _refresh_text(self) -> None:
         status = self._status or KioskStatus(state="starting")
         mood, headline, detail = describe(status, self.config.kiosk.greeting_s)
         colour = "#eef1f6"
         ev = status.last_event
         if ev is not None and ev.prediction is not None and \
+                ev.prediction.emotion is not None and \
                 time.time() - status.last_event_wall <= self.config.kiosk.greeting_s:
             from mestudio.gui.widgets import emotion_colour
 
-            colour = emotion_colour(ev.prediction.label)
+            colour = emotion_colour(ev.prediction.emotion)
         self.face_icon.set_mood(mood, colour)
         self.headline.setText(headline)
         if colour != self._headline_colour:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QProgressBar,
+    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -341,15 +342,18 @@ class MainWindow(QMainWindow):
             label = plain_label(QLabel(""))
             label.setObjectName(f"Status_{key}")
             label.setToolTip(tip)
+            label.setMinimumWidth(24)  # narrow windows: these give way to the model badge
             sb.addPermanentWidget(label)
             self.status_labels[key] = label
-        self.synthetic_badge = QLabel("SYNTHETIC DEMO MODEL")
-        self.synthetic_badge.setObjectName("SyntheticBadge")
-        self.synthetic_badge.setToolTip(
-            "The recognition model was trained on synthetic faces only: its emotions "
-            "demonstrate the software, they are not evidence about real people.")
-        self.synthetic_badge.hide()
-        sb.addPermanentWidget(self.synthetic_badge)
+        # The model badge: amber "SYNTHETIC DEMO MODEL", or a plain "real-data model ·
+        # K classes"; its tool tip is the model's description (text from the model file).
+        self.model_badge = plain_label(QLabel(""))
+        self.model_badge.setObjectName("ModelBadge")
+        self.model_badge.setProperty("synthetic", False)
+        self.model_badge.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        self.model_badge.hide()
+        self.synthetic_badge = self.model_badge  # the older name
+        sb.addPermanentWidget(self.model_badge)
         self._update_stats()
         self._set_model_labels()
 
@@ -707,8 +711,10 @@ class MainWindow(QMainWindow):
             self.video.set_event_view(None, None)
             self._set_streams([])
         if tag:
-            self.video.set_emotion(pred.label if pred else None,
-                                   pred.confidence if pred else None, ev.kind, EMOTION_TAG_S)
+            self.video.set_emotion(pred.emotion if pred else None,
+                                   pred.confidence if pred else None, ev.kind, EMOTION_TAG_S,
+                                   uncertain=bool(pred and pred.uncertain),
+                                   agreement=pred.agreement if pred else None)
 
     def _set_streams(self, streams: list[str]) -> None:
         """Fill the stream selector: ``auto`` (named after the stream it stands for with
@@ -770,7 +776,27 @@ class MainWindow(QMainWindow):
             labels["model"].setText("no model: events without emotion")
         else:
             labels["model"].setText("model —")
-        self.synthetic_badge.setVisible(bool(info.get("synthetic")))
+        self._set_model_badge(info)
+
+    def _set_model_badge(self, info: dict[str, Any]) -> None:
+        badge = self.model_badge
+        text = str(info.get("badge") or "") if info.get("recognition") else ""
+        synthetic = bool(info.get("synthetic")) and bool(text)
+        badge.setText(text)
+        tip = str(info.get("model_description") or "")
+        if synthetic:
+            tip = ("The recognition model was trained on synthetic faces only: its emotions "
+                   "demonstrate the software, they are not evidence about real people."
+                   + (f"\n{tip}" if tip else ""))
+        badge.setToolTip(plain_tooltip(tip))
+        if badge.property("synthetic") != synthetic:
+            badge.setProperty("synthetic", synthetic)
+            badge.style().unpolish(badge)
+            badge.style().polish(badge)
+        badge.setVisible(bool(text))
+        # never cut (the window may be 800 px wide): the other status labels give way
+        badge.setMinimumWidth(0)
+        badge.setMinimumWidth(badge.sizeHint().width() if text else 0)
 
     def _update_stats(self) -> None:
         s: WorkerStats = self.worker.stats()

@@ -38,6 +38,7 @@ from mestudio.gui.gradcam import (
     predicted_class_index,
     stream_names,
 )
+from mestudio.gui.predtext import prediction_text
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_label
 from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.types import Frame, Prediction, SpotEvent
@@ -224,7 +225,7 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         best = auto_cam_stream(pred)
         out.cam_auto = names[best] if best is not None else None
         if out.cam_empty:
-            out.notes.append(f"Grad-CAM of {pred.label} is zero in "
+            out.notes.append(f"Grad-CAM of {pred.emotion or 'the top class'} is zero in "
                              f"{', '.join(sorted(out.cam_empty))}: no region of "
                              f"{'that stream' if len(out.cam_empty) == 1 else 'those streams'}"
                              " supports the prediction")
@@ -693,7 +694,7 @@ class AnnotationTable(QTableWidget):
                 pred = ev.prediction
                 values = [str(a.id), str(a.onset), str(a.apex), str(a.offset),
                           f"{ev.duration_s * 1000:.0f}", a.kind, a.label or "—",
-                          f"{pred.label} {pred.confidence * 100:.0f}%" if pred else "—",
+                          prediction_text(pred) if pred else "—",
                           a.aus, a.origin]
                 for c, text in enumerate(values):
                     item = QTableWidgetItem(text)

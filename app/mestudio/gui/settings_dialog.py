@@ -5,6 +5,7 @@ detector and landmark model files, camera. Saved with :func:`mestudio.config.sav
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -28,7 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.config import AppConfig, save_settings
-from mestudio.gui.widgets import plain_label
+from mestudio.gui.widgets import plain_label, plain_tooltip
+
+log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -58,6 +61,112 @@ class _FileField(QWidget):
 
     def text(self) -> str:
         return self.edit.text().strip()
+
+
+class _ModelChoice(QWidget):
+    """The recognition model: every model :func:`~mestudio.inference.catalog.find_models`
+    finds (the default marked), each with its one-line description, plus "Browse…" for any
+    other file. :meth:`text` is the ``recognition.model`` setting: ``""`` for the default
+    model, else the chosen file's path."""
+
+    def __init__(self, current: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setObjectName("ModelChoice")
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(28)
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("Choose another .onnx model file")
+        self.browse_button.clicked.connect(self._browse)
+        self.description = plain_label(QLabel(""))  # text from model files: plain text
+        self.description.setObjectName("ModelDescription")
+        self.description.setWordWrap(True)
+        self._descriptions: list[str] = []
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.browse_button)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addLayout(row)
+        col.addWidget(self.description)
+        try:
+            from mestudio.inference.catalog import find_models
+
+            self.entries = find_models()
+        except Exception as exc:  # noqa: BLE001 - the dialog opens without the list
+            log.warning("cannot list the recognition models: %s", exc)
+            self.entries = []
+        if not any(e.default for e in self.entries):
+            self._add("default model (none found in the model folders)", "",
+                      "The shipped model is looked up when recognition starts.")
+        for e in self.entries:
+            self._add(f"{e.name} — {e.badge}" + ("  (default)" if e.default else ""),
+                      "" if e.default else str(e.path), f"{e.description}\n{e.path}")
+        self.combo.currentIndexChanged.connect(self._show_description)
+        self.set_path(current)
+
+    def _add(self, text: str, data: str, description: str) -> int:
+        self.combo.addItem(text, data)
+        i = self.combo.count() - 1
+        self.combo.setItemData(i, plain_tooltip(description), Qt.ItemDataRole.ToolTipRole)
+        self._descriptions.append(description)
+        return i
+
+    def _add_file(self, path: str) -> int:
+        """An item for a model file outside the list (a setting or a browsed file)."""
+        from mestudio.inference.catalog import _describe, model_badge, read_metadata
+
+        p = Path(path).expanduser()
+        meta = read_metadata(p) if p.is_file() else None
+        if meta is not None and "classes" in meta:
+            badge = model_badge(bool(meta.get("synthetic")), len(meta.get("classes") or []))
+            name = str(meta.get("name") or p.name.removesuffix(".onnx"))
+            return self._add(f"{name} — {badge}  (this file)", path,
+                             f"{_describe(meta, p)}\n{p}")
+        why = "file not found" if not p.is_file() else "no mestudio model metadata"
+        return self._add(f"{p.name} ({why})", path, f"{why}: {p}")
+
+    def set_path(self, path: str) -> None:
+        """Select ``path`` ("" = the default model), adding an item when it is not listed."""
+        path = (path or "").strip()
+        index = -1
+        if not path:
+            index = self.combo.findData("")
+        else:
+            try:
+                target = Path(path).expanduser().resolve()
+            except OSError:
+                target = None
+            for i in range(self.combo.count()):
+                data = str(self.combo.itemData(i) or "")
+                if data and (data == path or (target is not None
+                                              and Path(data).expanduser().resolve() == target)):
+                    index = i
+                    break
+            if index < 0:
+                index = self._add_file(path)
+        self.combo.setCurrentIndex(max(0, index))
+        self._show_description(self.combo.currentIndex())
+
+    def _show_description(self, index: int) -> None:
+        ok = 0 <= index < len(self._descriptions)
+        self.description.setText(self._descriptions[index] if ok else "")
+
+    def _browse(self) -> None:
+        start = self.text() or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", start,
+                                              "ONNX models (*.onnx);;All files (*)")
+        if path:
+            self.set_path(path)
+
+    def items(self) -> list[tuple[str, str]]:
+        """``(text, description)`` of every listed model."""
+        return [(self.combo.itemText(i), self._descriptions[i]) for i in range(self.combo.count())]
+
+    def text(self) -> str:
+        return str(self.combo.currentData() or "").strip()
 
 
 class SettingsDialog(QDialog):
@@ -110,9 +219,16 @@ class SettingsDialog(QDialog):
         form = QFormLayout(rec)
         self.recognition = QCheckBox("Recognise the emotion of micro-expressions")
         form.addRow(self.recognition)
-        self.model = _FileField(config.recognition.model, "ONNX models (*.onnx);;All files (*)",
-                                "shipped default model")
-        form.addRow("Model (.onnx)", self.model)
+        self.model = _ModelChoice(config.recognition.model)
+        form.addRow("Model", self.model)
+        self.min_agreement = QDoubleSpinBox()
+        self.min_agreement.setRange(0.0, 1.0)
+        self.min_agreement.setSingleStep(0.05)
+        self.min_agreement.setDecimals(2)
+        self.min_agreement.setToolTip(
+            "Ensembles only: below this share of members agreeing, an event is shown as "
+            "\"micro-expression (uncertain)\" without an emotion")
+        form.addRow("Least agreement (ensembles)", self.min_agreement)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         form.addRow("Device", self.device)
@@ -164,7 +280,8 @@ class SettingsDialog(QDialog):
         self.micro_max.setValue(cfg.spotter.micro_max_s)
         self.max_duration.setValue(cfg.spotter.max_duration_s)
         self.recognition.setChecked(cfg.recognition.enabled)
-        self.model.edit.setText(cfg.recognition.model)
+        self.model.set_path(cfg.recognition.model)
+        self.min_agreement.setValue(cfg.recognition.min_agreement)
         device = cfg.recognition.device if cfg.recognition.device in DEVICES else "auto"
         self.device.setCurrentText(device)
         self.detector.edit.setText(cfg.tracker.detector_model)
@@ -180,6 +297,7 @@ class SettingsDialog(QDialog):
         cfg.spotter.max_duration_s = float(self.max_duration.value())
         cfg.recognition.enabled = self.recognition.isChecked()
         cfg.recognition.model = self.model.text()
+        cfg.recognition.min_agreement = float(self.min_agreement.value())
         cfg.recognition.device = self.device.currentText()
         cfg.tracker.detector_model = self.detector.text()
         cfg.tracker.landmark_model = self.landmarks.text()
@@ -198,8 +316,9 @@ class SettingsDialog(QDialog):
                             ("Face detector", cfg.tracker.detector_model),
                             ("Landmark model", cfg.tracker.landmark_model)):
             if text and not Path(text).expanduser().is_file():
-                out.append(f"{label}: file not found: {text} (clear the field to use the "
-                           "automatic look-up).")
+                how = "choose a listed model" if label == "Model" else \
+                    "clear the field to use the automatic look-up"
+                out.append(f"{label}: file not found: {text} ({how}).")
         return out
 
     def accept(self) -> None:

@@ -41,6 +41,7 @@ from PySide6.QtCore import QThread, Signal
 
 from mestudio.config import AppConfig
 from mestudio.errors import CameraError, MestudioError
+from mestudio.gui.predtext import model_mark, prediction_text
 from mestudio.types import Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
@@ -373,7 +374,7 @@ def event_view(event: SpotEvent, crop: np.ndarray | None) -> EventView:
     if pred is None:
         caption = f"{event.kind} · no emotion" if event.kind == "micro" else "macro · not classified"
         return EventView(crop=crop, caption=caption)
-    caption = f"{pred.label} {pred.confidence * 100:.0f} %"
+    caption = prediction_text(pred)
     cams: dict[str, np.ndarray] = {}
     auto: str | None = None
     empty: set[str] = set()
@@ -531,8 +532,10 @@ class PipelineWorker(QThread):
         capture_status(str, str): the capture's status and message changed
             ("running", "reconnecting", "ended", "error").
         pipeline_info(object): dict with ``model`` (model_info or None), ``model_name``,
-            ``device``, ``synthetic``, ``spotting``, ``recognition``, ``degraded`` (list of
-            str), ``rois`` (masks in aligned-crop pixels or None), ``warning`` (str),
+            ``device``, ``synthetic``, ``n_classes``, ``badge`` ("SYNTHETIC DEMO MODEL" /
+            "real-data model · K classes", "" without a model), ``model_description`` (one
+            line), ``spotting``, ``recognition``, ``degraded`` (list of str), ``rois`` (masks
+            in aligned-crop pixels or None), ``warning`` (str),
             ``overlays`` ({"flow": bool, "strain": bool}: can they be computed).
         ended(): the file/clip reached its end and the last events were flushed.
         failed(str): an unexpected error in processing (the worker keeps running).
@@ -874,9 +877,13 @@ class PipelineWorker(QThread):
         info = getattr(pipeline, "model_info", None)
         info = dict(info) if isinstance(info, dict) else None
         name, device, synthetic = "", "CPU", False
+        badge = description = ""
+        n_classes = 0
         if info:
             name = str(info.get("name") or info.get("arch") or info.get("architecture") or "")
             synthetic = bool(info.get("synthetic", False))
+            n_classes = len(info.get("classes") or [])
+            badge, description, _ = model_mark(info)
             provider = str(info.get("provider") or info.get("device") or "")
             if "cuda" in provider.lower() or "tensorrt" in provider.lower():
                 device = "CUDA"
@@ -885,7 +892,9 @@ class PipelineWorker(QThread):
             self._flow_fns = _flow_functions()
         overlays = {"flow": self._flow_fns[0] is not None,
                     "strain": self._flow_fns[1] is not None}
-        return {"overlays": overlays, "model": info, "model_name": name, "device": device, "synthetic": synthetic,
+        return {"overlays": overlays, "model": info, "model_name": name, "device": device,
+                "synthetic": synthetic, "n_classes": n_classes, "badge": badge,
+                "model_description": description,
                 "spotting": spotting, "recognition": recognition and info is not None,
                 "degraded": degraded, "rois": self._roi_masks(), "warning": warning}
 

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
+from mestudio.gui.predtext import UNCERTAIN_TEXT, agreement_text, confidence_text, emotion_text
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
 from mestudio.types import SpotEvent
 
@@ -71,16 +72,16 @@ class EventTableModel(QAbstractTableModel):
                 return ev.kind
             if col == "ROI":
                 return ev.roi
-            if col == "emotion":
-                return pred.label if pred is not None else "—"
+            if col == "emotion":  # an uncertain prediction has no emotion to show
+                return emotion_text(pred) if pred is not None else "—"
             if col == "confidence":
-                return f"{pred.confidence * 100:.0f} %" if pred is not None else "—"
+                return confidence_text(pred) if pred is not None else "—"
         elif role == Qt.ItemDataRole.ForegroundRole:
             if col == "kind":
                 return QBrush(QColor(MICRO_COLOUR if ev.kind == "micro" else MACRO_COLOUR))
-            if col == "emotion" and pred is not None:
-                return QBrush(QColor(emotion_colour(pred.label)))
-            if col in ("emotion", "confidence") and pred is None:
+            if col == "emotion" and pred is not None and pred.emotion is not None:
+                return QBrush(QColor(emotion_colour(pred.emotion)))
+            if col in ("emotion", "confidence") and (pred is None or pred.uncertain):
                 return QBrush(QColor("#6b7280"))
         elif role == Qt.ItemDataRole.TextAlignmentRole:
             if col in ("#", "time", "duration", "confidence"):
@@ -89,7 +90,10 @@ class EventTableModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.ToolTipRole:
             text = (f"frames {ev.onset}–{ev.apex}–{ev.offset} (onset–apex–offset), "
                     f"strongest in {ev.roi}, peak {ev.peak:.3f} px")
-            if pred is not None:
+            if pred is not None and pred.uncertain:
+                text += (f"\n{UNCERTAIN_TEXT}: the ensemble's members disagree "
+                         f"({agreement_text(pred)}), no emotion is shown")
+            elif pred is not None:
                 text += "\n" + ", ".join(f"{c} {p * 100:.0f}%"
                                          for c, p in zip(pred.classes, pred.probs, strict=False))
             return plain_tooltip(text)  # class and ROI names come from model files

@@ -7,6 +7,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from mestudio.gui.predtext import UNCERTAIN_TEXT, agreement_text
 from mestudio.gui.widgets import emotion_colour
 from mestudio.types import Prediction, SpotEvent
 
@@ -36,7 +37,15 @@ class ProbBars(QWidget):
             self._title = f"Event{number} · {event.kind} · at {event.onset_s:.2f} s"
         else:
             self._title = "Last event"
-        if prediction is None:
+        if prediction is not None and prediction.uncertain:
+            # the members of the ensemble disagree: no emotion (and no bars ranking them)
+            self._classes = ()
+            self._probs = np.zeros(0, dtype=np.float32)
+            self._label = ""
+            agreement = agreement_text(prediction)
+            self._message = (f"{UNCERTAIN_TEXT}" + (f" · {agreement}" if agreement else "")
+                             + ": the ensemble's members disagree, no emotion is shown.")
+        elif prediction is None:
             self._classes = ()
             self._probs = np.zeros(0, dtype=np.float32)
             self._label = ""
@@ -53,6 +62,8 @@ class ProbBars(QWidget):
             self._probs = np.asarray(prediction.probs, dtype=np.float32).reshape(-1)
             self._label = prediction.label
             self._message = ""
+            if prediction.agreement is not None:
+                self._title += f" · {agreement_text(prediction)}"
         self.update()
 
     def clear(self, title: str = "No event yet", message: str = "") -> None:

@@ -249,8 +249,12 @@ class SignalPlot(pg.PlotWidget):
 
     @staticmethod
     def _event_text(ev: SpotEvent) -> str:
-        if ev.prediction is not None:
-            return f"{ev.prediction.label} {ev.prediction.confidence * 100:.0f}%"
+        pred = ev.prediction
+        if pred is not None:
+            from mestudio.gui.predtext import UNCERTAIN_TEXT
+
+            return UNCERTAIN_TEXT if pred.uncertain else \
+                f"{pred.label} {pred.confidence * 100:.0f}%"
         return ev.kind
 
     def add_event(self, ev: SpotEvent) -> None:

@@ -39,6 +39,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.gradcam import AUTO_STREAM
+from mestudio.gui.predtext import UNCERTAIN_TEXT
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
 from mestudio.types import FaceObservation
 
@@ -141,7 +142,7 @@ class VideoView(QWidget):
         self._latency_reported = True
         self._banner = ""
         self._placeholder = "Choose a source: Demo, a camera, or File ▸ Open video…"
-        self._emotion: tuple[str | None, float | None, str] | None = None
+        self._emotion: tuple[str | None, float | None, str, bool, float | None] | None = None
         self._emotion_until = 0.0
         self._event_crop: np.ndarray | None = None
         self._event_crop_q: QImage | None = None
@@ -239,10 +240,14 @@ class VideoView(QWidget):
         return self._banner
 
     def set_emotion(self, label: str | None, confidence: float | None, kind: str,
-                    show_s: float = 3.0) -> None:
+                    show_s: float = 3.0, *, uncertain: bool = False,
+                    agreement: float | None = None) -> None:
         """Tag the face with the last event for ``show_s`` seconds: ``label`` and
-        ``confidence`` of its prediction, or only its ``kind`` when ``label`` is None."""
-        self._emotion = (label, confidence, kind)
+        ``confidence`` of its prediction (and the ensemble's ``agreement``), or only its
+        ``kind`` when ``label`` is None; ``uncertain``: "micro-expression (uncertain)"."""
+        if uncertain:
+            label, confidence = None, None
+        self._emotion = (label, confidence, kind, uncertain, agreement)
         self._emotion_until = time.perf_counter() + show_s
         self.update()
 
@@ -391,20 +396,27 @@ class VideoView(QWidget):
             if self.paint_listener is not None:
                 self.paint_listener(time.perf_counter() - self._capture_time)
 
-    def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation) -> None:
+    def emotion_tag(self) -> tuple[str, str] | None:
+        """The face tag's text and colour while it is shown, else None."""
         if self._emotion is None or time.perf_counter() > self._emotion_until:
-            return
-        label, conf, kind = self._emotion
-        if face.box is None:
+            return None
+        label, conf, kind, uncertain, agreement = self._emotion
+        agree = f" · agreement {agreement * 100:.0f} %" if agreement is not None else ""
+        if label:
+            text = (f"{label}  {conf * 100:.0f} %{agree}" if conf is not None
+                    else label + agree)
+            return text, emotion_colour(label)
+        if uncertain:
+            return f"{UNCERTAIN_TEXT}{agree}", MICRO_COLOUR
+        return f"{kind}-expression", MICRO_COLOUR if kind == "micro" else MACRO_COLOUR
+
+    def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation) -> None:
+        tag = self.emotion_tag()
+        if tag is None or face.box is None:
             return
         x, y, w, _h = face.box
         anchor = view.map(QPointF(x, y))
-        if label:
-            text = f"{label}  {conf * 100:.0f} %" if conf is not None else label
-            colour = QColor(emotion_colour(label))
-        else:
-            text = f"{kind}-expression"
-            colour = QColor(MICRO_COLOUR if kind == "micro" else MACRO_COLOUR)
+        text, colour = tag[0], QColor(tag[1])
         p.setFont(self._font_big)
         fm = p.fontMetrics()
         tw, th = fm.horizontalAdvance(text) + 16, fm.height() + 8
