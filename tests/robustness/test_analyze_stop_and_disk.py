@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, SmallFs, cli_env, error_line, mestudio, temp_leftovers
+from robust_cli import ROOT, SmallFs, cli_env, error_line, mestudio, temp_leftovers
 
 OUTPUTS = ("frames.csv", "events.csv", "events.json")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, error_line, mestudio
+from robust_cli import ROOT, error_line, mestudio
 
 from mestudio.cli import main
 
@@ -94,7 +94,7 @@ def test_models_verify_checks_the_shipped_recognition_model(tmp_path: Path) -> N
     data[len(data) // 2] ^= 0xFF
     (models / shipped.name).write_bytes(bytes(data))
     shutil.copy(shipped.with_name(shipped.name + ".sha256"), models)
-    from conftest import cli_env
+    from robust_cli import cli_env
 
     bad = mestudio("models", "verify", env=cli_env(MESTUDIO_MODELS_DIR=str(models)))
     assert bad.returncode == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SmallFs, mestudio
+from robust_cli import SmallFs, mestudio
 
 from mestudio.analytics.eventlog import EventLog
 from mestudio.analytics.session import KioskSession

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import cli_env, mestudio
+from robust_cli import cli_env, mestudio
 
 #: Files mestudio itself may keep in the user folders (settings, model cache), relative to
 #: the home folder. Anything else that appears there fails the test.

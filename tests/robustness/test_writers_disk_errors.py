@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SmallFs, error_line, mestudio, temp_leftovers
+from robust_cli import SmallFs, error_line, mestudio, temp_leftovers
 
 from mestudio.analytics.eventlog import EventLog
 from mestudio.events_io import write_events_json
