@@ -16,7 +16,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from mestudio.commands._progress import add_progress_argument, show_progress
 
@@ -184,7 +184,8 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
                 tmp_events_csv = outputs.enter_context(atomic_path(events_csv_path))
                 with FramesCsvWriter(tmp_csv, pipeline.tracker.landmark_names,
                                      ("status", *spotter_columns(rois))) as writer:
-                    rows = SpotterRowBuffer(_StatusColumn(writer), rois)
+                    rows = SpotterRowBuffer(cast(FramesCsvWriter, _StatusColumn(writer)),
+                                            rois)
                     seen_skips = 0
                     if not stop.requested:
                         for result in pipeline.run(source, progress=show_progress(args),
