@@ -86,6 +86,10 @@ def _badge_fits(window) -> None:
     assert badge.width() >= badge.sizeHint().width()  # not cut...
     right = badge.mapTo(bar, badge.rect().topRight()).x()
     assert 0 <= right <= bar.width()  # ...nor pushed out of the 800 px window
+    shown = [label for label in window.status_labels.values() if label.isVisible()]
+    assert window.status_labels["model"] in shown  # the least useful ones give way first
+    for label in shown:  # and those shown are not cut either
+        assert label.width() >= label.sizeHint().width(), label.text()
 
 
 @pytest.mark.skipif(not SYNTHETIC_MODEL.is_file(), reason="models/m3enet_synthetic.onnx absent")

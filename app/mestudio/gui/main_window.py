@@ -301,6 +301,7 @@ class MainWindow(QMainWindow):
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._arrange_toolbars()
+        self._fit_status_bar()
 
     def _arrange_toolbars(self) -> None:
         """One row of toolbars when both fit the window's width, else two (nothing of
@@ -797,6 +798,30 @@ class MainWindow(QMainWindow):
         # never cut (the window may be 800 px wide): the other status labels give way
         badge.setMinimumWidth(0)
         badge.setMinimumWidth(badge.sizeHint().width() if text else 0)
+        self._fit_status_bar()
+
+    #: Status labels in the order they keep their place in a narrow window.
+    STATUS_PRIORITY = ("model", "capture", "processed", "latency", "dropped", "device")
+
+    def _fit_status_bar(self) -> None:
+        """A narrow window hides the least useful status labels rather than cutting them
+        (the model badge always shows in full)."""
+        labels = self.__dict__.get("status_labels")
+        badge = self.__dict__.get("model_badge")
+        if not labels or badge is None:
+            return
+        room = self.statusBar().width() - 24
+        for w in (badge, self.busy_bar):
+            if not w.isHidden():
+                room -= w.sizeHint().width() + 8
+        for key in self.STATUS_PRIORITY:
+            label = labels[key]
+            need = label.sizeHint().width() + 6
+            fits = need <= room
+            if fits:
+                room -= need
+            if label.isHidden() == fits:
+                label.setVisible(fits)
 
     def _update_stats(self) -> None:
         s: WorkerStats = self.worker.stats()
@@ -809,6 +834,7 @@ class MainWindow(QMainWindow):
         labels["processed"].setText(f"processed {s.processed_fps:4.1f} fps")
         labels["dropped"].setText(f"dropped {s.dropped}")
         labels["latency"].setText(f"latency {ms(s.latency_p50_ms)}/{ms(s.latency_p95_ms)} ms")
+        self._fit_status_bar()
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
