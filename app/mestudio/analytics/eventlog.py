@@ -343,7 +343,7 @@ class EventLog:
         """Log a spotted :class:`~mestudio.types.SpotEvent` (kind, emotion, confidence,
         duration); nothing else of the event (no ROI, no frames) is stored."""
         pred = event.prediction
-        return self.log(event.kind, emotion=pred.label if pred is not None else None,
+        return self.log(event.kind, emotion=pred.emotion if pred is not None else None,
                         confidence=pred.confidence if pred is not None else None,
                         duration_s=event.duration_s, exhibit=exhibit, time_unix=time_unix)
 
