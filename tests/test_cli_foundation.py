@@ -99,7 +99,8 @@ def test_doctor_says_how_to_train_a_real_model_when_the_shipped_one_is_synthetic
         pytest.skip("the shipped synthetic model is not in this checkout")
     assert main(["doctor", "--no-cameras"]) == 0
     out = capsys.readouterr().out
-    assert "SYNTHETIC demo model" in out
+    assert "m3enet_synthetic.onnx: SYNTHETIC DEMO MODEL (default)" in out
+    assert "mestudio models fetch ststnet-megc2019" in out
     line = next(ln for ln in out.splitlines() if "mestudio train" in ln)
     assert "mestudio data prepare --dataset" in line and " && mestudio export " in line
 

@@ -6,7 +6,6 @@ import argparse
 import importlib.metadata
 import platform
 import sys
-from pathlib import Path
 
 NAME = "doctor"
 HELP = "check the installation: versions, ONNX Runtime providers, torch device, cameras, " \
@@ -40,31 +39,17 @@ def _section(title: str) -> None:
 
 
 def _onnx_models() -> tuple[list[str], bool]:
-    """Lines about recognition models (``models/*.onnx`` except the detector), and whether
-    one of them is a synthetic demo model."""
-    from mestudio import modelfiles
+    """Lines about the recognition models found in every model folder (the default first),
+    and whether the application falls back to the synthetic demo model."""
+    from mestudio.inference.catalog import find_models
 
     lines = []
-    any_synthetic = False
-    for path in sorted(modelfiles.REPO_MODELS_DIR.glob("*.onnx")):
-        if path.name == modelfiles.YUNET:
-            continue
-        meta: dict[str, str] = {}
-        try:
-            import onnx
-
-            model = onnx.load(str(path), load_external_data=False)
-            meta = {p.key: p.value for p in model.metadata_props}
-        except Exception as exc:  # noqa: BLE001 - a broken file is reported, not fatal
-            lines.append(f"{path.name}: cannot be read ({type(exc).__name__}: {exc})")
-            continue
-        arch = meta.get("mestudio.architecture", "?")
-        synthetic = meta.get("mestudio.synthetic", "").lower() in ("true", "1", "yes")
-        any_synthetic = any_synthetic or synthetic
-        note = "SYNTHETIC demo model (trained on synthetic data only; not for real use)" \
-            if synthetic else "trained on real data" if meta else "no mestudio metadata"
-        lines.append(f"{path.name}: {arch}; {note}")
-    return lines, any_synthetic
+    entries = find_models()
+    for e in entries:
+        lines.append(f"{e.path.name}: {e.badge}{' (default)' if e.default else ''} — "
+                     f"{e.description} [{e.path.parent}]")
+    default = next((e for e in entries if e.default), None)
+    return lines, default is None or default.synthetic
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,13 +109,15 @@ def run(args: argparse.Namespace) -> int:
               f"{'found: ' + str(path) if path else _missing_note(e, entries, found)}")
     print("  search order: " + " -> ".join(str(d) for d in modelfiles.search_dirs()))
     onnx_lines, synthetic = _onnx_models()
-    _section(f"Recognition models ({Path(modelfiles.REPO_MODELS_DIR)}/*.onnx)")
+    _section("Recognition models")
     for line in onnx_lines or ["none found: spotting works, recognition is off"]:
         print(f"  {line}")
     if synthetic:
         from mestudio.inference.card import TRAIN_REAL_COMMAND
 
-        print(f"  train a real one on licensed data (e.g. CASME II): {TRAIN_REAL_COMMAND}")
+        print("  a model trained on real micro-expressions: mestudio models fetch "
+              "ststnet-megc2019 (or, offline, mestudio import ststnet FOLDER)")
+        print(f"  or train one on licensed data (e.g. CASME II): {TRAIN_REAL_COMMAND}")
 
     _section("Degraded modes")
     try:
