@@ -19,7 +19,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from mestudio.gui.predtext import UNCERTAIN_TEXT, agreement_text, confidence_text, emotion_text
+from mestudio.gui.predtext import UNCERTAIN_TEXT, agreement_text, emotion_text
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
 from mestudio.types import SpotEvent
 
@@ -72,10 +72,17 @@ class EventTableModel(QAbstractTableModel):
                 return ev.kind
             if col == "ROI":
                 return ev.roi
-            if col == "emotion":  # an uncertain prediction has no emotion to show
-                return emotion_text(pred) if pred is not None else "—"
+            # Compact cells (the row's tool tip has the full wording): an uncertain
+            # prediction has no emotion ("uncertain" beside kind "micro") and shows its
+            # agreement; a confident one its confidence.
+            if col == "emotion":
+                return "—" if pred is None else "uncertain" if pred.uncertain \
+                    else emotion_text(pred)
             if col == "confidence":
-                return confidence_text(pred) if pred is not None else "—"
+                if pred is None:
+                    return "—"
+                return agreement_text(pred) if pred.uncertain else \
+                    f"{pred.confidence * 100:.0f} %"
         elif role == Qt.ItemDataRole.ForegroundRole:
             if col == "kind":
                 return QBrush(QColor(MICRO_COLOUR if ev.kind == "micro" else MACRO_COLOUR))
@@ -96,6 +103,8 @@ class EventTableModel(QAbstractTableModel):
             elif pred is not None:
                 text += "\n" + ", ".join(f"{c} {p * 100:.0f}%"
                                          for c, p in zip(pred.classes, pred.probs, strict=False))
+                if pred.agreement is not None:
+                    text += f"; {agreement_text(pred)} of the ensemble's members"
             return plain_tooltip(text)  # class and ROI names come from model files
         elif role == Qt.ItemDataRole.UserRole:
             return ev
