@@ -346,7 +346,7 @@ def test_a_recorded_live_session_opens_frame_exactly_in_review(qtbot, tmp_path):
                         timeout=15000)
     finally:
         main.shutdown()
-    from mestudio.commands.review import resolve_video
+    from mestudio.capture.recorder import resolve_video
 
     video = resolve_video(folder)
     assert video.name == "video.avi"

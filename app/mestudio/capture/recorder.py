@@ -272,3 +272,20 @@ class SessionRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def resolve_video(path: str | os.PathLike[str]) -> Path:
+    """A recording folder (``video.*`` + ``events.json``) opens its video; anything else is
+    returned as is."""
+    from mestudio.errors import SourceError
+
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"{path} does not exist; give a video file, an image folder or a "
+                          "recording folder")
+    if path.is_dir():
+        videos = sorted(p for p in path.glob("video.*") if p.suffix.lower() in
+                        (".avi", ".mp4", ".mkv", ".mov"))
+        if videos:
+            return videos[0]
+    return path

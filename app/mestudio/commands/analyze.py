@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
-from mestudio.commands._progress import add_progress_argument, show_progress
+from mestudio.progress import add_progress_argument, show_progress
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mestudio.commands._progress import add_progress_argument, show_progress
+from mestudio.progress import add_progress_argument, show_progress
 
 NAME = "evaluate"
 HELP = ("score a model (.onnx) or the STSTNet fold files on a dataset release you hold: "

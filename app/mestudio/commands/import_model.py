@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mestudio.commands._progress import add_progress_argument, show_progress
+from mestudio.progress import add_progress_argument, show_progress
 
 NAME = "import"
 HELP = ("import published weights as a checked ONNX model (ststnet: the STSTNet MEGC2019 "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mestudio.commands._progress import add_progress_argument, show_progress
+from mestudio.progress import add_progress_argument, show_progress
 
 NAME = "models"
 HELP = ("list, download (fetch) or verify the model files (YuNet, LBF landmarks, the STSTNet "

@@ -31,23 +31,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_gui_arguments(parser)
 
 
-def resolve_video(path: Path) -> Path:
-    """A recording folder (``video.*`` + ``events.json``) opens its video; anything else is
-    returned as is."""
-    from mestudio.errors import SourceError
-
-    if not path.exists():
-        raise SourceError(f"{path} does not exist; give a video file, an image folder or a "
-                          "recording folder")
-    if path.is_dir():
-        videos = sorted(p for p in path.glob("video.*") if p.suffix.lower() in
-                        (".avi", ".mp4", ".mkv", ".mov"))
-        if videos:
-            return videos[0]
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
+    from mestudio.capture.recorder import resolve_video
     from mestudio.config import load_settings
 
     video = resolve_video(args.file)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mestudio.commands._progress import add_progress_argument, show_progress
 from mestudio.errors import ConfigError
+from mestudio.progress import add_progress_argument, show_progress
 
 NAME = "synth"
 HELP = "write a synthetic clip with planted micro-expressions (video or frames + truth.json)"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mestudio.commands._progress import add_progress_argument, show_progress
+from mestudio.progress import add_progress_argument, show_progress
 
 NAME = "train"
 HELP = "train and evaluate a recognition network (LOSO/LODO, report, final checkpoint)"

@@ -25,7 +25,7 @@ VIDEO_FILTER = ("Videos and recordings (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.m
 
 
 def _open(window: Any, path: str | Path) -> ReviewWindow | None:
-    from mestudio.commands.review import resolve_video
+    from mestudio.capture.recorder import resolve_video
 
     try:
         return open_review(resolve_video(Path(path)), config=window.config())

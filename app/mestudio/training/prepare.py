@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mestudio.commands._progress import add_progress_argument, show_progress
+from mestudio.progress import add_progress_argument, show_progress
 from mestudio.training.cliargs import (
     add_dataset_arguments,
     add_feature_arguments,

@@ -2,7 +2,8 @@
 
 Every progress bar of mestudio is a tqdm bar on stderr that is shown only when stderr is a
 terminal (``tqdm(disable=None)``), so logs and pipes stay clean; ``--no-progress`` hides it
-on a terminal too. (Not a sub-command: the CLI skips ``_``-prefixed modules.)
+on a terminal too. Lives outside :mod:`mestudio.commands` so that library modules
+(``training.prepare``) can use it without importing up the layers.
 """
 
 from __future__ import annotations
