@@ -22,9 +22,12 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import numpy as np
 
 from mestudio.errors import MestudioError
 from mestudio.types import FrameResult, SpotterState
@@ -247,3 +250,81 @@ class SpotterRowBuffer:
             del self._rows[:n]
             for k in [k for k in self._final if k <= last]:
                 del self._final[k]
+
+
+# ----------------------------------------------------------------- reading frames.csv back
+@dataclass
+class VideoSignals:
+    """Per-frame motion signals of the whole video (for the signal plot).
+
+    Attributes:
+        times: ``(N,)`` frame times in seconds (NaN for frames not analysed).
+        rois: per-ROI ``(N,)`` motion in pixels.
+        combined, threshold: ``(N,)`` or None.
+    """
+
+    times: np.ndarray
+    rois: dict[str, np.ndarray] = field(default_factory=dict)
+    combined: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+
+    def peak_between(self, onset: int, offset: int) -> int:
+        """The frame of the highest combined (else summed ROI) signal in ``[onset, offset]``."""
+        sig = self.combined
+        if sig is None and self.rois:
+            sig = np.nansum(np.vstack(list(self.rois.values())), axis=0)
+        if sig is None:
+            return (onset + offset) // 2
+        seg = sig[onset:offset + 1]
+        if not len(seg) or np.all(np.isnan(seg)):
+            return (onset + offset) // 2
+        return onset + int(np.nanargmax(seg))
+
+
+def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
+                    ) -> VideoSignals | None:
+    """Read the motion signals from a ``frames.csv`` written by ``mestudio analyze``.
+
+    Recognised columns (those of :mod:`mestudio.csvio`): ``frame``; ``timestamp`` (or
+    ``timestamp_s``); per-ROI signals ``signal_<roi>`` (or ``roi_<roi>``);
+    ``signal_combined`` (or ``combined``); ``spot_threshold`` (or ``threshold``).
+    Returns None when the file has no signal column.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        rows = list(reader)
+    if "frame" not in cols or not rows:
+        return None
+    roi_cols = {c: c.split("_", 1)[1] for c in cols
+                if (c.startswith("signal_") or c.startswith("roi_"))
+                and c not in ("signal_combined",)}
+    combined_col = "combined" if "combined" in cols else (
+        "signal_combined" if "signal_combined" in cols else None)
+    time_col = "timestamp_s" if "timestamp_s" in cols else (
+        "timestamp" if "timestamp" in cols else None)
+    if not roi_cols and combined_col is None:
+        return None
+    frames = [int(float(r["frame"])) for r in rows]
+    n = max(max(frames) + 1, n_frames or 0)
+
+    def column(name: str | None) -> np.ndarray | None:
+        if name is None:
+            return None
+        out = np.full(n, np.nan)
+        for i, r in zip(frames, rows, strict=False):
+            v = r.get(name, "")
+            try:
+                out[i] = float(v) if v not in ("", None) else np.nan
+            except ValueError:
+                pass
+        return out
+
+    times = column(time_col)
+    if times is None:
+        times = np.full(n, np.nan)
+    rois = {roi: arr for c, roi in roi_cols.items() if (arr := column(c)) is not None}
+    threshold_col = next((c for c in ("spot_threshold", "threshold") if c in cols), None)
+    return VideoSignals(times=times, rois=rois, combined=column(combined_col),
+                        threshold=column(threshold_col))

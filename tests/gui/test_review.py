@@ -11,8 +11,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from mestudio.annotations import AnnotationDocument
+from mestudio.csvio import read_frames_csv
 from mestudio.events_io import write_events_json
-from mestudio.gui.review_window import ReviewWindow, read_frames_csv
+from mestudio.gui.review_window import ReviewWindow
 from mestudio.types import SpotEvent
 
 BITS, CELL = 10, 16
