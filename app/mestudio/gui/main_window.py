@@ -9,14 +9,12 @@ Keys: Space play/pause · Ctrl+D demo clip · Ctrl+O open video · Ctrl+Shift+O 
 folder · Ctrl+, settings · B box · L landmarks · R ROIs · F flow · S strain · G Grad-CAM ·
 E emotion · [ / ] previous / next Grad-CAM stream · F11 full screen · Ctrl+Q quit.
 
-Extensions (review mode, recording) add their menu entries without editing this file: each
-module named in :data:`EXTENSIONS` that exists and defines
-``install_main_window(window: MainWindow) -> None`` is called once the window is built.
+Review mode (:mod:`mestudio.gui.review`) and session recording (:mod:`mestudio.gui.recording`)
+add their menu entries through their ``install_main_window(window)`` once the window is built.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 import time
@@ -61,7 +59,6 @@ from mestudio.types import SpotEvent
 log = logging.getLogger(__name__)
 
 #: Optional modules that add to the main window (``install_main_window(window)``).
-EXTENSIONS: tuple[str, ...] = ("mestudio.gui.review", "mestudio.gui.recording")
 
 OVERLAY_KEYS = {"box": "B", "landmarks": "L", "rois": "R", "flow": "F", "strain": "S",
                 "gradcam": "G", "emotion": "E"}
@@ -371,22 +368,12 @@ class MainWindow(QMainWindow):
         self._sync_overlay_needs()
 
     def _install_extensions(self) -> None:
-        for name in EXTENSIONS:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    log.warning("extension %s cannot be imported: %s", name, exc)
-                continue
-            except Exception:  # noqa: BLE001 - a broken extension must not stop the window
-                log.exception("extension %s failed to import", name)
-                continue
-            install = getattr(module, "install_main_window", None)
-            if callable(install):
-                try:
-                    install(self)
-                except Exception:  # noqa: BLE001
-                    log.exception("extension %s failed to install", name)
+        """Review mode and session recording add their File-menu entries (imported here,
+        once the window exists, so that the window module does not depend on them)."""
+        from mestudio.gui import recording, review
+
+        for module in (review, recording):
+            module.install_main_window(self)
 
     # ------------------------------------------------------------------ commands
     def config(self) -> AppConfig:

@@ -1,7 +1,7 @@
 """Main-window extension: File ▸ Review a recording… (and Review this video).
 
-:func:`install_main_window` is called by :class:`mestudio.gui.main_window.MainWindow` (see its
-``EXTENSIONS``); the review window itself is :mod:`mestudio.gui.review_window`.
+:func:`install_main_window` is called by :class:`mestudio.gui.main_window.MainWindow` once
+the window is built; the review window itself is :mod:`mestudio.gui.review_window`.
 """
 
 from __future__ import annotations
