@@ -99,16 +99,17 @@ def describe_os_error(exc: OSError) -> str:
     'disk full (No space left on device): /media/x; free some space or write elsewhere'
     """
     import errno
-    import re
+
+    from mestudio.fsutil import temp_target
 
     where = None
     if exc.filename is not None:
         where = os.fsdecode(exc.filename)
         # A hidden temporary file of mestudio.fsutil: name the file it was to become.
-        tmp = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?", os.path.basename(where))
-        if tmp:
-            where = os.path.join(os.path.dirname(where), tmp.group(1))
-        if exc.filename2 is not None and not tmp:
+        target = temp_target(where)
+        if target is not None:
+            where = target
+        if exc.filename2 is not None and target is None:
             where = f"{where} -> {os.fsdecode(exc.filename2)}"
     what = exc.strerror or str(exc) or type(exc).__name__
     hint = {

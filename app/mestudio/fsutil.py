@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,18 @@ def _new_temp(path: Path, keep_suffix: bool = False) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+_TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?")
+
+
+def temp_target(path: str | os.PathLike[str]) -> str | None:
+    """The file a temporary file of :func:`_new_temp` was to become (same folder), or None
+    when ``path`` is not such a temporary file (for error messages: name the real file)."""
+    name = os.path.basename(os.fspath(path))
+    match = _TEMP_NAME.fullmatch(name)
+    return None if match is None else os.path.join(os.path.dirname(os.fspath(path)),
+                                                   match.group(1))
 
 
 def _fsync_file(path: Path) -> None:

@@ -213,30 +213,60 @@ def fetch(entry: ManifestEntry, dest_dir: Path | None = None, timeout_s: float =
     dest_dir = dest_dir or user_cache_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / entry.name
-    try:
-        response = urllib.request.urlopen(entry.url, timeout=timeout_s)  # noqa: S310
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise OfflineError(f"cannot download {entry.name}: {reason} (are you offline?)") from exc
-    total = int(response.headers.get("Content-Length") or 0) or None
-    h = hashlib.sha256()
-    try:
-        # atomic_path: the file takes its name only once complete and verified
-        with atomic_path(dest) as tmp, open(tmp, "wb") as out, \
-                tqdm(total=total, unit="B", unit_scale=True, desc=entry.name,
-                     disable=not progress or None) as bar:  # None: only on a terminal
-            while block := response.read(1 << 16):
-                out.write(block)
-                h.update(block)
-                bar.update(len(block))
-            digest = h.hexdigest()
-            if entry.sha256 and digest != entry.sha256:
-                raise ModelFileError(f"{entry.name}: sha256 mismatch (got {digest}, expected "
-                                     f"{entry.sha256}); the download was discarded")
-    except (OSError, urllib.error.URLError) as exc:
-        raise OfflineError(f"download of {entry.name} broke off: {exc}") from exc
+    response = _open_url(entry.url, entry.name, timeout_s)
+    total = _content_length(response)
+    # atomic_path: the file takes its name only once complete and verified
+    with atomic_path(dest) as tmp, \
+            tqdm(total=total, unit="B", unit_scale=True, desc=entry.name,
+                 disable=not progress or None) as bar:  # None: only on a terminal
+        digest, _ = _save_hashing(response, tmp, entry.name, on_block=bar.update)
+        if entry.sha256 and digest != entry.sha256:
+            raise ModelFileError(f"{entry.name}: sha256 mismatch (got {digest}, expected "
+                                 f"{entry.sha256}); the download was discarded")
     log.info("saved %s (%s)", dest, digest[:12])
     return dest
+
+
+def _open_url(url: str, what: str, timeout_s: float, hint: str = "") -> Any:
+    """``urlopen(url)``; an unreachable server is an OfflineError, an HTTP error status a
+    ModelFileError, each ending with ``hint``."""
+    tail = f"\n{hint}" if hint else ""
+    try:
+        return urllib.request.urlopen(url, timeout=timeout_s)  # noqa: S310
+    except urllib.error.HTTPError as exc:  # the server answered: not a network problem
+        raise ModelFileError(f"cannot download {what}: HTTP {exc.code} {exc.reason} ({url})"
+                             + tail) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OfflineError(f"cannot download {what} from {url}: {reason} (are you offline?)"
+                           + tail) from exc
+
+
+def _content_length(response: Any) -> int | None:
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _save_hashing(response: Any, target: Path, what: str, hint: str = "",
+                  on_block: Any = None) -> tuple[str, int]:
+    """Stream ``response`` into ``target``: ``(sha256, bytes)``. A broken-off download is an
+    OfflineError ending with ``hint``; a write error (disk full) stays an OSError."""
+    h = hashlib.sha256()
+    size = 0
+    with response, open(target, "wb") as out:
+        while True:
+            try:
+                block = response.read(1 << 16)
+            except (OSError, urllib.error.URLError) as exc:  # timeout, connection reset
+                raise OfflineError(f"download of {what} broke off: {exc}"
+                                   + (f"\n{hint}" if hint else "")) from exc
+            if not block:
+                return h.hexdigest(), size
+            out.write(block)
+            h.update(block)
+            size += len(block)
+            if on_block is not None:
+                on_block(len(block))
 
 
 def manual_steps(bundle: ManifestBundle) -> str:
@@ -292,7 +322,7 @@ def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s
         if bundle.builder == "ststnet":
             from mestudio.inference.ststnet_import import import_ststnet
 
-            path = import_ststnet(files, dest, expected_sha256=bundle.hashes)
+            path = import_ststnet(files, dest)  # each file was checked as it arrived
         else:  # pragma: no cover - load_bundles refuses unknown builders
             raise ModelFileError(f"unknown builder {bundle.builder!r}")
     return path
@@ -301,28 +331,9 @@ def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s
 def _download_to(url: str, target: Path, fname: str, bundle: ManifestBundle,
                  timeout_s: float) -> tuple[str, int, int | None]:
     """Stream ``url`` into ``target``; returns (sha256, bytes, Content-Length or None)."""
-    try:
-        response = urllib.request.urlopen(url, timeout=timeout_s)  # noqa: S310
-    except urllib.error.HTTPError as exc:
-        raise ModelFileError(f"cannot download {fname} of {bundle.name}: HTTP {exc.code} "
-                             f"{exc.reason} ({url})\n{manual_steps(bundle)}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise OfflineError(f"cannot download {fname} of {bundle.name} from {url}: {reason} "
-                           f"(are you offline?)\n{manual_steps(bundle)}") from exc
-    h = hashlib.sha256()
-    size = 0
-    with response, open(target, "wb") as out:  # a write error (disk full) is an OSError
-        length = response.headers.get("Content-Length")
-        while True:
-            try:
-                block = response.read(1 << 16)
-            except (OSError, urllib.error.URLError) as exc:  # timeout, connection reset
-                raise OfflineError(f"download of {fname} of {bundle.name} broke off: {exc}"
-                                   f"\n{manual_steps(bundle)}") from exc
-            if not block:
-                break
-            out.write(block)
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size, int(length) if length and length.isdigit() else None
+    what = f"{fname} of {bundle.name}"
+    hint = manual_steps(bundle)
+    response = _open_url(url, what, timeout_s, hint)
+    length = _content_length(response)
+    digest, size = _save_hashing(response, target, what, hint)
+    return digest, size, length

@@ -91,15 +91,25 @@ def _to_three(label: str) -> str | None:
     return CLASS_TO_3CLASS.get(label)
 
 
+def scores(truth: Sequence[str], pred: Sequence[str | None],
+           classes: Sequence[str] = THREE_CLASSES) -> dict[str, Any]:
+    """:func:`mestudio.training.metrics.compute_metrics` of label lists: samples whose true
+    label is not in ``classes`` are left out, predictions outside ``classes`` (or None)
+    count as wrong."""
+    from mestudio.training.metrics import compute_metrics
+
+    index = {c: i for i, c in enumerate(classes)}
+    names = [*classes, "(other)"]  # never a true label: no support, no part of UAR
+    keep = [i for i, t in enumerate(truth) if t in index]
+    predicted = [index.get(pred[i] or "", len(classes)) for i in keep]
+    onehot = np.eye(len(names))[predicted].reshape(len(keep), len(names))
+    return compute_metrics([index[truth[i]] for i in keep], onehot, names)
+
+
 def uar(truth: Sequence[str], pred: Sequence[str | None],
         classes: Sequence[str] = THREE_CLASSES) -> float:
-    """Mean per-class recall over the classes present in ``truth``."""
-    recalls = []
-    for c in classes:
-        idx = [i for i, t in enumerate(truth) if t == c]
-        if idx:
-            recalls.append(sum(pred[i] == c for i in idx) / len(idx))
-    return float(np.mean(recalls)) if recalls else float("nan")
+    """Mean per-class recall over the classes present in ``truth`` (NaN without samples)."""
+    return float(scores(truth, pred, classes)["uar"])
 
 
 def evaluate_model(path: str | os.PathLike[str], planted: PlantedSet,
@@ -113,14 +123,13 @@ def evaluate_model(path: str | os.PathLike[str], planted: PlantedSet,
     preds = engine.predict(keyframe_inputs_batch(planted.events, cfg), cam=False)
     truth = [_to_three(label) or "" for label in planted.labels]
     pred3 = [_to_three(p.label) for p in preds]
+    three = scores(truth, pred3)
     result: dict[str, Any] = {
         "model": Path(path).name, "events": len(preds),
         "amplitude": list(planted.amplitude),
-        "uar_3class": uar(truth, pred3),
-        "accuracy_3class": float(np.mean([a == b for a, b in zip(truth, pred3, strict=True)])),
-        "recall_3class": {c: uar([t for t in truth if t == c],
-                                 [p for t, p in zip(truth, pred3, strict=True) if t == c], (c,))
-                          for c in THREE_CLASSES},
+        "uar_3class": float(three["uar"]),
+        "accuracy_3class": float(three["accuracy"]),
+        "recall_3class": {c: float(three["per_class"][c]["recall"]) for c in THREE_CLASSES},
     }
     if set(engine.classes) != set(THREE_CLASSES):
         native = [p.label for p in preds]

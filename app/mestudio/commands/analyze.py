@@ -230,11 +230,6 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
                 }
                 write_events_json(tmp_json, events, meta)
                 write_events_csv(tmp_events_csv, events)
-        except OSError as exc:
-            if exc.filename is None or str(exc.filename).endswith(".tmp"):
-                exc.filename = str(out)  # the folder, not our hidden temporary name
-                exc.filename2 = None
-            raise
         finally:
             pipeline.close()
     n = pipeline.frames_processed

@@ -362,6 +362,7 @@ class KioskWindow(QWidget):
         self.model_mark.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.model_mark.hide()
         self._mark_synthetic = False
+        self._mark_source: tuple[object, bool] | None = None
 
         centre = QVBoxLayout()
         centre.addStretch(1)
@@ -446,6 +447,12 @@ class KioskWindow(QWidget):
         session = self.worker.session
         info = getattr(getattr(session, "pipeline", None), "model_info", None)
         on = bool(getattr(session, "recognition", True))
+        # The mark changes only with the pipeline's model info: not recomputed every frame
+        # (the info object itself is kept, so a new pipeline is always noticed).
+        if self._mark_source is not None and self._mark_source[0] is info \
+                and self._mark_source[1] == on:
+            return
+        self._mark_source = (info, on)
         text, description, synthetic = model_mark(info if isinstance(info, dict) and on
                                                   else None)
         if text != self.model_mark.text():

@@ -51,13 +51,11 @@ def model_mark(info: dict[str, Any] | None) -> tuple[str, str, bool]:
     """The status-bar/kiosk mark of a recognition model from its info dict (the pipeline's
     ``model_info``): ``(text, description, synthetic)``; ``("", "", False)`` without a
     model."""
-    from pathlib import Path
-
-    from mestudio.inference.catalog import _describe, model_badge
+    from mestudio.inference.catalog import describe_metadata, model_badge
 
     if not info:
         return "", "", False
     synthetic = bool(info.get("synthetic"))
     n_classes = len(info.get("classes") or [])
     badge = model_badge(synthetic, n_classes) if synthetic or n_classes else "real-data model"
-    return badge, _describe(info, Path(str(info.get("path") or ""))), synthetic
+    return badge, describe_metadata(info), synthetic

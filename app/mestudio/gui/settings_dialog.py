@@ -116,7 +116,7 @@ class _ModelChoice(QWidget):
 
     def _add_file(self, path: str) -> int:
         """An item for a model file outside the list (a setting or a browsed file)."""
-        from mestudio.inference.catalog import _describe, model_badge, read_metadata
+        from mestudio.inference.catalog import describe_metadata, model_badge, read_metadata
 
         p = Path(path).expanduser()
         meta = read_metadata(p) if p.is_file() else None
@@ -124,7 +124,7 @@ class _ModelChoice(QWidget):
             badge = model_badge(bool(meta.get("synthetic")), len(meta.get("classes") or []))
             name = str(meta.get("name") or p.name.removesuffix(".onnx"))
             return self._add(f"{name} — {badge}  (this file)", path,
-                             f"{_describe(meta, p)}\n{p}")
+                             f"{describe_metadata(meta)}\n{p}")
         why = "file not found" if not p.is_file() else "no mestudio model metadata"
         return self._add(f"{p.name} ({why})", path, f"{why}: {p}")
 

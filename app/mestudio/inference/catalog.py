@@ -70,7 +70,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
 
 
-def _describe(meta: dict[str, Any], path: Path) -> str:
+def describe_metadata(meta: dict[str, Any]) -> str:
+    """One line saying what a model is, from its decoded metadata (plain text, <= 200
+    characters): its ``description``, else architecture, classes and training data."""
     text = meta.get("description")
     if isinstance(text, str) and text.strip():
         return " ".join(text.split())[:200]
@@ -103,7 +105,7 @@ def find_models(extra: list[str | os.PathLike[str]] | None = None) -> list[Model
         classes = tuple(str(c) for c in meta.get("classes") or [])
         out.append(ModelEntry(
             path=path, name=str(meta.get("name") or path.name.removesuffix(".onnx")),
-            description=_describe(meta, path), synthetic=bool(meta.get("synthetic")),
+            description=describe_metadata(meta), synthetic=bool(meta.get("synthetic")),
             classes=classes, training_data=str(meta.get("training_data", "")),
             default=default is not None and path.resolve() == default.resolve()))
     out.sort(key=lambda e: (not e.default, e.synthetic, e.name))
