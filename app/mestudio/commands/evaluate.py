@@ -28,6 +28,7 @@ HELP = ("score a model (.onnx) or the STSTNet fold files on a dataset release yo
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from mestudio.training.cliargs import add_alignment_arguments
     from mestudio.training.datasets import DATASETS
 
     what = parser.add_argument_group("what to score (one of)")
@@ -47,15 +48,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="frame layout of the release (default: the first present)")
     parser.add_argument("--sheet", type=Path, default=None, metavar="FILE",
                         help="annotation file, when not found under --root")
-    parser.add_argument("--align", default="tracker", choices=("tracker", "keyframes", "none"),
-                        help="how frames become aligned face crops: the live face tracker "
-                             "(default), preprocess.align_keyframes, or none (the frames are "
-                             "already aligned crops, e.g. CASME II Cropped)")
-    parser.add_argument("--align-size", type=int, default=128, metavar="PX",
-                        help="side of the aligned crops (the live tracker's, default 128)")
-    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                        help="feature cache folder (default: <user cache>/mestudio/features, "
-                             "shared with `mestudio train`)")
+    add_alignment_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, metavar="N",
                         help="processes computing the model inputs (default 2)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),

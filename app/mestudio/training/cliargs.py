@@ -52,16 +52,23 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, root_required: boo
                           "(default: the shared test data when present, else scikit-image)")
 
 
-def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--cache --align --align-size --preprocess --prepare-workers``."""
+def add_alignment_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cache --align --align-size``: where model inputs are cached and how frames become
+    aligned face crops (``train``, ``data prepare``, ``evaluate``)."""
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                        help="feature cache folder (default: <user cache>/mestudio/features)")
+                        help="feature cache folder (default: <user cache>/mestudio/features, "
+                             "shared by train, data prepare and evaluate)")
     parser.add_argument("--align", default="tracker", choices=("tracker", "keyframes", "none"),
                         help="how frames become aligned face crops: the live face tracker run "
                              "over the frames (default), preprocess.align_keyframes, or none "
-                             "(frames are already aligned crops)")
+                             "(frames are already aligned crops, e.g. CASME II Cropped)")
     parser.add_argument("--align-size", type=int, default=128, metavar="PX",
                         help="side of the aligned crops (the live tracker's, default 128)")
+
+
+def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cache --align --align-size --preprocess --prepare-workers``."""
+    add_alignment_arguments(parser)
     parser.add_argument("--preprocess", action="append", default=[], metavar="KEY=VALUE",
                         help="override a PreprocessConfig field (repeatable), e.g. input_size=48")
     parser.add_argument("--prepare-workers", type=int, default=2, metavar="N",
