@@ -27,18 +27,67 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from mestudio.capture.base import FrameSource
 from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
 from mestudio.face.tracker import FaceTracker
-from mestudio.types import Frame, FrameResult, SpotEvent, SpotterState
+from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
 
 NO_MODEL = "no recognition model: events shown without emotion"
 """The degraded-mode line when no usable recognition model is loaded."""
+
+
+# ----------------------------------------------------------------------------- stages
+class Tracker(Protocol):
+    """Stage 1 (:class:`~mestudio.face.tracker.FaceTracker`): frame → face observation."""
+
+    degraded: list[str]
+    timings_ms: dict[str, float]
+    landmark_names: tuple[str, ...]
+
+    def update(self, frame: Frame) -> FaceObservation: ...
+    def reset(self) -> None: ...
+
+
+class Signal(Protocol):
+    """Stage 2 (:class:`~mestudio.spotting.signal.RoiSignal`): face → per-ROI motion."""
+
+    roi_names: tuple[str, ...]
+
+    @property
+    def last_flow(self) -> np.ndarray | None: ...
+    def update(self, face: FaceObservation, timestamp_s: float) -> dict[str, float] | None: ...
+    def rois(self, size: int) -> dict[str, np.ndarray]: ...
+    def reset(self) -> None: ...
+
+
+class Spotter(Protocol):
+    """Stage 3 (:class:`~mestudio.spotting.spotter.OnlineSpotter`): motion → events."""
+
+    state: SpotterState
+
+    def update(self, index: int, timestamp_s: float,
+               values: dict[str, float] | None) -> list[SpotEvent]: ...
+    def finish(self) -> list[SpotEvent]: ...
+    def pop_finalized(self) -> list[tuple[int, float, SpotterState]]: ...
+    def reset(self) -> None: ...
+
+
+class Engine(Protocol):
+    """A recognition model (:class:`~mestudio.inference.engine.InferenceEngine`)."""
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+    @property
+    def input_kind(self) -> str: ...
+    def close(self) -> None: ...
+
 
 #: Metadata keys of the recognition model copied into :attr:`Pipeline.model_info`.
 MODEL_INFO_KEYS = ("architecture", "input_kind", "classes", "streams", "input_size", "color",
@@ -111,11 +160,14 @@ class Pipeline:
                  finish_timeout_s: float = 60.0, max_pending: int = 8) -> None:
         self.config = config or AppConfig()
         self.finish_timeout_s = float(finish_timeout_s)
-        self.tracker = FaceTracker(self.config.tracker)
+        self.tracker: Tracker = FaceTracker(self.config.tracker)
         self.spotting = bool(spotting)
-        self.signal: Any = None
-        self.spotter: Any = None
+        self.signal: Signal | None = None
+        self.spotter: Spotter | None = None
         self._notes: list[str] = []
+        #: Put the flow spotting used (and its optical strain) into every FrameResult.
+        self.keep_flow = False
+        self.keep_strain = False
         if self.spotting:
             from mestudio.spotting.signal import RoiSignal
             from mestudio.spotting.spotter import OnlineSpotter
@@ -133,6 +185,44 @@ class Pipeline:
         self.frames_with_face = 0
         self._unreported: list[SpotEvent] = []
         self._closed = False
+
+    @classmethod
+    def from_config(cls, config: AppConfig | None = None, *, engine: Any = None,
+                    recognition: bool | None = None, finish_timeout_s: float | None = None,
+                    max_pending: int = 8) -> Pipeline:
+        """The one way every front end builds a pipeline, with the one fallback policy.
+
+        Spotting is always attempted; recognition when ``recognition`` (default:
+        ``config.recognition.enabled``). Whatever is missing becomes a documented degraded
+        mode, listed in :attr:`degraded`, instead of an error:
+
+        * no face detector → Haar cascade; no LBF model → YuNet's 5 points or box-only
+          alignment (:class:`~mestudio.face.tracker.FaceTracker`);
+        * no usable recognition model (missing, invalid, no runtime) → events without an
+          emotion (:data:`NO_MODEL`);
+        * the spotting stages cannot be built (a partial installation) → tracking only,
+          "spotting is off: …".
+
+        Args:
+            config: the settings (defaults when None).
+            engine: a loaded engine to use instead of ``config.recognition.model`` (not
+                closed by :meth:`close`).
+            recognition: override ``config.recognition.enabled``.
+            finish_timeout_s: longest wait for pending predictions in :meth:`finish`.
+            max_pending: most events waiting for recognition.
+        """
+        cfg = config or AppConfig()
+        rec = cfg.recognition.enabled if recognition is None else bool(recognition)
+        kw: dict[str, Any] = {"engine": engine, "max_pending": max_pending}
+        if finish_timeout_s is not None:
+            kw["finish_timeout_s"] = finish_timeout_s
+        try:
+            return cls(cfg, spotting=True, recognition=rec, **kw)
+        except (ImportError, MestudioError, ValueError) as exc:
+            log.warning("spotting unavailable: %s", exc)
+            pipeline = cls(cfg, spotting=False, recognition=False, **kw)
+            pipeline._notes.append(f"spotting is off: {exc}")
+            return pipeline
 
     # ------------------------------------------------------------------------ set-up
     def _start_recognition(self, engine: Any, max_pending: int) -> None:
@@ -193,7 +283,7 @@ class Pipeline:
     @property
     def roi_names(self) -> tuple[str, ...]:
         """Names of the spotting ROIs (the per-ROI signal keys), empty when spotting is off."""
-        return tuple(getattr(self.signal, "roi_names", ()) or ()) if self.signal else ()
+        return tuple(self.signal.roi_names) if self.signal is not None else ()
 
     # ---------------------------------------------------------------------- per frame
     def process(self, frame: Frame, capture_time: float | None = None) -> FrameResult:
@@ -224,7 +314,7 @@ class Pipeline:
         if rec is not None:
             rec.add_frame(frame.index, ts, face)
         t2 = time.perf_counter()
-        if self.spotter is not None:
+        if self.spotter is not None and self.signal is not None:
             values = self.signal.update(face, ts)
             t3 = time.perf_counter()
             emitted = self.spotter.update(frame.index, ts, values)
@@ -233,6 +323,9 @@ class Pipeline:
             timings["spot"] = (t4 - t3) * 1e3
             result.spotter = self.spotter.state
             result.events = self._register(emitted)
+            if (self.keep_flow or self.keep_strain) and face.face_found:
+                self._attach_flow(result)
+                timings["overlay"] = (time.perf_counter() - t4) * 1e3
         if rec is not None:
             t5 = time.perf_counter()
             result.updated_events = self._unreported + rec.poll()
@@ -249,6 +342,18 @@ class Pipeline:
         self.frames_processed += 1
         self.frames_with_face += int(face.face_found)
         return result
+
+    def _attach_flow(self, result: FrameResult) -> None:
+        """Put into ``result`` the flow the spotter measured at this frame (reference →
+        frame, head motion removed) and, when asked, its optical strain."""
+        flow = self.signal.last_flow if self.signal is not None else None
+        if flow is None:
+            return
+        result.flow = flow
+        if self.keep_strain:
+            from mestudio.flow.strain import strain_magnitude
+
+            result.strain = strain_magnitude(flow)
 
     def _register(self, emitted: list[SpotEvent]) -> list[SpotEvent]:
         """Number the new events, keep them, queue micro ones for recognition."""
@@ -272,8 +377,7 @@ class Pipeline:
         """``(frame index, timestamp_s, state)`` of the frames whose spotting values became
         final since the last call: the zero-phase low-passed signal (``FrameResult.spotter``
         holds the causal estimate at the newest frame). What ``frames.csv`` records."""
-        pop = getattr(self.spotter, "pop_finalized", None)
-        return list(pop()) if pop is not None else []
+        return list(self.spotter.pop_finalized()) if self.spotter is not None else []
 
     # ----------------------------------------------------------------------- lifecycle
     def finish(self) -> list[SpotEvent]:
@@ -300,6 +404,11 @@ class Pipeline:
             self.spotter.reset()
         if self.recognizer is not None:
             self.recognizer.buffer.clear()
+
+    def set_overlays(self, flow: bool = False, strain: bool = False) -> None:
+        """Carry the spotting flow (``flow``) and its optical strain (``strain``) in every
+        :class:`FrameResult` (for overlays; off by default, strain costs ~0.5 ms)."""
+        self.keep_flow, self.keep_strain = bool(flow), bool(strain)
 
     def run(self, source: FrameSource, progress: bool = False,
             max_frames: int | None = None) -> Iterator[FrameResult]:

@@ -185,6 +185,10 @@ class FrameResult:
         capture_time: monotonic clock time (``time.perf_counter()``) at which the frame was
             captured, for latency measurement; None for file sources.
         info: free-form status (e.g. ``{"degraded": "box-only alignment"}``).
+        flow: when asked (``Pipeline.set_overlays``), the flow spotting measured at this
+            frame: reference frame → this frame on the aligned crop, head motion removed,
+            ``(s, s, 2)`` float32 pixels of the signal size ``s``; else None.
+        strain: when asked, the optical strain magnitude of ``flow`` ``(s, s)``; else None.
     """
 
     frame: Frame
@@ -196,3 +200,5 @@ class FrameResult:
     dropped_frames: int = 0
     capture_time: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    flow: np.ndarray | None = None
+    strain: np.ndarray | None = None

@@ -6,6 +6,7 @@ Public API (imported lazily, so ``from mestudio.flow import fast_flow`` does not
 * :func:`tvl1_flow` ``(B,1,H,W) × 2 -> (B,2,H,W)``, :class:`TVL1Params`,
   :data:`OPENCV_PARAMS` (OpenCV's defaults), :data:`FAST_PARAMS` (as accurate, much cheaper);
 * :func:`optical_strain` ``(B,2,H,W) -> (B,1,H,W)``, :func:`strain_components`,
+  :func:`strain_magnitude` (numpy ``(H,W,2) -> (H,W)``, the same definition),
   :class:`OpticalStrain`;
 * :func:`fast_flow` ``(H,W) uint8 × 2 -> (H,W,2)`` float32 (numpy; no torch);
 * :func:`opencv_tvl1` (reference), :func:`synthetic_pair`, :func:`smooth_field`,
@@ -29,6 +30,7 @@ _EXPORTS = {
     "pyramid_sizes": "tvl1",
     "optical_strain": "strain",
     "strain_components": "strain",
+    "strain_magnitude": "strain",
     "OpticalStrain": "strain",
     "fast_flow": "fast",
     "FAST_FLOW_METHODS": "fast",
@@ -56,6 +58,7 @@ __all__ = [
     "pyramid_sizes",
     "smooth_field",
     "strain_components",
+    "strain_magnitude",
     "synthetic_pair",
     "tvl1_flow",
 ]
@@ -71,7 +74,12 @@ if TYPE_CHECKING:
         smooth_field,
         synthetic_pair,
     )
-    from mestudio.flow.strain import OpticalStrain, optical_strain, strain_components
+    from mestudio.flow.strain import (
+        OpticalStrain,
+        optical_strain,
+        strain_components,
+        strain_magnitude,
+    )
     from mestudio.flow.tvl1 import (
         FAST_PARAMS,
         OPENCV_PARAMS,

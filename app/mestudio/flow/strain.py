@@ -11,17 +11,34 @@ scaled by the resize factor have the same strain.
 Derivatives are central differences ``(f[i+1] − f[i−1]) / 2`` inside the image and one-sided
 differences ``f[1] − f[0]`` / ``f[n−1] − f[n−2]`` on the first/last row and column (as
 ``numpy.gradient``), so an affine flow gives its exact strain everywhere, borders included.
+
+One definition serves both array types: :func:`optical_strain` (torch, ``(B, 2, H, W)``, for
+model inputs, any device) and :func:`strain_magnitude` (numpy, ``(H, W, 2)``, for the live
+overlay: the pipeline computes it from the flow spotting used, without torch's thread pool).
+This module imports torch only when given a tensor.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, TypeVar
 
-Tensor = torch.Tensor
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    Tensor = torch.Tensor
+
+A = TypeVar("A")
+
+
+def _is_tensor(x: object) -> bool:
+    return type(x).__module__.startswith("torch")
 
 
 def _check_flow(flow: Tensor, name: str) -> None:
+    import torch
+
     if not isinstance(flow, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(flow).__name__}")
     if flow.dim() != 4 or flow.shape[1] != 2:
@@ -34,10 +51,11 @@ def _check_flow(flow: Tensor, name: str) -> None:
         raise ValueError(f"{name}: expected a floating-point flow, got {flow.dtype}")
 
 
-def _gradient(f: Tensor) -> tuple[Tensor, Tensor]:
-    """``d/dx`` and ``d/dy`` of ``[B, C, H, W]``: central inside, one-sided at the borders."""
-    dx = torch.empty_like(f)
-    dy = torch.empty_like(f)
+def _gradient(f: Any) -> tuple[Any, Any]:
+    """``d/dx`` and ``d/dy`` of ``[..., H, W]`` (numpy array or tensor): central inside,
+    one-sided at the borders."""
+    dx = f.new_empty(f.shape) if _is_tensor(f) else np.empty_like(f)
+    dy = f.new_empty(f.shape) if _is_tensor(f) else np.empty_like(f)
     dx[..., :, 1:-1] = 0.5 * (f[..., :, 2:] - f[..., :, :-2])
     dx[..., :, 0] = f[..., :, 1] - f[..., :, 0]
     dx[..., :, -1] = f[..., :, -1] - f[..., :, -2]
@@ -47,18 +65,23 @@ def _gradient(f: Tensor) -> tuple[Tensor, Tensor]:
     return dx, dy
 
 
+def _components(u: A, v: A) -> tuple[A, A, A]:
+    """``(e_xx, e_yy, e_xy)`` of the flow components ``u``, ``v`` (same shape)."""
+    du_dx, du_dy = _gradient(u)
+    dv_dx, dv_dy = _gradient(v)
+    return du_dx, dv_dy, 0.5 * (du_dy + dv_dx)
+
+
 def strain_components(flow: Tensor) -> Tensor:
     """The strain tensor components of a flow field.
 
     Input: ``(B, 2, H, W)`` flow (u, v) in pixels.
     Output: ``(B, 3, H, W)`` = ``(e_xx, e_yy, e_xy)``, dimensionless (``e_yx = e_xy``).
     """
+    import torch
+
     _check_flow(flow, "strain_components")
-    dx, dy = _gradient(flow)
-    e_xx = dx[:, 0:1]
-    e_yy = dy[:, 1:2]
-    e_xy = 0.5 * (dy[:, 0:1] + dx[:, 1:2])
-    return torch.cat([e_xx, e_yy, e_xy], dim=1)
+    return torch.cat(_components(flow[:, 0:1], flow[:, 1:2]), dim=1)
 
 
 def optical_strain(flow: Tensor) -> Tensor:
@@ -70,13 +93,40 @@ def optical_strain(flow: Tensor) -> Tensor:
     Raises:
         ValueError: the flow is not ``(B, 2, H, W)`` (at least 2×2) floating point.
     """
+    import torch
+
     _check_flow(flow, "optical_strain")
-    e = strain_components(flow)
-    return torch.sqrt(e[:, 0:1] ** 2 + e[:, 1:2] ** 2 + 2.0 * e[:, 2:3] ** 2)
+    e_xx, e_yy, e_xy = _components(flow[:, 0:1], flow[:, 1:2])
+    return torch.sqrt(e_xx ** 2 + e_yy ** 2 + 2.0 * e_xy ** 2)
 
 
-class OpticalStrain(nn.Module):
-    """Module form of :func:`optical_strain`: ``(B, 2, H, W) -> (B, 1, H, W)``."""
+def strain_magnitude(flow: np.ndarray) -> np.ndarray:
+    """:func:`optical_strain` of one numpy flow field: ``(H, W, 2)`` pixels → ``(H, W)``
+    float32 (H, W >= 2)."""
+    f = np.asarray(flow, dtype=np.float32)
+    if f.ndim != 3 or f.shape[2] != 2 or f.shape[0] < 2 or f.shape[1] < 2:
+        raise ValueError(f"strain_magnitude: expected flow of shape (H, W, 2) with H, W >= 2, "
+                         f"got {f.shape}")
+    e_xx, e_yy, e_xy = _components(f[..., 0], f[..., 1])
+    return np.sqrt(e_xx ** 2 + e_yy ** 2 + 2.0 * e_xy ** 2).astype(np.float32)
 
-    def forward(self, flow: Tensor) -> Tensor:
-        return optical_strain(flow)
+
+def _optical_strain_module() -> type:
+    from torch import nn
+
+    class OpticalStrain(nn.Module):
+        """Module form of :func:`optical_strain`: ``(B, 2, H, W) -> (B, 1, H, W)``."""
+
+        def forward(self, flow: Tensor) -> Tensor:
+            return optical_strain(flow)
+
+    OpticalStrain.__module__ = __name__
+    return OpticalStrain
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OpticalStrain":  # built on first use, so importing this needs no torch
+        cls = _optical_strain_module()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
