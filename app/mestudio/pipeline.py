@@ -275,6 +275,12 @@ class Pipeline:
         return lines
 
     @property
+    def notes(self) -> list[str]:
+        """Lines about stages that are off although asked for (recognition without a usable
+        model, spotting that could not be built); a subset of :attr:`degraded`."""
+        return list(self._notes)
+
+    @property
     def recognition_stats(self) -> dict[str, Any] | None:
         """The recogniser's counters (:class:`~mestudio.recognition.RecognitionStats`), or
         None when recognition is off."""

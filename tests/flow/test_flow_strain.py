@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,3 +69,23 @@ def test_bad_shapes_name_the_expected_shape(shape):
 def test_integer_flow_is_rejected():
     with pytest.raises(ValueError, match="floating"):
         optical_strain(torch.zeros((1, 2, 8, 8), dtype=torch.int64))
+
+
+def test_numpy_strain_is_the_same_definition_without_torch():
+    # The live overlay's strain (numpy, no torch imported) equals the model input's.
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from mestudio.flow.strain import strain_magnitude; "
+            "strain_magnitude(np.zeros((4, 4, 2), np.float32)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
+    from mestudio.flow import strain_magnitude
+
+    rng = np.random.default_rng(0)
+    flow = rng.normal(0, 1, (24, 20, 2)).astype(np.float32)
+    ref = optical_strain(torch.from_numpy(flow.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
+    assert np.allclose(strain_magnitude(flow), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="H, W, 2"):
+        strain_magnitude(np.zeros((4, 4), np.float32))

@@ -226,10 +226,9 @@ class ScriptedPipeline:
 def scripted_factory(**kw: Any):
     """A ``pipeline_fn`` for :class:`PipelineWorker` that builds ScriptedPipelines and keeps
     the last one in ``factory.last``."""
-    def factory(config: AppConfig, spotting: bool, recognition: bool) -> ScriptedPipeline:
+    def factory(config: AppConfig) -> ScriptedPipeline:
         args = dict(kw)
-        args.setdefault("spotting", spotting)
-        args.setdefault("recognition", recognition)
+        args.setdefault("recognition", config.recognition.enabled)
         if "script" in args:
             args["script"] = list(args["script"])
         pipe = ScriptedPipeline(config, **args)

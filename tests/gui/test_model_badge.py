@@ -67,8 +67,8 @@ def _amber_pixels(widget) -> int:
 
 
 def _window_with_model(make_window, fakes, qtbot, info: dict):
-    def factory(config, spotting, recognition):
-        pipe = fakes.ScriptedPipeline(config, spotting=spotting, recognition=recognition)
+    def factory(config):
+        pipe = fakes.ScriptedPipeline(config, recognition=config.recognition.enabled)
         pipe.model_info = dict(info)
         return pipe
 

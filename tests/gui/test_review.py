@@ -330,7 +330,7 @@ def test_a_recorded_live_session_opens_frame_exactly_in_review(qtbot, tmp_path):
     ev = SpotEvent(20, 23, 27, 20 / FPS, 23 / FPS, 27 / FPS, "micro", "brows", 0.7,
                    emitted_index=35, id=0)
     cfg = AppConfig()
-    worker = PipelineWorker(cfg, pipeline_fn=lambda c, s, r: ScriptedSpotting([ev]))
+    worker = PipelineWorker(cfg, pipeline_fn=lambda c: ScriptedSpotting([ev]))
     main = MainWindow(cfg, worker, settings_file=tmp_path / "settings.json")
     qtbot.addWidget(main)
     main.show()

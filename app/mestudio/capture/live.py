@@ -11,6 +11,13 @@ exponential back-off (``CaptureConfig.reopen_initial_s`` doubling up to
 :attr:`LiveCapture.message` a sentence for the status bar. Files can be played at their
 own speed (``pace=True``) and looped (``loop=True``, used by the kiosk soak test). Frame
 indices and timestamps stay increasing across reconnects and loops.
+
+A paced source can be paused (:meth:`LiveCapture.pause`: the thread stops reading, so no
+frame is lost, and the clock is re-based on :meth:`LiveCapture.resume` so playback does not
+race to catch up) and a seekable one repositioned (:meth:`LiveCapture.seek`; while paused,
+the frame at the new position is still delivered, so stepping shows it). Pacing follows the
+frames' timestamps; a broken timestamp (not increasing) falls back to the nominal fps, and a
+stall of more than :data:`REBASE_S` re-bases the clock instead of bursting.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from mestudio.errors import CameraError, MestudioError
 from mestudio.types import Frame
 
 log = logging.getLogger(__name__)
+
+#: Falling this far behind a paced source's timestamps (a decoder stall) re-bases the clock.
+REBASE_S = 0.25
 
 
 class LiveCapture:
@@ -74,6 +84,11 @@ class LiveCapture:
         self._last_out: Frame | None = None
         self._last_out_wall = 0.0
         self._pace_anchor = (0.0, 0.0)  # (perf_counter, timestamp_s) pacing started from
+        self._pace_last_ts: float | None = None
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
+        self._seek_to: int | None = None
+        self._show_one = False
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -102,6 +117,26 @@ class LiveCapture:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def pause(self) -> None:
+        """Stop reading (paced sources): the frame in hand waits, nothing is dropped."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Continue after :meth:`pause`; the pacing clock starts again from now."""
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def seek(self, index: int) -> None:
+        """Continue from frame ``index`` (seekable sources; others ignore it). The next
+        delivered frame is that one, even while paused."""
+        with self._cond:
+            self._seek_to = max(0, int(index))
+            self._fresh = False  # a frame from before the seek must not be taken now
+            self._cond.notify_all()
 
     @property
     def finished(self) -> bool:
@@ -166,8 +201,9 @@ class LiveCapture:
         self._set_status("reconnecting", f"{why} — retrying in {delay:.3g} s")
         return not self._stop.wait(delay)
 
-    def _play(self, src: FrameSource, fresh: bool) -> bool:
-        """Deliver the frames of one pass over ``src``; True when it ended normally.
+    def _play(self, src: FrameSource, fresh: bool) -> str:
+        """Deliver the frames of one pass over ``src``: ``"ended"`` at its end, ``"stopped"``
+        when stopped, ``"seek"`` when a seek was asked for.
 
         ``fresh``: the source was just (re)opened, so pacing starts over; a loop pass
         continues the pacing of the previous one (its times continue too).
@@ -175,20 +211,57 @@ class LiveCapture:
         new_pass = True
         for frame in src:
             if self._stop.is_set():
-                return False
+                return "stopped"
+            if self._seek_to is not None:
+                return "seek"
             out = self._restamp(frame, new_pass)
-            if self.pace:
-                if fresh:
-                    self._pace_anchor = (time.perf_counter(), out.timestamp_s)
-                    fresh = False
-                else:
-                    wall0, ts0 = self._pace_anchor
-                    delay = wall0 + (out.timestamp_s - ts0) - time.perf_counter()
-                    if delay > 0 and self._stop.wait(delay):
-                        return False
-            self._publish(out)
             new_pass = False
-        return True
+            if self._show_one:
+                self._show_one = False  # the frame at a seek position, even while paused
+            elif not self._running.is_set():
+                while not self._running.wait(0.05):
+                    if self._stop.is_set():
+                        return "stopped"
+                    if self._seek_to is not None:
+                        return "seek"
+                fresh = True  # re-base the clock after a pause
+            if self.pace:
+                fresh = self._pace(out, fresh)
+                if self._stop.is_set():
+                    return "stopped"
+            self._publish(out)
+        return "ended"
+
+    def _pace(self, out: Frame, fresh: bool) -> bool:
+        """Wait until ``out`` is due; returns the new ``fresh`` (False)."""
+        ts = float(out.timestamp_s)
+        last = self._pace_last_ts
+        if last is not None and not ts > last:  # broken timestamps: the nominal fps
+            fps = (self.source.fps if self.source is not None else None) or 30.0
+            ts = last + 1.0 / fps
+        self._pace_last_ts = ts
+        now = time.perf_counter()
+        if fresh:
+            self._pace_anchor = (now, ts)
+            return False
+        wall0, ts0 = self._pace_anchor
+        delay = wall0 + (ts - ts0) - now
+        if delay > 0:
+            self._stop.wait(delay)
+        elif delay < -REBASE_S:
+            self._pace_anchor = (now, ts)  # fell far behind (decoder stall): re-base
+        return False
+
+    def _do_seek(self, src: FrameSource) -> None:
+        with self._cond:
+            index, self._seek_to = self._seek_to, None
+        if index is None or not src.seekable:
+            return
+        src.seek(index)
+        self._index_offset, self._time_offset = 0, 0.0
+        self._last_out = None
+        self._pace_last_ts = None
+        self._show_one = True
 
     def _run(self) -> None:
         cfg = self.config
@@ -210,7 +283,7 @@ class LiveCapture:
                     self._set_status("running", f"{src.name}: running")
                 try:
                     captured_before = self.captured
-                    ended = self._play(src, fresh)
+                    outcome = self._play(src, fresh)
                     fresh = False
                 except CameraError as exc:
                     self.reconnects += 1
@@ -222,7 +295,11 @@ class LiveCapture:
                         break
                     backoff = min(backoff * 2.0, cfg.reopen_max_s)
                     continue
-                if not ended:
+                if outcome == "seek":
+                    self._do_seek(src)
+                    fresh = True
+                    continue
+                if outcome == "stopped":
                     break
                 if not self.loop:
                     self._set_status("ended", f"{src.name}: end of file")

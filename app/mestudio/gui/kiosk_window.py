@@ -27,13 +27,13 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from mestudio.analytics.session import KioskSession, KioskStatus
 from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
-from mestudio.gui.predtext import (
+from mestudio.gui.widgets import plain_label, plain_tooltip
+from mestudio.predtext import (
     SYNTHETIC_BADGE_COLOUR,
     UNCERTAIN_TEXT,
     agreement_text,
     model_mark,
 )
-from mestudio.gui.widgets import plain_label, plain_tooltip
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.config import AppConfig
-from mestudio.gui.gradcam import AUTO_STREAM
 from mestudio.gui.settings_dialog import SettingsDialog
 from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.gui.widgets.event_table import COLUMNS, EventTable
@@ -54,6 +53,7 @@ from mestudio.gui.worker import (
     WorkerStats,
     default_config,
 )
+from mestudio.overlays import AUTO_STREAM
 from mestudio.types import SpotEvent
 
 log = logging.getLogger(__name__)

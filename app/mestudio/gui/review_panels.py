@@ -31,72 +31,27 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.annotations import Annotation
-from mestudio.gui.gradcam import (
-    AUTO_STREAM,
-    auto_cam_stream,
-    cam_stream_scores,
-    predicted_class_index,
-    stream_names,
-)
-from mestudio.gui.predtext import prediction_text
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_label
 from mestudio.gui.widgets.prob_bars import ProbBars
+from mestudio.overlays import (
+    AUTO_STREAM,
+    auto_cam_stream,
+    cam_over,
+    cam_stream_scores,
+    flow_to_bgr,
+    predicted_class_index,
+    scalar_to_bgr,
+    stream_names,
+)
+from mestudio.predtext import prediction_text
 from mestudio.types import Frame, Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
 
 THUMB_PX = 128
-#: flow magnitude shown at full brightness in the flow picture (pixels of the crop)
-FLOW_FULL_SCALE_PX = 1.5
 
 
 # ====================================================================== pictures (numpy)
-def flow_to_bgr(u: np.ndarray, v: np.ndarray, full_scale: float | None = None) -> np.ndarray:
-    """Colour-code a flow field: hue = direction, brightness = magnitude.
-
-    Args:
-        u, v: ``(H, W)`` float flow components (pixels).
-        full_scale: magnitude drawn at full brightness (default: the 99th percentile).
-
-    Returns:
-        BGR ``uint8`` ``(H, W, 3)``.
-    """
-    import cv2
-
-    u = np.nan_to_num(np.asarray(u, np.float32))
-    v = np.nan_to_num(np.asarray(v, np.float32))
-    mag, ang = cv2.cartToPolar(u, v, angleInDegrees=True)
-    top = float(full_scale) if full_scale else float(np.percentile(mag, 99)) or 1.0
-    hsv = np.empty(u.shape + (3,), np.uint8)
-    hsv[..., 0] = (ang * 0.5).astype(np.uint8)
-    hsv[..., 1] = 255
-    hsv[..., 2] = np.clip(mag / max(top, 1e-6) * 255.0, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-
-
-def scalar_to_bgr(values: np.ndarray, vmax: float | None = None,
-                  colormap: int | None = None) -> np.ndarray:
-    """Colour-map a non-negative ``(H, W)`` map (strain, CAM) to BGR ``uint8``."""
-    import cv2
-
-    v = np.nan_to_num(np.abs(np.asarray(values, np.float32)))
-    top = float(vmax) if vmax else float(np.percentile(v, 99)) or 1.0
-    grey = np.clip(v / max(top, 1e-9) * 255.0, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO if colormap is None else colormap)
-
-
-def cam_over(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a ``[0, 1]`` Grad-CAM map ``(h, w)`` (resized) over a BGR crop ``(S, S, 3)``."""
-    import cv2
-
-    s = crop.shape[0]
-    c = cv2.resize(np.nan_to_num(np.asarray(cam, np.float32)), (crop.shape[1], s),
-                   interpolation=cv2.INTER_LINEAR)
-    heat = cv2.applyColorMap(np.clip(c * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    w = (alpha * np.sqrt(np.clip(c, 0, 1)))[..., None]
-    return (crop.astype(np.float32) * (1 - w) + heat.astype(np.float32) * w).astype(np.uint8)
-
-
 def _thumb(img: np.ndarray, side: int = THUMB_PX) -> np.ndarray:
     import cv2
 
@@ -123,7 +78,7 @@ class EventDetails:
         strain: BGR picture of the optical strain, or None.
         cams: ``{stream: BGR picture}`` Grad-CAM of the predicted class over the apex crop.
         cam_auto: the stream with the strongest Grad-CAM of the predicted class (see
-            :mod:`mestudio.gui.gradcam`), or None (no Grad-CAM, or every map is zero).
+            :mod:`mestudio.overlays`), or None (no Grad-CAM, or every map is zero).
         cam_empty: streams whose map of the predicted class is zero everywhere.
         prediction: the model's prediction (recomputed when a model is loaded, else the one
             stored with the event), or None.

@@ -19,8 +19,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from mestudio.gui.predtext import UNCERTAIN_TEXT, agreement_text, emotion_text
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
+from mestudio.predtext import UNCERTAIN_TEXT, agreement_text, emotion_text
 from mestudio.types import SpotEvent
 
 COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence")

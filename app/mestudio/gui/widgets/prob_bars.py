@@ -7,8 +7,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from mestudio.gui.predtext import UNCERTAIN_TEXT, agreement_text
 from mestudio.gui.widgets import emotion_colour
+from mestudio.predtext import UNCERTAIN_TEXT, agreement_text
 from mestudio.types import Prediction, SpotEvent
 
 

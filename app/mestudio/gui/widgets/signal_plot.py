@@ -251,7 +251,7 @@ class SignalPlot(pg.PlotWidget):
     def _event_text(ev: SpotEvent) -> str:
         pred = ev.prediction
         if pred is not None:
-            from mestudio.gui.predtext import UNCERTAIN_TEXT
+            from mestudio.predtext import UNCERTAIN_TEXT
 
             return UNCERTAIN_TEXT if pred.uncertain else \
                 f"{pred.label} {pred.confidence * 100:.0f}%"

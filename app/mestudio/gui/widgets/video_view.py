@@ -38,9 +38,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from mestudio.gui.gradcam import AUTO_STREAM
-from mestudio.gui.predtext import UNCERTAIN_TEXT
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
+from mestudio.overlays import AUTO_STREAM
+from mestudio.predtext import UNCERTAIN_TEXT
 from mestudio.types import FaceObservation
 
 OVERLAYS: tuple[str, ...] = ("box", "landmarks", "rois", "flow", "strain", "gradcam", "emotion")
@@ -263,7 +263,7 @@ class VideoView(QWidget):
                 or None/empty when the event has no Grad-CAM.
             caption: text under the inset (e.g. "happiness 72 %").
             auto_stream: the stream the ``"auto"`` setting shows (the strongest map of the
-                predicted class, see :mod:`mestudio.gui.gradcam`); None when all are zero.
+                predicted class, see :mod:`mestudio.overlays`); None when all are zero.
             empty_streams: streams whose map is zero everywhere (said in the caption).
         """
         self._event_crop = crop
