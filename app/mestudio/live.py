@@ -249,6 +249,11 @@ class SessionListener:
     def on_ended(self) -> None:
         """The file/clip reached its end and the last events were flushed."""
 
+    def on_flushed(self, events: list[SpotEvent]) -> None:
+        """The end of a stream (or :meth:`LiveSession.finish_stream`): the events the
+        pipeline closed then, and earlier ones whose prediction arrived meanwhile (each once,
+        with its prediction)."""
+
     def on_failed(self, message: str) -> None:
         """An unexpected error in processing (the session keeps running)."""
 
@@ -413,6 +418,7 @@ class LiveSession:
         self._message = ""
         self.last_result: FrameResult | None = None
         self._reconnects_seen = 0
+        self._finished = False
         self._closed = False
 
     # ------------------------------------------------------------ commands (any thread)
@@ -536,6 +542,16 @@ class LiveSession:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def status(self) -> str:
+        """The stream's state: "idle", "running", "reconnecting", "ended" or "error"."""
+        return self._status
+
+    @property
+    def message(self) -> str:
+        """The human text of :attr:`status`."""
+        return self._message
+
     # ------------------------------------------------------------ driving thread
     def run(self) -> None:
         """Step until :meth:`stop`, then close the source, the pipeline and the sinks."""
@@ -588,12 +604,14 @@ class LiveSession:
                 return
 
     def finish_stream(self) -> list[SpotEvent]:
-        """End of the stream now (driving thread): the pipeline closes its open events and
-        waits for their predictions; they are published. Returns the flushed events and the
-        earlier ones whose prediction arrived (each once, with its prediction)."""
+        """End of the stream now (driving thread; once per stream): the pipeline closes its
+        open events and waits for their predictions; they go to the display packet and to
+        :meth:`SessionListener.on_flushed`. Returns the flushed events and the earlier ones
+        whose prediction arrived (each once, with its prediction)."""
         pipe = self.pipeline
-        if pipe is None:
+        if pipe is None or self._finished:
             return []
+        self._finished = True
         try:
             flushed = list(pipe.finish() or [])
             poll = getattr(pipe, "poll_predictions", None)
@@ -607,8 +625,10 @@ class LiveSession:
                  if ev.id >= 0 and ev.id not in flushed_ids]
         if self.packets and (self._packet is not None or flushed or known):
             self._publish_events(flushed, known)
-        latest = {ev.id: ev for ev in [*flushed, *late]}
-        return list(latest.values())
+        latest = list({ev.id: ev for ev in [*flushed, *late]}.values())
+        if latest:
+            self.listener.on_flushed(latest)
+        return latest
 
     def close(self) -> None:
         """Close the sinks (given the events), the source and the pipeline (driving thread;
@@ -710,7 +730,7 @@ class LiveSession:
         if self._paused and not is_camera:
             self.capture.pause()
         self.capture.start()
-        self._ended_sent = False
+        self._ended_sent = self._finished = False
         if waiting:
             self._report_status("reconnecting", f"{waiting} — waiting for it")
         else:

@@ -1,7 +1,10 @@
-"""The kiosk pipeline without a window: capture → pipeline → event log (no Qt).
+"""The kiosk pipeline without a window: a :class:`~mestudio.live.LiveSession` → event log
+(no Qt).
 
 :class:`KioskSession` is what ``mestudio kiosk`` runs in its worker thread and what
-``mestudio bench soak`` runs headless for hours. It keeps nothing of the pictures it
+``mestudio bench soak`` runs headless for hours: the same live engine as the live window
+(capture, pacing, the pipeline built by :meth:`Pipeline.from_config
+<mestudio.pipeline.Pipeline.from_config>`), with the event log as its consumer. It keeps nothing of the pictures it
 processes: frames go through the tracker and the spotter and are dropped; the only thing
 written anywhere is one row per event in the SQLite event log (see
 :mod:`mestudio.analytics.eventlog`).
@@ -35,46 +38,10 @@ import numpy as np
 
 from mestudio.analytics.eventlog import EventLog, EventLogError
 from mestudio.config import AppConfig
-from mestudio.errors import MestudioError
+from mestudio.live import LiveSession, SessionListener, default_capture
 from mestudio.types import FrameResult, SpotEvent
 
 log = logging.getLogger(__name__)
-
-
-def load_engine(config: AppConfig) -> tuple[Any, list[str]]:
-    """The recognition engine of ``config.recognition`` (None when recognition is off or
-    no model can be loaded) and human notes on why it is missing."""
-    if not config.recognition.enabled:
-        return None, ["recognition is off in the settings"]
-    try:
-        from mestudio.inference.engine import engine_from_config
-    except ImportError as exc:  # pragma: no cover - partial installations
-        return None, [f"no recognition engine in this installation ({exc})"]
-    try:
-        return engine_from_config(config.recognition), []
-    except MestudioError as exc:
-        log.warning("no recognition: %s", exc)
-        return None, [f"no recognition: {exc}"]
-
-
-def build_pipeline(config: AppConfig, finish_timeout_s: float | None = None
-                   ) -> tuple[Any, list[str]]:
-    """A :class:`mestudio.pipeline.Pipeline` with spotting and, when ``config.recognition``
-    is on and its model can be loaded, recognition (the pipeline loads the model and says in
-    ``degraded`` when it cannot); returns ``(pipeline, notes)``.
-
-    Args:
-        finish_timeout_s: longest wait for pending predictions at the end (seconds; None =
-            the pipeline's default).
-    """
-    from mestudio.pipeline import Pipeline
-
-    kw: dict[str, Any] = {}
-    if finish_timeout_s is not None:
-        kw["finish_timeout_s"] = finish_timeout_s
-    pipeline = Pipeline(config, spotting=True, recognition=config.recognition.enabled, **kw)
-    notes = [] if config.recognition.enabled else ["recognition is off in the settings"]
-    return pipeline, notes
 
 
 class VisitTracker:
@@ -157,6 +124,28 @@ class KioskStatus:
     notice: str = ""
 
 
+class _KioskListener(SessionListener):
+    """The live session's callbacks the kiosk needs: the events flushed at the end of a
+    stream, and a source that cannot be opened."""
+
+    def __init__(self, kiosk: KioskSession) -> None:
+        self.kiosk = kiosk
+        self.flushed: list[SpotEvent] = []
+
+    def on_flushed(self, events: list[SpotEvent]) -> None:
+        self.flushed.extend(events)
+
+    def take_flushed(self) -> list[SpotEvent]:
+        out, self.flushed = self.flushed, []
+        return out
+
+    def on_source_failed(self, message: str) -> None:
+        log.error("kiosk: %s", message)
+
+    def on_failed(self, message: str) -> None:
+        log.error("kiosk: %s", message)
+
+
 class KioskSession:
     """Capture → pipeline → event log, one frame per :meth:`step`.
 
@@ -188,16 +177,25 @@ class KioskSession:
         self._clock = clock
         notes: list[str] = []
         if pipeline is None:
-            pipeline, notes = build_pipeline(config, finish_timeout_s=kc.prediction_wait_s)
+            from mestudio.pipeline import Pipeline
+
+            pipeline = Pipeline.from_config(config, finish_timeout_s=kc.prediction_wait_s)
+        if not config.recognition.enabled:
+            notes.append("recognition is off in the settings")
         self.pipeline = pipeline
         self.recognition = bool(config.recognition.enabled
                                 and getattr(pipeline, "model_info", None) is not None)
-        if capture is None:
-            from mestudio.capture.live import LiveCapture
-
-            capture = LiveCapture(open_fn, config.capture, pace=pace,
-                                  loop=kc.loop_file if loop is None else loop)
-        self.capture = capture
+        self._open_fn: Callable[[], Any] = open_fn
+        self._pace = pace
+        self._custom_capture = capture is not None
+        capture_fn: Callable[..., Any] = default_capture
+        if capture is not None:
+            def capture_fn(_open: Callable[[], Any], _cfg: AppConfig, **_kw: Any) -> Any:
+                return capture
+        self._listener = _KioskListener(self)
+        self.live = LiveSession(config, listener=self._listener, capture_fn=capture_fn,
+                                pipeline_fn=lambda _cfg: pipeline,
+                                loop=kc.loop_file if loop is None else loop, packets=False)
         self.visits = VisitTracker(kc.visit_min_s, kc.visit_gap_s)
         self._pending: dict[int, tuple[SpotEvent, float, float]] = {}
         self._logged_ids: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -207,9 +205,6 @@ class KioskSession:
         self._counts_today = self._load_counts_today()
         self.last_event: SpotEvent | None = None
         self.last_event_wall = 0.0
-        self._rate_t0 = time.perf_counter()
-        self._rate_n = 0
-        self._fps = 0.0
         self._started = False
         self._closed = False
         self.degraded = [*notes, *(getattr(pipeline, "degraded", None) or [])]
@@ -312,20 +307,29 @@ class KioskSession:
         return self._anon_id
 
     # ---------------------------------------------------------------- running
+    @property
+    def capture(self) -> Any:
+        """The live session's capture (None before :meth:`start` and after an error)."""
+        return self.live.capture
+
     def start(self) -> None:
+        """Open the source (a camera that is not there yet is waited for)."""
         if not self._started:
-            self.capture.start()
             self._started = True
+            make = (lambda: None) if self._custom_capture else self._open_fn
+            self.live.open_callable(make, "kiosk source", is_camera=not self._pace)
+            self.live.run_commands()
 
     def step(self, timeout: float = 0.5) -> KioskStatus:
         """Process the newest frame (waiting at most ``timeout`` seconds for one) and log
         what happened; returns the status for the screen."""
         self.start()
-        got = self.capture.get(timeout=timeout)
-        status = str(getattr(self.capture, "status", "running"))
-        message = str(getattr(self.capture, "message", ""))
+        result = self.live.step(timeout=timeout)
+        status, message = self.live.status, self.live.message
         now = self._clock()
-        if got is None:
+        if self._listener.flushed:
+            self._log_flushed(self._listener.take_flushed(), now)
+        if result is None:
             ended = self.visits.update(False, now)
             if ended is not None:
                 self._log_visit(ended, now)
@@ -336,29 +340,32 @@ class KioskSession:
                      "error": "error"}.get(status, "starting" if not self.processed
                                            else "no_face")
             return self._status(state, message, False, None)
-        frame, capture_time = got
-        result = self.pipeline.process(frame, capture_time)
         self.processed += 1
-        self._rate_n += 1
-        t = time.perf_counter()
-        if t - self._rate_t0 >= 2.0:
-            self._fps = self._rate_n / (t - self._rate_t0)
-            self._rate_t0, self._rate_n = t, 0
         face = bool(result.face.face_found)
         ended = self.visits.update(face, now)
         if ended is not None:
             self._log_visit(ended, now)
         self._handle_events(result, now)
-        image = frame.image if self.keep_image else None
+        image = result.frame.image if self.keep_image else None
         return self._status("watching" if face else "no_face", message, face, image)
 
     def _status(self, state: str, message: str, face: bool,
                 image: np.ndarray | None) -> KioskStatus:
+        stats = self.live.stats()
         return KioskStatus(state=state, message=message, face_found=face,
                            last_event=self.last_event, last_event_wall=self.last_event_wall,
                            counts=self.counts_today(), image=image, processed=self.processed,
-                           dropped=int(getattr(self.capture, "dropped", 0)), fps=self._fps,
+                           dropped=stats.dropped, fps=stats.processed_fps,
                            notice=self.notices[-1] if self.notices else "")
+
+    def _log_flushed(self, events: list[SpotEvent], now: float) -> None:
+        """The events of the end of the stream (with their predictions when they came):
+        held ones with their time, the others unless already logged."""
+        for ev in events:
+            if ev.id in self._pending:
+                self._log(ev, self._pending.pop(ev.id)[1])
+            elif not self._already_logged(ev):
+                self._log(ev, now - max(0.0, ev.offset_s - ev.onset_s))
 
     def close(self) -> None:
         """Stop capturing, flush the pipeline's last events and pending ones, log the visit
@@ -367,34 +374,22 @@ class KioskSession:
             return
         self._closed = True
         now = self._clock()
-        try:
-            if self._started:
-                self.capture.stop()
-        except Exception as exc:  # noqa: BLE001 - closing must go on
-            log.warning("stopping the capture failed: %s", exc)
-        try:
-            final = list(self.pipeline.finish())
-            poll = getattr(self.pipeline, "poll_predictions", None)
-            updated = list(poll()) if callable(poll) else []
-        except Exception as exc:  # noqa: BLE001
-            log.warning("flushing the pipeline failed: %s", exc)
-            final, updated = [], []
-        latest = {ev.id: ev for ev in [*final, *updated]}  # with their predictions if any
-        for ev in latest.values():
-            if ev.id in self._pending:
-                self._log(ev, self._pending.pop(ev.id)[1])
-            elif not self._already_logged(ev):
-                self._log(ev, now - max(0.0, ev.offset_s - ev.onset_s))
+        if self._started:
+            self.live.finish_stream()
+        self._log_flushed(self._listener.take_flushed(), now)
         for ev, when, _emitted in self._pending.values():
             self._log(ev, when)
         self._pending.clear()
         dur = self.visits.finish()
         if dur is not None:
             self._log_visit(dur, now)
-        try:
-            self.pipeline.close()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("closing the pipeline failed: %s", exc)
+        if self._started:
+            self.live.close()
+        else:
+            try:
+                self.pipeline.close()
+            except Exception as exc:  # noqa: BLE001 - closing must go on
+                log.warning("closing the pipeline failed: %s", exc)
         self.elog.close()
         log.info("kiosk session closed: %d frames, logged %s", self.processed, self.logged)
 
