@@ -59,7 +59,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
     try:
         proto = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - any unreadable file is simply not listed
+    except Exception as exc:  # noqa: BLE001 - onnx raises many types; such a file is not listed
+        log.debug("%s is not a readable ONNX file: %s", path, exc)
         return None
     props = {p.key: p.value for p in proto.metadata_props if p.key.startswith(contract.PREFIX)}
     if not props:

@@ -63,8 +63,8 @@ def _required_cuda_libs() -> list[tuple[str, ...]]:
         try:
             paths = [tuple(p) for p in getter(windows, True, True)]
             return [p for p in paths if not any(s in p[-1] for s in ("cufft", "nvrtc", "curand"))]
-        except Exception:  # noqa: BLE001 - private helper changed: use our own list
-            pass
+        except (TypeError, ValueError, OSError, IndexError) as exc:  # private helper changed
+            log.debug("onnxruntime's CUDA library list unusable (%s); using ours", exc)
     major = str(getattr(ort, "cuda_version", "12") or "12").split(".")[0]
     if windows:
         return [(f"cudart64_{major}.dll",), (f"cublas64_{major}.dll",), ("cudnn64_9.dll",)]

@@ -87,16 +87,12 @@ def _canonical_params(tracker_config: Any = None) -> tuple[float, float]:
 
 def canonical_geometry(size: int, tracker_config: Any = None) -> FaceGeometry:
     """Geometry of the canonical aligned crop of side ``size`` pixels (the tracker's
-    ``align_eye_y`` / ``align_eye_dist``; ``face.align.canonical_points`` for nose and mouth
-    when that module is present, else average proportions)."""
+    ``align_eye_y`` / ``align_eye_dist``; ``face.align.canonical_points`` for nose and mouth,
+    average proportions for what it does not give)."""
     eye_y, eye_dist = _canonical_params(tracker_config)
-    pts: dict[str, tuple[float, float]] = {}
-    try:  # the tracker's own canonical points, when that module is present
-        from mestudio.face.align import canonical_points
+    from mestudio.face.align import canonical_points
 
-        pts = dict(canonical_points(size, tracker_config))
-    except Exception:  # noqa: BLE001 - module absent/incomplete: use our proportions
-        pts = {}
+    pts: dict[str, tuple[float, float]] = dict(canonical_points(size, tracker_config))
     d = eye_dist * size
     ye = eye_y * size
     xm = 0.5 * size
