@@ -36,3 +36,20 @@ def test_bench_live_reports_latency_and_counts_every_frame(tmp_path: Path) -> No
         # newest frame wins: every captured frame is processed or counted as dropped
         # (one may be in flight when the counters are read)
         assert abs(run["captured"] - run["processed"] - run["dropped"]) <= 3, run
+
+
+def test_bench_live_headless_drives_the_engine_without_qt(tmp_path: Path) -> None:
+    out = tmp_path / "live.json"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mestudio", "bench", "--json", str(out),
+         "live", "--headless", "--seconds", "1.5", "--fast-seconds", "0", "--warmup", "0.5",
+         "--clip-seconds", "1", "--overlays", "flow,strain", "--no-recognition"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "PySide6" not in proc.stderr  # -X importtime lists every imported module
+    figures = json.loads(out.read_text())["live"]
+    nominal = figures["nominal"]
+    assert figures["headless"] is True and figures["recognition"] is False
+    assert nominal["processed"] > 20
+    assert abs(nominal["captured"] - nominal["processed"] - nominal["dropped"]) <= 3, nominal
+    assert "end of processing" in proc.stdout

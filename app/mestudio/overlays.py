@@ -29,6 +29,9 @@ import numpy as np
 from mestudio.predtext import prediction_text
 from mestudio.types import SpotEvent
 
+#: The overlays a video view can draw over a frame, in menu order.
+OVERLAYS: tuple[str, ...] = ("box", "landmarks", "rois", "flow", "strain", "gradcam", "emotion")
+
 #: Optical strain shown at full colour in the strain overlay (dimensionless).
 STRAIN_FULL_SCALE = 0.12
 #: Flow magnitude (pixels of a 128-px aligned crop) shown fully opaque in the flow overlay.

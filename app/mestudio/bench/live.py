@@ -1,7 +1,9 @@
 """``mestudio bench live``: the live window keeping up with a camera.
 
 Runs the real :class:`~mestudio.gui.main_window.MainWindow` with its
-:class:`~mestudio.gui.worker.PipelineWorker` and the real :class:`~mestudio.pipeline.Pipeline`
+:class:`~mestudio.gui.worker.PipelineWorker` (which drives a :class:`~mestudio.live.LiveSession`;
+``--headless`` drives that session without a window) and the real
+:class:`~mestudio.pipeline.Pipeline`
 (tracking, ROI signal, online spotter and — when the shipped model
 ``models/m3enet_synthetic.onnx`` is found — recognition), on the offscreen Qt platform unless
 ``--show`` is given. The source is a camera-like replay: demo-clip frames (640×480) computed
@@ -84,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run without the recognition model (tracking + spotting only)")
     parser.add_argument("--show", action="store_true",
                         help="use the real display instead of the offscreen platform")
+    parser.add_argument("--headless", action="store_true",
+                        help="drive the live engine (LiveSession) without a window: "
+                        "latency is capture → end of processing (no painting)")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -189,15 +194,76 @@ class _Phase:
         self.summary: dict[str, float] = {}
 
 
-def _snapshot(worker: Any, proc: Any, window: Any) -> dict[str, Any]:
+def _snapshot(summary: dict[str, float], proc: Any, events: list[Any]) -> dict[str, Any]:
     import psutil
 
-    s = worker.summary()
     cpu = proc.cpu_times()
-    return {"t": time.perf_counter(), "processed": s["processed"], "captured": s["captured"],
-            "dropped": s["dropped"], "cpu_s": cpu.user + cpu.system,
-            "rss_mb": proc.memory_info().rss / 2**20, "load": os.getloadavg(),
-            "machine_cpu": psutil.cpu_percent(None), "events": list(window.events.events())}
+    return {"t": time.perf_counter(), "processed": summary["processed"],
+            "captured": summary["captured"], "dropped": summary["dropped"],
+            "cpu_s": cpu.user + cpu.system, "rss_mb": proc.memory_info().rss / 2**20,
+            "load": os.getloadavg(), "machine_cpu": psutil.cpu_percent(None),
+            "events": list(events)}
+
+
+def _drive_headless(config: Any, extra: list[str], images: list[np.ndarray],
+                    size: tuple[int, int], phases: list[_Phase], warmup: float, proc: Any,
+                    state: dict[str, Any]) -> None:
+    """The phases on a :class:`~mestudio.live.LiveSession` driven in this thread, with a
+    display that takes every packet at once (latency: capture → end of processing)."""
+    from mestudio.live import LiveSession, SessionListener
+
+    infos: list[dict[str, Any]] = []
+
+    class Listener(SessionListener):
+        def on_pipeline_info(self, info: dict[str, Any]) -> None:
+            infos.append(dict(info))
+
+        def on_failed(self, message: str) -> None:
+            log.error("bench live: %s", message)
+
+    session = LiveSession(config, listener=Listener())
+    session.set_overlay_needs("flow" in extra, "strain" in extra)
+    current: dict[str, Any] = {"phase": None}
+
+    def on_result(result: Any) -> None:
+        ph = current["phase"]
+        if ph is not None and result.capture_time is not None:
+            now = time.perf_counter()
+            ph.display.append((now, now - result.capture_time))
+
+    session.subscribe(on_result)
+    rate: dict[str, Any] = {"fps": phases[0].fps, "lag_s": phases[0].lag_s}
+    session.open_callable(lambda: _make_replay_camera(images, rate, size), "replay camera",
+                          is_camera=True)
+    t_open = time.perf_counter()
+    try:
+        while not infos or session.stats().processed == 0:
+            session.step()
+            if time.perf_counter() - t_open > OPEN_TIMEOUT_S:
+                state["error"] = f"the source did not start within {OPEN_TIMEOUT_S:g} s"
+                return
+        for i, ph in enumerate(phases):
+            print(f"run {i + 1}/{len(phases)}: {ph.fps:g} fps replay camera, "
+                  f"{warmup:g} s warm-up + {ph.seconds:g} s ...", flush=True)
+            rate["fps"], rate["lag_s"] = ph.fps, ph.lag_s
+            ph.info = infos[-1]
+            current["phase"] = ph
+            for stage in ("warmup", "measure"):
+                end = time.perf_counter() + (warmup if stage == "warmup" else ph.seconds)
+                if stage == "measure":
+                    ph.start = _snapshot(session.summary(), proc, session.pipeline.events)
+                next_rss = time.perf_counter() + 1.0
+                while time.perf_counter() < end:
+                    session.step()
+                    session.take_packet()
+                    if time.perf_counter() >= next_rss:
+                        ph.rss_samples.append(proc.memory_info().rss / 2**20)
+                        next_rss += 1.0
+            ph.end = _snapshot(session.summary(), proc, session.pipeline.events)
+            ph.summary = dict(session.summary())
+    finally:
+        current["phase"] = None
+        session.close()
 
 
 def _figures(ph: _Phase) -> dict[str, Any]:
@@ -254,33 +320,20 @@ def _figures(ph: _Phase) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- the run
-def run(args: argparse.Namespace) -> dict:
-    import psutil
-
-    from mestudio.errors import ConfigError, MestudioError
-
-    size = _parse_size(args.size)
-    if not (args.fps > 0 and args.fast_fps > 0 and args.seconds > 0 and args.fast_seconds >= 0
-            and args.clip_seconds > 0):
-        raise ConfigError("--fps, --fast-fps, --seconds and --clip-seconds must be positive "
-                          "(--fast-seconds 0 skips the fast run)")
-    platform = _setup_environment(bool(args.show))
-    proc = psutil.Process()
-    rss_initial = proc.memory_info().rss / 2**20
-    load_initial = os.getloadavg()
-    t_prep = time.perf_counter()
-    images = _replay_frames(float(args.clip_seconds), size)
-    prep_s = time.perf_counter() - t_prep
-    buffer_mb = sum(im.nbytes for im in {id(im): im for im in images}.values()) / 2**20
+def _drive_window(args: argparse.Namespace, config: Any, extra: list[str],
+                  images: list[np.ndarray], size: tuple[int, int], phases: list[_Phase],
+                  warmup: float, proc: Any, state: dict[str, Any], platform: str,
+                  prep_s: float, load_initial: tuple[float, float, float]
+                  ) -> dict[str, Any] | None:
+    """The phases in the real live window (offscreen unless ``--show``); returns an error
+    result when the window cannot be made."""
+    from mestudio.errors import MestudioError
 
     try:
         from PySide6.QtCore import QTimer
 
-        from mestudio.config import AppConfig
         from mestudio.gui.app import create_app
         from mestudio.gui.main_window import MainWindow, format_summary
-        from mestudio.gui.widgets.video_view import OVERLAYS
         from mestudio.gui.worker import PipelineWorker
     except ImportError as exc:
         print(f"the live window cannot be imported ({exc}); install the GUI extras")
@@ -291,30 +344,12 @@ def run(args: argparse.Namespace) -> dict:
         print(f"cannot open a window: {exc}")
         return {"error": str(exc)}
 
-    import dataclasses
-
-    config = AppConfig()
-    if args.no_recognition:
-        config = dataclasses.replace(
-            config, recognition=dataclasses.replace(config.recognition, enabled=False))
-    extra = [o.strip().lower() for o in str(args.overlays).split(",") if o.strip()]
-    unknown = sorted(set(extra) - set(OVERLAYS))
-    if unknown:
-        raise ConfigError(f"unknown overlay(s) {', '.join(unknown)}; choose from "
-                          f"{', '.join(OVERLAYS)}")
-
-    phases = [_Phase(float(args.fps), float(args.seconds))]
-    if float(args.fast_seconds) > 0:
-        phases.append(_Phase(float(args.fast_fps), float(args.fast_seconds)))
-    warmup = max(0.0, float(args.warmup))
-
     window = MainWindow(config, PipelineWorker(config), screenshot_frames=10**9)
     window.resize(1360, 860)
     window.show()
     for name in extra:
         window.set_overlay(name, True)
     lock = threading.Lock()
-    state: dict[str, Any] = {"phase": None, "index": -1, "error": ""}
     pipeline_infos: list[dict[str, Any]] = []
     forward = window.video.paint_listener
 
@@ -370,11 +405,11 @@ def run(args: argparse.Namespace) -> dict:
         QTimer.singleShot(int(warmup * 1000), guarded(lambda: begin_measure(ph)))
 
     def begin_measure(ph: _Phase) -> None:
-        ph.start = _snapshot(window.worker, proc, window)
+        ph.start = _snapshot(window.worker.summary(), proc, window.events.events())
         QTimer.singleShot(int(ph.seconds * 1000), guarded(lambda: end_measure(ph)))
 
     def end_measure(ph: _Phase) -> None:
-        ph.end = _snapshot(window.worker, proc, window)
+        ph.end = _snapshot(window.worker.summary(), proc, window.events.events())
         ph.summary = dict(window.worker.summary())
         print("  window: " + format_summary(ph.summary), flush=True)
         start_phase(state["index"] + 1)
@@ -422,6 +457,59 @@ def run(args: argparse.Namespace) -> dict:
         window.close()
         window.deleteLater()
         app.processEvents()
+
+    return None
+
+
+# --------------------------------------------------------------------------- the run
+def run(args: argparse.Namespace) -> dict:
+    import psutil
+
+    from mestudio.config import AppConfig
+    from mestudio.errors import ConfigError
+
+    size = _parse_size(args.size)
+    if not (args.fps > 0 and args.fast_fps > 0 and args.seconds > 0 and args.fast_seconds >= 0
+            and args.clip_seconds > 0):
+        raise ConfigError("--fps, --fast-fps, --seconds and --clip-seconds must be positive "
+                          "(--fast-seconds 0 skips the fast run)")
+    platform = _setup_environment(bool(args.show))
+    proc = psutil.Process()
+    rss_initial = proc.memory_info().rss / 2**20
+    load_initial = os.getloadavg()
+    t_prep = time.perf_counter()
+    images = _replay_frames(float(args.clip_seconds), size)
+    prep_s = time.perf_counter() - t_prep
+    buffer_mb = sum(im.nbytes for im in {id(im): im for im in images}.values()) / 2**20
+
+    import dataclasses
+
+    config = AppConfig()
+    if args.no_recognition:
+        config = dataclasses.replace(
+            config, recognition=dataclasses.replace(config.recognition, enabled=False))
+    extra = [o.strip().lower() for o in str(args.overlays).split(",") if o.strip()]
+    from mestudio.overlays import OVERLAYS
+
+    unknown = sorted(set(extra) - set(OVERLAYS))
+    if unknown:
+        raise ConfigError(f"unknown overlay(s) {', '.join(unknown)}; choose from "
+                          f"{', '.join(OVERLAYS)}")
+
+    phases = [_Phase(float(args.fps), float(args.seconds))]
+    if float(args.fast_seconds) > 0:
+        phases.append(_Phase(float(args.fast_fps), float(args.fast_seconds)))
+    warmup = max(0.0, float(args.warmup))
+
+    state: dict[str, Any] = {"phase": None, "index": -1, "error": ""}
+    if args.headless:
+        platform = "none: headless LiveSession"
+        _drive_headless(config, extra, images, size, phases, warmup, proc, state)
+    else:
+        err = _drive_window(args, config, extra, images, size, phases, warmup, proc, state,
+                            platform, prep_s, load_initial)
+        if err is not None:
+            return err
 
     done = [ph for ph in phases if ph.start and ph.end]
     if not done:
@@ -502,12 +590,15 @@ def run(args: argparse.Namespace) -> dict:
     for name, vals, note in rows:
         print(f"{name:<{w0}}" + "".join(f"{v:>{wc}}" for v in vals) + (f"   {note}" if note
                                                                           else ""))
-    print("(latency = LiveCapture receiving the frame → end of painting it; each run leaves "
+    what = ("the end of processing it (headless: no window; 'displayed' = taken by the "
+            "display consumer)" if args.headless else "the end of painting it")
+    print(f"(latency = LiveCapture receiving the frame → {what}; each run leaves "
           f"out its first {warmup:g} s; the fast run continues the same stream; the machine "
           "is shared, figures are noisy)")
 
     figures: dict[str, Any] = {
         "platform": platform,
+        "headless": bool(args.headless),
         "size": list(size),
         "recognition": recognition,
         "model": model.get("name") if isinstance(model, dict) else None,

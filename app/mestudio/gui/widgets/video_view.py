@@ -39,11 +39,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
-from mestudio.overlays import AUTO_STREAM
+from mestudio.overlays import AUTO_STREAM, OVERLAYS
 from mestudio.predtext import UNCERTAIN_TEXT
 from mestudio.types import FaceObservation
 
-OVERLAYS: tuple[str, ...] = ("box", "landmarks", "rois", "flow", "strain", "gradcam", "emotion")
 OVERLAY_LABELS = {
     "box": "Face box",
     "landmarks": "Landmarks",
