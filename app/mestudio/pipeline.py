@@ -1,7 +1,11 @@
 """The processing pipeline: source → tracker → ROI signal → online spotter → recogniser.
 
-No Qt and no global state: the GUI worker, the review analysis, ``mestudio analyze`` and the
-kiosk all drive a :class:`Pipeline`. Per frame (:meth:`Pipeline.process`):
+No Qt and no global state. Every front end builds it with :meth:`Pipeline.from_config` (the one
+fallback policy) and drives it through one of two loops: :class:`mestudio.live.LiveSession`
+(live window, kiosk, ``bench live``/``bench soak``) or :func:`mestudio.analysis.analyze_video`
+(``mestudio analyze`` and the review window). The stages are typed by the :class:`Tracker`,
+:class:`Signal`, :class:`Spotter` and :class:`Engine` protocols. Per frame
+(:meth:`Pipeline.process`):
 
 1. **track**: :class:`~mestudio.face.tracker.FaceTracker` finds the face and its aligned
    crop;
@@ -15,7 +19,9 @@ kiosk all drive a :class:`Pipeline`. Per frame (:meth:`Pipeline.process`):
    previous frame are attached to their events (``FrameResult.updated_events``).
 
 Recognition never runs on the per-frame path: steps 1–3 plus the bookkeeping of step 4 are
-all :meth:`Pipeline.process` costs (``FrameResult.timings_ms``). Without a usable model the
+all :meth:`Pipeline.process` costs (``FrameResult.timings_ms``). For overlays
+(:meth:`Pipeline.set_overlays`) the result also carries the flow that step 2 measured and its
+optical strain, so a picture shows exactly the motion spotting saw. Without a usable model the
 pipeline runs in a degraded mode ("no recognition model: events shown without emotion");
 it never invents an emotion.
 """
