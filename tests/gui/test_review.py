@@ -322,6 +322,30 @@ def test_without_events_the_video_is_analysed_in_the_background(qtbot, numbered_
         win.shutdown()
 
 
+def test_cancelling_the_background_analysis_leaves_the_window_as_it_was(qtbot, numbered_video,
+                                                                       tmp_path):
+    import time
+
+    video = tmp_path / "fresh.mp4"
+    video.write_bytes(numbered_video.read_bytes())
+    ev = SpotEvent(30, 33, 36, 1.2, 1.32, 1.44, "micro", "brows", 0.7, emitted_index=45, id=0)
+    win = ReviewWindow(video, engine_factory=lambda: None,
+                       pipeline_factory=lambda cfg: ScriptedSpotting([ev], delay_s=0.05))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.progress.value() > 0, timeout=15000)
+        t0 = time.perf_counter()
+        win.cancel_analysis()
+        assert time.perf_counter() - t0 < 5.0          # stops after the current frame
+        assert not win.analysis_running and win.progress.isHidden()
+        assert win.messages[-1] == "analysis cancelled"
+        qtbot.wait(300)                                 # nothing late from the stopped thread
+        assert len(win.doc) == 0 and win.signals is None
+        assert not any("analysis done" in m for m in win.messages)
+    finally:
+        win.shutdown()
+
+
 def test_a_recorded_live_session_opens_frame_exactly_in_review(qtbot, tmp_path):
     from mestudio.config import AppConfig
     from mestudio.gui.main_window import MainWindow

@@ -6,6 +6,10 @@ ends (completely, or stopped with Ctrl+C), so a folder never mixes two runs and 
 re-run leaves the previous results as they were. Ctrl+C stops after the current frame and
 still writes the events found so far (``events.json``: ``"complete": false`` and the
 ``last_frame`` processed), then exits 130; a second Ctrl+C stops at once without writing.
+
+The frame loop itself (pipeline, unreadable frames, stopping, frames.csv rows) is
+:func:`mestudio.analysis.analyze_video`, shared with the review window; this module adds the
+options, the atomic output files, Ctrl+C, the progress bar and the summary line.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
 from mestudio.progress import add_progress_argument, show_progress
 
@@ -58,8 +61,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_progress_argument(parser)
 
 
-def _model_text(pipeline: Any, recognition: bool) -> str:
-    info = pipeline.model_info
+def _model_text(info: dict[str, Any] | None, recognition: bool) -> str:
     if info is None:
         return "" if recognition else "recognition off"
     name = info.get("name") or Path(str(info.get("path", "model"))).stem
@@ -73,8 +75,22 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.last_frame = -1
+        self._told = False
         self._previous: Any = None
         self._installed = False
+
+    def seen(self, result: Any) -> None:
+        """Note the frame just processed (``analyze_video``'s ``on_result``)."""
+        self.last_frame = result.frame.index
+
+    def check(self) -> bool:
+        """Whether to stop now (``analyze_video``'s ``stop``); says so once on stderr."""
+        if self.requested and not self._told:
+            self._told = True
+            log.warning("stopped by Ctrl+C after frame %d; writing the events found so far "
+                        "(Ctrl+C again to stop at once)", self.last_frame)
+        return self.requested
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
@@ -93,17 +109,6 @@ class StopRequest:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
-
-
-def _unreadable_result(index: int, fps: float | None) -> Any:
-    """The frames.csv row of a frame the source could not decode (``status`` unreadable)."""
-    import numpy as np
-
-    from mestudio.types import FaceObservation, Frame, FrameResult
-
-    frame = Frame(index, index / float(fps or 30.0), np.zeros((1, 1, 3), np.uint8))
-    return FrameResult(frame=frame, face=FaceObservation(face_found=False),
-                       info={"status": "unreadable"})
 
 
 def _check_model_path(path: Path | None) -> None:
@@ -129,17 +134,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, stop: StopRequest) -> int:
     import contextlib
-    import dataclasses
 
-    import numpy as np
-
+    from mestudio.analysis import analyze_video
     from mestudio.capture import open_source
     from mestudio.config import load_settings
-    from mestudio.csvio import FramesCsvWriter, SpotterRowBuffer, spotter_columns
     from mestudio.errors import ConfigError, MestudioError
     from mestudio.events_io import write_events_csv, write_events_json
     from mestudio.fsutil import atomic_path
-    from mestudio.pipeline import Pipeline
+    from mestudio.progress import ProgressBar
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames must be at least 1")
@@ -168,107 +170,50 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
         except OSError as exc:
             raise MestudioError(f"cannot create output folder {out}: "
                                 f"{exc.strerror or exc}") from exc
-        pipeline = Pipeline(cfg, spotting=True, recognition=recognition)
-        last_frame = -1
-        skipped: list[int] = []
-        try:
-            rois = pipeline.roi_names
-            track_ms: list[float] = []
-            spot_ms: list[float] = []
-            t0 = time.perf_counter()
-            # Nothing takes its final name before the end: a failed run leaves the folder
-            # as it was, a finished (or stopped) one replaces all three files.
-            with contextlib.ExitStack() as outputs:
-                tmp_csv = outputs.enter_context(atomic_path(csv_path))
-                tmp_json = outputs.enter_context(atomic_path(json_path))
-                tmp_events_csv = outputs.enter_context(atomic_path(events_csv_path))
-                with FramesCsvWriter(tmp_csv, pipeline.tracker.landmark_names,
-                                     ("status", *spotter_columns(rois))) as writer:
-                    rows = SpotterRowBuffer(cast(FramesCsvWriter, _StatusColumn(writer)),
-                                            rois)
-                    seen_skips = 0
-                    if not stop.requested:
-                        for result in pipeline.run(source, progress=show_progress(args),
-                                                   max_frames=args.max_frames):
-                            new_skips = list(getattr(source, "skipped", ()))[seen_skips:]
-                            for index in new_skips:
-                                if index < result.frame.index:
-                                    rows.add(_unreadable_result(index, source.fps))
-                                    skipped.append(index)
-                            seen_skips += len(new_skips)
-                            tm = result.timings_ms
-                            track_ms.append(tm.get("track", 0.0))
-                            spot_ms.append(tm.get("signal", 0.0) + tm.get("spot", 0.0))
-                            rows.add(result, pipeline.pop_spotter_states())
-                            last_frame = result.frame.index
-                            if stop.requested:
-                                break
-                    for index in list(getattr(source, "skipped", ()))[seen_skips:]:
-                        if not stop.requested:
-                            rows.add(_unreadable_result(index, source.fps))
-                            skipped.append(index)
-                    if stop.requested:
-                        log.warning("stopped by Ctrl+C after frame %d; writing the events "
-                                    "found so far (Ctrl+C again to stop at once)", last_frame)
-                        pipeline.finish_timeout_s = min(pipeline.finish_timeout_s,
-                                                        INTERRUPTED_FINISH_S)
-                    pipeline.finish()
-                    rows.flush(pipeline.pop_spotter_states())
-                elapsed = time.perf_counter() - t0
-                events = sorted(pipeline.events, key=lambda e: (e.onset, e.id))
-                meta = {
-                    "source": str(args.input), "fps": source.fps,
-                    "n_frames": pipeline.frames_processed,
-                    "complete": not stop.requested,
-                    "last_frame": last_frame,
-                    "model": pipeline.model_info,
-                    "spotter": dataclasses.asdict(cfg.spotter),
-                    "recognition": pipeline.recognition_stats,
-                    "degraded": pipeline.degraded,
-                    "unreadable_frames": skipped,
-                    "notes": list(source.notes),
-                }
-                write_events_json(tmp_json, events, meta)
-                write_events_csv(tmp_events_csv, events)
-        finally:
-            pipeline.close()
-    n = pipeline.frames_processed
-    pct = 100.0 * pipeline.frames_with_face / n if n else 0.0
+        # Nothing takes its final name before the end: a failed run leaves the folder as
+        # it was, a finished (or stopped) one replaces all three files.
+        with contextlib.ExitStack() as outputs:
+            tmp_csv = outputs.enter_context(atomic_path(csv_path))
+            tmp_json = outputs.enter_context(atomic_path(json_path))
+            tmp_events_csv = outputs.enter_context(atomic_path(events_csv_path))
+            with ProgressBar(show_progress(args), desc=source.name) as bar:
+                res = analyze_video(source, cfg, recognition=recognition,
+                                    max_frames=args.max_frames, progress=bar.update,
+                                    stop=stop.check, on_result=stop.seen,
+                                    frames_csv=tmp_csv,
+                                    stop_finish_s=INTERRUPTED_FINISH_S)
+            write_events_json(tmp_json, res.events, res.events_meta(str(args.input)))
+            write_events_csv(tmp_events_csv, res.events)
+    print(_summary(source.name, res, recognition, (csv_path, events_csv_path, json_path)))
+    return 0 if res.complete else 130
+
+
+def _summary(name: str, res: Any, recognition: bool, paths: tuple[Path, ...]) -> str:
+    """The one line ``mestudio analyze`` prints (an :class:`~mestudio.analysis.AnalysisResult`)."""
+    n = res.n_frames
+    events = res.events
     n_micro = sum(e.kind == "micro" for e in events)
     n_recognised = sum(e.prediction is not None for e in events)
-    parts = [f"{source.name}: {n} frames, face in {pct:.1f}%",
-             f"{n / elapsed if elapsed > 0 else 0.0:.0f} frames/s processing "
-             f"(track {float(np.mean(track_ms)) if track_ms else 0.0:.1f} + spot "
-             f"{float(np.mean(spot_ms)) if spot_ms else 0.0:.1f} ms/frame)",
+    tm = res.timings
+    parts = [f"{name}: {n} frames, face in {100.0 * res.face_fraction:.1f}%",
+             f"{tm.frames_per_s:.0f} frames/s processing "
+             f"(track {tm.track_ms:.1f} + spot {tm.spot_ms:.1f} ms/frame)",
              f"{len(events)} events ({n_micro} micro, {len(events) - n_micro} macro"
-             + (f", {n_recognised} recognised" if pipeline.model_info is not None else "")
+             + (f", {n_recognised} recognised" if res.model_info is not None else "")
              + ")"]
-    if stop.requested:
-        parts.insert(0, f"interrupted after frame {last_frame} (incomplete)")
+    if not res.complete:
+        parts.insert(0, f"interrupted after frame {res.last_frame} (incomplete)")
+    skipped = res.unreadable_frames
     if skipped:
         shown = ", ".join(str(i) for i in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         parts.append(f"{len(skipped)} unreadable image(s) skipped (frame {shown}; status "
                      "'unreadable' in frames.csv)")
-    model = _model_text(pipeline, recognition)
+    model = _model_text(res.model_info, recognition)
     if model:
         parts.append(model)
-    parts.append(f"wrote {csv_path}, {events_csv_path}, {json_path}")
-    if pipeline.degraded:
-        parts.append("degraded: " + "; ".join(pipeline.degraded))
-    if source.notes:
-        parts.append("notes: " + "; ".join(source.notes))
-    print(" | ".join(parts))
-    return 130 if stop.requested else 0
-
-
-class _StatusColumn:
-    """Wraps the frames.csv writer: fills the ``status`` column (``ok``, or the frame's
-    ``info["status"]``, e.g. ``unreadable``)."""
-
-    def __init__(self, writer: Any) -> None:
-        self._writer = writer
-
-    def write(self, result: Any, extra: dict[str, Any] | None = None) -> None:
-        values = dict(extra or {})
-        values["status"] = result.info.get("status", "ok")
-        self._writer.write(result, values)
+    parts.append("wrote " + ", ".join(str(p) for p in paths))
+    if res.degraded:
+        parts.append("degraded: " + "; ".join(res.degraded))
+    if res.notes:
+        parts.append("notes: " + "; ".join(res.notes))
+    return " | ".join(parts)

@@ -5,8 +5,10 @@ Opens a video file (or an image-sequence folder) with its annotations: ``--event
 the first of ``<stem>.annotations.json``, ``annotations.json``, ``<stem>.events.json``,
 ``events.json`` beside it (see :func:`mestudio.annotations.find_annotation_file`). Without one,
 the video is analysed in a background thread (the pipeline: tracking, spotting, recognition)
-with a progress bar. The motion signals of the whole video come from ``frames.csv`` beside
-the video (or beside the events file) when present, else from that analysis.
+with a progress bar; that thread runs :func:`mestudio.analysis.analyze_video`, the same
+whole-video loop as ``mestudio analyze``. The motion signals of the whole video come from
+``frames.csv`` beside the video (or beside the events file) when present, else from that
+analysis.
 
 Keys (also listed under Help ▸ Keys):
 
@@ -110,7 +112,7 @@ def keys_help() -> str:
 
 # ====================================================================== analysis thread
 @dataclass
-class AnalysisResult:
+class ReviewAnalysisResult:
     """What the background analysis produced."""
 
     signals: VideoSignals
@@ -121,11 +123,14 @@ class AnalysisResult:
 
 
 class AnalysisWorker(QThread):
-    """Runs the pipeline over the whole video in the background.
+    """Runs :func:`mestudio.analysis.analyze_video` over the whole video in the background
+    (the loop lives there; this thread only opens the source and turns its progress and
+    result into signals). :meth:`cancel` stops it after the current frame; nothing is
+    emitted then.
 
     Signals:
         progress(int, int): frames done, total (0 when unknown).
-        done(object): an :class:`AnalysisResult`.
+        done(object): a :class:`ReviewAnalysisResult`.
         failed(str): a user-facing message.
     """
 
@@ -142,85 +147,40 @@ class AnalysisWorker(QThread):
         self._config = config
         self._pipeline_factory = pipeline_factory
         self._cancel = threading.Event()
+        self._last_emit = 0.0
 
     def cancel(self) -> None:
         self._cancel.set()
 
-    def _make_pipeline(self) -> tuple[Any, list[str]]:
-        if self._pipeline_factory is not None:
-            return self._pipeline_factory(self._config), []
-        from mestudio.analytics.session import build_pipeline
-
-        return build_pipeline(self._config)
+    def _on_progress(self, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if now - self._last_emit > 0.1:
+            self._last_emit = now
+            self.progress.emit(done, max(total or 0, done))
 
     def run(self) -> None:  # noqa: D102 - QThread entry point
+        from mestudio.analysis import analyze_video
+
         source = pipeline = None
         try:
             source = self._open_source()
             if self._cancel.is_set():
                 return
-            pipeline, notes = self._make_pipeline()
-            if self._cancel.is_set():
+            notes: list[str] = []
+            if self._pipeline_factory is not None:
+                pipeline = self._pipeline_factory(self._config)
+            elif not self._config.recognition.enabled:
+                notes.append("recognition is off in the settings")
+            res = analyze_video(source, self._config, pipeline=pipeline, stop=self._cancel,
+                                progress=self._on_progress, keep_signals=True,
+                                stop_finish_s=0.0)
+            if not res.complete or self._cancel.is_set():
                 return
-            total = int(source.n_frames or 0)
-            cap = max(total, 1)
-            times = np.full(cap, np.nan)
-            rois: dict[str, np.ndarray] = {}
-            combined = np.full(cap, np.nan)
-            threshold = np.full(cap, np.nan)
-            last_emit = 0.0
-            done = 0
-            for frame in source:
-                if self._cancel.is_set():
-                    return
-                res = pipeline.process(frame)
-                i = frame.index
-                if i >= len(times):  # the container under-counted
-                    grow = max(i + 1, int(len(times) * 1.5))
-                    times = _grow(times, grow)
-                    combined = _grow(combined, grow)
-                    threshold = _grow(threshold, grow)
-                    rois = {k: _grow(v, grow) for k, v in rois.items()}
-                times[i] = frame.timestamp_s
-                # causal estimate now; the final (zero-phase) values replace it when known
-                states = [(i, frame.timestamp_s, res.spotter)] if res.spotter else []
-                pop = getattr(pipeline, "pop_spotter_states", None)
-                if callable(pop):
-                    states += list(pop())
-                for j, _t, st in states:
-                    if not 0 <= j < len(times):
-                        continue
-                    for name, v in st.signal.items():
-                        arr = rois.get(name)
-                        if arr is None:
-                            arr = rois[name] = np.full(len(times), np.nan)
-                        arr[j] = v
-                    combined[j] = st.combined
-                    threshold[j] = st.threshold
-                done = i + 1
-                now = time.perf_counter()
-                if now - last_emit > 0.1:
-                    last_emit = now
-                    self.progress.emit(done, max(total, done))
-            if self._cancel.is_set():
-                return
-            pipeline.finish()
-            pop = getattr(pipeline, "pop_spotter_states", None)
-            for j, _t, st in (list(pop()) if callable(pop) else []):
-                if 0 <= j < len(times):
-                    for name, v in st.signal.items():
-                        if name in rois:
-                            rois[name][j] = v
-                    combined[j] = st.combined
-                    threshold[j] = st.threshold
-            events = sorted(pipeline.events, key=lambda e: e.onset)
-            n = done
-            sig = VideoSignals(times=times[:n], rois={k: v[:n] for k, v in rois.items()},
-                               combined=combined[:n], threshold=threshold[:n])
-            degraded = list(notes) + list(getattr(pipeline, "degraded", []) or [])
+            n = res.last_frame + 1
+            assert res.signals is not None
             self.progress.emit(n, n)
-            self.done.emit(AnalysisResult(sig, events, getattr(pipeline, "model_info", None),
-                                          degraded, n))
+            self.done.emit(ReviewAnalysisResult(res.signals, res.events, res.model_info,
+                                                [*notes, *res.degraded], n))
         except MestudioError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged with traceback
@@ -234,12 +194,6 @@ class AnalysisWorker(QThread):
                     pass
             if source is not None:
                 source.close()
-
-
-def _grow(a: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(n, np.nan)
-    out[:len(a)] = a
-    return out
 
 
 # ====================================================================== the window
@@ -321,7 +275,7 @@ class ReviewWindow(QMainWindow):
     def _default_engine(self) -> Any:
         """The configured recognition model for the event panel, or None (the panel then
         says why Grad-CAM is missing)."""
-        from mestudio.analytics.session import load_engine
+        from mestudio.inference.engine import load_engine
 
         engine, notes = load_engine(self.config)
         for line in notes:
@@ -630,7 +584,7 @@ class ReviewWindow(QMainWindow):
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
-    def _on_analysis_done(self, res: AnalysisResult, replace_events: bool) -> None:
+    def _on_analysis_done(self, res: ReviewAnalysisResult, replace_events: bool) -> None:
         self._analysis_running = False
         self._analysis = None
         self.progress.hide()

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mestudio.errors import ModelFileError
+from mestudio.errors import MestudioError, ModelFileError
 from mestudio.inference import contract
 from mestudio.inference.providers import (
     CPU,
@@ -454,3 +454,19 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
             "`mestudio export`, or pass a model file")
     return InferenceEngine(path, device=cfg.device, threads=cfg.threads,
                            min_agreement=cfg.min_agreement)
+
+
+def load_engine(config: Any) -> tuple[InferenceEngine | None, list[str]]:
+    """The recognition engine of ``config.recognition`` (an
+    :class:`~mestudio.config.AppConfig`), or None when recognition is off or no model can be
+    loaded, and human notes on why it is missing (for panels that show a model, such as the
+    review window's Grad-CAM; a :class:`~mestudio.pipeline.Pipeline` loads its own model)."""
+    if not config.recognition.enabled:
+        return None, ["recognition is off in the settings"]
+    try:
+        return engine_from_config(config.recognition), []
+    except ImportError as exc:  # pragma: no cover - partial installations (no onnxruntime)
+        return None, [f"no recognition engine in this installation ({exc})"]
+    except MestudioError as exc:
+        log.warning("no recognition: %s", exc)
+        return None, [f"no recognition: {exc}"]

@@ -1,0 +1,155 @@
+"""No module imports a layer above its own.
+
+Layers, bottom to top: the core (every module outside the four below: capture, face,
+spotting, pipeline, analysis, inference, training, ...), ``gui/``, ``bench/``,
+``commands/``, and the entry points ``cli.py`` and ``__main__.py``. A module may import its
+own layer and those below; Qt (``PySide6``, ``shiboken6``, ``pyqtgraph``) is imported only in
+``gui/`` and by ``bench/live.py``, which drives the live window. Every ``import`` statement
+counts, at module level or inside a function, and so does ``importlib.import_module`` with a
+literal (or f-string) module name.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "app" / "mestudio"
+
+#: Layer rank of each upper layer (the core is 0).
+RANKS = {"gui": 1, "bench": 2, "commands": 3, "cli": 4, "__main__": 4}
+LAYER_NAMES = {0: "core", 1: "gui", 2: "bench", 3: "commands", 4: "cli"}
+QT_MODULES = ("PySide6", "shiboken6", "pyqtgraph")
+#: Modules outside gui/ allowed to import Qt.
+QT_ALLOWED = {"mestudio.bench.live"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _rank(module: str) -> int:
+    """Layer rank of a ``mestudio`` module (or package) name."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return 0  # the mestudio package itself
+    return RANKS.get(parts[1], 0)
+
+
+def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute name a ``from ... import`` refers to."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _literal_prefix(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0],
+                                                                       ast.Constant):
+        return str(node.values[0].value)
+    return None
+
+
+def _imports(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line, modules)`` of every import in ``path``: for ``from X import a, b`` the
+    modules are ``X``, ``X.a`` and ``X.b`` (so ``from mestudio import gui`` counts as
+    ``mestudio.gui``)."""
+    module = _module_name(path)
+    is_package = path.name == "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, list[str]]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, [alias.name]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(node, module, is_package)
+            found.append((node.lineno, [base, *(f"{base}.{alias.name}" for alias in node.names
+                                                if alias.name != "*")]))
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("import_module", "__import__"):
+                prefix = _literal_prefix(node.args[0])
+                if prefix:
+                    found.append((node.lineno, [prefix.rstrip(".")]))
+    return found
+
+
+def _violation(module: str, name: str) -> str | None:
+    own = _rank(module)
+    top = name.split(".")[0]
+    if top in QT_MODULES and own != RANKS["gui"] and module not in QT_ALLOWED:
+        return f"{module} imports {name} (Qt only in gui/)"
+    if top == "mestudio" and _rank(name) > own:
+        return (f"{module} ({LAYER_NAMES[own]}) imports {name} "
+                f"({LAYER_NAMES[_rank(name)]}, a layer above)")
+    return None
+
+
+def _violations(path: Path) -> list[str]:
+    """One line per import statement of ``path`` that reaches a layer above."""
+    module = _module_name(path)
+    out = []
+    for line, names in _imports(path):
+        for name in names:
+            bad = _violation(module, name)
+            if bad is not None:
+                out.append(f"{path.relative_to(PACKAGE.parent.parent)}:{line}: {bad}")
+                break
+    return out
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_package_is_found() -> None:
+    names = {_module_name(p) for p in MODULES}
+    assert {"mestudio.pipeline", "mestudio.analysis", "mestudio.gui.review_window",
+            "mestudio.commands.analyze", "mestudio.cli"} <= names
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p))
+def test_no_module_imports_a_layer_above_it(path: Path) -> None:
+    assert _violations(path) == []
+
+
+def test_the_check_sees_upward_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker itself: a core module importing the GUI (in a function, relatively and
+    by name), a GUI module importing a command, and Qt in the core are all caught."""
+    pkg = tmp_path / "mestudio"
+    (pkg / "gui").mkdir(parents=True)
+    (pkg / "flow").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "gui" / "__init__.py").write_text("")
+    (pkg / "flow" / "__init__.py").write_text("")
+    core = pkg / "flow" / "bad.py"
+    core.write_text("import importlib\n"
+                    "def f():\n"
+                    "    from ..gui import window\n"
+                    "    from mestudio import commands\n"
+                    "    import PySide6.QtCore\n"
+                    "    return importlib.import_module(f'mestudio.bench.{window}')\n")
+    gui = pkg / "gui" / "bad.py"
+    gui.write_text("from mestudio.commands.analyze import run\nfrom PySide6 import QtCore\n"
+                   "from mestudio.pipeline import Pipeline\nfrom . import widgets\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    core_found = _violations(core)
+    assert len(core_found) == 4, core_found
+    assert any("imports mestudio.gui (gui" in v for v in core_found)
+    assert any("mestudio.commands" in v for v in core_found)
+    assert any("PySide6" in v for v in core_found)
+    assert any("mestudio.bench" in v for v in core_found)
+    gui_found = _violations(gui)
+    assert len(gui_found) == 1 and "mestudio.commands.analyze" in gui_found[0]
