@@ -4,6 +4,17 @@ Training (``mestudio data prepare`` / ``train``), ``analyze``, live recognition 
 all call these functions, with the :class:`PreprocessConfig` stored in the model's metadata,
 so a model always sees inputs made exactly as during its training.
 
+Input kinds: every network takes one kind of input (``MERNet.input_kind``, the model
+metadata's ``mestudio.input_kind``): ``"keyframes"`` (M3ENet, STSTNet, Off-ApexNet) or
+``"clip"`` (IM3DR-MFER). The :class:`InputKind` spec of each kind lives here, in
+:data:`INPUT_KINDS` (:func:`input_kind` looks one up): its input names and per-sample shapes
+(the ONNX contract), the feature arrays training caches, the network arguments implied by
+them, which of an event's crops make the inputs (:meth:`InputKind.select`) and how they do
+(:meth:`InputKind.make_inputs`: live recognition, review and training feature extraction
+all call it). No other module branches on a kind's name: a network with a new kind of
+input is a new :class:`InputKind` here (:func:`register_input_kind`) and the network in
+:mod:`mestudio.nets` (``@register(..., input_kind=...)``).
+
 Keyframe models (M3ENet, STSTNet, Off-ApexNet) — :func:`keyframe_inputs`,
 :func:`keyframe_inputs_batch`:
 
@@ -55,9 +66,9 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -467,6 +478,228 @@ def clip_inputs(
         "clip": np.ascontiguousarray(clip, dtype=np.float32),
         "flow_seq": np.ascontiguousarray(uv, dtype=np.float32),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# input kinds: what a network takes and how an event's crops become it
+
+_T = TypeVar("_T")
+Shape = tuple[int, ...]
+
+
+def pick_keyframes(available: Sequence[tuple[int, _T]], onset: int, apex: int,
+                   offset: int) -> list[_T] | None:
+    """The items of ``onset``, ``apex`` and ``offset`` from ``available`` (``(frame index,
+    item)`` pairs within the event, e.g. aligned crops); a frame that is missing (no face)
+    is replaced by the nearest frame that is there (ties: the earlier frame). None when
+    ``available`` is empty."""
+    if not available:
+        return None
+    idx = np.array([i for i, _ in available])
+    out = []
+    for want in (onset, apex, offset):
+        k = int(np.argmin(np.abs(idx - want) * 2 + (idx > want)))
+        out.append(available[k][1])
+    return out
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """The spec of one kind of network input (``MERNet.input_kind``, ``mestudio.input_kind``
+    in the model metadata): names, shapes, cached features and how crops become inputs.
+
+    The rest of the application asks the spec (:func:`input_kind`) instead of branching on
+    the kind's name: the ONNX contract (:mod:`mestudio.inference.contract`) takes the names
+    and shapes from :meth:`shapes`, training caches :attr:`feature_names` and builds the
+    network with :meth:`model_kwargs`, and live recognition, review and training feature
+    extraction all pick an event's crops with :meth:`select` and turn them into inputs with
+    :meth:`make_inputs`. A new kind is a subclass implementing those four methods, registered
+    with :func:`register_input_kind`.
+
+    Attributes:
+        name: the kind's name (registry key).
+        input_names: the network's inputs (the ONNX graph's input names), in call order.
+        feature_names: the arrays ``mestudio data prepare`` caches per sample for training
+            (default: :attr:`input_names`).
+        is_clip: the inputs hold a clip of ``clip_len`` frames (:attr:`PreprocessConfig.clip_len`):
+            their shapes depend on the clip length, which the model metadata records
+            (``mestudio.clip_len``), and a sample is much larger (``mestudio bench train``
+            uses its clip batch size).
+        description: one line for help texts.
+    """
+
+    name: str
+    input_names: tuple[str, ...]
+    feature_names: tuple[str, ...] = ()
+    is_clip: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.feature_names:
+            object.__setattr__(self, "feature_names", tuple(self.input_names))
+
+    def shapes(self, input_size: int, channels: int,
+               clip_len: int | None = None) -> dict[str, Shape]:
+        """Input name -> shape of ONE sample (no batch axis), in :attr:`input_names` order.
+
+        Args:
+            input_size: side ``S`` of the inputs in pixels.
+            channels: channels ``C`` per frame (1 grey, 3 colour).
+            clip_len: frames ``T`` per clip (clip kinds; ignored by the others).
+
+        Raises:
+            ValueError: a clip kind without ``clip_len``.
+        """
+        raise NotImplementedError
+
+    def select(self, available: Sequence[tuple[int, _T]], onset: int, apex: int, offset: int,
+               cfg: PreprocessConfig | None = None) -> list[_T] | None:
+        """The items whose crops make the inputs of the event ``onset``/``apex``/``offset``.
+
+        Args:
+            available: ``(frame index, item)`` pairs of the event's frames that can be used,
+                in time order: aligned crops (live: the frames with a face), or frame
+                indices (review, training: which frames to read and align).
+            onset, apex, offset: the event's frame indices.
+            cfg: the configuration (default :class:`PreprocessConfig`; clip kinds read
+                ``clip_len``).
+
+        Returns:
+            The items in the order :meth:`make_inputs` takes them, or None when the event
+            has too few frames for this kind.
+        """
+        raise NotImplementedError
+
+    def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
+                    cfg: PreprocessConfig | None = None,
+                    device: str | None = None) -> dict[str, np.ndarray]:
+        """Model inputs of N events at once.
+
+        Args:
+            jobs: per event, the aligned crops :meth:`select` chose (BGR ``uint8``
+                ``(s, s, 3)`` or grey ``(s, s)``, any square size).
+            cfg: the configuration (default :class:`PreprocessConfig`).
+            device: where the flow runs; overrides ``cfg.device``.
+
+        Returns:
+            ``{name: float32 array (N, *shape)}`` for every name of :attr:`input_names`.
+        """
+        raise NotImplementedError
+
+    def model_kwargs(self, features: Mapping[str, np.ndarray]) -> dict[str, int]:
+        """The network constructor arguments (``in_channels``, ``input_size``, ``clip_len``)
+        that stacked features ``{name: (N, *shape)}`` of this kind imply."""
+        raise NotImplementedError
+
+    def _empty(self, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+        shapes = self.shapes(cfg.input_size, cfg.channels, cfg.clip_len)
+        return {k: np.zeros((0, *s), np.float32) for k, s in shapes.items()}
+
+
+@dataclass(frozen=True)
+class KeyframeKind(InputKind):
+    """Onset, apex and offset crops -> ``flow`` ``(3, S, S)`` = (u, v, strain) and ``frames``
+    ``(3, C, S, S)`` (:func:`keyframe_inputs_batch`). A missing key frame is replaced by the
+    nearest available one (:func:`pick_keyframes`)."""
+
+    def shapes(self, input_size: int, channels: int,
+               clip_len: int | None = None) -> dict[str, Shape]:
+        s = int(input_size)
+        return {"flow": (3, s, s), "frames": (3, int(channels), s, s)}
+
+    def select(self, available: Sequence[tuple[int, _T]], onset: int, apex: int, offset: int,
+               cfg: PreprocessConfig | None = None) -> list[_T] | None:
+        return pick_keyframes(available, onset, apex, offset)
+
+    def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
+                    cfg: PreprocessConfig | None = None,
+                    device: str | None = None) -> dict[str, np.ndarray]:
+        return keyframe_inputs_batch([tuple(crops) for crops in jobs], cfg, device=device)
+
+    def model_kwargs(self, features: Mapping[str, np.ndarray]) -> dict[str, int]:
+        frames = features["frames"]
+        return {"in_channels": int(frames.shape[2]), "input_size": int(frames.shape[-1])}
+
+
+@dataclass(frozen=True)
+class ClipKind(InputKind):
+    """``clip_len`` crops evenly spaced from onset to offset -> ``clip`` ``(T, C, S, S)`` and
+    ``flow_seq`` ``(T-1, 2, S, S)`` (:func:`clip_inputs`); at least 2 crops."""
+
+    def shapes(self, input_size: int, channels: int,
+               clip_len: int | None = None) -> dict[str, Shape]:
+        if not clip_len:
+            raise ValueError("clip models need a clip length")
+        s, t = int(input_size), int(clip_len)
+        return {"clip": (t, int(channels), s, s), "flow_seq": (t - 1, 2, s, s)}
+
+    def select(self, available: Sequence[tuple[int, _T]], onset: int, apex: int, offset: int,
+               cfg: PreprocessConfig | None = None) -> list[_T] | None:
+        # The positions clip_inputs samples; clip_inputs of the result takes every item.
+        if len(available) < 2:
+            return None
+        cfg = cfg or PreprocessConfig()
+        idx = np.linspace(0, len(available) - 1, cfg.clip_len).round().astype(int)
+        return [available[i][1] for i in idx]
+
+    def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
+                    cfg: PreprocessConfig | None = None,
+                    device: str | None = None) -> dict[str, np.ndarray]:
+        cfg = cfg or PreprocessConfig()
+        if not jobs:
+            return self._empty(cfg)
+        parts = [clip_inputs(list(crops), cfg, device=device) for crops in jobs]
+        return {k: np.stack([p[k] for p in parts]) for k in self.input_names}
+
+    def model_kwargs(self, features: Mapping[str, np.ndarray]) -> dict[str, int]:
+        clip = features["clip"]
+        return {"in_channels": int(clip.shape[2]), "input_size": int(clip.shape[-1]),
+                "clip_len": int(clip.shape[1])}
+
+
+#: The input kinds by name (:func:`register_input_kind` adds one).
+INPUT_KINDS: dict[str, InputKind] = {}
+
+
+def register_input_kind(kind: InputKind) -> InputKind:
+    """Add ``kind`` to :data:`INPUT_KINDS` (returned, for use as a module constant).
+
+    Raises:
+        ValueError: another kind of that name is registered.
+    """
+    known = INPUT_KINDS.get(kind.name)
+    if known is not None and known != kind:
+        raise ValueError(f"input kind {kind.name!r} is already registered")
+    INPUT_KINDS[kind.name] = kind
+    return kind
+
+
+def unregister_input_kind(name: str) -> None:
+    """Remove the kind ``name`` (tests, plug-ins); unknown names are ignored."""
+    INPUT_KINDS.pop(name, None)
+
+
+def input_kind(name: str) -> InputKind:
+    """The spec of input kind ``name``.
+
+    Raises:
+        ValueError: an unknown kind (the message names the known ones).
+    """
+    try:
+        return INPUT_KINDS[str(name)]
+    except KeyError:
+        raise ValueError(f"unknown input kind {name!r}; known kinds: "
+                         f"{', '.join(sorted(INPUT_KINDS)) or 'none'}") from None
+
+
+KEYFRAMES = register_input_kind(KeyframeKind(
+    "keyframes", ("flow", "frames"),
+    description="onset->apex flow (u, v, strain) + onset/apex/offset frames"))
+CLIP = register_input_kind(ClipKind(
+    "clip", ("clip", "flow_seq"), is_clip=True,
+    description="clip_len frames from onset to offset + the flow between consecutive ones"))
+#: The kind assumed where none is given (engine doubles without ``input_kind``, features).
+DEFAULT_INPUT_KIND = KEYFRAMES.name
 
 
 _trackers = threading.local()

@@ -6,12 +6,14 @@
   buffer keyed by frame index and bounded in *seconds* (long enough to hold the longest
   micro-expression plus the spotter's emission delay);
 * when the spotter emits a micro event, :meth:`Recognizer.submit` picks the event's crops
-  from that buffer (onset, apex and offset for keyframe models such as M3ENet; every frame
-  from onset to offset for clip models such as IM3DR-MFER) and queues a job — this costs a
-  few microseconds on the caller's thread;
+  from that buffer with the model's input kind (:meth:`mestudio.preprocess.InputKind.select`:
+  onset, apex and offset for keyframe models such as M3ENet; ``clip_len`` frames from onset
+  to offset for clip models such as IM3DR-MFER) and queues a job — this costs a few
+  microseconds on the caller's thread;
 * one worker thread (``concurrent.futures.ThreadPoolExecutor`` with one worker) turns the
-  crops into model inputs with :mod:`mestudio.preprocess` — the only preprocessing
-  implementation (TV-L1 flow, optical strain, key frames) — and runs the
+  crops into model inputs with :mod:`mestudio.preprocess`
+  (:meth:`~mestudio.preprocess.InputKind.make_inputs`, the code review and training use
+  too: TV-L1 flow, optical strain, key frames or clips) and runs the
   :class:`~mestudio.inference.engine.InferenceEngine`;
 * :meth:`Recognizer.poll` (called by the pipeline on its own thread) attaches the finished
   :class:`~mestudio.types.Prediction` to its :class:`~mestudio.types.SpotEvent` and returns
@@ -36,14 +38,19 @@ from typing import Any
 
 import numpy as np
 
+from mestudio.errors import ConfigError
+from mestudio.preprocess import DEFAULT_INPUT_KIND, PreprocessConfig
+from mestudio.preprocess import input_kind as kind_spec
+from mestudio.preprocess import pick_keyframes as pick_keyframes  # re-exported
 from mestudio.types import FaceObservation, Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
 
 InputsFn = Callable[[Sequence[Sequence[np.ndarray]]], Mapping[str, np.ndarray]]
-"""``jobs' crops -> batched model inputs``: one list of aligned crops per job (keyframe
-models: ``[onset, apex, offset]``; clip models: ``onset..offset``) to the engine's input
-dict with a leading batch axis ``N = len(jobs)``."""
+"""``jobs' crops -> batched model inputs``: one list of aligned crops per job (those the
+input kind's :meth:`~mestudio.preprocess.InputKind.select` chose: keyframe models
+``[onset, apex, offset]``, clip models ``clip_len`` crops from onset to offset) to the
+engine's input dict with a leading batch axis ``N = len(jobs)``."""
 
 
 def buffer_seconds(micro_max_s: float, emit_delay_s: float, margin_s: float = 0.5) -> float:
@@ -97,38 +104,22 @@ class CropBuffer:
         return [(i, c) for i, _, c in self._items if first <= i <= last and c is not None]
 
 
-def pick_keyframes(available: Sequence[tuple[int, np.ndarray]], onset: int, apex: int,
-                   offset: int) -> list[np.ndarray] | None:
-    """The crops of ``onset``, ``apex`` and ``offset`` from ``available`` (``(index, crop)``
-    pairs within the event); a frame without a face is replaced by the nearest frame that
-    has one (ties: the earlier frame). None when no frame of the event has a face."""
-    if not available:
-        return None
-    idx = np.array([i for i, _ in available])
-    out = []
-    for want in (onset, apex, offset):
-        k = int(np.argmin(np.abs(idx - want) * 2 + (idx > want)))
-        out.append(available[k][1])
-    return out
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
+def _config(preprocess_metadata: Mapping[str, Any] | None) -> PreprocessConfig:
+    return (PreprocessConfig.from_metadata(dict(preprocess_metadata))
+            if preprocess_metadata else PreprocessConfig())
 
 
 def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any] | None,
                          device: str | None = None) -> InputsFn:
-    """The default :data:`InputsFn`: :mod:`mestudio.preprocess` with the configuration the
-    model was trained with (its ``mestudio.preprocess`` metadata).
+    """The default :data:`InputsFn`: the input kind's
+    :meth:`~mestudio.preprocess.InputKind.make_inputs` with the configuration the model was
+    trained with (its ``mestudio.preprocess`` metadata).
 
     Raises:
-        ImportError: :mod:`mestudio.preprocess` is not available.
         ValueError: an unknown input kind.
+        mestudio.errors.ConfigError: unreadable preprocessing metadata.
     """
-    from mestudio import preprocess as pp
-
+    kind = kind_spec(input_kind)
     try:  # load torch (TV-L1) now, on the caller's thread, not with the first event
         import torch
 
@@ -137,30 +128,12 @@ def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any]
         torch.get_num_threads()
     except ImportError:  # pragma: no cover - preprocess reports it when it needs torch
         pass
-    cfg = (pp.PreprocessConfig.from_metadata(dict(preprocess_metadata))
-           if preprocess_metadata else pp.PreprocessConfig())
-    if input_kind == "keyframes":
-        batch_fn = getattr(pp, "keyframe_inputs_batch", None)
+    cfg = _config(preprocess_metadata)
 
-        def keyframes(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
-            if batch_fn is not None:
-                triples = [tuple(crops) for crops in jobs]
-                try:
-                    out = batch_fn(triples, cfg, device=device)
-                except TypeError:  # an implementation without the device argument
-                    out = batch_fn(triples, cfg)
-                return {k: _to_numpy(v) for k, v in out.items()}
-            parts = [pp.keyframe_inputs(c[0], c[1], c[2], cfg) for c in jobs]
-            return {k: np.stack([_to_numpy(p[k]) for p in parts]) for k in parts[0]}
+    def make_inputs(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
+        return kind.make_inputs(jobs, cfg, device=device)
 
-        return keyframes
-    if input_kind == "clip":
-        def clip(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
-            parts = [pp.clip_inputs(list(c), cfg, device=device) for c in jobs]
-            return {k: np.stack([_to_numpy(p[k]) for p in parts]) for k in parts[0]}
-
-        return clip
-    raise ValueError(f"unknown model input kind {input_kind!r} (expected keyframes or clip)")
+    return make_inputs
 
 
 def _init_worker(threads: int) -> None:
@@ -223,8 +196,8 @@ class Recognizer:
 
     Args:
         engine: an :class:`~mestudio.inference.engine.InferenceEngine` (or any object with
-            ``predict(inputs) -> list[Prediction]``, ``input_kind`` and
-            ``preprocess_config``).
+            ``predict(inputs) -> list[Prediction]``, ``input_kind`` (a kind of
+            :data:`mestudio.preprocess.INPUT_KINDS`) and ``preprocess_config``).
         buffer_s: seconds of aligned crops kept (see :func:`buffer_seconds`).
         max_pending: most jobs waiting for the worker; beyond it the oldest waiting one is
             dropped with a warning.
@@ -240,18 +213,23 @@ class Recognizer:
             initialisation; 0 = no warm-up.
 
     Raises:
-        ImportError: the default ``inputs_fn`` needs :mod:`mestudio.preprocess`.
+        ValueError: an engine of an unknown input kind.
     """
 
     def __init__(self, engine: Any, *, buffer_s: float = 1.3, max_pending: int = 8,
                  max_batch: int = 8, inputs_fn: InputsFn | None = None,
                  with_cam: bool = True, threads: int = 1, warmup_size: int = 0) -> None:
         self.engine = engine
-        self.input_kind = str(getattr(engine, "input_kind", "keyframes"))
+        self.input_kind = str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND))
+        self._kind = kind_spec(self.input_kind)
+        meta = getattr(engine, "preprocess_config", None)
         if inputs_fn is None:
             device = "cuda" if "CUDA" in str(getattr(engine, "provider", "")) else None
-            inputs_fn = preprocess_inputs_fn(self.input_kind,
-                                             getattr(engine, "preprocess_config", None), device)
+            inputs_fn = preprocess_inputs_fn(self.input_kind, meta, device)
+        try:
+            self._cfg = _config(meta)  # which crops make a job (clip kinds: clip_len)
+        except ConfigError:  # only with a caller's inputs_fn (the default one parsed it)
+            self._cfg = PreprocessConfig()
         self._inputs_fn = inputs_fn
         self.max_pending = max(1, int(max_pending))
         self.max_batch = max(1, int(max_batch))
@@ -283,10 +261,7 @@ class Recognizer:
         if self._closed:
             return False
         available = self.buffer.crops_between(event.onset, event.offset)
-        if self.input_kind == "clip":
-            crops = [c for _, c in available] if len(available) >= 2 else None
-        else:
-            crops = pick_keyframes(available, event.onset, event.apex, event.offset)
+        crops = self._kind.select(available, event.onset, event.apex, event.offset, self._cfg)
         if crops is None:
             self.stats.skipped += 1
             oldest = self.buffer.oldest_index
@@ -356,11 +331,12 @@ class Recognizer:
 
     # --------------------------------------------------------------------- worker thread
     def _warmup(self, size: int) -> None:
-        n = 3 if self.input_kind != "clip" else 8
         blank = np.full((size, size, 3), 128, np.uint8)
+        still = [(i, blank) for i in range(8)]  # a motionless event of 8 frames
+        crops = self._kind.select(still, 0, 4, 7, self._cfg) or [blank]
         t0 = time.perf_counter()
         try:
-            self.engine.predict(self._inputs_fn([[blank] * n]), cam=self.with_cam)
+            self.engine.predict(self._inputs_fn([crops]), cam=self.with_cam)
         except Exception as exc:  # noqa: BLE001 - the real events will report it
             log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
             return

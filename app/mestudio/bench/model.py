@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="m3enet,im3dr_mfer",
-                        help="comma-separated architectures (default: m3enet,im3dr_mfer)")
+    from mestudio.training.cliargs import set_models_help
+
+    set_models_help(parser.add_argument("--arch", default="m3enet,im3dr_mfer"),
+                    "comma-separated architectures (default: %(default)s) of: %(models)s")
     parser.add_argument("--model", type=Path, default=None,
                         help="time this exported .onnx too (ONNX Runtime only)")
     parser.add_argument("--threads", type=int, default=1,
@@ -79,29 +81,28 @@ def _time(fn: Callable[[], Any], rounds: int, iters: int) -> dict[str, float]:
 
 
 def _event_latency(engine: Any, rounds: int) -> dict[str, float] | None:
-    """Preprocess (TV-L1 + strain on 3 aligned crops) + predict, in ms; None without preprocess."""
-    import importlib
+    """Preprocess (the input kind's crops of a small synthetic motion -> inputs: TV-L1,
+    strain, frames or clip) + predict, in ms; None when it cannot be measured."""
+    from mestudio import preprocess
 
     try:
-        preprocess = importlib.import_module("mestudio.preprocess")
-    except ImportError:
-        return None
-    fn = getattr(preprocess, "keyframe_inputs", None)
-    cfg_cls = getattr(preprocess, "PreprocessConfig", None)
-    if fn is None or cfg_cls is None or engine.input_kind != "keyframes":
+        kind = preprocess.input_kind(engine.input_kind)
+    except ValueError:
         return None
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
-    crops = [base, np.roll(base, 1, axis=1), np.roll(base, 2, axis=1)]
+    event = [(i, np.roll(base, i, axis=1)) for i in range(3)]  # onset, apex, offset
     try:
-        cfg = cfg_cls.from_metadata(engine.preprocess_config) if engine.preprocess_config \
-            else cfg_cls()
+        cfg = preprocess.PreprocessConfig.from_metadata(engine.preprocess_config) \
+            if engine.preprocess_config else preprocess.PreprocessConfig()
     except Exception:  # noqa: BLE001 - foreign metadata: fall back to defaults
-        cfg = cfg_cls()
+        cfg = preprocess.PreprocessConfig()
+    crops = kind.select(event, 0, 1, 2, cfg)
+    if crops is None:
+        return None
 
     def once() -> None:
-        inputs = fn(crops[0], crops[1], crops[2], cfg)
-        engine.predict(inputs)
+        engine.predict(kind.make_inputs([crops], cfg))
 
     try:
         return _time(once, max(2, rounds // 2), 5)
@@ -233,10 +234,10 @@ def _print(figs: list[dict[str, Any]], args: argparse.Namespace) -> None:
                   "model's figures are in its card)")
         ev = f.get("event_to_prediction_ms")
         if ev:
-            print(f"  event-to-prediction (preprocess TV-L1 + strain + model): {ev['med']:.1f} ms "
-                  f"(best {ev['best']:.1f})")
+            print(f"  event-to-prediction (preprocess: flow, strain, frames + model): "
+                  f"{ev['med']:.1f} ms (best {ev['best']:.1f})")
         elif f["arch"] == "m3enet":
-            print("  event-to-prediction: not measured (mestudio.preprocess not available)")
+            print("  event-to-prediction: not measured")
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -29,8 +29,10 @@ CASME2_LOSO = (26, 50, 245, 5)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="m3enet,im3dr_mfer,ststnet,offapexnet",
-                        help="comma-separated architectures (default: all four)")
+    from mestudio.training.cliargs import set_models_help
+
+    set_models_help(parser.add_argument("--arch", default="m3enet,im3dr_mfer,ststnet,offapexnet"),
+                    "comma-separated architectures (default: %(default)s) of: %(models)s")
     parser.add_argument("--batch", type=int, default=128,
                         help="batch size of keyframe models (default 128)")
     parser.add_argument("--clip-batch", type=int, default=64,
@@ -128,10 +130,10 @@ def run(args: argparse.Namespace) -> dict:
                                "augment": not args.no_augment, "results": []}
     for device in _devices(args.device):
         for arch in archs:
-            from mestudio.nets import create_model
+            from mestudio.nets import model_input_kind
+            from mestudio.preprocess import input_kind
 
-            kind = create_model(arch, 2).input_kind
-            batch = args.clip_batch if kind == "clip" else args.batch
+            batch = args.clip_batch if input_kind(model_input_kind(arch)).is_clip else args.batch
             r = measure(arch, device, batch, args.iters, args.warmup, not args.no_augment)
             hours = folds * epochs * n_train * expansion / r["samples_per_s"] / 3600
             r["casme2_loso_hours"] = hours

@@ -26,12 +26,15 @@ HELP = "train and evaluate a recognition network (LOSO/LODO, report, final check
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from mestudio.training.cliargs import add_dataset_arguments, add_feature_arguments
+    from mestudio.training.cliargs import (
+        add_dataset_arguments,
+        add_feature_arguments,
+        add_model_argument,
+    )
     from mestudio.training.config import ABLATIONS, VALIDATIONS
 
     add_dataset_arguments(parser)
-    parser.add_argument("--model", default="m3enet", metavar="ARCH",
-                        help="architecture: m3enet (default), im3dr_mfer, ststnet, offapexnet")
+    add_model_argument(parser, "architecture")
     parser.add_argument("--protocol", default="loso", choices=("loso", "lodo"),
                         help="leave-one-subject-out (default) or leave-one-dataset-out")
     parser.add_argument("--seeds", default=None, metavar="LIST",

@@ -150,18 +150,18 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
             out.notes.append("Grad-CAM needs the recognition model (none loaded)")
         return out
     try:
-        if getattr(engine, "input_kind", "keyframes") == "clip":
-            n = max(2, int(getattr(cfg, "clip_len", 8)))
-            idx = np.linspace(event.onset, event.offset, n).round().astype(int).tolist()
-            clip_imgs = [read_frame(i).image for i in idx]
-            clip_crops = pp.align_keyframes(clip_imgs, cfg.flow_size, tracker_config)
-            ci = pp.clip_inputs(clip_crops, cfg)
-            preds = engine.predict({"clip": np.asarray(ci["clip"])[None],
-                                    "flow_seq": np.asarray(ci["flow_seq"])[None]})
-        else:
-            preds = engine.predict({"flow": flow[None],
-                                    "frames": np.asarray(inputs["frames"], np.float32)[None]})
-        pred = preds[0]
+        # The model's input kind picks the frames and makes the inputs, as in live
+        # recognition (mestudio.preprocess.InputKind); the frames are aligned like the key
+        # frames above (the transform of the onset frame).
+        kind = pp.input_kind(str(getattr(engine, "input_kind", pp.DEFAULT_INPUT_KIND)))
+        used = kind.select([(i, i) for i in range(event.onset, event.offset + 1)],
+                           event.onset, event.apex, event.offset, cfg)
+        if used is None:
+            raise ValueError(f"the event is too short for a model of {kind.name} inputs")
+        model_crops = crops if used == [event.onset, event.apex, event.offset] else \
+            pp.align_keyframes([read_frame(i).image for i in used], cfg.flow_size,
+                               tracker_config)
+        pred = engine.predict(kind.make_inputs([model_crops], cfg))[0]
     except Exception as exc:  # noqa: BLE001 - show the rest of the panel
         log.warning("recognition of event %d failed: %s", event.id, exc)
         out.notes.append(f"recognition failed: {exc}")

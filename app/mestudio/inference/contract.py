@@ -1,10 +1,12 @@
 """The ONNX contract between ``mestudio export`` and the inference engine.
 
-Inputs (all float32, dynamic batch ``N``):
+Inputs (all float32, dynamic batch ``N``): the names and per-sample shapes of the model's
+input kind (``mestudio.input_kind``), from its :class:`mestudio.preprocess.InputKind` spec
+(:func:`expected_inputs`), e.g.
 
-* keyframe models: ``flow [N, 3, S, S]`` = (u, v, strain) and ``frames [N, 3, C, S, S]`` =
+* ``keyframes``: ``flow [N, 3, S, S]`` = (u, v, strain) and ``frames [N, 3, C, S, S]`` =
   (onset, apex, offset), ``C`` = 1 (grey) or 3 (colour);
-* clip models: ``clip [N, T, C, S, S]`` and ``flow_seq [N, T-1, 2, S, S]``.
+* ``clip``: ``clip [N, T, C, S, S]`` and ``flow_seq [N, T-1, 2, S, S]``.
 
 Outputs: ``logits [N, K]``, ``probs [N, K]`` (softmax) and, unless exported without it,
 ``cam [N, K, S_streams, h, w]``: raw Grad-CAM of every class for every stream.
@@ -19,18 +21,33 @@ import hashlib
 import json
 import os
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mestudio.errors import ModelFileError
+from mestudio.preprocess import INPUT_KINDS
+from mestudio.preprocess import input_kind as kind_spec
 
 SCHEMA_VERSION = "1"
 PREFIX = "mestudio."
 
-INPUT_NAMES: dict[str, tuple[str, str]] = {
-    "keyframes": ("flow", "frames"),
-    "clip": ("clip", "flow_seq"),
-}
+
+class _InputNames(Mapping[str, tuple[str, ...]]):
+    """Input kind -> its input names: a read-only view of
+    :data:`mestudio.preprocess.INPUT_KINDS` (kinds registered later are in it)."""
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        return INPUT_KINDS[kind].input_names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(INPUT_KINDS)
+
+    def __len__(self) -> int:
+        return len(INPUT_KINDS)
+
+
+#: Input kind -> ONNX input names (from the kinds' specs in :mod:`mestudio.preprocess`).
+INPUT_NAMES: Mapping[str, tuple[str, ...]] = _InputNames()
 OUTPUT_NAMES = ("logits", "probs", "cam")
 
 STRING_KEYS = frozenset({
@@ -130,16 +147,15 @@ def decode_metadata(props: Mapping[str, str]) -> dict[str, Any]:
 
 def expected_inputs(input_kind: str, input_size: int, channels: int,
                     clip_len: int | None = None) -> dict[str, tuple[int | str, ...]]:
-    """Input name -> shape with ``"N"`` for the batch axis."""
-    s = int(input_size)
-    if input_kind == "keyframes":
-        return {"flow": ("N", 3, s, s), "frames": ("N", 3, channels, s, s)}
-    if input_kind == "clip":
-        if not clip_len:
-            raise ValueError("clip models need a clip length")
-        t = int(clip_len)
-        return {"clip": ("N", t, channels, s, s), "flow_seq": ("N", t - 1, 2, s, s)}
-    raise ValueError(f"unknown input kind {input_kind!r} (expected 'keyframes' or 'clip')")
+    """Input name -> shape with ``"N"`` for the batch axis, for a model of input kind
+    ``input_kind`` (:meth:`mestudio.preprocess.InputKind.shapes`; ``clip_len`` only matters for
+    clip kinds).
+
+    Raises:
+        ValueError: an unknown kind, or a clip kind without ``clip_len``.
+    """
+    shapes = kind_spec(input_kind).shapes(int(input_size), int(channels), clip_len)
+    return {name: ("N", *shape) for name, shape in shapes.items()}
 
 
 def weights_sha256(model: Any) -> str:

@@ -39,6 +39,7 @@ import numpy as np
 from mestudio.errors import ModelFileError
 from mestudio.fsutil import atomic_path, atomic_write_text
 from mestudio.inference import contract
+from mestudio.preprocess import input_kind
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def _build_metadata(model: Any, info: Mapping[str, Any], name: str, precision: s
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "mestudio_version": __version__,
     }
-    if model.input_kind == "clip":
+    if input_kind(model.input_kind).is_clip:
         meta["clip_len"] = int(model.clip_len)
     return meta
 
@@ -470,7 +471,8 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     if "color" in pre and bool(pre["color"]) != (model.in_channels == 3):
         raise ModelFileError(f"the checkpoint's preprocessing has color={pre['color']} but the "
                              f"network takes {model.in_channels}-channel frames")
-    if model.input_kind == "clip" and "clip_len" in pre and int(pre["clip_len"]) != model.clip_len:
+    if input_kind(model.input_kind).is_clip and "clip_len" in pre \
+            and int(pre["clip_len"]) != model.clip_len:
         raise ModelFileError(f"the checkpoint's preprocessing makes clips of {pre['clip_len']} "
                              f"frames but the network was built for {model.clip_len}")
     out = Path(out_path)
@@ -496,7 +498,7 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     input_names = list(model.input_names)
     output_names = ["logits", "probs"] + (["cam"] if cam else [])
     shapes = contract.expected_inputs(model.input_kind, model.input_size, model.in_channels,
-                                      model.clip_len if model.input_kind == "clip" else None)
+                                      model.clip_len)
     example = model.example_inputs(2)
     proto = trace_onnx(wrapper, example, input_names, output_names, opset)
 

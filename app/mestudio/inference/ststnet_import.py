@@ -254,9 +254,9 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     s = folds[0].input_size
     example = (torch.rand(2, 3, s, s) * 255, torch.rand(2, 3, 1, s, s))
     outputs = ["logits", "probs", "cam", "agreement"]
-    proto = trace_onnx(ensemble, example, ["flow", "frames"], outputs, opset)
+    proto = trace_onnx(ensemble, example, list(folds[0].input_names), outputs, opset)
 
-    _ensure_inputs(proto, contract.expected_inputs("keyframes", s, 1))
+    _ensure_inputs(proto, contract.expected_inputs(folds[0].input_kind, s, 1))
     k = ensemble.num_classes
     _set_output_shapes(proto, {"logits": ("N", k), "probs": ("N", k),
                                "cam": ("N", k, 1, *ensemble.cam_size), "agreement": ("N",)})

@@ -93,10 +93,12 @@ class MERNet(nn.Module):
     :meth:`cam_head`; ``forward`` is ``head(features(x))``.
 
     Attributes:
-        arch: registry name, e.g. ``"m3enet"``.
-        input_kind: ``"keyframes"`` (inputs ``flow [N,3,H,W]``, ``frames [N,3,C,H,W]``) or
-            ``"clip"`` (inputs ``clip [N,T,C,H,W]``, ``flow_seq [N,T-1,2,H,W]``).
-        input_names: names of the inputs in call order (the ONNX input names).
+        arch: registry name, e.g. ``"m3enet"`` (set by
+            :func:`mestudio.nets.registry.register`).
+        input_kind: the :class:`mestudio.preprocess.InputKind` the network takes, e.g.
+            ``"keyframes"`` (inputs ``flow [N,3,H,W]``, ``frames [N,3,C,H,W]``) or ``"clip"``
+            (inputs ``clip [N,T,C,H,W]``, ``flow_seq [N,T-1,2,H,W]``) (set by ``register``).
+        input_names: names of the inputs in call order (the ONNX input names; the kind's).
         stream_names: names of the Grad-CAM streams, one per feature map of :meth:`features`.
         num_classes, in_channels (1 grey or 3 colour), input_size (pixels), clip_len (frames,
         clip models only).
@@ -151,12 +153,13 @@ class MERNet(nn.Module):
         return self.head(acts), acts
 
     def input_shapes(self, batch: int = 1) -> dict[str, tuple[int, ...]]:
-        """Shapes of the inputs for a batch of ``batch`` samples, keyed by input name."""
-        s, c = self.input_size, self.in_channels
-        if self.input_kind == "keyframes":
-            return {"flow": (batch, 3, s, s), "frames": (batch, 3, c, s, s)}
-        t = self.clip_len
-        return {"clip": (batch, t, c, s, s), "flow_seq": (batch, t - 1, 2, s, s)}
+        """Shapes of the inputs for a batch of ``batch`` samples, keyed by input name (the
+        input kind's :meth:`~mestudio.preprocess.InputKind.shapes`)."""
+        from mestudio.preprocess import input_kind
+
+        shapes = input_kind(self.input_kind).shapes(self.input_size, self.in_channels,
+                                                    self.clip_len)
+        return {name: (batch, *shape) for name, shape in shapes.items()}
 
     def example_inputs(self, batch: int = 1, seed: int = 0) -> tuple[Tensor, ...]:
         """Random inputs of the right shapes (flow ~ N(0, 1), frames/clip ~ U(0, 1))."""

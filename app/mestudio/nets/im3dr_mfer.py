@@ -39,6 +39,7 @@ from mestudio.nets.blocks import (
     MultiScaleContext3d,
     check_input,
 )
+from mestudio.nets.registry import register
 
 
 def _stem(in_ch: int, width: int) -> nn.Sequential:
@@ -54,6 +55,8 @@ def _stage(in_ch: int, out_ch: int, stride: tuple[int, int, int], groups: int,
         GroupedBasicBlock3d(out_ch, out_ch, (1, 1, 1), groups, attention=attention_last))
 
 
+@register("im3dr_mfer", input_kind="clip",
+          description="improved 3D ResNet18 on frame clip + flow clip (grouped convs, CASANet)")
 class IM3DRMFER(MERNet):
     """Improved 3D ResNet18 for multimodal (frames + flow) micro-expression recognition.
 
@@ -71,9 +74,6 @@ class IM3DRMFER(MERNet):
     Output: logits ``[N, K]``.
     """
 
-    arch = "im3dr_mfer"
-    input_kind = "clip"
-    input_names = ("clip", "flow_seq")
     stream_names = ("clip",)
 
     def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 48,

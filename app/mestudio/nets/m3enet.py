@@ -47,8 +47,11 @@ from mestudio.nets.blocks import (
     linear_layers,
     residual_stack,
 )
+from mestudio.nets.registry import register
 
 
+@register("m3enet", input_kind="keyframes",
+          description="five-stream M3ENet (u, v, strain + onset/apex/offset frames), Sensors 2025")
 class M3ENet(MERNet):
     """Five-stream M3ENet.
 
@@ -64,9 +67,6 @@ class M3ENet(MERNet):
     apex, offset). Output: logits ``[N, K]``.
     """
 
-    arch = "m3enet"
-    input_kind = "keyframes"
-    input_names = ("flow", "frames")
     stream_names = ("u", "v", "strain", "onset_apex", "offset_apex")
 
     def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 48,
@@ -165,9 +165,9 @@ class _SideBySideBlock(nn.Module):
 class M3ENetInference(MERNet):
     """Inference form of :class:`M3ENet` (see :meth:`M3ENet.inference_variant`); eval only."""
 
-    arch = "m3enet"
-    input_kind = "keyframes"
-    input_names = ("flow", "frames")
+    arch = M3ENet.arch
+    input_kind = M3ENet.input_kind
+    input_names = M3ENet.input_names
     stream_names = M3ENet.stream_names
 
     def __init__(self, net: M3ENet) -> None:

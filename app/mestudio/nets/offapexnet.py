@@ -17,6 +17,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mestudio.nets.blocks import CamHead, Flatten, MERNet, check_input, linear_layers
+from mestudio.nets.registry import register
 
 
 def _stream() -> nn.Sequential:
@@ -26,6 +27,8 @@ def _stream() -> nn.Sequential:
     )
 
 
+@register("offapexnet", input_kind="keyframes",
+          description="Off-ApexNet baseline (two streams on u, v), SPIC 2019")
 class OffApexNet(MERNet):
     """Two-stream Off-ApexNet on (u, v).
 
@@ -37,9 +40,6 @@ class OffApexNet(MERNet):
         dropout: dropout before each FC layer during training (0.5).
     """
 
-    arch = "offapexnet"
-    input_kind = "keyframes"
-    input_names = ("flow", "frames")
     stream_names = ("u", "v")
 
     def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 48,

@@ -17,8 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from mestudio.nets.blocks import AvgPoolFlatten, CamHead, MERNet, check_input
+from mestudio.nets.registry import register
 
 
+@register("ststnet", input_kind="keyframes",
+          description="STSTNet baseline (shallow triple-stream CNN on u, v, strain), FG 2019")
 class STSTNet(MERNet):
     """Shallow triple-stream CNN on (u, v, strain).
 
@@ -30,9 +33,6 @@ class STSTNet(MERNet):
         dropout: dropout before the classifier during training.
     """
 
-    arch = "ststnet"
-    input_kind = "keyframes"
-    input_names = ("flow", "frames")
     stream_names = ("flow",)
 
     def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 48,

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from mestudio.errors import ModelFileError
 from mestudio.nets.blocks import AvgPoolFlatten, CamHead, MERNet, check_input
 from mestudio.nets.gradcam import spatial_mean_jacobian
+from mestudio.nets.registry import register
 
 #: The published classes of the MEGC2019 composite, in the network's output order.
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
@@ -53,6 +54,9 @@ def _pooled_side(input_size: int) -> int:
     return (conv + 2 - 3) // 3 + 1
 
 
+@register("ststnet_fg2019", input_kind="keyframes",
+          description=("STSTNet exactly as published (28 px, ReLU before BN; loads the authors' "
+                       "MEGC2019 fold weights), FG 2019"))
 class STSTNetFG2019(MERNet):
     """The published STSTNet (see the module docstring); ``[N, 3, 28, 28] -> [N, 3]``.
 
@@ -63,9 +67,6 @@ class STSTNetFG2019(MERNet):
     concatenated 10x10 maps before the average pooling.
     """
 
-    arch = "ststnet_fg2019"
-    input_kind = "keyframes"
-    input_names = ("flow", "frames")
     stream_names = ("flow",)
     fold_bn = False  # ReLU between conv and BN: nothing to fold
 

@@ -2,14 +2,16 @@
 
 Dataset arguments (``--dataset --root --mapping --layout --sheet`` and the synthetic-dataset
 options), feature arguments (``--cache --align --align-size --preprocess
---prepare-workers``), loading the samples and building the feature spec. Heavy libraries
-(torch, cv2) are imported inside the functions.
+--prepare-workers``), the ``--model ARCH`` argument whose help lists the networks of
+:mod:`mestudio.nets` (made only when shown), loading the samples and building the feature
+spec. Heavy libraries (torch, cv2) are imported inside the functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +179,60 @@ def feature_spec(args: argparse.Namespace, kind: str) -> Any:
 
 
 def model_kind(arch: str) -> str:
-    """``keyframes`` or ``clip`` for a registry architecture name."""
+    """The input kind (:data:`mestudio.preprocess.INPUT_KINDS`) of a registry architecture
+    name, e.g. ``keyframes`` or ``clip``.
+
+    Raises:
+        mestudio.errors.ConfigError: an unknown architecture.
+    """
     from mestudio.errors import ConfigError
-    from mestudio.nets import create_model, list_models
+    from mestudio.nets import list_models, model_input_kind
 
     try:
-        return str(create_model(arch, 2).input_kind)
+        return model_input_kind(arch)
     except ValueError:
         raise ConfigError(f"unknown model {arch!r}: use one of {', '.join(list_models())}"
                           ) from None
+
+
+def models_help() -> str:
+    """``name: description [input kind]`` of every registered network, for help texts
+    (imports torch: use it through :func:`set_models_help`)."""
+    from mestudio.nets import describe_model, list_models, model_input_kind
+
+    return "; ".join(f"{name}: {describe_model(name)} [{model_input_kind(name)} inputs]"
+                     for name in list_models())
+
+
+class _LazyText:
+    """Text made on first use (``str()``), then kept."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._make()
+        return self._text
+
+
+def set_models_help(action: argparse.Action, text: str) -> argparse.Action:
+    """Give ``action`` (a ``--model``/``--arch`` argument) the help ``text``, in which
+    ``%(models)s`` becomes the registered networks with their descriptions
+    (:func:`models_help`).
+
+    The list is made only when the help is shown: listing the networks imports torch, and
+    ``mestudio --help`` and every other command must stay fast.
+    """
+    action.help = text
+    vars(action)["models"] = _LazyText(models_help)  # a format key of the help text
+    return action
+
+
+def add_model_argument(parser: argparse.ArgumentParser, what: str,
+                       default: str = "m3enet") -> argparse.Action:
+    """``--model ARCH``: a registry architecture; the help lists them
+    (:func:`set_models_help`)."""
+    return set_models_help(parser.add_argument("--model", default=default, metavar="ARCH"),
+                           f"{what} (default %(default)s): %(models)s")

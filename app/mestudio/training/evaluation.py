@@ -210,16 +210,12 @@ def compute_inputs(samples: Sequence[Any], kind: str, preprocess: Mapping[str, A
     Returns:
         ``(FeatureSet, {sample id: why it has no inputs})``.
     """
-    from mestudio.training.features import (
-        KIND_INPUTS,
-        load_features,
-        make_spec,
-        prepare_features,
-    )
+    from mestudio.preprocess import INPUT_KINDS
+    from mestudio.training.features import load_features, make_spec, prepare_features
 
-    if kind not in KIND_INPUTS:
+    if kind not in INPUT_KINDS:
         raise ModelFileError(f"the model takes {kind!r} inputs; mestudio evaluate scores "
-                             f"models with {' or '.join(KIND_INPUTS)} inputs")
+                             f"models with {' or '.join(INPUT_KINDS)} inputs")
     cache = options.cache_dir
     if cache is None:
         from mestudio.training.cliargs import default_cache_dir

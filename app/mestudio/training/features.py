@@ -15,10 +15,14 @@ application takes (ARCHITECTURE.md: ``preprocess.py`` is the only implementation
    * ``"none"``: the frames are already aligned face crops (e.g. CASME II ``Cropped``);
      they are only resized to ``align_size``;
 
-2. :func:`mestudio.preprocess.keyframe_inputs` (onset, apex, offset crops -> ``flow``
-   ``[3, S, S]`` = u, v, strain and ``frames`` ``[3, C, S, S]``) for keyframe models, or
-   :func:`mestudio.preprocess.clip_inputs` (the crops onset..offset -> ``clip``
-   ``[T, C, S, S]`` and ``flow_seq`` ``[T-1, 2, S, S]``) for clip models.
+2. the input kind's spec (:class:`mestudio.preprocess.InputKind`, the code live
+   recognition and review use): :meth:`~mestudio.preprocess.InputKind.select` chooses the
+   frames whose crops are needed (keyframe models: onset, apex, offset; clip models:
+   ``clip_len`` frames evenly spaced over the sample's frames) and
+   :meth:`~mestudio.preprocess.InputKind.make_inputs` turns the crops into the inputs
+   (keyframes: ``flow`` ``[3, S, S]`` = u, v, strain and ``frames`` ``[3, C, S, S]``; clip:
+   ``clip`` ``[T, C, S, S]`` and ``flow_seq`` ``[T-1, 2, S, S]``); the arrays cached are the
+   kind's ``feature_names``.
 
 Cache: ``CACHE/<dataset>/<key>/<sample>.npz`` where ``key`` hashes the preprocessing
 configuration (:func:`mestudio.preprocess.config_hash`), the input kind, the alignment
@@ -47,13 +51,13 @@ import numpy as np
 
 from mestudio.errors import DatasetError, FaceNotFoundError
 from mestudio.fsutil import atomic_path
+from mestudio.preprocess import DEFAULT_INPUT_KIND
+from mestudio.preprocess import input_kind as _input_kind
 
 logger = logging.getLogger(__name__)
 
 FEATURE_FORMAT = "mestudio-features/1"
 ALIGN_METHODS: tuple[str, ...] = ("tracker", "keyframes", "none")
-KIND_INPUTS: dict[str, tuple[str, ...]] = {"keyframes": ("flow", "frames"),
-                                           "clip": ("clip", "flow_seq")}
 
 
 class FeatureError(Exception):
@@ -65,7 +69,8 @@ class FeatureSpec:
     """What the cached features are (part of the cache key).
 
     Attributes:
-        kind: ``"keyframes"`` (M3ENet and the baselines) or ``"clip"`` (IM3DR-MFER).
+        kind: the input kind (:data:`mestudio.preprocess.INPUT_KINDS`): ``"keyframes"``
+            (M3ENet and the baselines) or ``"clip"`` (IM3DR-MFER).
         preprocess: ``PreprocessConfig.to_metadata()`` of :mod:`mestudio.preprocess`.
         align: alignment method (see the module docstring).
         align_size: side of the aligned crops in pixels (the live tracker's ``align_size``).
@@ -75,7 +80,7 @@ class FeatureSpec:
             aligned with other landmarks differ, so it is part of the key.
     """
 
-    kind: str = "keyframes"
+    kind: str = DEFAULT_INPUT_KIND
     preprocess: dict[str, Any] = field(default_factory=dict)
     align: str = "tracker"
     align_size: int = 128
@@ -83,8 +88,10 @@ class FeatureSpec:
     tracker_mode: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in KIND_INPUTS:
-            raise DatasetError(f"feature kind must be keyframes or clip, got {self.kind!r}")
+        try:
+            _input_kind(self.kind)
+        except ValueError as exc:
+            raise DatasetError(f"feature kind: {exc}") from None
         if self.align not in ALIGN_METHODS:
             raise DatasetError(f"alignment must be one of {', '.join(ALIGN_METHODS)}, "
                                f"got {self.align!r}")
@@ -102,10 +109,11 @@ class FeatureSpec:
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return KIND_INPUTS[self.kind]
+        """The cached arrays (the input kind's ``feature_names``)."""
+        return _input_kind(self.kind).feature_names
 
 
-# ---- the preprocessing module (engineer B's) -------------------------------------------------
+# ---- the preprocessing module ---------------------------------------------------------------
 def _preprocess_module() -> Any:
     try:
         from mestudio import preprocess
@@ -154,12 +162,20 @@ def _read(path: Path) -> np.ndarray:
     return img
 
 
-def needed_frames(sample: Any, kind: str) -> list[int]:
-    """Frame numbers whose aligned crops the features need (keyframes: onset, apex,
-    offset; clip: every frame onset..offset)."""
-    if kind == "keyframes":
-        return [sample.onset, sample.apex, sample.offset]
-    return list(sample.frames)
+def needed_frames(sample: Any, kind: str, cfg: Any | None = None) -> list[int]:
+    """Frame numbers whose aligned crops the features need, in the order the input kind
+    takes them (:meth:`mestudio.preprocess.InputKind.select` over the sample's frames;
+    keyframes: onset, apex, offset; clip: ``cfg.clip_len`` frames evenly spaced from onset
+    to offset).
+
+    Raises:
+        FeatureError: too few frames for this kind.
+    """
+    frames = _input_kind(kind).select([(n, n) for n in sample.frames], sample.onset,
+                                      sample.apex, sample.offset, cfg)
+    if frames is None:
+        raise FeatureError(f"{len(sample.frames)} frame(s) are too few for {kind} inputs")
+    return frames
 
 
 def _frame_files(sample: Any, start: int) -> list[tuple[int, Path]]:
@@ -194,9 +210,10 @@ def tracker_mode(size: int = 128) -> str:
     return str(_tracker(size).mode)
 
 
-def aligned_crops(sample: Any, spec: FeatureSpec) -> dict[int, np.ndarray]:
+def aligned_crops(sample: Any, spec: FeatureSpec, cfg: Any | None = None
+                  ) -> dict[int, np.ndarray]:
     """Aligned crops (BGR ``uint8`` ``(S, S, 3)``, ``S = spec.align_size``) of the frames
-    the features need, keyed by frame number.
+    the features need (:func:`needed_frames`), keyed by frame number.
 
     Raises:
         FeatureError: frames unreadable, or the face is not found where it is needed.
@@ -205,7 +222,8 @@ def aligned_crops(sample: Any, spec: FeatureSpec) -> dict[int, np.ndarray]:
 
     from mestudio.types import Frame
 
-    need = needed_frames(sample, spec.kind)
+    cfg = cfg if cfg is not None else preprocess_config(spec.preprocess)
+    need = needed_frames(sample, spec.kind, cfg)
     size = spec.align_size
     if spec.align == "none":
         return {n: cv2.resize(_read(sample.frame_path(n)), (size, size),
@@ -247,20 +265,13 @@ def sample_inputs(sample: Any, spec: FeatureSpec, cfg: Any | None = None) -> dic
     Raises:
         FeatureError: the sample cannot be turned into inputs.
     """
-    pp = _preprocess_module()
     cfg = cfg if cfg is not None else preprocess_config(spec.preprocess)
-    crops = aligned_crops(sample, spec)
-    if spec.kind == "keyframes":
-        result = pp.keyframe_inputs(crops[sample.onset], crops[sample.apex],
-                                    crops[sample.offset], cfg)
-    else:
-        result = pp.clip_inputs([crops[n] for n in needed_frames(sample, "clip")], cfg)
+    crops = aligned_crops(sample, spec, cfg)
+    kind = _input_kind(spec.kind)
+    result = kind.make_inputs([[crops[n] for n in needed_frames(sample, spec.kind, cfg)]], cfg)
     out = {}
     for name in spec.input_names:
-        value = result[name]
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        arr = np.asarray(value, dtype=np.float32)
+        arr = np.asarray(result[name][0], dtype=np.float32)
         if not np.isfinite(arr).all():
             raise FeatureError(f"{name} holds non-finite values")
         out[name] = arr
@@ -521,7 +532,7 @@ def load_features(samples: Sequence[Any], cache_dir: str | os.PathLike[str], spe
     return FeatureSet(ids, labels, subjects, datasets, stacked, spec), missing
 
 
-def make_spec(model_kind: str = "keyframes", *, align: str = "tracker", align_size: int = 128,
+def make_spec(model_kind: str = DEFAULT_INPUT_KIND, *, align: str = "tracker", align_size: int = 128,
               preprocess: dict[str, Any] | None = None, **preprocess_overrides: Any
               ) -> FeatureSpec:
     """A :class:`FeatureSpec` with the preprocessing defaults (or ``preprocess`` metadata)

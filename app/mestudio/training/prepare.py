@@ -25,6 +25,7 @@ from mestudio.progress import add_progress_argument, show_progress
 from mestudio.training.cliargs import (
     add_dataset_arguments,
     add_feature_arguments,
+    add_model_argument,
     default_cache_dir,
     feature_spec,
     load_samples,
@@ -40,9 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``mestudio data prepare``."""
     add_dataset_arguments(parser)
     add_feature_arguments(parser)
-    parser.add_argument("--model", default="m3enet", metavar="ARCH",
-                        help="prepare the inputs this architecture takes (keyframes for m3enet, "
-                             "ststnet, offapexnet; clips for im3dr_mfer; default m3enet)")
+    add_model_argument(parser, "prepare the inputs this architecture takes")
     add_progress_argument(parser)
 
 

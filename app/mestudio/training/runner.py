@@ -194,19 +194,14 @@ def apply_ablation(inputs: dict[str, Any], ablation: str, generator: Any = None)
 
 
 def build_model(cfg: TrainConfig, num_classes: int, features: FeatureSet) -> Any:
-    """The network for these features (channels, size and clip length from the arrays)."""
+    """The network for these features (channels, size and clip length from the arrays:
+    the input kind's :meth:`~mestudio.preprocess.InputKind.model_kwargs`)."""
     from mestudio.nets import create_model
+    from mestudio.preprocess import input_kind
 
     kw = dict(cfg.model_kwargs)
-    if features.spec.kind == "keyframes":
-        frames = features.inputs["frames"]
-        kw.setdefault("in_channels", int(frames.shape[2]))
-        kw.setdefault("input_size", int(frames.shape[-1]))
-    else:
-        clip = features.inputs["clip"]
-        kw.setdefault("in_channels", int(clip.shape[2]))
-        kw.setdefault("input_size", int(clip.shape[-1]))
-        kw.setdefault("clip_len", int(clip.shape[1]))
+    for key, value in input_kind(features.spec.kind).model_kwargs(features.inputs).items():
+        kw.setdefault(key, value)
     try:
         model = create_model(cfg.model, num_classes, **kw)
     except (TypeError, ValueError) as exc:
