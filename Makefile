@@ -26,7 +26,7 @@ $(TORCH_STAMP): FORCE | $(BIN)/python
 # Re-install only when the dependency list or the torch spec changes.
 $(STAMP): pyproject.toml $(TORCH_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	touch $(STAMP)
 
 install: $(STAMP)
