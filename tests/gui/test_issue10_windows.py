@@ -196,7 +196,7 @@ def test_review_delete_clears_the_panel(qtbot, video):
 def test_review_prediction_of_an_added_event_is_stored(qtbot, video, tmp_path):
     import csv
 
-    from mestudio.gui.review_panels import EventDetails
+    from mestudio.event_details import EventDetails
     from mestudio.types import Prediction
 
     win = _review(qtbot, video)

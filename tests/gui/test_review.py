@@ -432,7 +432,8 @@ def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
     import torch
 
     from mestudio.capture import open_source
-    from mestudio.gui.review_panels import EventPanel, compute_event_details
+    from mestudio.event_details import compute_event_details
+    from mestudio.gui.review_panels import EventPanel
 
     torch.set_num_threads(1)
     ev = SpotEvent(5, 12, 20, 5 / 30, 12 / 30, 20 / 30, "micro", "mouth", 0.5, id=3)

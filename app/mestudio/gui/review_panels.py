@@ -2,7 +2,7 @@
 (onset/apex/offset thumbnails, flow and strain images, Grad-CAM per stream, probabilities).
 
 The pictures of the per-event panel are computed off the GUI thread by
-:func:`compute_event_details` (numpy/OpenCV/torch only, testable headless) through
+:func:`mestudio.event_details.compute_event_details` (no Qt) through
 :class:`EventDetailsLoader`; the widgets here only draw them.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,163 +30,16 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.annotations import Annotation
+from mestudio.event_details import THUMB_PX, EventDetails, compute_event_details
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_label
 from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.overlays import (
     AUTO_STREAM,
-    auto_cam_stream,
-    cam_over,
-    cam_stream_scores,
-    flow_to_bgr,
-    predicted_class_index,
-    scalar_to_bgr,
-    stream_names,
 )
 from mestudio.predtext import prediction_text
-from mestudio.types import Frame, Prediction, SpotEvent
+from mestudio.types import SpotEvent
 
 log = logging.getLogger(__name__)
-
-THUMB_PX = 128
-
-
-# ====================================================================== pictures (numpy)
-def _thumb(img: np.ndarray, side: int = THUMB_PX) -> np.ndarray:
-    import cv2
-
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    h, w = img.shape[:2]
-    scale = side / max(h, w)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
-    return np.ascontiguousarray(cv2.resize(img, (max(1, round(w * scale)),
-                                                 max(1, round(h * scale))),
-                                           interpolation=interp))
-
-
-@dataclass
-class EventDetails:
-    """Everything the per-event panel shows for one annotation.
-
-    Attributes:
-        event: the event the pictures belong to (frame indices at computation time).
-        thumbs: ``{"onset"|"apex"|"offset": BGR uint8}`` (aligned face crops when the face
-            was found, else the whole frames).
-        aligned: True when ``thumbs`` are aligned face crops.
-        flow: BGR picture of the (u, v) flow onset→apex (model input), or None.
-        strain: BGR picture of the optical strain, or None.
-        cams: ``{stream: BGR picture}`` Grad-CAM of the predicted class over the apex crop.
-        cam_auto: the stream with the strongest Grad-CAM of the predicted class (see
-            :mod:`mestudio.overlays`), or None (no Grad-CAM, or every map is zero).
-        cam_empty: streams whose map of the predicted class is zero everywhere.
-        prediction: the model's prediction (recomputed when a model is loaded, else the one
-            stored with the event), or None.
-        notes: human lines on what is missing and why.
-    """
-
-    event: SpotEvent
-    thumbs: dict[str, np.ndarray] = field(default_factory=dict)
-    aligned: bool = False
-    flow: np.ndarray | None = None
-    strain: np.ndarray | None = None
-    cams: dict[str, np.ndarray] = field(default_factory=dict)
-    prediction: Prediction | None = None
-    notes: list[str] = field(default_factory=list)
-    cam_auto: str | None = None
-    cam_empty: frozenset[str] = frozenset()
-
-
-def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
-                          engine: Any = None, tracker_config: Any = None) -> EventDetails:
-    """Compute the pictures of one event (call it off the GUI thread).
-
-    Args:
-        read_frame: random access to the video (``FrameSource.read``).
-        event: the event (onset/apex/offset frame indices).
-        engine: an ``InferenceEngine`` to recompute the prediction and Grad-CAM, or None.
-        tracker_config: face tracker settings for the alignment.
-    """
-    out = EventDetails(event=event, prediction=event.prediction)
-    keys = ("onset", "apex", "offset")
-    frames = [read_frame(i) for i in (event.onset, event.apex, event.offset)]
-    for f, i in zip(frames, (event.onset, event.apex, event.offset), strict=False):
-        if f.index != i:  # the source must be frame-exact; say so if not
-            out.notes.append(f"asked for frame {i}, the video returned {f.index}")
-    images = [f.image for f in frames]
-    try:
-        import mestudio.preprocess as pp  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as exc:
-        out.thumbs = {k: _thumb(img) for k, img in zip(keys, images, strict=False)}
-        out.notes.append(f"flow, strain and Grad-CAM unavailable ({exc})")
-        return out
-    cfg = pp.PreprocessConfig()
-    if engine is not None and getattr(engine, "preprocess_config", None):
-        try:
-            cfg = pp.PreprocessConfig.from_metadata(engine.preprocess_config)
-        except Exception as exc:  # noqa: BLE001 - fall back to the defaults, and say so
-            out.notes.append(f"model preprocessing settings unreadable ({exc}); defaults used")
-    try:
-        crops = pp.align_keyframes(images, cfg.flow_size, tracker_config)
-        out.aligned = True
-    except Exception as exc:  # noqa: BLE001 - no face in the frames: show them whole
-        log.info("alignment failed for event %d: %s", event.id, exc)
-        out.thumbs = {k: _thumb(img) for k, img in zip(keys, images, strict=False)}
-        out.notes.append(f"no face aligned ({exc}); no flow or Grad-CAM")
-        return out
-    out.thumbs = {k: _thumb(c) for k, c in zip(keys, crops, strict=False)}
-    inputs = pp.keyframe_inputs(crops[0], crops[1], crops[2], cfg)
-    flow = np.asarray(inputs["flow"], np.float32)  # (3, S, S): u, v, strain
-    out.flow = _thumb(flow_to_bgr(flow[0], flow[1]))
-    out.strain = _thumb(scalar_to_bgr(flow[2]))
-    if event.kind != "micro":
-        out.notes.append("macro-expressions are not classified (the models are trained on "
-                         "micro-expressions)")
-        return out
-    if engine is None:
-        if event.prediction is None and event.kind == "micro":
-            out.notes.append("no recognition model loaded: no emotion, no Grad-CAM")
-        elif event.prediction is not None:
-            out.notes.append("Grad-CAM needs the recognition model (none loaded)")
-        return out
-    try:
-        # The model's input kind picks the frames and makes the inputs, as in live
-        # recognition (mestudio.preprocess.InputKind); the frames are aligned like the key
-        # frames above (the transform of the onset frame).
-        kind = pp.input_kind(str(getattr(engine, "input_kind", pp.DEFAULT_INPUT_KIND)))
-        used = kind.select([(i, i) for i in range(event.onset, event.offset + 1)],
-                           event.onset, event.apex, event.offset, cfg)
-        if used is None:
-            raise ValueError(f"the event is too short for a model of {kind.name} inputs")
-        model_crops = crops if used == [event.onset, event.apex, event.offset] else \
-            pp.align_keyframes([read_frame(i).image for i in used], cfg.flow_size,
-                               tracker_config)
-        pred = engine.predict(kind.make_inputs([model_crops], cfg))[0]
-    except Exception as exc:  # noqa: BLE001 - show the rest of the panel
-        log.warning("recognition of event %d failed: %s", event.id, exc)
-        out.notes.append(f"recognition failed: {exc}")
-        return out
-    out.prediction = pred
-    if pred.cams is not None and np.asarray(pred.cams).ndim == 4:
-        cams = np.asarray(pred.cams, np.float32)
-        k = predicted_class_index(pred)
-        names = stream_names(pred, cams.shape[1])
-        base = crops[1]
-        for s, name in enumerate(names):
-            out.cams[name] = _thumb(cam_over(base, cams[k, s]))
-        scores = cam_stream_scores(pred)
-        if scores is not None:
-            out.cam_empty = frozenset(n for n, v in zip(names, scores, strict=False) if v <= 0)
-        best = auto_cam_stream(pred)
-        out.cam_auto = names[best] if best is not None else None
-        if out.cam_empty:
-            out.notes.append(f"Grad-CAM of {pred.emotion or 'the top class'} is zero in "
-                             f"{', '.join(sorted(out.cam_empty))}: no region of "
-                             f"{'that stream' if len(out.cam_empty) == 1 else 'those streams'}"
-                             " supports the prediction")
-    else:
-        out.notes.append("the model has no Grad-CAM output")
-    return out
-
 
 class EventDetailsLoader(QObject):
     """Computes :class:`EventDetails` in a background thread, newest request wins.

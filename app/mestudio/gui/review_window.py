@@ -75,9 +75,9 @@ from mestudio.annotations import (
 from mestudio.config import AppConfig
 from mestudio.csvio import VideoSignals, read_frames_csv
 from mestudio.errors import MestudioError
+from mestudio.event_details import EventDetails
 from mestudio.gui.review_panels import (
     AnnotationTable,
-    EventDetails,
     EventDetailsLoader,
     EventPanel,
     Timeline,
