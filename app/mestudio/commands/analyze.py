@@ -1,15 +1,25 @@
-"""``mestudio analyze INPUT --out DIR``: track, spot and recognise; write frames.csv,
+"""``mestudio analyze INPUT... --out DIR``: track, spot and recognise; write frames.csv,
 events.csv and events.json.
 
-Every output goes to a hidden temporary file in DIR and takes its name only when the run
-ends (completely, or stopped with Ctrl+C), so a folder never mixes two runs and a failed
-re-run leaves the previous results as they were. Ctrl+C stops after the current frame and
-still writes the events found so far (``events.json``: ``"complete": false`` and the
-``last_frame`` processed), then exits 130; a second Ctrl+C stops at once without writing.
+One input (a video file, a folder of numbered images, camera:N, demo): the three files go
+straight into DIR. Every output goes to a hidden temporary file in DIR and takes its name
+only when the run ends (completely, or stopped with Ctrl+C), so a folder never mixes two
+runs and a failed re-run leaves the previous results as they were. Ctrl+C stops after the
+current frame and still writes the events found so far (``events.json``: ``"complete":
+false`` and the ``last_frame`` processed), then exits 130; a second Ctrl+C stops at once
+without writing.
+
+Several inputs (or a folder of videos, or ``@list.txt``, or ``--ray``): a batch
+(:mod:`mestudio.batch`): ``DIR/<name>/`` per input and ``DIR/summary.csv``; inputs already
+analysed with the same settings are skipped (``--force`` redoes them); ``--workers N``
+runs N at once in separate processes, ``--ray [ADDRESS]`` as Ray tasks. Exit 0 when every
+input succeeded, 1 when some failed (listed on stderr, one line each), 2 for a usage
+mistake, 130 when interrupted.
 
 The frame loop itself (pipeline, unreadable frames, stopping, frames.csv rows) is
-:func:`mestudio.analysis.analyze_video`, shared with the review window; this module adds the
-options, the atomic output files, Ctrl+C, the progress bar and the summary line.
+:func:`mestudio.analysis.analyze_video`, shared with the review window; the files of one
+input are :func:`mestudio.batch.analyze_to_folder`; this module adds the options, Ctrl+C,
+the progress bars and the summary lines.
 """
 
 from __future__ import annotations
@@ -27,23 +37,32 @@ log = logging.getLogger(__name__)
 
 NAME = "analyze"
 HELP = ("find micro-expressions in a video, image folder, camera or the demo: writes "
-        "DIR/frames.csv, DIR/events.csv and DIR/events.json")
+        "DIR/frames.csv, DIR/events.csv and DIR/events.json; several inputs: one folder each "
+        "and DIR/summary.csv")
 EPILOG = ("Ctrl+C stops after the current frame: the events found so far are written "
           "(events.json says \"complete\": false and the last frame processed) and the exit "
           "code is 130; a second Ctrl+C stops at once and writes nothing. Files appear only "
-          "when complete (a failed run leaves the previous ones). Exit codes: 0 done; 2 an "
-          "error you can fix (bad input, --model not found, disk full, read-only folder); "
-          "130 interrupted.")
+          "when complete (a failed run leaves the previous ones). Several inputs (a batch): "
+          "DIR/<name>/ per input and DIR/summary.csv; inputs already analysed with the same "
+          "settings are skipped (--force redoes them). Exit codes: 0 done; 1 some inputs of "
+          "a batch failed (listed on stderr); 2 an error you can fix (bad input, --model not "
+          "found, disk full, read-only folder, Ray missing or storage not shared); 130 "
+          "interrupted.")
+#: ``--ray`` given without an address: ``$RAY_ADDRESS``, else a local Ray.
+RAY_DEFAULT = "local"
 #: Seconds an interrupted run still waits for the predictions of events already spotted.
 INTERRUPTED_FINISH_S = 5.0
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT",
-                        help="video file, folder of numbered images, camera:N, or demo")
+    parser.add_argument("input", metavar="INPUT", nargs="+",
+                        help="video file, folder of numbered images, camera:N, or demo; "
+                             "several of them, a folder of videos or @list.txt (one path a "
+                             "line, # comments; relative to the list's folder) for a batch")
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
                         help="output folder (created; frames.csv, events.csv and events.json "
-                             "are written there)")
+                             "are written there; for a batch DIR/<name>/ per input and "
+                             "DIR/summary.csv)")
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
                         help="recognition model (.onnx made by `mestudio export`; default: the "
                              "shipped models/m3enet_synthetic.onnx)")
@@ -58,6 +77,20 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "the events found so far and exits 130)")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of an image-sequence folder (default 30)")
+    batch = parser.add_argument_group("batches (several inputs)")
+    batch.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="inputs analysed at once, each in its own process with one thread "
+                            "(default: the number of cores, at most the number of inputs); "
+                            "with --ray: the CPUs of the local Ray")
+    batch.add_argument("--force", action="store_true",
+                       help="analyse again the inputs whose folder already holds a complete "
+                            "analysis with the same settings (skipped otherwise)")
+    batch.add_argument("--ray", nargs="?", const=RAY_DEFAULT, default=None, metavar="ADDRESS",
+                       help="run the inputs as Ray tasks: on a local Ray started here, or on "
+                            "the cluster at ADDRESS (host:port, ray://host:port, auto; or "
+                            "$RAY_ADDRESS); inputs and DIR must be on storage every node "
+                            "sees. Needs pip install \"mestudio[cluster]\". Write --ray=ADDRESS "
+                            "or put --ray after the inputs")
     add_progress_argument(parser)
 
 
@@ -132,16 +165,11 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, stop)
 
 
-def _run(args: argparse.Namespace, stop: StopRequest) -> int:
-    import contextlib
-
-    from mestudio.analysis import analyze_video
-    from mestudio.capture import open_source
+def _settings(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The settings of this run (the saved ones with the options applied) and whether to
+    recognise."""
     from mestudio.config import load_settings
-    from mestudio.errors import ConfigError, MestudioError
-    from mestudio.events_io import write_events_csv, write_events_json
-    from mestudio.fsutil import atomic_path
-    from mestudio.progress import ProgressBar
+    from mestudio.errors import ConfigError
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames must be at least 1")
@@ -159,33 +187,102 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
     if args.model is not None:
         cfg.recognition.model = str(args.model.expanduser())
         cfg.recognition.enabled = True
+    return cfg, recognition
+
+
+def _run(args: argparse.Namespace, stop: StopRequest) -> int:
+    from mestudio.batch import is_collection
+
+    inputs: list[str] = list(args.input)
+    ray = getattr(args, "ray", None)
+    if ray is not None and ray != RAY_DEFAULT:
+        from mestudio.batch import is_ray_address
+
+        if not is_ray_address(ray):  # `--ray a.mp4 b.mp4`: an input, not an address
+            inputs.insert(0, ray)
+            ray = RAY_DEFAULT
+    if len(inputs) == 1 and ray is None and not is_collection(inputs[0]):
+        return _run_one(args, inputs[0], stop)
+    return _run_batch(args, inputs, ray, stop)
+
+
+def _run_one(args: argparse.Namespace, spec: str, stop: StopRequest) -> int:
+    from mestudio.batch import analyze_to_folder
+    from mestudio.capture import open_source
+    from mestudio.progress import ProgressBar
+
+    cfg, recognition = _settings(args)
     out: Path = args.out
-    source = open_source(args.input, cfg.capture)
-    csv_path = out / "frames.csv"
-    json_path = out / "events.json"
-    events_csv_path = out / "events.csv"
+    source = open_source(spec, cfg.capture)
     with source:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MestudioError(f"cannot create output folder {out}: "
-                                f"{exc.strerror or exc}") from exc
-        # Nothing takes its final name before the end: a failed run leaves the folder as
-        # it was, a finished (or stopped) one replaces all three files.
-        with contextlib.ExitStack() as outputs:
-            tmp_csv = outputs.enter_context(atomic_path(csv_path))
-            tmp_json = outputs.enter_context(atomic_path(json_path))
-            tmp_events_csv = outputs.enter_context(atomic_path(events_csv_path))
-            with ProgressBar(show_progress(args), desc=source.name) as bar:
-                res = analyze_video(source, cfg, recognition=recognition,
-                                    max_frames=args.max_frames, progress=bar.update,
-                                    stop=stop.check, on_result=stop.seen,
-                                    frames_csv=tmp_csv,
-                                    stop_finish_s=INTERRUPTED_FINISH_S)
-            write_events_json(tmp_json, res.events, res.events_meta(str(args.input)))
-            write_events_csv(tmp_events_csv, res.events)
-    print(_summary(source.name, res, recognition, (csv_path, events_csv_path, json_path)))
+        with ProgressBar(show_progress(args), desc=source.name) as bar:
+            res, paths = analyze_to_folder(source, out, cfg, recognition=recognition,
+                                           source_label=str(spec),
+                                           max_frames=args.max_frames, progress=bar.update,
+                                           stop=stop.check, on_result=stop.seen,
+                                           stop_finish_s=INTERRUPTED_FINISH_S)
+    print(_summary(source.name, res, recognition, paths))
     return 0 if res.complete else 130
+
+
+def _run_batch(args: argparse.Namespace, specs: list[str], ray: str | None,
+               stop: StopRequest) -> int:
+    import os
+    import sys
+
+    from mestudio.batch import expand_inputs, make_jobs, run_batch
+    from mestudio.errors import ConfigError
+    from mestudio.progress import ProgressBar
+
+    cfg, recognition = _settings(args)
+    inputs = expand_inputs(specs)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    workers = args.workers or min(os.cpu_count() or 1, len(inputs))
+    address = None
+    if ray is not None:
+        address = (os.environ.get("RAY_ADDRESS") or None) if ray == RAY_DEFAULT else ray
+        from mestudio.batch import import_ray
+
+        import_ray()  # says how to install it before anything runs
+    out = Path(os.path.abspath(args.out.expanduser()))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder")
+    jobs = make_jobs(inputs, out, cfg, recognition=recognition, max_frames=args.max_frames,
+                     force=args.force)
+    names = {i: Path(j.out_dir).name for i, j in enumerate(jobs)}
+    enabled = show_progress(args)
+    with ProgressBar(enabled, desc="inputs", unit="input") as inputs_bar, \
+            ProgressBar(enabled, desc="", unit="frame") as frames_bar:
+        finished = [0]
+        inputs_bar.update(0, len(jobs))
+
+        def on_start(i: int, job: Any) -> None:
+            frames_bar.close()
+            frames_bar.desc = names[i]
+
+        def on_done(i: int, result: Any) -> None:
+            finished[0] += 1
+            inputs_bar.update(finished[0], len(jobs))
+            if result.status == "interrupted":
+                log.warning("%s: stopped after %s frames (outputs marked incomplete)",
+                            names[i], result.frames)
+
+        report = run_batch(jobs, out, workers=workers, ray=address, use_ray=ray is not None,
+                           stop=stop.check, on_start=on_start, on_done=on_done,
+                           frame_progress=frames_bar.update)
+    failed = [r for r in report.results if r.status == "failed"]
+    for r in failed:
+        text = r.error if r.error.startswith(r.input) else f"{r.input}: {r.error}"
+        print(f"mestudio analyze: failed: {text}", file=sys.stderr)
+    how = {"serial": "one at a time", "processes": f"{report.workers} worker processes",
+           "ray": f"Ray ({address or f'local, {report.workers} CPUs'})"}[report.mode]
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts.items())
+    print(f"{len(jobs)} inputs: {counts} | {how}, {report.wall_s:.1f} s | wrote "
+          f"{report.summary_path} and one folder per input in {out}")
+    if report.interrupted:
+        return 130
+    return 1 if failed else 0
 
 
 def _summary(name: str, res: Any, recognition: bool, paths: tuple[Path, ...]) -> str:

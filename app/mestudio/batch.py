@@ -1,0 +1,991 @@
+"""Batch analysis of many recordings: one after the other, in local worker processes, or as
+Ray tasks on a local Ray or a cluster.
+
+Each input (a video file, an image-sequence folder, a demo spec) is one :class:`BatchJob`,
+run by :func:`run_job` — the *same* function in all three modes, so the outputs are the
+same byte for byte whatever ran them (apart from timing fields such as the recogniser's
+latency in ``events.json``). A job writes ``frames.csv``, ``events.csv`` and
+``events.json`` into its own folder (:func:`analyze_to_folder`, atomically, as a single
+``mestudio analyze`` does) and then :data:`RECORD_NAME`, which says what was analysed:
+
+* ``input_hash``: a fingerprint of the input (:data:`INPUT_HASH_METHOD`): for a file its
+  size, its modification time (ns) and the SHA-256 of its first and last MiB; for an
+  image-sequence folder the name, size and modification time of every image; for a demo
+  spec the spec;
+* ``settings_hash``: the SHA-256 of the analysis settings (spotter, tracker, capture,
+  recognition except its thread count, ``--max-frames``, recognition on/off, the model
+  file's size and time, the mestudio version).
+
+An input whose folder holds a complete analysis (``events.json`` with ``"complete":
+true``) with the same two hashes is skipped (status ``skipped``) unless ``force``; an input
+interrupted midway (no ``events.json``, or ``"complete": false``) or changed is redone.
+
+:func:`run_batch` runs the jobs: ``workers=1`` in this process (frame progress available);
+``workers=N`` in N ``spawn`` processes (:class:`concurrent.futures.ProcessPoolExecutor`),
+each with one thread per library (:func:`limit_threads`); ``ray=...`` as Ray tasks of one
+CPU each. A stop request (Ctrl+C) cancels the inputs not started and lets the running ones
+stop after their current frame (their outputs say ``"complete": false``); workers learn of
+it from a stop file in the output folder (:data:`STOP_NAME`), which reaches Ray nodes too.
+
+No Qt and no printing here: the caller gets callbacks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from mestudio.errors import MestudioError, SourceError
+
+log = logging.getLogger(__name__)
+
+#: File suffixes taken as videos when a folder of recordings is expanded.
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
+                            ".wmv", ".mts", ".m2ts", ".3gp", ".flv", ".ogv"})
+#: The per-input record written after the outputs (hashes, status, figures).
+RECORD_NAME = "batch-run.json"
+RECORD_FORMAT = "mestudio-batch-run/1"
+#: The one-row-per-input table in the output folder.
+SUMMARY_NAME = "summary.csv"
+SUMMARY_COLUMNS = ("input", "output", "status", "frames", "seconds", "face_pct", "events",
+                   "micro", "macro", "recognised", "wall_s", "peak_rss_mb", "error")
+#: Created in the output folder to ask running workers (local or on Ray nodes) to stop.
+STOP_NAME = ".mestudio-batch-stop"
+#: How the input fingerprint is made (written in the record).
+INPUT_HASH_METHOD = ("file: sha256(size, mtime_ns, first MiB, last MiB); image folder: "
+                     "sha256(name, size, mtime_ns of every image); demo: sha256(spec)")
+HASH_EDGE_BYTES = 1 << 20
+#: Environment variables that set the thread pools of OpenMP, MKL, OpenBLAS and friends.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+INSTALL_HINT = 'pip install "mestudio[cluster]"'
+#: Statuses of a :class:`JobResult`.
+STATUSES = ("ok", "failed", "skipped", "interrupted", "cancelled", "pending")
+#: Seconds between two looks at the stop file (a stat per frame would be wasteful on NFS).
+STOP_POLL_S = 0.25
+#: Seconds the per-node storage probe of a cluster may take.
+PROBE_TIMEOUT_S = 120.0
+_RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]]+:\d+")
+#: Longest Ray temporary folder: Ray puts Unix sockets ~65 characters below it and a socket
+#: path may not exceed 107 bytes.
+_RAY_TEMP_MAX = 40
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+# ------------------------------------------------------------------------------- inputs
+def is_collection(spec: str) -> bool:
+    """Whether a command-line input names several recordings: ``@list.txt``, or a folder
+    without images of its own that holds videos or sub-folders (a folder of images is one
+    image sequence)."""
+    if spec.startswith("@"):
+        return True
+    from mestudio.capture import describe_spec
+
+    if describe_spec(spec) != "folder":
+        return False
+    folder = Path(spec).expanduser()
+    try:
+        return not _has_images(folder) and any(_children(folder))
+    except OSError:
+        return False
+
+
+def _has_images(folder: Path) -> bool:
+    from mestudio.capture.imageseq import list_images
+
+    return bool(list_images(folder))
+
+
+def _children(folder: Path) -> Iterator[Path]:
+    """The videos and sub-folders of ``folder`` (hidden ones left out)."""
+    for p in folder.iterdir():
+        if p.name.startswith("."):
+            continue
+        if p.is_dir() or (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
+            yield p
+
+
+def _expand_folder(folder: Path) -> list[str]:
+    """A folder of recordings: its image-sequence sub-folders and videos, recursively, in
+    name order; a folder that holds images is one image sequence."""
+    if _has_images(folder):
+        return [str(folder)]
+    found: list[str] = []
+    for child in sorted(_children(folder), key=lambda p: p.name):
+        if child.is_dir():
+            found.extend(_expand_folder(child))
+        else:
+            found.append(str(child))
+    return found
+
+
+def _expand_one(spec: str, base: Path | None = None) -> list[str]:
+    from mestudio.capture import describe_spec
+
+    kind = describe_spec(spec)
+    if kind == "demo":
+        return [spec]
+    if kind == "camera":
+        raise MestudioError(f"{spec}: a camera cannot be part of a batch; analyse it on its "
+                            "own with `mestudio analyze camera:N --max-frames N`")
+    path = Path(spec).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        try:
+            found = _expand_folder(path)
+        except OSError:
+            return [str(path)]  # the job says what is wrong with it
+        return found or [str(path)]
+    return [str(path)]
+
+
+def read_list_file(path: Path) -> list[str]:
+    """The entries of a ``@list.txt``: one input per line; blank lines and ``#`` comments
+    left out; relative paths are relative to the list file's folder."""
+    try:
+        text = path.expanduser().read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MestudioError(f"list file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MestudioError(f"cannot read list file {path}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    entries = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            entries.append(line)
+    return entries
+
+
+def expand_inputs(specs: Sequence[str]) -> list[str]:
+    """The recordings named by command-line inputs, in order, each once: video files and
+    image-sequence folders as absolute paths, folders of recordings expanded
+    (:func:`_expand_folder`), ``@list.txt`` files read (:func:`read_list_file`), demo specs
+    as they are. A missing path stays in the list (its job fails and says so).
+
+    Raises:
+        MestudioError: a list file cannot be read, a camera is named, nothing is left.
+    """
+    out: list[str] = []
+    for spec in specs:
+        if spec.startswith("@"):
+            lst = Path(spec[1:]).expanduser()
+            for entry in read_list_file(lst):
+                out.extend(_expand_one(entry, base=Path(os.path.abspath(lst)).parent))
+        else:
+            out.extend(_expand_one(spec))
+    unique = list(dict.fromkeys(out))
+    if len(unique) < len(out):
+        log.info("%d input(s) named more than once: each is analysed once",
+                 len(out) - len(unique))
+    if not unique:
+        raise MestudioError("no recordings to analyse (empty list file?)")
+    return unique
+
+
+def _safe_name(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "input"
+    return name[:120]
+
+
+def output_names(inputs: Sequence[str]) -> list[str]:
+    """One output folder name per input: the file's stem (the folder's name, the demo
+    spec), made unique with ``-2``, ``-3``, ... in input order (case-insensitively, for
+    file systems that ignore case)."""
+    used = {SUMMARY_NAME.lower()}
+    names = []
+    for spec in inputs:
+        p = Path(spec)
+        base = _safe_name(spec if spec.startswith("demo") else (p.stem if p.suffix and
+                                                                  not p.is_dir() else p.name))
+        name, k = base, 2
+        while name.lower() in used:
+            name, k = f"{base}-{k}", k + 1
+        used.add(name.lower())
+        names.append(name)
+    return names
+
+
+# ---------------------------------------------------------------------------- fingerprints
+def input_fingerprint(spec: str) -> str:
+    """The fingerprint of an input (:data:`INPUT_HASH_METHOD`).
+
+    Raises:
+        SourceError: nothing at ``spec``.
+    """
+    from mestudio.capture import describe_spec
+
+    h = hashlib.sha256()
+    kind = describe_spec(spec)
+    if kind == "demo":
+        h.update(b"demo\0" + spec.encode())
+    elif kind in ("video", "image"):
+        path = Path(spec).expanduser()
+        st = path.stat()
+        h.update(f"file\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        with path.open("rb") as f:
+            h.update(f.read(HASH_EDGE_BYTES))
+            if st.st_size > HASH_EDGE_BYTES:
+                f.seek(max(HASH_EDGE_BYTES, st.st_size - HASH_EDGE_BYTES))
+                h.update(f.read(HASH_EDGE_BYTES))
+    elif kind == "folder":
+        from mestudio.capture.imageseq import list_images
+
+        h.update(b"folder\0")
+        for p in list_images(Path(spec).expanduser()):
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    else:
+        raise SourceError(f"{spec}: no such file or folder (give a video file, a folder of "
+                          "images or a folder of videos)")
+    return h.hexdigest()
+
+
+def settings_fingerprint(config: Any, recognition: bool, max_frames: int | None) -> str:
+    """SHA-256 of what decides the outputs: the settings (without the thread count and the
+    kiosk section), recognition on/off, ``max_frames``, the model file (size and time) and
+    the mestudio version."""
+    from mestudio import __version__
+
+    d = dataclasses.asdict(config)
+    d.pop("kiosk", None)
+    d.get("recognition", {}).pop("threads", None)
+    model = str(d.get("recognition", {}).get("model") or "")
+    model_stat = None
+    if model and os.path.isfile(model):
+        st = os.stat(model)
+        model_stat = [st.st_size, st.st_mtime_ns]
+    doc = {"settings": d, "recognition": bool(recognition), "max_frames": max_frames,
+           "model_file": model_stat, "version": __version__}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------- one recording
+def analyze_to_folder(source: Any, out: Path, config: Any, *, recognition: bool,
+                      source_label: str, max_frames: int | None = None,
+                      progress: ProgressFn | None = None,
+                      stop: Callable[[], bool] | None = None,
+                      on_result: Callable[[Any], None] | None = None,
+                      stop_finish_s: float | None = None) -> tuple[Any, tuple[Path, ...]]:
+    """Analyse one open source into ``out``: ``frames.csv``, ``events.csv`` and
+    ``events.json`` (``source_label`` is its ``source``), each written to a hidden
+    temporary file that takes its name only when the analysis ended (completely or
+    stopped), so a failed run leaves the folder as it was.
+
+    Returns:
+        the :class:`~mestudio.analysis.AnalysisResult` and the three paths.
+
+    Raises:
+        MestudioError: the folder cannot be created, the source cannot be read.
+        OSError: a file cannot be written (disk full, read-only folder).
+    """
+    from mestudio.analysis import STOP_FINISH_S, analyze_video
+    from mestudio.events_io import write_events_csv, write_events_json
+    from mestudio.fsutil import atomic_path
+
+    csv_path = out / "frames.csv"
+    json_path = out / "events.json"
+    events_csv_path = out / "events.csv"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MestudioError(f"cannot create output folder {out}: "
+                            f"{exc.strerror or exc}") from exc
+    with contextlib.ExitStack() as outputs:
+        tmp_csv = outputs.enter_context(atomic_path(csv_path))
+        tmp_json = outputs.enter_context(atomic_path(json_path))
+        tmp_events_csv = outputs.enter_context(atomic_path(events_csv_path))
+        res = analyze_video(source, config, recognition=recognition, max_frames=max_frames,
+                            progress=progress, stop=stop, on_result=on_result,
+                            frames_csv=tmp_csv,
+                            stop_finish_s=STOP_FINISH_S if stop_finish_s is None
+                            else stop_finish_s)
+        write_events_json(tmp_json, res.events, res.events_meta(source_label))
+        write_events_csv(tmp_events_csv, res.events)
+    return res, (csv_path, events_csv_path, json_path)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One input of a batch (picklable: it travels to worker processes and Ray nodes).
+
+    Attributes:
+        input: absolute path of the recording (or a demo spec).
+        out_dir: absolute path of its output folder.
+        config: the :class:`~mestudio.config.AppConfig` to use (the driver's settings: a
+            Ray node never reads its own).
+        recognition: recognise micro events.
+        max_frames: stop after this many frames.
+        settings_hash: :func:`settings_fingerprint` of the above.
+        force: redo even when a complete analysis with the same hashes is there.
+        stop_file: stop (after the current frame) when this file exists.
+        limit_threads: call :func:`limit_threads` first (worker processes).
+    """
+
+    input: str
+    out_dir: str
+    config: Any
+    recognition: bool
+    max_frames: int | None
+    settings_hash: str
+    force: bool = False
+    stop_file: str | None = None
+    limit_threads: bool = False
+
+
+@dataclass
+class JobResult:
+    """What one job did: a row of ``summary.csv`` (:data:`SUMMARY_COLUMNS`).
+
+    ``status``: ``ok``; ``failed`` (``error`` says why); ``skipped`` (complete outputs with
+    the same hashes were there; the figures are theirs); ``interrupted`` (stopped midway,
+    outputs marked incomplete); ``cancelled`` (stopped before it started); ``pending``
+    (not run yet). ``seconds`` is the length of the analysed video, ``wall_s`` the time the
+    job took, ``peak_rss_mb`` the peak memory of the process that ran it (its whole life:
+    worker processes run several jobs).
+    """
+
+    input: str
+    output: str
+    status: str = "pending"
+    frames: int | None = None
+    seconds: float | None = None
+    face_pct: float | None = None
+    events: int | None = None
+    micro: int | None = None
+    macro: int | None = None
+    recognised: int | None = None
+    wall_s: float | None = None
+    peak_rss_mb: float | None = None
+    error: str = ""
+    worker: str = ""
+    node: str = ""
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("frames", "seconds", "face_pct", "events",
+                                              "micro", "macro", "recognised")}
+
+    def row(self) -> list[Any]:
+        """The ``summary.csv`` cells."""
+        def num(v: float | None, digits: int) -> str:
+            return "" if v is None else f"{v:.{digits}f}"
+
+        def count(v: int | None) -> str:
+            return "" if v is None else str(int(v))
+
+        return [self.input, self.output, self.status, count(self.frames),
+                num(self.seconds, 2), num(self.face_pct, 1), count(self.events),
+                count(self.micro), count(self.macro), count(self.recognised),
+                num(self.wall_s, 2), num(self.peak_rss_mb, 0), self.error]
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MB (None where unknown, e.g. Windows)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def limit_threads() -> None:
+    """One thread per library in this process: the OpenMP/BLAS variables (read when those
+    libraries load, so call this before the heavy imports), OpenCV and torch when loaded."""
+    for var in THREAD_ENV:
+        os.environ[var] = "1"
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - OpenCV is a dependency
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+class _Stop:
+    """A stop check for the frame loop: the caller's (Ctrl+C), the worker's SIGINT flag, and
+    the stop file (looked at every :data:`STOP_POLL_S`)."""
+
+    def __init__(self, stop: Callable[[], bool] | None, stop_file: str | None) -> None:
+        self._stop = stop
+        self._file = stop_file
+        self._next = 0.0
+        self._seen = False
+
+    def __call__(self) -> bool:
+        if self._seen or _WORKER_STOP[0] or (self._stop is not None and self._stop()):
+            self._seen = True
+            return True
+        if self._file is not None:
+            now = time.monotonic()
+            if now >= self._next:
+                self._next = now + STOP_POLL_S
+                if os.path.exists(self._file):
+                    self._seen = True
+        return self._seen
+
+
+def read_record(out: Path) -> dict[str, Any] | None:
+    """The :data:`RECORD_NAME` of an output folder, or None when absent or unreadable."""
+    try:
+        doc = json.loads((out / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == RECORD_FORMAT else None
+
+
+def completed_record(out: Path, input_hash: str, settings_hash: str) -> dict[str, Any] | None:
+    """The record of a complete analysis of the same input with the same settings in
+    ``out`` (all three outputs there, ``events.json`` says ``"complete": true``), else
+    None."""
+    rec = read_record(out)
+    if rec is None or rec.get("input_hash") != input_hash or \
+            rec.get("settings_hash") != settings_hash or rec.get("complete") is not True:
+        return None
+    if not all((out / n).is_file() for n in ("frames.csv", "events.csv")):
+        return None
+    try:
+        doc = json.loads((out / "events.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(doc, dict) and doc.get("complete") is True else None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "error"
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, MestudioError):
+        return _one_line(str(exc))
+    if isinstance(exc, OSError):
+        where = f": {os.fsdecode(exc.filename)}" if exc.filename is not None else ""
+        return _one_line(f"{exc.strerror or exc}{where}")
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def run_job(job: BatchJob, progress: ProgressFn | None = None,
+            stop: Callable[[], bool] | None = None) -> JobResult:
+    """Analyse one input of a batch into ``job.out_dir`` (the one job function of serial,
+    process-pool and Ray runs). Never raises for a bad input: the result says ``failed``
+    and why. ``progress(done, total)`` reports frames; ``stop()`` True stops after the
+    current frame."""
+    t0 = time.perf_counter()
+    if job.limit_threads:
+        limit_threads()
+    result = JobResult(input=job.input, output=job.out_dir, status="failed",
+                       worker=f"{socket.gethostname()}:{os.getpid()}")
+    stopped = _Stop(stop, job.stop_file)
+    try:
+        if stopped():
+            result.status = "cancelled"
+            return result
+        out = Path(job.out_dir)
+        input_hash = input_fingerprint(job.input)
+        if not job.force:
+            rec = completed_record(out, input_hash, job.settings_hash)
+            if rec is not None:
+                result.status = "skipped"
+                for k, v in (rec.get("stats") or {}).items():
+                    if hasattr(result, k):
+                        setattr(result, k, v)
+                return result
+        from mestudio.capture import open_source
+
+        with open_source(job.input, job.config.capture) as source:
+            res, _paths = analyze_to_folder(source, out, job.config,
+                                            recognition=job.recognition,
+                                            source_label=job.input,
+                                            max_frames=job.max_frames, progress=progress,
+                                            stop=stopped)
+        result.status = "ok" if res.complete else "interrupted"
+        n_micro = sum(e.kind == "micro" for e in res.events)
+        result.frames = res.n_frames
+        result.seconds = (res.last_frame + 1) / res.fps if res.fps else None
+        result.face_pct = 100.0 * res.face_fraction
+        result.events = len(res.events)
+        result.micro = n_micro
+        result.macro = len(res.events) - n_micro
+        result.recognised = sum(e.prediction is not None for e in res.events)
+        _write_record(out, job, input_hash, res.complete, result.stats)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # one input never stops the others: say why it failed
+        log.debug("batch input %s failed", job.input, exc_info=True)
+        result.status = "failed"
+        result.error = _error_text(exc)
+    finally:
+        result.wall_s = time.perf_counter() - t0
+        result.peak_rss_mb = peak_rss_mb()
+    return result
+
+
+def _write_record(out: Path, job: BatchJob, input_hash: str, complete: bool,
+                  stats: dict[str, Any]) -> None:
+    from mestudio.fsutil import atomic_write_text
+
+    doc = {"format": RECORD_FORMAT, "input": job.input, "input_hash": input_hash,
+           "input_hash_method": INPUT_HASH_METHOD, "settings_hash": job.settings_hash,
+           "max_frames": job.max_frames, "recognition": job.recognition,
+           "complete": bool(complete), "stats": stats}
+    atomic_write_text(out / RECORD_NAME, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+# -------------------------------------------------------------------------- worker setup
+#: Set by the first SIGINT in a worker process (the terminal sends Ctrl+C to all of them).
+_WORKER_STOP = [False]
+
+
+def _worker_sigint(signum: int, frame: FrameType | None) -> None:
+    if _WORKER_STOP[0]:
+        raise KeyboardInterrupt
+    _WORKER_STOP[0] = True
+
+
+def _init_worker(log_level: int) -> None:
+    """Initializer of the local worker processes: one thread per library before anything
+    heavy is imported, Ctrl+C asks to stop after the current frame, warnings on stderr."""
+    limit_threads()
+    signal.signal(signal.SIGINT, _worker_sigint)
+    logging.basicConfig(level=max(log_level, logging.WARNING), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _ray_task(job: BatchJob) -> JobResult:
+    """:func:`run_job` as a Ray task; notes the node that ran it. While it runs, SIGINT
+    (Ctrl+C reaching the worker) asks it to stop after the current frame."""
+    _WORKER_STOP[0] = False  # a reused worker process
+    previous: Any = None
+    with contextlib.suppress(ValueError):  # not the main thread
+        previous = signal.signal(signal.SIGINT, _worker_sigint)
+    try:
+        result = run_job(job)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    with contextlib.suppress(Exception):
+        import ray
+
+        result.node = ray.get_runtime_context().get_node_id()
+    return result
+
+
+def _probe_task(out_root: str, inputs: list[str], token: str) -> dict[str, Any]:
+    """Ray task of the storage check: write a probe file in the output folder (the driver
+    then looks for it) and list the inputs this node cannot see."""
+    node = ""
+    with contextlib.suppress(Exception):
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+    host = socket.gethostname()
+    probe = Path(out_root) / f".mestudio-probe-{token}-{node[:12] or os.getpid()}"
+    error = ""
+    try:
+        probe.write_text(host, encoding="utf-8")
+    except OSError as exc:
+        error = f"cannot write to {out_root}: {exc.strerror or exc}"
+    missing = [p for p in inputs if not os.path.exists(p)]
+    return {"node": node, "host": host, "probe": str(probe), "error": error,
+            "missing": missing[:3], "n_missing": len(missing)}
+
+
+# ------------------------------------------------------------------------------ batches
+@dataclass
+class BatchReport:
+    """The outcome of :func:`run_batch`: one :class:`JobResult` per input (input order),
+    whether a stop was requested, how it ran."""
+
+    results: list[JobResult]
+    interrupted: bool = False
+    mode: str = "serial"
+    workers: int = 1
+    wall_s: float = 0.0
+    summary_path: Path | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+
+def write_summary(path: Path, results: Sequence[JobResult], durable: bool = True) -> Path:
+    """Write ``summary.csv`` (:data:`SUMMARY_COLUMNS`, one row per input; formula-like text
+    neutralised, :func:`mestudio.csvio.safe_row`) atomically."""
+    from mestudio.csvio import safe_row
+    from mestudio.fsutil import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(safe_row(SUMMARY_COLUMNS))
+    for r in results:
+        w.writerow(safe_row(r.row()))
+    return atomic_write_text(path, buf.getvalue(), durable=durable)
+
+
+def ray_available() -> bool:
+    """Whether Ray can be imported (the ``cluster`` extra)."""
+    try:
+        import_ray()
+    except MestudioError:
+        return False
+    return True
+
+
+def import_ray() -> Any:
+    """``import ray`` with usage statistics off (``RAY_USAGE_STATS_ENABLED=0`` first).
+
+    Raises:
+        MestudioError: Ray is not installed (says how to install it).
+    """
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        import ray
+    except ImportError:
+        raise MestudioError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def ray_temp_dir() -> Path:
+    """Ray's temporary folder for a local Ray: ``<user cache>/mestudio/ray`` (the cache
+    folder of ``platformdirs`` that ``models fetch`` uses too), or a short folder in the
+    system's temporary folder when that path is too long for Ray's Unix sockets."""
+    from platformdirs import user_cache_dir
+
+    d = Path(user_cache_dir("mestudio", appauthor=False)) / "ray"
+    if len(str(d)) > _RAY_TEMP_MAX:
+        uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+        d = Path(tempfile.gettempdir()) / f"mestudio-ray-{uid}"
+        log.debug("cache path too long for Ray's sockets: Ray's files go to %s", d)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def is_ray_address(text: str) -> bool:
+    """Whether ``text`` is a Ray address (``auto``, ``local``, ``host:port``,
+    ``ray://host:port``) rather than an input."""
+    return text in ("auto", "local") or _RAY_ADDRESS.fullmatch(text) is not None
+
+
+def check_storage(out_root: Path, inputs: Sequence[str]) -> None:
+    """The paths a Ray run needs, seen from the driver: the output folder's parent exists
+    (the folder itself is created), inputs are absolute.
+
+    Raises:
+        MestudioError: one line saying which path is wrong.
+    """
+    if not out_root.is_absolute():
+        raise MestudioError(f"--ray: the output folder {out_root} must be an absolute path")
+    if not out_root.parent.is_dir():
+        raise MestudioError(f"--ray: the output folder's parent {out_root.parent} does not "
+                            "exist; give a folder on storage every Ray node sees (a shared "
+                            "mount)")
+    for spec in inputs:
+        if not spec.startswith("demo") and not os.path.isabs(spec):
+            raise MestudioError(f"--ray: input {spec} must be an absolute path")
+
+
+def check_cluster_storage(ray: Any, out_root: Path, inputs: Sequence[str]) -> list[str]:
+    """Have a small task on every alive node write a probe file into ``out_root`` and look
+    for the inputs; the driver must see every probe. Returns the node ids.
+
+    Raises:
+        MestudioError: a node cannot write there, its file is not visible here (not shared
+            storage), or it cannot see inputs that this machine sees (one line).
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    visible = [s for s in inputs if not s.startswith("demo") and os.path.exists(s)]
+    token = os.urandom(4).hex()
+    probe = ray.remote(num_cpus=0, max_retries=0)(_probe_task)
+    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
+            .remote(str(out_root), visible, token) for n in nodes]
+    try:
+        answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:
+        raise MestudioError(f"--ray: the storage check on the cluster's nodes failed "
+                            f"({_one_line(str(exc))[:200]})") from None
+    problems = []
+    for a in answers:
+        where = f"node {a['host']} ({a['node'][:8]})"
+        probe_path = Path(a["probe"])
+        if a["error"]:
+            problems.append(f"{where}: {a['error']}")
+        elif not probe_path.exists():
+            problems.append(f"{where} wrote into its own {out_root}, which this machine "
+                            "does not see")
+        if a["n_missing"]:
+            problems.append(f"{where} does not see {a['n_missing']} input(s), e.g. "
+                            f"{a['missing'][0]}")
+        with contextlib.suppress(OSError):
+            probe_path.unlink()
+    if problems:
+        raise MestudioError("--ray: inputs and the output folder must be on storage every "
+                            "Ray node sees (a shared mount, same path): " + "; ".join(problems))
+    return nodes
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, num_cpus: int) -> Iterator[Any]:
+    """Ray for the length of a batch: a local Ray started here (``address`` None or
+    ``"local"``: ``num_cpus`` CPUs, no dashboard, files under :func:`ray_temp_dir`) or a
+    connection to a running cluster (``address``); shut down at the end."""
+    ray = import_ray()
+    if ray.is_initialized():  # someone (a benchmark) started or joined Ray already
+        yield ray
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "configure_logging": False}
+    if address in (None, "local"):
+        ray.init(address="local", num_cpus=num_cpus, _temp_dir=str(ray_temp_dir()),
+                 object_store_memory=128 * 1024 * 1024, **kwargs)
+    else:
+        kwargs.pop("include_dashboard")
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise MestudioError(f"--ray {address}: cannot connect to the Ray cluster "
+                                f"({_one_line(str(exc))[:200]}); start it with `ray start "
+                                "--head` and give its address") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def make_jobs(inputs: Sequence[str], out_root: Path, config: Any, *, recognition: bool,
+              max_frames: int | None, force: bool = False) -> list[BatchJob]:
+    """One :class:`BatchJob` per input (output folders from :func:`output_names`)."""
+    out_root = Path(os.path.abspath(out_root))
+    config = dataclasses.replace(config, recognition=dataclasses.replace(
+        config.recognition, threads=1))
+    shash = settings_fingerprint(config, recognition, max_frames)
+    return [BatchJob(input=spec, out_dir=str(out_root / name), config=config,
+                     recognition=recognition, max_frames=max_frames, settings_hash=shash,
+                     force=force, stop_file=str(out_root / STOP_NAME))
+            for spec, name in zip(inputs, output_names(inputs), strict=True)]
+
+
+def run_batch(jobs: Sequence[BatchJob], out_root: Path, *, workers: int = 1,
+              ray: str | None = None, use_ray: bool = False,
+              stop: Callable[[], bool] | None = None,
+              on_start: Callable[[int, BatchJob], None] | None = None,
+              on_done: Callable[[int, JobResult], None] | None = None,
+              frame_progress: ProgressFn | None = None) -> BatchReport:
+    """Run the jobs and write ``out_root/summary.csv``.
+
+    Inputs already done (:func:`completed_record`) are skipped here without starting a
+    worker (unless their job has ``force``). The rest run in this process (``workers`` 1),
+    in ``workers`` spawned processes, or as Ray tasks (``use_ray``; ``ray`` the cluster's
+    address, None or ``"local"`` for a local Ray of ``workers`` CPUs).
+
+    Args:
+        stop: True when the user asked to stop (Ctrl+C): inputs not started are
+            ``cancelled``, running ones stop after their current frame.
+        on_start, on_done: called (in this process) when an input starts (serial runs
+            only) and when it is finished, with its index.
+        frame_progress: frame progress of the input running (serial runs only).
+
+    Raises:
+        MestudioError: the output folder cannot be created; for Ray: Ray missing, the
+            cluster unreachable, storage not shared.
+    """
+    t0 = time.perf_counter()
+    out_root = Path(os.path.abspath(out_root))
+    if use_ray:
+        check_storage(out_root, [j.input for j in jobs])
+    try:
+        out_root.mkdir(parents=not use_ray, exist_ok=True)
+    except OSError as exc:
+        raise MestudioError(f"cannot create output folder {out_root}: "
+                            f"{exc.strerror or exc}") from exc
+    stop_file = out_root / STOP_NAME
+    with contextlib.suppress(OSError):
+        stop_file.unlink()  # left by a run that was killed
+    results = [JobResult(input=j.input, output=j.out_dir) for j in jobs]
+    summary = out_root / SUMMARY_NAME
+    user_stop = stop or (lambda: False)
+
+    def done(i: int, r: JobResult) -> None:
+        results[i] = r
+        with contextlib.suppress(OSError):
+            write_summary(summary, results, durable=False)
+        if on_done is not None:
+            on_done(i, r)
+
+    # What is already done needs no worker.
+    todo: list[int] = []
+    for i, job in enumerate(jobs):
+        r = _precheck(job)
+        if r is not None:
+            done(i, r)
+        else:
+            todo.append(i)
+    n = max(1, min(int(workers), len(todo))) if todo else 1
+    mode = "ray" if use_ray else ("serial" if n == 1 else "processes")
+    interrupted = False
+    try:
+        if todo and use_ray:
+            interrupted = _run_ray(jobs, todo, out_root, ray, max(1, int(workers)),
+                                   user_stop, done)
+        elif todo and n == 1:
+            for i in todo:
+                if user_stop():
+                    interrupted = True
+                    done(i, dataclasses.replace(results[i], status="cancelled"))
+                    continue
+                if on_start is not None:
+                    on_start(i, jobs[i])
+                done(i, run_job(jobs[i], progress=frame_progress, stop=user_stop))
+            interrupted = interrupted or user_stop()
+        elif todo:
+            interrupted = _run_processes(jobs, todo, n, stop_file, user_stop, done)
+    finally:
+        with contextlib.suppress(OSError):
+            stop_file.unlink()
+        for i, r in enumerate(results):
+            if r.status == "pending":
+                results[i] = dataclasses.replace(r, status="cancelled")
+        write_summary(summary, results)
+    report = BatchReport(results=results, interrupted=interrupted, mode=mode,
+                         workers=n if not use_ray else max(1, int(workers)),
+                         wall_s=time.perf_counter() - t0, summary_path=summary)
+    report.counts = {s: report.count(s) for s in STATUSES if report.count(s)}
+    return report
+
+
+def _precheck(job: BatchJob) -> JobResult | None:
+    """The ``skipped`` result of an input already done, else None (also for inputs whose
+    fingerprint fails: the job reports that)."""
+    if job.force:
+        return None
+    try:
+        rec = completed_record(Path(job.out_dir), input_fingerprint(job.input),
+                               job.settings_hash)
+    except (MestudioError, OSError):
+        return None
+    if rec is None:
+        return None
+    r = JobResult(input=job.input, output=job.out_dir, status="skipped", wall_s=0.0)
+    for k, v in (rec.get("stats") or {}).items():
+        if hasattr(r, k):
+            setattr(r, k, v)
+    return r
+
+
+def _request_stop(stop_file: Path) -> None:
+    with contextlib.suppress(OSError):
+        stop_file.touch()
+
+
+def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file: Path,
+                   stop: Callable[[], bool], done: Callable[[int, JobResult], None]) -> bool:
+    """Run ``todo`` in ``n`` spawned processes, at most ``n`` submitted at a time (so a stop
+    cancels everything not started). A worker that dies (killed, out of memory) fails the
+    inputs it and its siblings were running; the rest go on in a new pool."""
+    queue = list(todo)
+    interrupted = False
+    level = logging.getLogger().getEffectiveLevel()
+    ctx = multiprocessing.get_context("spawn")
+    while queue and not interrupted:
+        pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx,
+                                      initializer=_init_worker, initargs=(level,))
+        running: dict[cf.Future[JobResult], int] = {}
+        broken = False
+        try:
+            while queue or running:
+                while queue and len(running) < n and not interrupted and not broken:
+                    i = queue.pop(0)
+                    job = dataclasses.replace(jobs[i], limit_threads=True)
+                    running[pool.submit(run_job, job)] = i
+                if not running:
+                    break
+                finished, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i = running.pop(fut)
+                    try:
+                        done(i, fut.result())
+                    except cf.process.BrokenProcessPool as exc:
+                        broken = True
+                        done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
+                                          status="failed", error="the worker process "
+                                          f"running it died ({_one_line(str(exc))[:120]})"))
+                    except Exception as exc:
+                        done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
+                                          status="failed", error=_error_text(exc)))
+                if not interrupted and stop():
+                    interrupted = True
+                    _request_stop(stop_file)
+                    for i in queue:
+                        done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
+                                          status="cancelled"))
+                    queue.clear()
+                if broken and not running:
+                    break
+        except BaseException:
+            _request_stop(stop_file)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    return interrupted
+
+
+def _run_ray(jobs: Sequence[BatchJob], todo: list[int], out_root: Path, address: str | None,
+             num_cpus: int, stop: Callable[[], bool],
+             done: Callable[[int, JobResult], None]) -> bool:
+    """Run ``todo`` as Ray tasks (one CPU each); see :func:`run_batch`."""
+    cluster = address not in (None, "local")
+    with ray_session(address, num_cpus) as ray:
+        if cluster or len(ray.nodes()) > 1:
+            check_cluster_storage(ray, out_root, [jobs[i].input for i in todo])
+        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+        refs = {task.remote(dataclasses.replace(jobs[i], limit_threads=True)): i for i in todo}
+        interrupted = False
+        stop_file = out_root / STOP_NAME
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+                for ref in ready:
+                    i = refs.pop(ref)
+                    try:
+                        done(i, ray.get(ref))
+                    except Exception as exc:
+                        done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
+                                          status="failed", error="Ray task failed: "
+                                          + _one_line(str(exc))[:200]))
+                if not interrupted and stop():
+                    interrupted = True
+                    _request_stop(stop_file)  # queued tasks start and stop at once
+        except BaseException:
+            _request_stop(stop_file)
+            for ref in refs:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
+    return interrupted
