@@ -12,6 +12,14 @@ predictions of all folds by sample id, compute the metrics, write the report (JS
 Markdown in the layout of the M3ENet paper's Tables 2 and 3, confusion matrix PNG), then
 train the final model on all subjects and save it as a checkpoint for ``mestudio export``.
 Fold results are saved as they finish: running the same command again resumes.
+
+``--ray [ADDRESS]`` prepares the features and trains the folds × seeds as Ray tasks
+(:mod:`mestudio.training.cluster`): a local Ray started here (``--workers`` CPUs, default
+all cores) or the cluster at ADDRESS / ``$RAY_ADDRESS``; ``--gpus-per-fold G`` requests GPUs
+per task. A fold task that fails is retried once; folds that still fail are listed (and
+written to ``OUT/failed_folds.json``), their seeds get no pooled figures, no final model
+is trained and the exit code is 1 — as when a local fold raises — while every other fold's
+result is kept for the next run. The final model trains in this process.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         add_dataset_arguments,
         add_feature_arguments,
         add_model_argument,
+        add_ray_arguments,
     )
     from mestudio.training.config import ABLATIONS, VALIDATIONS
 
@@ -65,6 +74,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-only", action="store_true",
                         help="skip the protocol; train only the final model")
     add_feature_arguments(parser)
+    add_ray_arguments(parser, folds=True)
     add_progress_argument(parser)
 
 
@@ -87,20 +97,40 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - TrainConfig (lazy impor
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
+    import contextlib
 
     import torch
 
+    use_ray = getattr(args, "ray", None) is not None
+    if use_ray:
+        from mestudio.raysupport import import_ray
+
+        import_ray()  # without Ray: one line with the install command, exit 2
+    cfg = _config(args)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    with contextlib.ExitStack() as stack:
+        return _run(args, cfg, stack if use_ray else None)
+
+
+def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainConfig, ExitStack
+    import json
+    import logging
+    import os
+
     from mestudio.errors import DatasetError
-    from mestudio.training.cliargs import default_cache_dir, feature_spec, load_samples, model_kind
+    from mestudio.training.cliargs import (
+        default_cache_dir,
+        feature_spec,
+        load_samples,
+        model_kind,
+        ray_folders,
+    )
     from mestudio.training.features import load_features, prepare_features
     from mestudio.training.report import build_report, headline, write_report
     from mestudio.training.runner import final_epochs, resolve_device, run_protocol, train_final
 
     log = logging.getLogger("mestudio.train")
-    cfg = _config(args)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     dataset, samples, mapping, root = load_samples(args)
     classes = list(dataset.classes(mapping))
     spec = feature_spec(args, model_kind(cfg.model))
@@ -108,13 +138,33 @@ def run(args: argparse.Namespace) -> int:
     suffix = f"-{cfg.ablation}" if cfg.ablation != "none" else ""
     out = args.out or Path("runs") / f"{dataset.name}-{cfg.model}-{args.protocol}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    executor = session = None
+    if stack is not None:
+        from mestudio.raysupport import check_shared_storage, start_ray
+        from mestudio.training.cluster import RayFolds
+
+        cache.mkdir(parents=True, exist_ok=True)
+        root, cache, out = ray_folders(root, cache, out)
+        session = start_ray(args.ray, num_cpus=args.workers or os.cpu_count())
+        stack.callback(session.close)
+        check_shared_storage(session, read=[root], write=[cache, out])
+        executor = RayFolds(session, gpus_per_fold=args.gpus_per_fold, threads=cfg.threads,
+                            device=cfg.device)
+        device = executor.device
+    else:
+        device = resolve_device(cfg.device)
     print(f"dataset   {dataset.title} at {root}: {len(samples)} samples, "
           f"{len({s.fold for s in samples})} subjects, {mapping} classes: {', '.join(classes)}")
     print(f"model     {cfg.model} on {device}; {args.protocol.upper()}, seeds "
           f"{', '.join(map(str, cfg.seeds))}, {cfg.epochs} epochs, ablation {cfg.ablation}")
-    prep = prepare_features(samples, cache, spec, dataset=dataset.name,
-                            workers=args.prepare_workers, progress=show_progress(args))
+    if session is not None:
+        from mestudio.training.cluster import prepare_features_ray
+
+        prep = prepare_features_ray(session, samples, cache, spec, dataset=dataset.name,
+                                    progress=show_progress(args))
+    else:
+        prep = prepare_features(samples, cache, spec, dataset=dataset.name,
+                                workers=args.prepare_workers, progress=show_progress(args))
     if prep.computed or prep.failed:
         print(prep.to_text())
     features, missing = load_features(samples, cache, spec, dataset=dataset.name)
@@ -136,11 +186,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.final_only:
         folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
         result = run_protocol(features, classes, cfg, protocol=args.protocol, out_dir=out,
-                              folds=folds, progress=show_progress(args))
+                              folds=folds, progress=show_progress(args), executor=executor)
+        failed = [{"seed": f.seed, "fold": f.fold, "error": f.error, "attempts": f.attempts}
+                  for f in result.failed]
+        failed_file = out / "failed_folds.json"
+        if failed:
+            failed_file.write_text(json.dumps(failed, indent=1))
+        else:
+            failed_file.unlink(missing_ok=True)
         if result.per_seed:
             report = build_report(result, dataset=dataset.name, model=cfg.model,
                                   protocol=args.protocol, classes=classes, config=cfg.to_dict(),
                                   data=data_info)
+            if failed:
+                report["failed_folds"] = failed
             paths = write_report(report, out)
             print(f"{args.protocol.upper()} ({len(result.folds)} folds, {len(result.per_seed)} "
                   f"seed(s)): {headline(report)}")
@@ -151,8 +210,17 @@ def run(args: argparse.Namespace) -> int:
                             for k, v in report["summary"].items()})
             metrics["protocol"] = args.protocol
             metrics["seeds"] = list(report["seeds"])
-        else:
+        elif not failed:
             print("not every fold is done yet: no pooled figures (run again to resume)")
+        if failed:
+            print(f"FAILED    {len(failed)} fold(s) after {failed[0]['attempts']} attempts "
+                  f"each (written to {failed_file}); no pooled figures for their seeds, no "
+                  "final model; run again to retry them (finished folds are kept):")
+            for f in failed:
+                print(f"  seed {f['seed']} fold {f['fold']}: {f['error']}")
+            return 1
+    if stack is not None:
+        stack.close()  # Ray stops (when started here) before the final model trains here
     if cfg.final_model and (result is None or result.per_seed):
         epochs = final_epochs(cfg, result)
         ckpt = out / f"{cfg.model}_{dataset.name}.pt"

@@ -77,6 +77,26 @@ def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes computing features (default 2)")
 
 
+def add_ray_arguments(parser: argparse.ArgumentParser, *, folds: bool = False) -> None:
+    """``--ray [ADDRESS]`` (:func:`mestudio.raysupport.add_ray_argument`) and, for
+    ``train`` (``folds``), ``--gpus-per-fold G``."""
+    from mestudio.raysupport import add_ray_argument
+
+    if folds:
+        add_ray_argument(parser, "prepare the features and train the folds x seeds")
+        parser.add_argument("--gpus-per-fold", type=float, default=0.0, metavar="G",
+                            help="with --ray: GPUs each fold task requests when the cluster "
+                                 "has GPUs (0.5: two folds share one; default 0: CPU)")
+    else:
+        add_ray_argument(parser, "compute the features")
+
+
+def ray_folders(*paths: Path | None) -> list[Path]:
+    """Folders a Ray job uses, absolute (relative ones from the working folder here: every
+    node must see them at that path); None left out."""
+    return [Path(p).expanduser().resolve() for p in paths if p is not None]
+
+
 def synthetic_settings(args: argparse.Namespace) -> Any:
     from mestudio.training.synthetic import SyntheticSettings
 

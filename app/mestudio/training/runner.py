@@ -28,7 +28,14 @@ Ablations (applied to training AND test inputs):
 Hooks: ``hook(event, **info)`` is called with ``fold_start`` (fold, train_ids, val_ids,
 test_ids), ``train_batch`` (fold, epoch, ids), ``validate`` (fold, epoch, ids, score),
 ``test`` (fold, ids) and ``fold_end`` (fold, result) — in the training process (folds
-trained by worker processes report ``fold_start``/``fold_end`` only).
+trained by worker processes or Ray tasks report ``fold_start``/``fold_end`` only).
+
+Executors: the folds × seeds run in this process (``workers = 1``), in ``workers`` spawned
+processes, or as Ray tasks (``executor``: :class:`mestudio.training.cluster.RayFolds`,
+``mestudio train --ray``). All run the one :func:`fold_job` (same seeding, one torch thread
+per worker by default), so a fold's record does not depend on where it ran. Locally a fold
+that raises stops the run; a Ray task is retried once and then reported in
+``ProtocolResult.failed`` while the other folds go on.
 """
 
 from __future__ import annotations
@@ -41,10 +48,10 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -387,6 +394,9 @@ class ProtocolResult:
         best_epochs: epochs chosen per fold (validation) or the fixed count.
         seconds: wall time of this run (folds skipped as done count 0).
         skipped: ``(seed, fold)`` pairs found done and not trained again.
+        trained: ``(seed, fold)`` pairs trained by this run.
+        failed: folds that failed on every attempt (an executor's retries included); the
+            seeds they belong to have no pooled figures.
     """
 
     per_seed: dict[int, dict[str, Any]]
@@ -398,6 +408,7 @@ class ProtocolResult:
     seconds: float
     skipped: list[tuple[int, str]]
     trained: list[tuple[int, str]]
+    failed: list[FoldFailure] = field(default_factory=list)
 
 
 def fold_file(out_dir: Path, seed: int, fold: str) -> Path:
@@ -478,11 +489,54 @@ def run_fold(features: FeatureSet, y: np.ndarray, fold: Fold, cfg: TrainConfig,
     }
 
 
-# worker-process state (spawned processes get the features once)
-_W: dict[str, Any] = {}
+#: ``FOLD:N[,FOLD:N...]`` (testing): the first N attempts of fold FOLD (every seed) raise in
+#: :func:`fold_job` — how the tests exercise the retry and failure paths for real.
+INJECT_FAILURE_ENV = "MESTUDIO_TEST_FAIL_FOLD"
 
 
-def _worker_init(features: FeatureSet, y: np.ndarray, threads: int) -> None:
+def _inject_failure(inject: str | None, fold: str, path: Path) -> None:
+    times = 0
+    for item in (inject or "").split(","):
+        name, _, count = item.strip().rpartition(":")
+        if name == fold:
+            times = int(count or 0)
+    if times <= 0:
+        return
+    marker = path.parent / f".{path.stem}.injected-failures"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    done = len(marker.read_text().splitlines()) if marker.is_file() else 0
+    if done < times:
+        with open(marker, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        raise RuntimeError(f"injected failure {done + 1} of fold {fold} "
+                           f"(${INJECT_FAILURE_ENV})")
+
+
+def fold_job(features: FeatureSet, y: np.ndarray, fold: Fold, cfg: TrainConfig | dict[str, Any],
+             num_classes: int, seed: int, device: str, digest: str, path: str | Path, *,
+             inject: str | None = None, hook: Hook | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """The unit of work of every executor (this process, ``--workers`` processes, Ray
+    tasks): train and test one fold (:func:`run_fold`), write its JSON to ``path``; returns
+    the fold record."""
+    path = Path(path)
+    _inject_failure(inject, fold.name, path)
+    if isinstance(cfg, dict):
+        cfg = TrainConfig.from_dict(cfg)
+    record = run_fold(features, y, fold, cfg, num_classes, seed=seed, device=device,
+                      digest=digest, hook=hook, progress=progress)
+    _write_json(path, record)
+    return record
+
+
+def fold_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What a worker sends back of a fold record (the record itself is in its file)."""
+    return {"fold": record["fold"], "seed": record["seed"], "epoch": record["epoch"],
+            "seconds": record["seconds"], "device": record["device"]}
+
+
+def limit_threads(threads: int) -> None:
+    """torch (and OpenCV) threads of a worker process or task."""
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -492,23 +546,61 @@ def _worker_init(features: FeatureSet, y: np.ndarray, threads: int) -> None:
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover
         pass
+
+
+# worker-process state (spawned processes get the features once)
+_W: dict[str, Any] = {}
+
+
+def _worker_init(features: FeatureSet, y: np.ndarray, threads: int) -> None:
+    limit_threads(threads)
     _W["features"], _W["y"] = features, y
 
 
 def _worker_fold(fold: Fold, cfg_dict: dict[str, Any], num_classes: int, seed: int,
-                 device: str, digest: str, path: str) -> dict[str, Any]:
-    cfg = TrainConfig.from_dict(cfg_dict)
-    record = run_fold(_W["features"], _W["y"], fold, cfg, num_classes, seed=seed,
-                      device=device, digest=digest)
-    _write_json(Path(path), record)
-    return {"fold": fold.name, "seed": seed, "epoch": record["epoch"],
-            "seconds": record["seconds"]}
+                 device: str, digest: str, path: str, inject: str | None = None
+                 ) -> dict[str, Any]:
+    return fold_summary(fold_job(_W["features"], _W["y"], fold, cfg_dict, num_classes, seed,
+                                 device, digest, path, inject=inject))
+
+
+@dataclass
+class FoldJob:
+    """A fold to train: its seed, its parts and the file its record goes to."""
+
+    seed: int
+    fold: Fold
+    path: Path
+
+
+@dataclass
+class FoldFailure:
+    """A fold that failed on every attempt."""
+
+    seed: int
+    fold: str
+    error: str
+    attempts: int
+
+
+class FoldExecutor(Protocol):
+    """Runs folds elsewhere (:class:`mestudio.training.cluster.RayFolds`): each through
+    :func:`fold_job`, retried as the executor sees fit; yields every job once, as it ends,
+    with its :func:`fold_summary` or its :class:`FoldFailure`."""
+
+    #: what the folds run on, for the log (``cpu``, ``cuda``, ``Ray: 4 CPUs``)
+    device: str
+
+    def run_folds(self, features: FeatureSet, y: np.ndarray, jobs: Sequence[FoldJob], *,
+                  cfg: TrainConfig, num_classes: int, digest: str, inject: str | None
+                  ) -> Iterator[tuple[FoldJob, dict[str, Any] | FoldFailure]]: ...
 
 
 def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig, *,
                  protocol: str = "loso", out_dir: str | os.PathLike[str],
                  hook: Hook | None = None, progress: bool = True,
-                 folds: Sequence[str] | None = None) -> ProtocolResult:
+                 folds: Sequence[str] | None = None,
+                 executor: FoldExecutor | None = None) -> ProtocolResult:
     """Run a protocol for every seed of ``cfg``; write fold results as they finish.
 
     Args:
@@ -522,6 +614,10 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
         progress: progress bars on stderr.
         folds: run only these folds (their names); the pooled metrics then need the other
             folds' files from an earlier run.
+        executor: runs the folds elsewhere (Ray tasks:
+            :class:`mestudio.training.cluster.RayFolds`) instead of this process or
+            ``cfg.workers`` processes; a fold failing there is reported in
+            ``ProtocolResult.failed`` (locally its exception propagates).
 
     Returns:
         :class:`ProtocolResult` with pooled metrics per seed and mean ± std over seeds.
@@ -532,7 +628,8 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     y = label_indices(features.labels, classes)
-    device = resolve_device(cfg.device)
+    device = executor.device if executor is not None else resolve_device(cfg.device)
+    inject = os.environ.get(INJECT_FAILURE_ENV) or None
     if cfg.threads > 0:
         import torch
 
@@ -543,6 +640,7 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
     k = len(classes)
     skipped: list[tuple[int, str]] = []
     trained: list[tuple[int, str]] = []
+    failed: list[FoldFailure] = []
     jobs: list[tuple[int, Fold, Path]] = []
     for seed in cfg.seeds:
         for fold in wanted:
@@ -568,9 +666,30 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
         if hook is not None:
             hook("fold_end", fold=fold.name, result=record)
 
+    def fold_started(seed: int, fold: Fold) -> None:
+        if hook is not None:
+            hook("fold_start", fold=fold.name, seed=seed,
+                 train_ids=[features.ids[i] for i in fold.train],
+                 val_ids=[features.ids[i] for i in fold.val],
+                 test_ids=[features.ids[i] for i in fold.test])
+
     try:
         workers = min(cfg.workers, len(jobs)) if device == "cpu" else 1
-        if workers > 1:
+        if executor is not None:
+            for seed, fold, _ in jobs:
+                fold_started(seed, fold)
+            fold_jobs = [FoldJob(seed, fold, path) for seed, fold, path in jobs]
+            for job, outcome in executor.run_folds(features, y, fold_jobs, cfg=cfg,
+                                                   num_classes=k, digest=digest,
+                                                   inject=inject):
+                if isinstance(outcome, FoldFailure):
+                    failed.append(outcome)
+                    logger.error("seed %d fold %s failed after %d attempt(s): %s",
+                                 outcome.seed, outcome.fold, outcome.attempts, outcome.error)
+                    bar.update(1)
+                else:
+                    finished(job.seed, job.fold, outcome)
+        elif workers > 1:
             from concurrent.futures import ProcessPoolExecutor, as_completed
             from multiprocessing import get_context
 
@@ -580,21 +699,16 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
                                      initargs=(features, y, threads)) as pool:
                 futs = {}
                 for seed, fold, path in jobs:
-                    if hook is not None:
-                        hook("fold_start", fold=fold.name, seed=seed,
-                             train_ids=[features.ids[i] for i in fold.train],
-                             val_ids=[features.ids[i] for i in fold.val],
-                             test_ids=[features.ids[i] for i in fold.test])
+                    fold_started(seed, fold)
                     futs[pool.submit(_worker_fold, fold, cfg.to_dict(), k, seed, device,
-                                     digest, str(path))] = (seed, fold)
+                                     digest, str(path), inject)] = (seed, fold)
                 for f in as_completed(futs):
                     seed, fold = futs[f]
                     finished(seed, fold, f.result())
         else:
             for seed, fold, path in jobs:
-                record = run_fold(features, y, fold, cfg, k, seed=seed, device=device,
-                                  digest=digest, hook=hook, progress=progress)
-                _write_json(path, record)
+                record = fold_job(features, y, fold, cfg, k, seed, device, digest, path,
+                                  inject=inject, hook=hook, progress=progress)
                 finished(seed, fold, record)
     finally:
         bar.close()
@@ -621,7 +735,7 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
         logger.info("seed %d: not every fold is done yet; no pooled figures", seed)
     summary = summarise_seeds(list(per_seed.values())) if per_seed else {}
     return ProtocolResult(per_seed, summary, pooled_all, [f.name for f in all_folds], out,
-                          epochs, time.perf_counter() - t0, skipped, trained)
+                          epochs, time.perf_counter() - t0, skipped, trained, failed)
 
 
 def label_indices(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
