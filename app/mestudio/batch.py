@@ -88,6 +88,8 @@ _RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]]+:\d+")
 #: Longest Ray temporary folder: Ray puts Unix sockets ~65 characters below it and a socket
 #: path may not exceed 107 bytes.
 _RAY_TEMP_MAX = 40
+#: Session folders (logs) of the local Ray kept in its temporary folder.
+RAY_SESSIONS_KEPT = 3
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -777,6 +779,19 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+        if address in (None, "local"):
+            prune_ray_sessions(ray_temp_dir())
+
+
+def prune_ray_sessions(temp_dir: Path, keep: int = RAY_SESSIONS_KEPT) -> None:
+    """Delete all but the ``keep`` newest ``session_*`` folders (Ray's logs of a local Ray)
+    in ``temp_dir``: Ray never removes them."""
+    import shutil
+
+    sessions = sorted((p for p in temp_dir.glob("session_2*") if p.is_dir()
+                       and not p.is_symlink()), key=lambda p: p.name)
+    for old in sessions[:-keep] if keep > 0 else sessions:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def make_jobs(inputs: Sequence[str], out_root: Path, config: Any, *, recognition: bool,

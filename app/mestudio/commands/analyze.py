@@ -240,14 +240,15 @@ def _run_batch(args: argparse.Namespace, specs: list[str], ray: str | None,
         raise ConfigError("--workers must be at least 1")
     workers = args.workers or min(os.cpu_count() or 1, len(inputs))
     address = None
-    if ray is not None:
-        address = (os.environ.get("RAY_ADDRESS") or None) if ray == RAY_DEFAULT else ray
-        from mestudio.batch import import_ray
-
-        import_ray()  # says how to install it before anything runs
     out = Path(os.path.abspath(args.out.expanduser()))
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
+    if ray is not None:
+        from mestudio.batch import check_storage, import_ray
+
+        address = (os.environ.get("RAY_ADDRESS") or None) if ray == RAY_DEFAULT else ray
+        check_storage(out, inputs)
+        import_ray()  # says how to install it before anything runs
     jobs = make_jobs(inputs, out, cfg, recognition=recognition, max_frames=args.max_frames,
                      force=args.force)
     names = {i: Path(j.out_dir).name for i, j in enumerate(jobs)}

@@ -1,0 +1,208 @@
+"""``mestudio bench analyze``: whole-recording analysis, one recording and many.
+
+Measures, with the shared face videos (:mod:`mestudio.shareddata`):
+
+1. **one video, whole process**: ``mestudio analyze VIDEO`` as a new process (imports,
+   model loading, tracking, spotting, recognition, files), its wall time and how many
+   times real time that is;
+2. **a batch**: ``--inputs`` copies of the shared videos (cycled; ``--max-frames`` frames
+   each) with ``--workers 1`` and ``--workers 2`` (each a whole ``mestudio analyze``
+   process, ``--force``): wall time, frames/s and the speed-up;
+3. **the same batch through ``--ray``** on a local Ray of 2 CPUs: the overhead against
+   local worker processes;
+4. **a simulated 3-node cluster** on this machine (``ray.cluster_utils.Cluster``, one CPU
+   per node): the batch as Ray tasks, how many tasks ran on each node, and the per-node
+   storage check;
+5. the peak memory (RSS) of each worker, from ``summary.csv``.
+
+Parts 3 and 4 need Ray (``pip install "mestudio[cluster]"``) and are skipped without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mestudio.shareddata import shared_data_dir
+
+HELP = ("batch analysis: one video as a whole process (x real time), N videos with 1 vs 2 "
+        "worker processes, through Ray, and on a simulated 3-node Ray cluster")
+VIDEOS = ("single_face.mp4", "frontal_speech.mp4", "face_then_noface.mov",
+          "noface_then_face.mov")
+SINGLE_VIDEO = "frontal_speech.mp4"
+TARGET_SPEEDUP_2 = 1.7
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", type=int, default=8,
+                        help="recordings in the batch (copies of the shared videos) (8)")
+    parser.add_argument("--max-frames", type=int, default=60,
+                        help="frames analysed per recording of the batch (60)")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray parts")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="skip the simulated 3-node cluster")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with the videos (default: data/video of the shared data)")
+
+
+def _cli(*argv: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``mestudio ARGV`` as a new process; its wall time and result."""
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mestudio", "-q", *argv], env=env,
+                          capture_output=True, text=True)
+    return time.perf_counter() - t0, proc
+
+
+def _summary(out: Path) -> list[dict[str, str]]:
+    with (out / "summary.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _batch_figures(name: str, wall: float, rows: list[dict[str, str]]) -> dict[str, Any]:
+    frames = sum(int(r["frames"] or 0) for r in rows)
+    seconds = sum(float(r["seconds"] or 0) for r in rows)
+    rss = [float(r["peak_rss_mb"]) for r in rows if r["peak_rss_mb"]]
+    return {"name": name, "wall_s": wall, "inputs": len(rows),
+            "ok": sum(r["status"] == "ok" for r in rows), "frames": frames,
+            "frames_per_s": frames / wall if wall > 0 else 0.0,
+            "x_real_time": seconds / wall if wall > 0 else 0.0,
+            "peak_rss_mb_max": max(rss) if rss else None,
+            "peak_rss_mb_mean": sum(rss) / len(rss) if rss else None}
+
+
+def _run_cli_batch(name: str, listfile: Path, out: Path, *extra: str) -> dict[str, Any]:
+    wall, proc = _cli("analyze", f"@{listfile}", "--out", str(out), "--force",
+                      "--no-progress", *extra)
+    if proc.returncode != 0:
+        return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return _batch_figures(name, wall, _summary(out))
+
+
+def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any]:
+    """The batch on a simulated cluster of 3 one-CPU nodes (this machine)."""
+    from mestudio import batch
+    from mestudio.config import load_settings
+
+    ray = batch.import_ray()
+    from ray.cluster_utils import Cluster
+
+    t_start = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "temp_dir": str(batch.ray_temp_dir()), "include_dashboard": False})
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        start_s = time.perf_counter() - t_start
+        jobs = batch.make_jobs(inputs, out, load_settings(), recognition=True,
+                               max_frames=max_frames, force=True)
+        t0 = time.perf_counter()
+        report = batch.run_batch(jobs, out, workers=3, use_ray=True)
+        wall = time.perf_counter() - t0
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    per_node = Counter(r.node for r in report.results)
+    fig = _batch_figures("ray, 3-node cluster (1 CPU each)", wall, _summary(out))
+    fig["cluster_start_s"] = start_s
+    fig["tasks_per_node"] = {n[:8]: per_node.get(n, 0) for n in nodes}
+    fig["nodes"] = len(nodes)
+    return fig
+
+
+def run(args: argparse.Namespace) -> dict:
+    data = args.data or ((shared_data_dir() or Path("missing")) / "video")
+    videos = [data / v for v in VIDEOS if (data / v).is_file()]
+    if not videos:
+        print(f"no shared videos in {data}: set MESTUDIO_TEST_DATA or pass --data")
+        return {"error": "no videos"}
+    from mestudio.batch import ray_available
+
+    work = Path(tempfile.mkdtemp(prefix="mestudio-bench-analyze-"))
+    figures: dict[str, Any] = {"cores": os.cpu_count(), "inputs": args.inputs,
+                               "max_frames": args.max_frames}
+    try:
+        # 1. one video, whole process
+        single = data / SINGLE_VIDEO if (data / SINGLE_VIDEO).is_file() else videos[0]
+        wall, proc = _cli("analyze", str(single), "--out", str(work / "single"),
+                          "--no-progress")
+        doc = json.loads((work / "single" / "events.json").read_text()) \
+            if proc.returncode == 0 else {}
+        n = int(doc.get("n_frames") or 0)
+        dur = n / float(doc.get("fps") or 30.0)
+        figures["single"] = {"video": single.name, "frames": n, "video_s": dur,
+                             "wall_s": wall, "x_real_time": dur / wall if wall else 0.0}
+        # 2. the batch: copies of the shared videos
+        inputs = []
+        for i in range(args.inputs):
+            src = videos[i % len(videos)]
+            dst = work / "in" / f"clip{i:02d}{src.suffix}"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            inputs.append(str(dst))
+        listfile = work / "inputs.txt"
+        listfile.write_text("\n".join(inputs) + "\n")
+        mf = ("--max-frames", str(args.max_frames))
+        runs = [_run_cli_batch("workers 1", listfile, work / "w1", "--workers", "1", *mf),
+                _run_cli_batch("workers 2", listfile, work / "w2", "--workers", "2", *mf)]
+        have_ray = ray_available() and not args.no_ray
+        if have_ray:
+            runs.append(_run_cli_batch("ray, local (2 CPUs)", listfile, work / "ray",
+                                       "--ray", "--workers", "2", *mf))
+            if not args.no_cluster:
+                try:
+                    runs.append(_cluster_run(inputs, work / "cluster", args.max_frames))
+                except Exception as exc:  # report it, keep the other figures
+                    runs.append({"name": "ray, 3-node cluster", "error": str(exc)[:200]})
+        figures["batch"] = runs
+        by = {r["name"]: r for r in runs}
+        w1, w2 = by["workers 1"].get("wall_s"), by["workers 2"].get("wall_s")
+        if w1 and w2:
+            figures["speedup_2_workers"] = w1 / w2
+        ray_run = by.get("ray, local (2 CPUs)", {})
+        if w2 and ray_run.get("wall_s"):
+            figures["ray_overhead_s"] = ray_run["wall_s"] - w2
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _print(figures)
+    return figures
+
+
+def _print(f: dict[str, Any]) -> None:
+    s = f.get("single", {})
+    print(f"{f['cores']} cores; batch of {f['inputs']} recordings x {f['max_frames']} frames")
+    if s:
+        print(f"one video, whole process: {s['video']} {s['frames']} frames "
+              f"({s['video_s']:.1f} s of video) in {s['wall_s']:.1f} s = "
+              f"{s['x_real_time']:.2f}x real time")
+    print(f"{'run':<34}{'wall s':>8}{'frames/s':>10}{'x real':>8}{'RSS MB max':>12}")
+    for r in f.get("batch", []):
+        if "error" in r:
+            print(f"{r['name']:<34}  error: {r['error']}")
+            continue
+        rss = r["peak_rss_mb_max"]
+        print(f"{r['name']:<34}{r['wall_s']:>8.1f}{r['frames_per_s']:>10.1f}"
+              f"{r['x_real_time']:>8.2f}{(f'{rss:.0f}' if rss else '-'):>12}")
+        if "tasks_per_node" in r:
+            print(f"  {r['nodes']} nodes started in {r['cluster_start_s']:.1f} s; tasks per "
+                  "node: " + ", ".join(f"{k} {v}" for k, v in r["tasks_per_node"].items()))
+    if "speedup_2_workers" in f:
+        sp = f["speedup_2_workers"]
+        print(f"speed-up of 2 workers over 1: {sp:.2f}x (target {TARGET_SPEEDUP_2}x)")
+    if "ray_overhead_s" in f:
+        print(f"Ray overhead against 2 local worker processes: {f['ray_overhead_s']:+.1f} s "
+              "(starting Ray, its workers)")

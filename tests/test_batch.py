@@ -1,0 +1,197 @@
+"""``mestudio analyze`` with several inputs (:mod:`mestudio.batch`): a failing input among
+good ones, resuming (skip what is done, redo what was interrupted, ``--force``), worker
+processes and Ray giving the same files as a serial run, and the ``--ray`` errors."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from mestudio import batch
+from mestudio.cli import main
+
+# Short synthetic clips (2 s, 15-20 frames analysed): distinct inputs, no shared data needed.
+DEMO_A = "demo:duration=2,seed=1"
+DEMO_B = "demo:duration=2,seed=2"
+DEMO_C = "demo:duration=2,seed=3"
+OUTPUTS = ("frames.csv", "events.csv", "events.json", batch.RECORD_NAME)
+
+
+def _analyze(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["analyze", *argv, "--no-progress"])
+    return code, out.getvalue()
+
+
+def _summary(out: Path) -> list[dict[str, str]]:
+    with (out / batch.SUMMARY_NAME).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _folder(spec: str) -> str:
+    return batch.output_names([spec])[0]
+
+
+def _without_timing(path: Path) -> bytes:
+    """A file's bytes, without the recogniser's latency lines of events.json (timing)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    return b"".join(x for x in lines if b"latency_ms" not in x)
+
+
+def _same_outputs(a: Path, b: Path, names: list[str]) -> None:
+    for name in names:
+        for f in OUTPUTS:
+            assert _without_timing(a / name / f) == _without_timing(b / name / f), (name, f)
+
+
+def test_a_corrupt_input_fails_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    out = tmp_path / "out"
+    code, stdout = _analyze(DEMO_A, str(bad), DEMO_B, str(tmp_path / "missing.mp4"),
+                            "--out", str(out), "--workers", "1", "--max-frames", "15",
+                            "--no-recognition")
+    assert code == 1
+    assert "2 ok, 2 failed" in stdout
+    err = capsys.readouterr().err
+    failed_lines = [x for x in err.splitlines() if "mestudio analyze: failed:" in x]
+    assert len(failed_lines) == 2 and "Traceback" not in err
+    rows = _summary(out)
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok", "failed"]
+    assert list(rows[0]) == list(batch.SUMMARY_COLUMNS)
+    assert "decode" in rows[1]["error"] and str(bad) in rows[1]["error"]
+    assert "no such file" in rows[3]["error"]
+    for r in (rows[0], rows[2]):
+        assert r["frames"] == "15" and r["error"] == "" and float(r["peak_rss_mb"]) > 0
+        doc = json.loads((Path(r["output"]) / "events.json").read_text())
+        assert doc["complete"] is True and doc["source"] == r["input"]
+    assert not (out / "corrupt").exists() or not (out / "corrupt" / "events.json").exists()
+
+
+def test_resume_skips_what_is_done_and_redoes_what_was_interrupted(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = (DEMO_A, DEMO_B, DEMO_C, "--out", str(out), "--workers", "1", "--max-frames", "15",
+            "--no-recognition")
+    assert _analyze(*argv)[0] == 0
+    a, b, c = (out / _folder(s) for s in (DEMO_A, DEMO_B, DEMO_C))
+    mtimes = {p: (p / "frames.csv").stat().st_mtime_ns for p in (a, b, c)}
+    # Everything done: a second run skips it all and touches nothing.
+    code, stdout = _analyze(*argv)
+    assert code == 0 and "3 skipped" in stdout
+    rows = _summary(out)
+    assert [r["status"] for r in rows] == ["skipped"] * 3
+    assert rows[0]["frames"] == "15"                     # the figures of the earlier run
+    assert all((p / "frames.csv").stat().st_mtime_ns == mtimes[p] for p in (a, b, c))
+    # Killed midway: A stopped with its outputs incomplete, B before its events.json.
+    doc = json.loads((a / "events.json").read_text())
+    doc["complete"] = False
+    (a / "events.json").write_text(json.dumps(doc))
+    (b / "events.json").unlink()
+    code, stdout = _analyze(*argv)
+    assert code == 0
+    assert [r["status"] for r in _summary(out)] == ["ok", "ok", "skipped"]
+    assert json.loads((a / "events.json").read_text())["complete"] is True
+    assert (b / "events.json").is_file()
+    assert (c / "frames.csv").stat().st_mtime_ns == mtimes[c]
+    # Other settings: not the same analysis, redone.
+    code, _ = _analyze(*argv[:-1])
+    assert [r["status"] for r in _summary(out)] == ["ok"] * 3
+    # --force redoes everything.
+    code, _ = _analyze(*argv[:-1], "--force")
+    assert code == 0 and [r["status"] for r in _summary(out)] == ["ok"] * 3
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("serial")
+    code, _ = _analyze(DEMO_A, DEMO_B, DEMO_C, "--out", str(out), "--workers", "1",
+                       "--max-frames", "20")
+    assert code == 0
+    return out, [_folder(s) for s in (DEMO_A, DEMO_B, DEMO_C)]
+
+
+def test_two_worker_processes_write_the_same_files(serial_run, tmp_path: Path) -> None:
+    serial, names = serial_run
+    out = tmp_path / "out"
+    code, stdout = _analyze(DEMO_A, DEMO_B, DEMO_C, "--out", str(out), "--workers", "2",
+                            "--max-frames", "20")
+    assert code == 0 and "2 worker processes" in stdout
+    rows = _summary(out)
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    assert all(float(r["peak_rss_mb"]) > 0 for r in rows)
+    _same_outputs(serial, out, names)
+
+
+def test_ray_on_a_local_ray_writes_the_same_files(serial_run, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install \"mestudio[cluster]\")")
+    serial, names = serial_run
+    out = tmp_path / "out"
+    code, stdout = _analyze(DEMO_A, DEMO_B, DEMO_C, "--out", str(out), "--ray",
+                            "--workers", "2", "--max-frames", "20")
+    assert code == 0 and "Ray (local, 2 CPUs)" in stdout
+    assert [r["status"] for r in _summary(out)] == ["ok"] * 3
+    _same_outputs(serial, out, names)
+
+
+def test_ray_without_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)           # import ray -> ImportError
+    code, _ = _analyze(DEMO_A, DEMO_B, "--out", str(tmp_path / "out"), "--ray")
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'pip install "mestudio[cluster]"' in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_needs_an_output_folder_whose_parent_exists(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    out = tmp_path / "not" / "there" / "out"
+    code, _ = _analyze(DEMO_A, DEMO_B, "--out", str(out), "--ray")
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "every Ray node" in err[0]
+    assert not out.parent.exists()
+
+
+def test_inputs_expand_folders_and_lists_with_unique_names(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    (videos / "day2").mkdir(parents=True)
+    (videos / "seq").mkdir()
+    for p in (videos / "a.mp4", videos / "day2" / "a.mp4", videos / "notes.txt",
+              videos / "seq" / "img1.jpg", videos / "seq" / "img2.jpg"):
+        p.write_bytes(b"x")
+    listfile = tmp_path / "list.txt"
+    listfile.write_text("# recordings\nvideos/a.mp4\n\nvideos/seq  \n")
+    assert batch.is_collection(str(videos)) and batch.is_collection(f"@{listfile}")
+    assert not batch.is_collection(str(videos / "seq"))       # an image sequence: one input
+    inputs = batch.expand_inputs([str(videos), f"@{listfile}", "demo"])
+    assert inputs == [str(videos / "a.mp4"), str(videos / "day2" / "a.mp4"),
+                      str(videos / "seq"), "demo"]              # each once, in order
+    assert batch.output_names(inputs) == ["a", "a-2", "seq", "demo"]
+    with pytest.raises(batch.MestudioError, match="camera"):
+        batch.expand_inputs(["camera:0"])
+    with pytest.raises(batch.MestudioError, match="does not exist"):
+        batch.expand_inputs([f"@{tmp_path / 'nope.txt'}"])
+
+
+def test_a_stop_cancels_the_inputs_not_started(tmp_path: Path) -> None:
+    from mestudio.config import AppConfig
+
+    jobs = batch.make_jobs([DEMO_A, DEMO_B], tmp_path / "out", AppConfig(),
+                           recognition=False, max_frames=10)
+    finished: list[str] = []
+    report = batch.run_batch(jobs, tmp_path / "out", workers=1,
+                             stop=lambda: bool(finished),
+                             on_done=lambda i, r: finished.append(r.status))
+    assert report.interrupted
+    assert [r.status for r in report.results] == ["ok", "cancelled"]
+    assert [r["status"] for r in _summary(tmp_path / "out")] == ["ok", "cancelled"]
+    assert not (tmp_path / "out" / batch.STOP_NAME).exists()
