@@ -1,7 +1,9 @@
 """``mestudio.analysis.analyze_video``, headless: a whole synthetic clip gives its planted
 events, progress, frames.csv and the motion signals; stopping midway keeps what was found
 (``complete`` False, ``last_frame``); unreadable images are recorded; a pipeline double
-(the review window's tests use one) goes through the same loop."""
+(the review window's tests use one) goes through the same loop. The read-ahead threads
+(decoding, tracking) keep the frame order and the results, stay bounded, respect
+``max_frames`` and stop cleanly on a stop, a failing source, pipeline or tracker."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from mestudio.analysis import AnalysisResult, analyze_video
+from mestudio.analysis import READ_AHEAD, AnalysisResult, analyze_video
 from mestudio.capture import open_source
+from mestudio.capture.base import FrameSource
 from mestudio.config import AppConfig
+from mestudio.errors import SourceError
 from mestudio.spotting.metrics import match_intervals
-from mestudio.types import FaceObservation, FrameResult, SpotEvent, SpotterState
+from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent, SpotterState
 
 DEMO = "demo:duration=10,seed=0,blinks=1"   # 300 frames, 3 planted micro-expressions
 
@@ -182,3 +186,149 @@ def test_recognition_attaches_predictions(tmp_path_factory) -> None:  # noqa: AN
     assert all(e.prediction.label in CLASSES for e in micro)
     assert res.model_info is not None and res.model_info["classes"] == list(CLASSES)
     assert res.recognition_stats is not None and res.recognition_stats["failed"] == 0
+
+
+# ------------------------------------------------------------------------- read-ahead
+
+
+class _Counted(FrameSource):
+    """``n`` small frames; counts the reads; optionally raises at frame ``fail_at``."""
+
+    def __init__(self, n: int, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.name, self.fps, self.n_frames, self.size = "counted", 30.0, n, (64, 48)
+        self.fail_at = fail_at
+        self.reads = 0
+
+    def __iter__(self):  # noqa: ANN204
+        for i in range(self.n_frames or 0):
+            if i == self.fail_at:
+                raise SourceError(f"frame {i} is damaged")
+            self.reads += 1
+            yield Frame(i, i / 30.0, np.full((48, 64, 3), i % 256, np.uint8))
+
+
+class _Recorder(_Double):
+    """A pipeline double that records the frames it got and how far the source was read."""
+
+    def __init__(self, source: _Counted, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.source, self.fail_at = source, fail_at
+        self.seen: list[int] = []
+        self.lead: list[int] = []
+
+    def process(self, frame, capture_time=None):  # noqa: ANN001, ANN201
+        if frame.index == self.fail_at:
+            raise ValueError("the pipeline failed")
+        self.seen.append(frame.index)
+        self.lead.append(self.source.reads - len(self.seen))
+        return super().process(frame, capture_time)
+
+
+def _no_leak(before: int) -> None:
+    assert threading.active_count() == before, [t.name for t in threading.enumerate()]
+
+
+def test_read_ahead_keeps_order_and_stays_bounded() -> None:
+    before = threading.active_count()
+    src = _Counted(200)
+    double = _Recorder(src)
+    res = analyze_video(src, _config(), pipeline=double, read_ahead=4)
+    assert res.complete and double.seen == list(range(200)) and src.reads == 200
+    assert max(double.lead) <= 4 + 2        # never more than the queue (+ one in hand)
+    _no_leak(before)
+
+
+def test_read_ahead_reads_exactly_max_frames() -> None:
+    before = threading.active_count()
+    src = _Counted(200)
+    double = _Recorder(src)
+    res = analyze_video(src, _config(), pipeline=double, max_frames=30)
+    assert res.complete and res.n_frames == 30 and double.seen == list(range(30))
+    assert src.reads == 30                   # the decode thread did not read beyond
+    _no_leak(before)
+
+
+def test_a_source_that_fails_midway_fails_the_analysis_at_that_frame() -> None:
+    before = threading.active_count()
+    src = _Counted(100, fail_at=37)
+    double = _Recorder(src)
+    with pytest.raises(SourceError, match="frame 37 is damaged"):
+        analyze_video(src, _config(), pipeline=double)
+    assert double.seen == list(range(37))   # every frame before it was processed
+    _no_leak(before)
+
+
+def test_a_pipeline_that_fails_midway_stops_the_threads() -> None:
+    before = threading.active_count()
+    src = _Counted(500)
+    double = _Recorder(src, fail_at=20)
+    with pytest.raises(ValueError, match="the pipeline failed"):
+        analyze_video(src, _config(), pipeline=double)
+    assert src.reads < 20 + 2 * READ_AHEAD + 3
+    _no_leak(before)
+
+
+def test_a_stop_leaves_a_seekable_source_at_the_first_unprocessed_frame() -> None:
+    before = threading.active_count()
+    stop = threading.Event()
+
+    def on_result(result: FrameResult) -> None:
+        if result.frame.index == 39:
+            stop.set()
+
+    with open_source("demo:duration=4,seed=2") as src:
+        res = analyze_video(src, _config(), stop=stop, on_result=on_result)
+        assert not res.complete and res.last_frame == 39 and res.n_frames == 40
+        _no_leak(before)
+        assert next(iter(src)).index == 40    # as a serial loop leaves it
+
+
+@pytest.mark.parametrize("spec", ["demo:duration=4,seed=3", "demo:duration=3,seed=5,blinks=1"])
+def test_read_ahead_gives_the_same_results_as_a_serial_loop(tmp_path: Path, spec: str) -> None:
+    """Decoding and tracking in their own threads change nothing in the outputs."""
+    before = threading.active_count()
+    runs = {}
+    for ahead in (0, READ_AHEAD):
+        seen: list[int] = []
+        res = analyze_video(spec, _config(), read_ahead=ahead, keep_signals=True,
+                            frames_csv=tmp_path / f"frames{ahead}.csv",
+                            on_result=lambda r, seen=seen: seen.append(r.frame.index))
+        runs[ahead] = res
+        assert seen == list(range(res.n_frames)) and res.complete
+        _no_leak(before)
+    serial, ahead = runs[0], runs[READ_AHEAD]
+    assert (tmp_path / "frames0.csv").read_bytes() == \
+        (tmp_path / f"frames{READ_AHEAD}.csv").read_bytes()
+    assert [(e.onset, e.apex, e.offset, e.kind) for e in serial.events] == \
+        [(e.onset, e.apex, e.offset, e.kind) for e in ahead.events]
+    assert serial.signals is not None and ahead.signals is not None
+    assert np.array_equal(serial.signals.combined, ahead.signals.combined, equal_nan=True)
+    assert ahead.timings.track_ms > 0       # tracking time measured in its thread
+
+
+def test_read_ahead_on_a_real_video_is_identical(tmp_path: Path, video_dir: Path) -> None:
+    clip = video_dir / "single_face.mp4"
+    for ahead in (0, READ_AHEAD):
+        analyze_video(clip, _config(), read_ahead=ahead, frames_csv=tmp_path / f"f{ahead}.csv")
+    assert (tmp_path / "f0.csv").read_bytes() == (tmp_path / f"f{READ_AHEAD}.csv").read_bytes()
+
+
+def test_a_tracker_that_fails_fails_the_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mestudio.face.tracker import FaceTracker
+
+    before = threading.active_count()
+    real = FaceTracker.update
+
+    def update(self, frame):  # noqa: ANN001, ANN202
+        if frame.index == 12:
+            raise RuntimeError("tracker broke")
+        return real(self, frame)
+
+    monkeypatch.setattr(FaceTracker, "update", update)
+    seen: list[int] = []
+    with pytest.raises(RuntimeError, match="tracker broke"):
+        analyze_video("demo:duration=2,seed=1", _config(),
+                      on_result=lambda r: seen.append(r.frame.index))
+    assert seen == list(range(12))
+    _no_leak(before)

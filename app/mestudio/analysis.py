@@ -21,6 +21,15 @@ What it does, in order:
 4. calls ``pipeline.finish()`` (the last events and the late predictions) and closes the
    pipeline it built.
 
+Frames are read ahead: a decode thread iterates the source and a tracking thread runs the
+face tracker (:class:`~mestudio.face.tracker.FaceTracker`) on them, each feeding the next
+through a small bounded queue (:data:`READ_AHEAD` frames, so memory stays flat on long
+videos); the frame loop itself runs the ROI signal, the spotter and the outputs. Frame order,
+the unreadable-frame rows, ``max_frames`` (the source is read exactly that far) and ``stop``
+(nothing read ahead is processed; a seekable source is left at the first unprocessed frame)
+behave as in a serial loop, and the results are identical. ``read_ahead=0`` turns the
+threads off.
+
 Optionally it writes ``frames.csv`` (``frames_csv``: one row per frame with the spotter's
 *final* values and the ``status`` column) and keeps the motion signals of the whole video
 for a plot (``keep_signals``: :attr:`AnalysisResult.signals`).
@@ -32,6 +41,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a stopped analysis still waits for the predictions of events already spotted.
 STOP_FINISH_S = 5.0
+#: Frames each read-ahead thread (decoding, tracking) may hold ready for the next stage.
+READ_AHEAD = 8
 
 #: ``progress(done, total)``: frames handled so far (unreadable ones included), and the
 #: number expected (None when the source does not say, e.g. a camera without ``max_frames``).
@@ -234,6 +246,194 @@ class SignalRecorder:
                             combined=self.combined[:n], threshold=self.threshold[:n])
 
 
+# ----------------------------------------------------------------------------- read-ahead
+class _Halted(Exception):
+    """The read-ahead chain was shut down while a stage waited."""
+
+
+@dataclass
+class _Item:
+    """One frame travelling through the read-ahead chain."""
+
+    frame: Frame
+    n_skipped: int                     # len(source.skipped) once this frame was read
+    read_ms: float                     # time the decode thread spent reading it
+    face: FaceObservation | None = None
+    track_timings: dict[str, float] | None = None
+
+
+class _AheadStage:
+    """A daemon thread that calls ``produce()`` and hands its results, in order, to the
+    next stage through a bounded queue.
+
+    ``produce()`` returns the next item or raises StopIteration at the end; any other
+    exception is handed on in the item's place and raised by :meth:`get` (after the items
+    before it), so a failing source or tracker fails the analysis at the same frame as a
+    serial loop would. :meth:`close` stops the thread and waits for it.
+    """
+
+    def __init__(self, produce: Callable[[Callable[[], bool]], Any], size: int,
+                 name: str) -> None:
+        self._produce = produce
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, size))
+        self._halt = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while not self._halt.is_set():
+            try:
+                item = ("item", self._produce(self._halt.is_set))
+            except StopIteration:
+                self._put(("end", None))
+                return
+            except _Halted:
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed on to the frame loop
+                self._put(("error", exc))
+                return
+            if not self._put(item):
+                return
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._halt.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, halted: Callable[[], bool] = lambda: False) -> Any:
+        """The next item. Raises StopIteration at the end, the producer's exception when
+        it failed, and :class:`_Halted` when ``halted()`` becomes true while waiting."""
+        if self._done:
+            raise StopIteration
+        while True:
+            try:
+                kind, value = self._queue.get(timeout=0.05)
+                break
+            except queue.Empty:
+                if halted():
+                    raise _Halted from None
+                if not self._thread.is_alive() and self._queue.empty():
+                    self._done = True  # halted by close(): nothing more comes
+                    raise StopIteration from None
+        if kind == "item":
+            return value
+        self._done = True
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread (a blocked hand-over gives up within 50 ms) and wait for it."""
+        self._halt.set()
+        while True:  # free the queue so nothing stays referenced
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():  # pragma: no cover - a source stuck in a read
+                log.warning("%s did not stop within %.0f s", self._thread.name, timeout_s)
+
+
+class _TrackedAhead:
+    """Stands in for the pipeline's :class:`~mestudio.face.tracker.FaceTracker` while the
+    tracking thread runs it ahead: :meth:`update` returns the observation computed there
+    for that very frame, and :attr:`timings_ms` its timings (``track`` included, which
+    replaces the near-zero time of this look-up in ``FrameResult.timings_ms``)."""
+
+    def __init__(self, tracker: Any) -> None:
+        self._tracker = tracker
+        self._next: _Item | None = None
+        self.timings_ms: dict[str, float] = {}
+
+    def expect(self, item: _Item) -> None:
+        self._next = item
+
+    def update(self, frame: Frame) -> FaceObservation:
+        item = self._next
+        if item is None or item.frame is not frame or item.face is None:
+            raise RuntimeError("the tracker ran ahead on other frames than the pipeline got")
+        self._next = None
+        self.timings_ms = dict(item.track_timings or {})
+        return item.face
+
+    def reset(self) -> None:  # pragma: no cover - the frame loop never resets
+        raise RuntimeError("the tracker cannot be reset while it runs ahead")
+
+    def __getattr__(self, name: str) -> Any:  # degraded, landmark_names, config, ...
+        return getattr(self._tracker, name)
+
+
+class _ReadAhead:
+    """The frames of ``source`` (at most ``max_frames``), read by a decode thread and, when
+    ``tracker`` is given, tracked by a second thread, each stage at most ``size`` frames
+    ahead of the next. Use as a context manager; :meth:`get` returns :class:`_Item`."""
+
+    def __init__(self, source: Any, max_frames: int | None, size: int,
+                 tracker: Any = None) -> None:
+        self._source = source
+        self._it = iter(source)
+        self._max = max_frames
+        self._size = size
+        self._tracker = tracker
+        self.n_read = 0
+        self.first_index: int | None = None   # index of the first frame read
+        self._stages: list[_AheadStage] = []
+
+    def start(self) -> None:
+        decode = _AheadStage(self._read, self._size, "mestudio-decode")
+        self._stages.append(decode)
+        if self._tracker is not None:
+            self._stages.append(_AheadStage(lambda halted: self._track(decode.get(halted)),
+                                            self._size, "mestudio-track"))
+
+    def _read(self, halted: Callable[[], bool]) -> _Item:
+        if self._max is not None and self.n_read >= self._max:
+            raise StopIteration
+        t0 = time.perf_counter()
+        frame = next(self._it)
+        read_ms = (time.perf_counter() - t0) * 1e3
+        if self.first_index is None:
+            self.first_index = frame.index
+        self.n_read += 1
+        return _Item(frame, len(getattr(self._source, "skipped", ())), read_ms)
+
+    def _track(self, item: _Item) -> _Item:
+        tracker = self._tracker
+        t0 = time.perf_counter()
+        item.face = tracker.update(item.frame)
+        item.track_timings = {"track": (time.perf_counter() - t0) * 1e3,
+                              **tracker.timings_ms}
+        return item
+
+    def get(self) -> _Item:
+        """The next frame (StopIteration at the end; the source's or the tracker's
+        exception where it failed)."""
+        if self._size <= 0:  # serial: read (and track) here
+            item = self._read(lambda: False)
+            return self._track(item) if self._tracker is not None else item
+        if not self._stages:
+            self.start()
+        return cast(_Item, self._stages[-1].get())
+
+    def close(self) -> None:
+        for stage in reversed(self._stages):  # the consumer's side first
+            stage.close()
+        self._stages = []
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # ------------------------------------------------------------------------------- the loop
 def _stop_check(stop: Any) -> Callable[[], bool]:
     if stop is None:
@@ -246,6 +446,31 @@ def _stop_check(stop: Any) -> Callable[[], bool]:
     raise TypeError(f"stop must be a threading.Event or a callable, not {type(stop).__name__}")
 
 
+def _tracks_ahead(tracker: Any) -> bool:
+    """Whether the tracker can run in the tracking thread: our own FaceTracker (a double
+    or another tracker is called by the pipeline as usual)."""
+    if tracker is None:
+        return False
+    from mestudio.face.tracker import FaceTracker
+
+    return isinstance(tracker, FaceTracker)
+
+
+def _leave_source(source: Any, reader: _ReadAhead, taken: Callable[[], tuple[int, int]]
+                  ) -> None:
+    """After the loop: a seekable source read ahead of the frames the loop took is put
+    back at the first frame not taken (where a serial loop would have left it)."""
+    n_taken, last = taken()
+    if reader.n_read <= n_taken or not getattr(source, "seekable", False) \
+            or getattr(source, "closed", False):
+        return
+    where = last + 1 if n_taken else reader.first_index
+    try:
+        source.seek(where)
+    except Exception as exc:  # noqa: BLE001 - best effort; the analysis is over
+        log.debug("could not put %s back at frame %s: %s", source, where, exc)
+
+
 def analyze_video(source: Any, config: AppConfig | None = None, *, engine: Any = None,
                   recognition: bool | None = None, pipeline: Any = None,
                   max_frames: int | None = None,
@@ -254,7 +479,8 @@ def analyze_video(source: Any, config: AppConfig | None = None, *, engine: Any =
                   on_result: Callable[[FrameResult], None] | None = None,
                   frames_csv: str | os.PathLike[str] | None = None,
                   keep_signals: bool = False, finish_timeout_s: float | None = None,
-                  stop_finish_s: float = STOP_FINISH_S) -> AnalysisResult:
+                  stop_finish_s: float = STOP_FINISH_S,
+                  read_ahead: int = READ_AHEAD) -> AnalysisResult:
     """Analyse a whole recording: track, spot and recognise every frame.
 
     Args:
@@ -284,6 +510,11 @@ def analyze_video(source: Any, config: AppConfig | None = None, *, engine: Any =
         finish_timeout_s: longest wait for pending predictions at the end (None: the
             pipeline's default).
         stop_finish_s: longest wait for pending predictions after a stop.
+        read_ahead: frames the decode thread (and the tracking thread, when the pipeline's
+            tracker is a :class:`~mestudio.face.tracker.FaceTracker`) may prepare ahead of
+            the frame loop; 0 reads and tracks in the loop itself (same results, slower).
+            Tracking ahead means a pipeline passed in may have tracked up to
+            ``2 * read_ahead`` frames more than it processed when the analysis stops early.
 
     Returns:
         the :class:`AnalysisResult`.
@@ -307,14 +538,15 @@ def analyze_video(source: Any, config: AppConfig | None = None, *, engine: Any =
             stack.callback(pipeline.close)
         return _run(source, cfg, pipeline, stack, max_frames=max_frames, progress=progress,
                     stopped=stopped, on_result=on_result, frames_csv=frames_csv,
-                    keep_signals=keep_signals, stop_finish_s=stop_finish_s)
+                    keep_signals=keep_signals, stop_finish_s=stop_finish_s,
+                    read_ahead=read_ahead)
 
 
 def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack, *,
          max_frames: int | None, progress: ProgressFn | None,
          stopped: Callable[[], bool], on_result: Callable[[FrameResult], None] | None,
          frames_csv: str | os.PathLike[str] | None, keep_signals: bool,
-         stop_finish_s: float) -> AnalysisResult:
+         stop_finish_s: float, read_ahead: int) -> AnalysisResult:
     rois = tuple(getattr(pipeline, "roi_names", ()) or ())
     total = source.n_frames
     if max_frames is not None:
@@ -353,31 +585,48 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         if on_result is not None:
             on_result(result)
 
-    def take_skips(before: int | None) -> None:
-        """Record the frames the source skipped (those before frame ``before``; all when
-        None) as unreadable rows."""
+    def take_skips(upto: int | None) -> None:
+        """Record the frames the source skipped (the first ``upto`` of its ``skipped``
+        list: those it had skipped when it yielded the current frame; all when None) as
+        unreadable rows."""
         nonlocal seen_skips
-        new = list(getattr(source, "skipped", ()))[seen_skips:]
+        new = list(getattr(source, "skipped", ()))[seen_skips:upto]
         for index in new:
-            if before is None or index < before:
-                handle(unreadable_result(index, source.fps), ())
-                skipped.append(index)
+            handle(unreadable_result(index, source.fps), ())
+            skipped.append(index)
         seen_skips += len(new)
 
+    tracker = getattr(pipeline, "tracker", None)
+    ahead: _TrackedAhead | None = None
+    if read_ahead > 0 and _tracks_ahead(tracker):
+        ahead = _TrackedAhead(tracker)
+        pipeline.tracker = ahead
+        stack.callback(setattr, pipeline, "tracker", tracker)
+    reader = _ReadAhead(source, max_frames, read_ahead,
+                        tracker=tracker if ahead is not None else None)
+    taken = 0
+    last_taken = -1
+    stack.callback(_leave_source, source, reader, lambda: (taken, last_taken))
+    stack.callback(reader.close)  # before the source is closed and the tracker put back
     t0 = time.perf_counter()
-    it = iter(source)
     while max_frames is None or processed < max_frames:
         if stopped():
             break
         t_read = time.perf_counter()
         try:
-            frame = next(it)
+            item = reader.get()
         except StopIteration:
             break
         t_got = time.perf_counter()
+        taken += 1
+        frame = item.frame
+        last_taken = frame.index
+        if ahead is not None:
+            ahead.expect(item)
         result = pipeline.process(frame)
         result.timings_ms["decode"] = (t_got - t_read) * 1e3
-        take_skips(result.frame.index)
+        result.timings_ms["read"] = item.read_ms
+        take_skips(item.n_skipped)
         tm = result.timings_ms
         decode_ms.append(tm["decode"])
         track_ms.append(tm.get("track", 0.0))
@@ -389,6 +638,7 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         if progress is not None:
             progress(processed + len(skipped), total)
     was_stopped = stopped()
+    reader.close()
     if not was_stopped:
         take_skips(None)  # unreadable images at the end of a folder
     else:
