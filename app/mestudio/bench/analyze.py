@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="mestudio-bench-analyze-"))
     figures: dict[str, Any] = {"cores": os.cpu_count(), "inputs": args.inputs,
-                               "max_frames": args.max_frames}
+                               "max_frames": args.max_frames, "load_before": _load()}
     try:
         # 1. one video, whole process
         single = data / SINGLE_VIDEO if (data / SINGLE_VIDEO).is_file() else videos[0]
@@ -178,13 +178,25 @@ def run(args: argparse.Namespace) -> dict:
             figures["ray_overhead_s"] = ray_run["wall_s"] - w2
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    figures["load_after"] = _load()
     _print(figures)
     return figures
 
 
+def _load() -> float | None:
+    """The 1-minute load average (other work on the machine skews every figure)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None
+
+
 def _print(f: dict[str, Any]) -> None:
     s = f.get("single", {})
-    print(f"{f['cores']} cores; batch of {f['inputs']} recordings x {f['max_frames']} frames")
+    load = "" if f.get("load_before") is None else \
+        f"; load average {f['load_before']:.1f} before, {f['load_after']:.1f} after"
+    print(f"{f['cores']} cores; batch of {f['inputs']} recordings x {f['max_frames']} "
+          f"frames{load}")
     if s:
         print(f"one video, whole process: {s['video']} {s['frames']} frames "
               f"({s['video_s']:.1f} s of video) in {s['wall_s']:.1f} s = "

@@ -269,8 +269,18 @@ def _run_batch(args: argparse.Namespace, specs: list[str], ray: str | None,
                 log.warning("%s: stopped after %s frames (outputs marked incomplete)",
                             names[i], result.frames)
 
+        told = [False]
+
+        def stop_requested() -> bool:
+            if stop.requested and not told[0]:
+                told[0] = True
+                log.warning("stopped by Ctrl+C: the inputs not started are cancelled, the "
+                            "running ones stop after their current frame and keep what they "
+                            "found (Ctrl+C again to stop at once)")
+            return stop.requested
+
         report = run_batch(jobs, out, workers=workers, ray=address, use_ray=ray is not None,
-                           stop=stop.check, on_start=on_start, on_done=on_done,
+                           stop=stop_requested, on_start=on_start, on_done=on_done,
                            frame_progress=frames_bar.update)
     failed = [r for r in report.results if r.status == "failed"]
     for r in failed:
