@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         have_ray = ray_available() and not args.no_ray
         configs: list[tuple[str, str, tuple[str, ...]]] = [
             ("workers 1", "w1", ("--workers", "1")),
-                   ("workers 2", "w2", ("--workers", "2"))]
+            ("workers 2", "w2", ("--workers", "2"))]
         if have_ray:
             configs.append(("ray, local (2 CPUs)", "ray", ("--ray", "--workers", "2")))
         best: dict[str, dict[str, Any]] = {}
