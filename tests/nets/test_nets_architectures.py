@@ -16,8 +16,10 @@ PAPER_MACS = 42.87e6  # reported as "FLOPs" (multiply-accumulates of conv + line
 
 
 def test_registry_lists_the_architectures_and_rejects_unknown_names():
-    assert set(list_models()) == {"m3enet", "im3dr_mfer", "ststnet", "ststnet_fg2019",
-                                  "offapexnet"}
+    assert set(list_models()) == {"m3enet", "im3dr_mfer", "im3dr_mfer_light",
+                                  "im3dr_mfer_baseline", "ststnet", "ststnet_fg2019",
+                                  "offapexnet", "alexnet", "vgg16", "resnet18", "googlenet",
+                                  "efficientnet_b0", "htnet"}
     with pytest.raises(ValueError, match="unknown model"):
         create_model("resnet50", 5)
     assert create_model("IM3DR-MFER", 3, width=4).arch == "im3dr_mfer"
@@ -101,7 +103,7 @@ def test_m3enet_uses_every_stream():
 def test_im3dr_mfer_structure_and_complexity():
     from mestudio.nets.blocks import CASA, GroupedBasicBlock3d, MultiScaleContext3d
 
-    model = create_model("im3dr_mfer", 5)
+    model = create_model("im3dr_mfer_light", 5)  # width 16; im3dr_mfer is the paper's 64
     mods = list(model.modules())
     assert sum(isinstance(m, CASA) for m in mods) == 1  # only in the last residual block
     assert isinstance(model.stage4[-1].attention, CASA)
