@@ -6,8 +6,11 @@
 >>> report = ds.check("/data/CASME2"); print(report.to_text())   # doctest: +SKIP
 
 Names (:data:`DATASETS`): ``casme2``, ``samm``, ``casme``, ``casme_sq`` (CAS(ME)²), ``mmew``,
-``smic`` (HS), ``smic-vis``, ``smic-nir``, ``megc2019`` (composite). Aliases such as
-``casme-ii``, ``cas(me)^2``, ``smic-hs``, ``composite`` are accepted.
+``smic`` (HS), ``smic-vis``, ``smic-nir``, ``megc2019`` (composite), and the long-video
+releases for spotting (:mod:`.longvideo`): ``casme_sq_lv`` (CAS(ME)² long videos),
+``samm_lv`` (SAMM Long Videos), ``casme3`` (CAS(ME)³ part A). Aliases such as
+``casme-ii``, ``cas(me)^2``, ``smic-hs``, ``composite``, ``sammlv``, ``cas(me)^3`` are
+accepted.
 """
 
 from __future__ import annotations
@@ -29,11 +32,15 @@ from mestudio.training.datasets.base import (
 )
 from mestudio.training.datasets.casme import Casme
 from mestudio.training.datasets.casme2 import Casme2
+from mestudio.training.datasets.casme3 import Casme3
 from mestudio.training.datasets.casme_sq import CasmeSq
+from mestudio.training.datasets.casme_sq_lv import CasmeSqLv
 from mestudio.training.datasets.fixes import FIXES, AnnotationFix
+from mestudio.training.datasets.longvideo import LongVideo, LongVideoDataset, SpottingReport
 from mestudio.training.datasets.megc2019 import Megc2019
 from mestudio.training.datasets.mmew import Mmew
 from mestudio.training.datasets.samm import Samm
+from mestudio.training.datasets.samm_lv import SammLv
 from mestudio.training.datasets.smic import Smic
 
 DATASETS: dict[str, Callable[..., MEDataset]] = {
@@ -46,6 +53,9 @@ DATASETS: dict[str, Callable[..., MEDataset]] = {
     "smic-vis": functools.partial(Smic, "VIS"),
     "smic-nir": functools.partial(Smic, "NIR"),
     "megc2019": Megc2019,
+    "casme_sq_lv": CasmeSqLv,
+    "samm_lv": SammLv,
+    "casme3": Casme3,
 }
 """Registry name -> factory ``(**kwargs) -> MEDataset`` (kwargs: ``layout``, ``sheet``)."""
 
@@ -65,6 +75,20 @@ ALIASES: dict[str, str] = {
     "composite": "megc2019",
     "megc2019composite": "megc2019",
     "megc2019-composite": "megc2019",
+    "casmesqlv": "casme_sq_lv",
+    "casmesqlong": "casme_sq_lv",
+    "cas(me)^2-lv": "casme_sq_lv",
+    "cas(me)^2lv": "casme_sq_lv",
+    "cas(me)2-lv": "casme_sq_lv",
+    "casme^2-lv": "casme_sq_lv",
+    "sammlv": "samm_lv",
+    "sammlongvideos": "samm_lv",
+    "samm-longvideos": "samm_lv",
+    "cas(me)^3": "casme3",
+    "cas(me)3": "casme3",
+    "casme^3": "casme3",
+    "casme3a": "casme3",
+    "casme3-parta": "casme3",
 }
 
 
@@ -114,15 +138,21 @@ __all__ = [
     "AnnotationFix",
     "Casme",
     "Casme2",
+    "Casme3",
     "CasmeSq",
+    "CasmeSqLv",
     "DatasetReport",
     "Issue",
+    "LongVideo",
+    "LongVideoDataset",
     "MEDataset",
     "Megc2019",
     "Mmew",
     "Samm",
+    "SammLv",
     "Sample",
     "Smic",
+    "SpottingReport",
     "dataset_names",
     "get_dataset",
     "parse_action_units",

@@ -85,6 +85,27 @@ FIXES: tuple[AnnotationFix, ...] = (
         reason="CAS(ME)^2 writes offset 0 when the offset is unknown: the interval ends at "
                "the apex",
     ),
+    AnnotationFix(
+        id="casme_sq_lv-offset-unknown",
+        dataset="casme_sq_lv", sample="*", field="offset", when=("zero", "missing"),
+        action="apex",
+        reason="CAS(ME)^2 writes offset 0 when the offset is unknown: the interval ends at "
+               "the apex (long videos, spotting)",
+    ),
+    AnnotationFix(
+        id="samm_lv-offset-unknown",
+        dataset="samm_lv", sample="*", field="offset", when=("zero", "missing"),
+        action="apex",
+        reason="(unverified) a SAMM Long Videos offset of 0 or blank is taken as unknown, as "
+               "CAS(ME)^2 codes it: the interval ends at the apex",
+    ),
+    AnnotationFix(
+        id="casme3-offset-unknown",
+        dataset="casme3", sample="*", field="offset", when=("zero", "missing"),
+        action="apex",
+        reason="(unverified) a CAS(ME)^3 offset of 0 or blank is taken as unknown, as "
+               "CAS(ME)^2 codes it: the interval ends at the apex",
+    ),
     # ---- general policies ---------------------------------------------------------------
     AnnotationFix(
         id="apex-missing",
