@@ -7,11 +7,18 @@ upsampled back and added to the clip. Subtle changes inside the frequency band b
 ``1 + alpha`` times larger; everything else is unchanged.
 
 Works on numpy arrays or torch tensors, on ``[T, C, H, W]`` or ``[N, T, C, H, W]`` clips.
+
+As a preprocessing option (IM3DR-MFER's "+EVM" ablation): :class:`EVMSettings` (amplification
+and band, with a text form for command lines) and :func:`magnify_clip_input`, which the
+training feature path calls on a clip's frames (0..1, before normalisation) when the option
+is set; ``mestudio reproduce im3dr-mfer`` passes ``--set evm=alpha=...,low=...,high=...``.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -99,3 +106,106 @@ def eulerian_magnify(clip: ArrayT, fps: float, low_hz: float = 0.5, high_hz: flo
     if not batched:
         out = out[0]
     return out.numpy() if is_numpy else out  # type: ignore[return-value]
+
+
+# ---- as a preprocessing option --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EVMSettings:
+    """Eulerian magnification as a preprocessing option of clip inputs (IM3DR-MFER's "+EVM").
+
+    Attributes:
+        alpha: amplification of the band-passed signal.
+        low_hz, high_hz: temporal pass band in Hz.
+        levels: Gaussian pyramid levels.
+
+    Text form (``--set evm=...`` on the training side, ``mestudio reproduce im3dr-mfer``):
+    ``"alpha=10,low=0.5,high=8,levels=3"`` (any subset, the rest default), a bare number
+    (``"10"`` = alpha), or ``"off"`` / ``"none"`` / ``""`` / ``"0"`` for no magnification
+    (:meth:`parse` returns None).
+    """
+
+    alpha: float = 8.0
+    low_hz: float = 0.5
+    high_hz: float = 8.0
+    levels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.alpha < 0:
+            raise ValueError(f"EVM alpha must be >= 0, got {self.alpha}")
+        if not 0 <= self.low_hz < self.high_hz:
+            raise ValueError(f"EVM band needs 0 <= low < high, got {self.low_hz}, {self.high_hz}")
+        if self.levels < 0:
+            raise ValueError(f"EVM levels must be >= 0, got {self.levels}")
+
+    _KEYS: ClassVar[dict[str, str]] = {"alpha": "alpha", "a": "alpha", "low": "low_hz", "low_hz": "low_hz",
+             "high": "high_hz", "high_hz": "high_hz", "levels": "levels"}
+
+    @classmethod
+    def parse(cls, value: str | Mapping[str, Any] | EVMSettings | float | None
+              ) -> EVMSettings | None:
+        """Settings from their text form, a mapping of fields, a number (alpha) or None.
+
+        Raises:
+            ValueError: an unknown key or a bad value.
+        """
+        if value is None or isinstance(value, EVMSettings):
+            return value
+        if isinstance(value, bool):
+            return cls() if value else None
+        if isinstance(value, (int, float)):
+            return cls(alpha=float(value)) if value else None
+        if isinstance(value, Mapping):
+            items = dict(value)
+        else:
+            text = str(value).strip().lower()
+            if text in ("", "off", "none", "false", "no", "0"):
+                return None
+            if text in ("on", "true", "yes", "default"):
+                return cls()
+            items = {}
+            for part in text.replace(";", ",").split(","):
+                if not part.strip():
+                    continue
+                if "=" not in part and ":" not in part:
+                    items["alpha"] = part
+                    continue
+                key, val = part.replace(":", "=", 1).split("=", 1)
+                items[key.strip()] = val.strip()
+        kwargs: dict[str, Any] = {}
+        for key, val in items.items():
+            field_name = cls._KEYS.get(str(key).strip().lower())
+            if field_name is None:
+                raise ValueError(f"unknown EVM setting {key!r}: use alpha, low, high, levels")
+            kwargs[field_name] = int(val) if field_name == "levels" else float(val)
+        return cls(**kwargs)
+
+    def to_text(self) -> str:
+        """The text form (:meth:`parse` reads it back)."""
+        return f"alpha={self.alpha:g},low={self.low_hz:g},high={self.high_hz:g},levels={self.levels}"
+
+
+def magnify_clip_input(clip: ArrayT, fps: float,
+                       settings: str | Mapping[str, Any] | EVMSettings | float | None
+                       ) -> ArrayT:
+    """Apply EVM to a clip input before it is normalised — the hook of the feature path.
+
+    Args:
+        clip: ``[T, C, H, W]`` or ``[N, T, C, H, W]`` frames in 0..1 (numpy or torch).
+        fps: the frame rate **of the clip as sampled**: a clip of ``T`` frames resampled
+            from an event of ``d`` seconds has ``T / d`` frames per second, not the camera's
+            rate.
+        settings: :class:`EVMSettings` or anything :meth:`EVMSettings.parse` reads; None /
+            ``"off"`` returns the clip unchanged.
+
+    Returns:
+        The magnified clip, clipped to 0..1 (same type and shape).
+    """
+    cfg = EVMSettings.parse(settings)
+    if cfg is None or cfg.alpha == 0:
+        return clip
+    out = eulerian_magnify(clip, fps, cfg.low_hz, max(cfg.high_hz, cfg.low_hz + 1e-6),
+                           cfg.alpha, cfg.levels)
+    if isinstance(out, np.ndarray):
+        return np.clip(out, 0.0, 1.0)  # type: ignore[return-value]
+    return out.clamp(0.0, 1.0)  # type: ignore[return-value]
