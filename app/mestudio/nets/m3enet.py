@@ -23,6 +23,12 @@ flatten) give 5.13 M parameters and 29.2 M MACs, a single hidden layer
 (1280 -> 1024 -> K) 4.95 M. Colour frames (C = 3) add 160 parameters and 0.28 M MACs.
 As published there is no ReLU between the per-stream linear layers and the head.
 
+Ablations (``without``): ``("flow",)`` builds the network without the three flow streams
+(it takes ``frames`` only; head input 2 x 256), ``("rgb",)`` without the key-frame stack
+and the two pair streams (it takes ``flow`` only; head input 3 x 256). At K = 5 and 48x48
+grey inputs: full 6,006,213 parameters, without flow 3,237,405, without rgb 3,824,557
+(:data:`M3ENet.stream_groups`).
+
 Grad-CAM streams: the five 64x6x6 maps before the flatten (``u``, ``v``, ``strain``,
 ``onset_apex``, ``offset_apex``); the head from them (linear per stream, concat, MLP with
 ReLU) is what :mod:`mestudio.nets.gradcam` differentiates analytically.
@@ -31,6 +37,7 @@ ReLU) is what :mod:`mestudio.nets.gradcam` differentiates analytically.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -62,63 +69,114 @@ class M3ENet(MERNet):
         embed_dim: size of each stream's vector (256).
         hidden: width of the two hidden layers of the head (1024).
         dropout: dropout before each head layer during training (0: the published model).
+        without: stream groups to leave out (ablations): ``"flow"`` (u, v, strain) or
+            ``"rgb"`` (onset_apex, offset_apex); their input is then not taken at all.
 
     Inputs: ``flow [N, 3, S, S]`` = (u, v, strain), ``frames [N, 3, C, S, S]`` = (onset,
-    apex, offset). Output: logits ``[N, K]``.
+    apex, offset) (only those of the streams built: :attr:`input_names`). Output: logits
+    ``[N, K]``.
     """
 
     stream_names = ("u", "v", "strain", "onset_apex", "offset_apex")
+    #: stream group -> (its streams, the input it takes)
+    stream_groups: dict[str, tuple[tuple[str, ...], str]] = {
+        "flow": (("u", "v", "strain"), "flow"),
+        "rgb": (("onset_apex", "offset_apex"), "frames"),
+    }
 
     def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 48,
-                 embed_dim: int = 256, hidden: int = 1024, dropout: float = 0.0) -> None:
+                 embed_dim: int = 256, hidden: int = 1024, dropout: float = 0.0,
+                 without: Sequence[str] = ()) -> None:
         super().__init__(num_classes, in_channels, input_size)
+        removed = tuple(g for g in self.stream_groups if g in set(without))
+        unknown = sorted(set(without) - set(self.stream_groups))
+        if unknown:
+            raise ValueError(f"M3ENet has no stream group {', '.join(unknown)} (groups: "
+                             f"{', '.join(self.stream_groups)})")
+        if len(removed) == len(self.stream_groups):
+            raise ValueError("M3ENet without every stream group has nothing left")
+        self.removed_streams = removed
+        self.use_flow = "flow" not in removed
+        self.use_rgb = "rgb" not in removed
+        self.stream_names = tuple(n for g, (names, _) in self.stream_groups.items()
+                                  if g not in removed for n in names)
+        self.input_names = tuple(inp for g, (_, inp) in self.stream_groups.items()
+                                 if g not in removed)
         self.embed_dim = int(embed_dim)
         self.hidden = int(hidden)
         self.head_dropout = float(dropout)
-        self.flow_u = residual_stack(1, (8, 32, 64))
-        self.flow_v = residual_stack(1, (8, 32, 64))
-        self.flow_strain = residual_stack(1, (8, 32, 64))
-        self.frame_stack = residual_stack(in_channels, (8, 32, 32))
-        self.pair_onset_apex = nn.Sequential(*[ResidualBlock(64, 64, 1) for _ in range(3)])
-        self.pair_offset_apex = nn.Sequential(*[ResidualBlock(64, 64, 1) for _ in range(3)])
+        if self.use_flow:
+            self.flow_u = residual_stack(1, (8, 32, 64))
+            self.flow_v = residual_stack(1, (8, 32, 64))
+            self.flow_strain = residual_stack(1, (8, 32, 64))
+        if self.use_rgb:
+            self.frame_stack = residual_stack(in_channels, (8, 32, 32))
+            self.pair_onset_apex = nn.Sequential(*[ResidualBlock(64, 64, 1) for _ in range(3)])
+            self.pair_offset_apex = nn.Sequential(*[ResidualBlock(64, 64, 1)
+                                                    for _ in range(3)])
         side = self.side = downsampled(input_size, 3)
         flat = 64 * side * side
-        self.embed = nn.ModuleList([FlattenLinear(flat, embed_dim) for _ in range(5)])
+        n = len(self.stream_names)
+        self.embed = nn.ModuleList([FlattenLinear(flat, embed_dim) for _ in range(n)])
         self.fc = nn.ModuleList([
-            nn.Linear(5 * embed_dim, hidden),
+            nn.Linear(n * embed_dim, hidden),
             nn.Linear(hidden, hidden),
             nn.Linear(hidden, num_classes),
         ])
 
-    def features(self, flow: Tensor, frames: Tensor) -> list[Tensor]:  # type: ignore[override]
-        """Stream maps ``[N, 64, 6, 6]`` x 5 from ``flow [N,3,S,S]`` and ``frames [N,3,C,S,S]``."""
-        check_input(flow, "flow", "[N, 3, H, W] (u, v, strain)", 4)
-        check_input(frames, "frames", "[N, 3, C, H, W] (onset, apex, offset)", 5)
-        u = self.flow_u(flow[:, 0:1])
-        v = self.flow_v(flow[:, 1:2])
-        strain = self.flow_strain(flow[:, 2:3])
-        # The three key frames share one stack: run them as one batch of 3N images, then put
-        # them side by side as channels [onset | apex | offset] (static shapes export to ONNX
-        # without shape arithmetic).
-        c, s = self.in_channels, self.input_size
-        f = self.frame_stack(frames.reshape(-1, c, s, s))
-        f = f.reshape(-1, 3 * 32, self.side, self.side)
-        onset_apex = self.pair_onset_apex(f[:, :64])
-        offset_apex = self.pair_offset_apex(torch.cat([f[:, 64:], f[:, 32:64]], dim=1))
-        return [u, v, strain, onset_apex, offset_apex]
+    def features(self, *inputs: Tensor) -> list[Tensor]:
+        """Stream maps ``[N, 64, 6, 6]`` (five, or those of the streams built) from
+        ``flow [N,3,S,S]`` and ``frames [N,3,C,S,S]`` (the inputs of :attr:`input_names`)."""
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"M3ENet{self._ablation_text()} takes "
+                             f"{len(self.input_names)} input(s) ({', '.join(self.input_names)}),"
+                             f" got {len(inputs)}")
+        x = dict(zip(self.input_names, inputs, strict=True))
+        out: list[Tensor] = []
+        if self.use_flow:
+            flow = x["flow"]
+            check_input(flow, "flow", "[N, 3, H, W] (u, v, strain)", 4)
+            out += [self.flow_u(flow[:, 0:1]), self.flow_v(flow[:, 1:2]),
+                    self.flow_strain(flow[:, 2:3])]
+        if self.use_rgb:
+            frames = x["frames"]
+            check_input(frames, "frames", "[N, 3, C, H, W] (onset, apex, offset)", 5)
+            # The three key frames share one stack: run them as one batch of 3N images, then
+            # put them side by side as channels [onset | apex | offset] (static shapes export
+            # to ONNX without shape arithmetic).
+            c, s = self.in_channels, self.input_size
+            f = self.frame_stack(frames.reshape(-1, c, s, s))
+            f = f.reshape(-1, 3 * 32, self.side, self.side)
+            out += [self.pair_onset_apex(f[:, :64]),
+                    self.pair_offset_apex(torch.cat([f[:, 64:], f[:, 32:64]], dim=1))]
+        return out
+
+    def input_shapes(self, batch: int = 1) -> dict[str, tuple[int, ...]]:
+        """Shapes of the inputs this network takes (those of the streams built)."""
+        shapes = super().input_shapes(batch)
+        return {k: v for k, v in shapes.items() if k in self.input_names}
+
+    def _ablation_text(self) -> str:
+        return f" without {', '.join(self.removed_streams)}" if self.removed_streams else ""
 
     def cam_head(self) -> CamHead:
         return CamHead(embeds=list(self.embed), layers=linear_layers(self.fc))
 
     def config(self) -> dict:
-        return {**super().config(), "embed_dim": self.embed_dim, "hidden": self.hidden,
-                "dropout": self.head_dropout}
+        cfg = {**super().config(), "embed_dim": self.embed_dim, "hidden": self.hidden,
+               "dropout": self.head_dropout}
+        if self.removed_streams:
+            cfg["without"] = list(self.removed_streams)
+        return cfg
 
-    def inference_variant(self) -> M3ENetInference:
+    def inference_variant(self) -> MERNet:
         """An equivalent network for export (same outputs, same Grad-CAM streams): batch norm
         folded and the parallel streams run side by side as grouped convolutions (the three
         flow stacks as one stack with 3 groups, the two pair stacks with 2 groups), which
-        halves the number of convolution nodes in the ONNX graph."""
+        halves the number of convolution nodes in the ONNX graph. An ablation network
+        (``without``) is its own inference form."""
+        if self.removed_streams:
+            return self
         return M3ENetInference(self)
 
 

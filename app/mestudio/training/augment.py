@@ -23,14 +23,31 @@ Input layouts (torch tensors, a batch of ``N`` samples, square maps ``S x S``)::
     frames    [N, 3, C, S, S]     (onset, apex, offset), C = 1 or 3
     clip      [N, T, C, S, S]
     flow_seq  [N, T-1, 2, S, S]   (u, v) per consecutive frame pair
+
+Two modes (``TrainConfig.aug_mode``):
+
+* ``online`` (:func:`augment_batch`): every epoch each training sample appears
+  ``aug_expansion`` times, all but one with a fresh random transform;
+* ``offline`` (the M3ENet paper's x5 expansion): each training sample becomes the fixed
+  variants :data:`OFFLINE_VARIANTS` — the original, a horizontal flip, a rotation by
+  ``+theta``, a rotation by ``-theta`` and additive noise (``theta`` uniform in
+  ``[rotation_deg / 2, rotation_deg]``; ``theta`` and the noise are drawn from a hash of the
+  sample id and the variant, so a sample's variants are the same in every fold and every
+  run). The expansion is built once per fold from the fold's training samples only
+  (:func:`mestudio.training.runner.offline_training_set`): on the model inputs
+  (:func:`expand_offline`, ``aug_stage = "maps"``) or on the aligned face crops before the
+  optical flow (:func:`transform_crop`, ``aug_stage = "frames"``, through
+  :mod:`mestudio.training.features`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -168,3 +185,111 @@ def augment_batch(inputs: Mapping[str, Tensor], params: AugmentParams,
             sel = mask.to(x.device).view([-1] + [1] * (x.dim() - 1))
             out[name] = torch.where(sel, noisy[name], x)
     return out
+
+
+# ---- offline expansion (the paper's x5) ----------------------------------------------------
+OFFLINE_VARIANTS: tuple[str, ...] = ("original", "flip", "rotate+", "rotate-", "noise")
+"""The offline variants of a training sample, in order (``aug_expansion`` takes the first)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One offline variant of one sample: what is done to it."""
+
+    name: str
+    flip: bool = False
+    angle_deg: float = 0.0
+    noise: float = 0.0
+    seed: int = 0
+
+
+def offline_variants(count: int = 5) -> tuple[str, ...]:
+    """The first ``count`` names of :data:`OFFLINE_VARIANTS` (``1 <= count <= 5``)."""
+    if not 1 <= count <= len(OFFLINE_VARIANTS):
+        raise ValueError(f"the offline expansion has 1 to {len(OFFLINE_VARIANTS)} variants, "
+                         f"got {count}")
+    return OFFLINE_VARIANTS[:count]
+
+
+def offline_variant(sample_id: str, name: str, params: AugmentParams) -> Variant:
+    """The transform of variant ``name`` of sample ``sample_id`` (deterministic)."""
+    h = hashlib.sha256(f"{sample_id}|{name}".encode()).digest()
+    u = int.from_bytes(h[:4], "little") / 2 ** 32
+    seed = int.from_bytes(h[4:8], "little")
+    theta = params.rotation_deg * (0.5 + 0.5 * u)
+    if name == "original":
+        return Variant(name)
+    if name == "flip":
+        return Variant(name, flip=True)
+    if name == "rotate+":
+        return Variant(name, angle_deg=theta)
+    if name == "rotate-":
+        return Variant(name, angle_deg=-theta)
+    if name == "noise":
+        return Variant(name, noise=params.noise, seed=seed)
+    raise ValueError(f"unknown offline variant {name!r}; known: {', '.join(OFFLINE_VARIANTS)}")
+
+
+def expand_offline(inputs: Mapping[str, np.ndarray], ids: Sequence[str],
+                   variants: Sequence[str], params: AugmentParams) -> dict[str, np.ndarray]:
+    """The offline expansion of model inputs (``aug_stage = "maps"``).
+
+    Args:
+        inputs: ``{name: (N, ...)}`` arrays of N samples (see the module docstring).
+        ids: the N sample ids (they seed each sample's variants).
+        variants: names from :data:`OFFLINE_VARIANTS`.
+
+    Returns:
+        ``{name: (len(variants) * N, ...)}``: block ``v`` (rows ``v*N .. v*N+N-1``) holds
+        variant ``variants[v]`` of the N samples, in their order.
+    """
+    n = len(ids)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}
+    blocks: dict[str, list[np.ndarray]] = {k: [] for k in inputs}
+    for name in variants:
+        vs = [offline_variant(i, name, params) for i in ids]
+        if name == "original":
+            out = {k: t.clone() for k, t in tensors.items()}
+        elif any(v.noise > 0 for v in vs):
+            parts = []
+            for i, v in enumerate(vs):
+                g = torch.Generator().manual_seed(v.seed)
+                parts.append(apply_transform({k: t[i:i + 1] for k, t in tensors.items()},
+                                             torch.zeros(1, dtype=torch.bool), torch.zeros(1),
+                                             v.noise, g))
+            out = {k: torch.cat([p[k] for p in parts]) if parts else tensors[k]
+                   for k in tensors}
+        else:
+            flip = torch.tensor([v.flip for v in vs], dtype=torch.bool).reshape(n)
+            angle = torch.tensor([math.radians(v.angle_deg) for v in vs],
+                                 dtype=torch.float32).reshape(n)
+            out = apply_transform(tensors, flip, angle, 0.0)
+        for k in inputs:
+            blocks[k].append(out[k].numpy())
+    return {k: np.concatenate(b).astype(np.float32, copy=False) for k, b in blocks.items()}
+
+
+def transform_crop(image: np.ndarray, variant: Variant, rng: np.random.Generator | None = None
+                   ) -> np.ndarray:
+    """A variant of an aligned face crop (``uint8``, ``(S, S, 3)`` or ``(S, S)``), before
+    the optical flow (``aug_stage = "frames"``): mirrored, rotated about the centre (border
+    pixels repeated; the same sense as :func:`apply_transform`) or with Gaussian noise of
+    ``noise`` times the crop's standard deviation."""
+    import cv2
+
+    out = image
+    if variant.flip:
+        out = cv2.flip(out, 1)
+    if variant.angle_deg:
+        h, w = out.shape[:2]
+        # apply_transform turns content by +theta in (x right, y down): clockwise on screen;
+        # OpenCV's positive angle is counter-clockwise on screen
+        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -variant.angle_deg, 1.0)
+        out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+    if variant.noise > 0:
+        rng = rng if rng is not None else np.random.default_rng(variant.seed)
+        x = out.astype(np.float32)
+        x = x + variant.noise * float(x.std()) * rng.standard_normal(x.shape).astype(np.float32)
+        out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out)

@@ -1,7 +1,7 @@
 """Command-line helpers shared by ``mestudio data prepare`` and ``mestudio train``.
 
-Dataset arguments (``--dataset --root --mapping --layout --sheet`` and the synthetic-dataset
-options), feature arguments (``--cache --align --align-size --preprocess
+Dataset arguments (``--dataset --root --mapping --min-class-samples --layout --sheet`` and
+the synthetic-dataset options), feature arguments (``--cache --align --align-size --preprocess
 --prepare-workers``), the ``--model ARCH`` argument whose help lists the networks of
 :mod:`mestudio.nets` (made only when shown), loading the samples and building the feature
 spec. Heavy libraries (torch, cv2) are imported inside the functions.
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +38,16 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, root_required: boo
                         metavar="PATH",
                         help="folder holding the release as distributed (synthetic: where the "
                              "synthetic release is or will be rendered; default: the user cache)")
-    parser.add_argument("--mapping", default="auto", metavar="MAP",
-                        help="class mapping: native, 5class, 3class (default: 5class where the "
-                             "dataset has one, else native)")
+    parser.add_argument("--mapping", default="auto", metavar="MAP|FILE",
+                        help="class set: native, 5class, 3class (default: 5class where the "
+                             "dataset has one, else native), a shipped mapping file "
+                             "(casme2-5class, samm-5class, megc2019-3class, "
+                             "m3enet-table1-<dataset>) or your own TOML file: classes = [...] "
+                             "and a [labels] table native label = class ([labels.<dataset>] "
+                             "tables per dataset)")
+    parser.add_argument("--min-class-samples", type=int, default=0, metavar="N",
+                        help="leave out classes with fewer than N samples after the mapping, "
+                             "with their samples (the report lists them; default 0: keep all)")
     parser.add_argument("--layout", default="auto", choices=("auto", "raw", "selected", "cropped"),
                         help="frame layout of the release (default: the first present)")
     parser.add_argument("--sheet", type=Path, default=None, metavar="FILE",
@@ -130,12 +140,77 @@ def resolve_root(args: argparse.Namespace, dataset: Any) -> Path:
     raise DatasetError(f"--root is required for {dataset.title}: the folder holding the release")
 
 
+@dataclass
+class ClassSet:
+    """The samples of a run and its class set (:func:`load_class_set`).
+
+    Attributes:
+        dataset: the loader; root: the release folder.
+        samples: the samples kept (mapped, small classes dropped).
+        classes: the classes in the model's output order.
+        mapping: the :class:`~mestudio.training.datasets.base.ClassMapping` (built-in
+            mappings included) before small classes were dropped.
+        min_class_samples: ``--min-class-samples``.
+        dropped: class -> samples, the classes dropped for having too few.
+    """
+
+    dataset: Any
+    samples: list[Any]
+    classes: list[str]
+    mapping: Any
+    root: Path
+    min_class_samples: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mapping_name(self) -> str:
+        return str(self.mapping.name)
+
+    def describe(self) -> dict[str, Any]:
+        """What reports state about the class set."""
+        m = self.mapping
+        return {"mapping": m.name, "mapping_source": m.source, "mapping_sha256": m.sha256,
+                "mapping_classes": list(m.classes), "classes": list(self.classes),
+                "min_class_samples": self.min_class_samples, "dropped_classes": dict(self.dropped),
+                "mapping_description": m.description}
+
+
+def load_class_set(args: argparse.Namespace) -> ClassSet:
+    """The dataset, its samples under ``--mapping`` and the class set after
+    ``--min-class-samples``.
+
+    Raises:
+        DatasetError: unknown dataset, unreadable release, unknown mapping, or fewer than two
+            classes left.
+    """
+    from mestudio.training.datasets.base import drop_small_classes
+
+    dataset, samples, mapping, root = _load(args)
+    m = dataset.mapping_object(mapping)
+    classes = list(dataset.classes(mapping))
+    minimum = int(getattr(args, "min_class_samples", 0) or 0)
+    dropped: dict[str, int] = {}
+    if minimum > 0:
+        samples, classes, dropped = drop_small_classes(samples, classes, minimum)
+        if dropped:
+            logger.warning("--min-class-samples %d: left out %s", minimum,
+                           ", ".join(f"{c} ({n} samples)" for c, n in dropped.items()))
+    return ClassSet(dataset, samples, classes, m, root, minimum, dropped)
+
+
 def load_samples(args: argparse.Namespace) -> tuple[Any, list[Any], str, Path]:
-    """``(dataset, samples, mapping, root)`` from the dataset arguments.
+    """``(dataset, samples, mapping name, root)`` from the dataset arguments (classes with
+    fewer than ``--min-class-samples`` samples left out: :func:`load_class_set`).
 
     Raises:
         DatasetError: unknown dataset, unreadable release, unknown mapping.
     """
+    cs = load_class_set(args)
+    return cs.dataset, cs.samples, cs.mapping_name, cs.root
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, list[Any], Any, Path]:
+    """``(dataset, samples, mapping (a name or a ClassMapping), root)``."""
     from mestudio.training.datasets import get_dataset
 
     kwargs: dict[str, Any] = {"layout": args.layout}
@@ -152,11 +227,38 @@ def load_samples(args: argparse.Namespace) -> tuple[Any, list[Any], str, Path]:
     root = resolve_root(args, dataset)
     if dataset.name == "synthetic":
         root.mkdir(parents=True, exist_ok=True)
-    mapping = args.mapping
-    if mapping == "auto":
-        mapping = "5class" if "5class" in dataset.mappings() else "native"
+    mapping = dataset.resolve_mapping(args.mapping)
     samples = dataset.load(root, mapping=mapping)
     return dataset, samples, mapping, root
+
+
+def invocation(args: argparse.Namespace | None = None) -> str:
+    """The command line of this run, for reports: ``mestudio ...`` as typed when mestudio
+    was started as a program; else (called from Python) the command rebuilt from the
+    parsed arguments ``args`` (every option with its value)."""
+    prog = Path(sys.argv[0]).name if sys.argv else ""
+    if prog in ("mestudio", "mestudio.exe", "__main__.py") or (
+            prog == "-m" and len(sys.argv) > 1):
+        return shlex.join(["mestudio", *sys.argv[1:]])
+    if args is None:
+        return ""
+    parts = ["mestudio", str(getattr(args, "command", "") or "train")]
+    for key, value in sorted(vars(args).items()):
+        if key in ("command", "func", "handler") or callable(value) or value is None \
+                or value is False or value == []:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key == "overrides":
+            for v in value:
+                parts += ["--set", str(v)]
+        elif value is True:
+            parts.append(flag)
+        elif isinstance(value, list):
+            for v in value:
+                parts += [flag, str(v)]
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts) + "  # rebuilt from the parsed arguments"
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -6,9 +6,20 @@ betas=0.9,0.99 --set augment=false``); :meth:`TrainConfig.with_overrides` parses
 values with the type of the field's default.
 
 Defaults (the paper's): AdamW, learning rate 1e-3, weight decay 0.05, betas (0.9, 0.999),
-cosine schedule, 50 epochs, batch 128, focal loss gamma 2 with inverse-frequency class
-weights, augmentation (flip, small rotation, noise) with a x5 expansion, a fixed schedule
-(no model selection; the optional validation split uses training subjects only).
+cosine schedule, 50 epochs, batch 128, focal loss gamma 2, augmentation (flip, small
+rotation, noise) with a x5 expansion, a fixed schedule (no model selection; the optional
+validation split uses training subjects only).
+
+Two defaults of plain ``mestudio train`` differ from the paper, on purpose (the M3ENet
+reproduction sets :data:`PAPER_PROFILE`):
+
+* ``focal_alpha = "inverse"`` (``N / (K n_t)``, what mestudio always used) rather than the
+  paper's ``1 - n_t / N``: earlier runs keep their results and resume; the paper's weights
+  are nearly uniform (0.6 - 0.9 for five classes) and are one ``--set focal_alpha=paper``
+  away;
+* ``aug_mode = "online"`` (fresh random transforms every epoch) rather than the paper's
+  offline x5 expansion: it needs no extra memory or feature computation and keeps the
+  runtime of the existing runs and tests; ``--set aug_mode=offline`` builds the paper's.
 """
 
 from __future__ import annotations
@@ -26,8 +37,37 @@ from mestudio.errors import ConfigError
 PROTOCOLS: tuple[str, ...] = ("loso", "lodo")
 """Evaluation protocols: leave-one-subject-out, leave-one-dataset-out."""
 
-ABLATIONS: tuple[str, ...] = ("none", "no-aug", "no-flow", "no-rgb", "single-rgb", "shuffled-rgb")
+ABLATIONS: tuple[str, ...] = ("none", "no-aug", "no-flow", "no-rgb", "single-rgb", "shuffled-rgb",
+                               "permuted-rgb")
 """Ablations (what they do: :mod:`mestudio.training.runner`)."""
+
+FOCAL_ALPHAS: tuple[str, ...] = ("paper", "inverse", "none")
+"""Class weights (alpha_t) of the focal loss (:func:`mestudio.training.losses.class_weights`):
+``paper`` = ``1 - n_t / N`` (the M3ENet paper, with gamma 2), ``inverse`` = ``N / (K n_t)``
+(inverse class frequency), ``none`` = 1."""
+
+AUG_MODES: tuple[str, ...] = ("online", "offline")
+"""``online``: every epoch each training sample appears ``aug_expansion`` times, all but
+one with a fresh random transform; ``offline``: the paper's fixed x5 expansion, built once
+per fold from the fold's TRAINING samples (:mod:`mestudio.training.augment`)."""
+
+AUG_STAGES: tuple[str, ...] = ("maps", "frames")
+"""Where the offline transforms act: on the finished model inputs (``maps``: flow maps and
+key frames, flow vectors rotated with them; cheap) or on the aligned face crops before the
+optical flow (``frames``: the flow is recomputed per variant through
+:mod:`mestudio.training.features`; cached)."""
+
+PAPER_PROFILE: dict[str, object] = {"focal_alpha": "paper", "focal_gamma": 2.0,
+                                    "aug_mode": "offline", "aug_stage": "maps",
+                                    "aug_expansion": 5}
+"""The settings of the M3ENet reproduction that differ from plain ``mestudio train``'s
+defaults (the paper does not say whether its transforms act before or after the flow:
+``maps`` is the cheaper reading; ``aug_stage=frames`` is the other)."""
+
+#: Legacy setting names accepted by :meth:`TrainConfig.from_dict` and ``--set``.
+LEGACY_NAMES: dict[str, str] = {"class_weights": "focal_alpha"}
+#: New settings whose default leaves the settings' digest as it was before they existed.
+_DIGEST_NEUTRAL: dict[str, object] = {"aug_mode": "online", "aug_stage": "maps"}
 
 VALIDATIONS: tuple[str, ...] = ("none", "subjects")
 """Validation policies: ``none`` = fixed schedule, the last epoch's weights are used;
@@ -53,12 +93,19 @@ class TrainConfig:
             ``constant`` or ``step`` (x0.1 at 50 % and 75 % of the epochs).
         min_lr: final learning rate of the cosine schedule.
         warmup_epochs: linear warm-up epochs (0 = none).
-        focal_gamma: focusing parameter of the focal loss (0 = cross-entropy).
-        class_weights: ``inverse`` (inverse class frequency of each fold's training set,
-            the paper) or ``none``.
+        focal_gamma: focusing parameter of the focal loss (0 = cross-entropy; the paper: 2).
+        focal_alpha: class weights alpha_t of the focal loss from each fold's training set
+            (:data:`FOCAL_ALPHAS`): ``paper`` (``1 - n_t/N``), ``inverse`` (``N/(K n_t)``,
+            the default) or ``none``. (Formerly ``class_weights``, still accepted.)
         augment: apply augmentation to the training samples.
+        aug_mode: ``online`` (default) or ``offline`` (the paper's fixed expansion, built
+            once per fold from its training samples), see :data:`AUG_MODES`.
+        aug_stage: offline transforms on the ``maps`` (default) or on the ``frames``
+            before the flow (:data:`AUG_STAGES`).
         aug_expansion: every training sample appears this many times per epoch: once as
-            it is, ``aug_expansion - 1`` times augmented (the paper's x5 expansion).
+            it is, ``aug_expansion - 1`` times augmented (the paper's x5 expansion;
+            offline: the first ``aug_expansion`` of original, flip, rotation +, rotation -,
+            noise, at most 5).
         aug_flip: probability of a horizontal flip (all maps mirrored, ``u`` negated).
         aug_rotation_deg: rotations are drawn uniformly in ``±aug_rotation_deg`` degrees
             (maps rotated about the centre, flow vectors rotated with them).
@@ -88,8 +135,10 @@ class TrainConfig:
     min_lr: float = 0.0
     warmup_epochs: int = 0
     focal_gamma: float = 2.0
-    class_weights: str = "inverse"
+    focal_alpha: str = "inverse"
     augment: bool = True
+    aug_mode: str = "online"
+    aug_stage: str = "maps"
     aug_expansion: int = 5
     aug_flip: float = 0.5
     aug_rotation_deg: float = 8.0
@@ -120,9 +169,16 @@ class TrainConfig:
             (self.schedule in SCHEDULES,
              f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
             (self.focal_gamma >= 0, f"focal_gamma must be >= 0, got {self.focal_gamma}"),
-            (self.class_weights in ("inverse", "none"),
-             f"class_weights must be 'inverse' or 'none', got {self.class_weights!r}"),
+            (self.focal_alpha in FOCAL_ALPHAS,
+             f"focal_alpha must be one of {', '.join(FOCAL_ALPHAS)}, got {self.focal_alpha!r}"),
+            (self.aug_mode in AUG_MODES,
+             f"aug_mode must be one of {', '.join(AUG_MODES)}, got {self.aug_mode!r}"),
+            (self.aug_stage in AUG_STAGES,
+             f"aug_stage must be one of {', '.join(AUG_STAGES)}, got {self.aug_stage!r}"),
             (self.aug_expansion >= 1, f"aug_expansion must be >= 1, got {self.aug_expansion}"),
+            (self.aug_mode != "offline" or self.aug_expansion <= 5,
+             f"aug_mode=offline has 5 variants: aug_expansion must be <= 5, got "
+             f"{self.aug_expansion}"),
             (0 <= self.aug_flip <= 1, f"aug_flip must be a probability, got {self.aug_flip}"),
             (self.aug_rotation_deg >= 0, "aug_rotation_deg must be >= 0"),
             (self.aug_noise >= 0, "aug_noise must be >= 0"),
@@ -156,6 +212,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a (partial) dict; unknown keys raise :class:`ConfigError`."""
+        data = {LEGACY_NAMES.get(k, k): v for k, v in data.items()}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -186,6 +243,7 @@ class TrainConfig:
                 raise ConfigError(f"--set expects key=value, got {text!r}")
             key, value = (s.strip() for s in text.split("=", 1))
             key = key.replace("-", "_")
+            key = LEGACY_NAMES.get(key, key)
             if key not in hints:
                 known = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
                 raise ConfigError(f"unknown training setting {key!r} in --set; known: {known}")
@@ -201,6 +259,12 @@ class TrainConfig:
         do not change what is trained (up to floating-point non-determinism).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        # settings added later leave the digest of the runs made before them unchanged
+        if d.get("focal_alpha") in ("inverse", "none"):
+            d["class_weights"] = d.pop("focal_alpha")
+        for k, v in _DIGEST_NEUTRAL.items():
+            if d.get(k) == v:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -481,6 +481,9 @@ class FeatureSet:
         datasets: source dataset of each sample.
         inputs: input name -> ``[N, ...]`` float32 arrays.
         spec: what the features are.
+        variants: offline variants computed from transformed face crops
+            (``aug_stage = "frames"``, :func:`attach_offline_variants`): variant name ->
+            input name -> ``[N, ...]``, rows as :attr:`ids`; empty otherwise.
     """
 
     ids: list[str]
@@ -489,6 +492,7 @@ class FeatureSet:
     datasets: list[str]
     inputs: dict[str, np.ndarray]
     spec: FeatureSpec
+    variants: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -497,7 +501,9 @@ class FeatureSet:
         idx = np.asarray(index, dtype=np.int64)
         return FeatureSet([self.ids[i] for i in idx], [self.labels[i] for i in idx],
                           [self.subjects[i] for i in idx], [self.datasets[i] for i in idx],
-                          {k: v[idx] for k, v in self.inputs.items()}, self.spec)
+                          {k: v[idx] for k, v in self.inputs.items()}, self.spec,
+                          {n: {k: v[idx] for k, v in arrays.items()}
+                           for n, arrays in self.variants.items()})
 
 
 def load_features(samples: Sequence[Any], cache_dir: str | os.PathLike[str], spec: FeatureSpec,
@@ -544,3 +550,96 @@ def make_spec(model_kind: str = DEFAULT_INPUT_KIND, *, align: str = "tracker", a
                        "differs from a full installation's; run `mestudio models fetch` first")
     return FeatureSpec(kind=model_kind, preprocess=preprocess_metadata(cfg), align=align,
                        align_size=align_size, tracker_mode=mode)
+
+
+# ---- offline augmentation before the flow (aug_stage = "frames") ---------------------------
+def variant_inputs(sample: Any, spec: FeatureSpec, variant: Any, cfg: Any | None = None
+                   ) -> dict[str, np.ndarray]:
+    """The model inputs of one offline variant of a sample: its aligned crops transformed
+    (:func:`mestudio.training.augment.transform_crop`: flip, rotation or noise), then the
+    input kind's :meth:`~mestudio.preprocess.InputKind.make_inputs` — the optical flow is
+    computed from the transformed crops.
+
+    Raises:
+        FeatureError: the sample cannot be turned into inputs.
+    """
+    from mestudio.training.augment import transform_crop
+
+    cfg = cfg if cfg is not None else preprocess_config(spec.preprocess)
+    crops = aligned_crops(sample, spec, cfg)
+    rng = np.random.default_rng(variant.seed)
+    images = [transform_crop(crops[n], variant, rng)
+              for n in needed_frames(sample, spec.kind, cfg)]
+    result = _input_kind(spec.kind).make_inputs([images], cfg)
+    out = {}
+    for name in spec.input_names:
+        arr = np.asarray(result[name][0], dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise FeatureError(f"{name} holds non-finite values")
+        out[name] = arr
+    return out
+
+
+def variants_folder(cache_dir: str | os.PathLike[str], dataset: str, spec: FeatureSpec,
+                    params: Any) -> Path:
+    """``CACHE/<dataset>/<spec key>/offline-<hash of the augmentation ranges>``."""
+    key = hashlib.sha256(json.dumps({"format": FEATURE_FORMAT, "rotation": params.rotation_deg,
+                                     "noise": params.noise}, sort_keys=True).encode()
+                         ).hexdigest()[:12]
+    return cache_folder(cache_dir, dataset, spec) / f"offline-{key}"
+
+
+def attach_offline_variants(features: FeatureSet, samples: Sequence[Any],
+                            cache_dir: str | os.PathLike[str], variants: Sequence[str],
+                            params: Any, *, dataset: str | None = None,
+                            progress: bool = True) -> FeatureSet:
+    """Compute (or read from the cache) the offline variants of every sample of
+    ``features`` from transformed face crops and attach them (``features.variants``).
+
+    Every sample gets its variants (they depend on the sample alone, not on the fold); a
+    fold's training set takes those of its training samples only
+    (:func:`mestudio.training.runner.offline_training_set`).
+
+    Raises:
+        DatasetError: a variant cannot be computed.
+    """
+    from tqdm import tqdm
+
+    from mestudio.training.augment import offline_variant
+
+    spec = features.spec
+    name = dataset or _dataset_name(samples)
+    folder = variants_folder(cache_dir, name, spec, params)
+    by_id = {s.id: s for s in samples}
+    todo = [v for v in variants if v != "original"]
+    arrays: dict[str, dict[str, list[np.ndarray]]] = {v: {k: [] for k in spec.input_names}
+                                                      for v in todo}
+    cfg = preprocess_config(spec.preprocess)
+    bar = tqdm(total=len(features.ids) * len(todo), desc=f"offline variants {name}",
+               unit="input", file=sys.stderr, disable=not progress or None, dynamic_ncols=True)
+    try:
+        for sid in features.ids:
+            sample = by_id.get(sid)
+            if sample is None:
+                raise DatasetError(f"offline variants: sample {sid} is not among the samples")
+            fp = source_fingerprint(sample)
+            for v in todo:
+                path = folder / f"{safe_name(sid)}@{v.replace('+', 'p').replace('-', 'm')}.npz"
+                hit = read_cached(path, fp)
+                if hit is None:
+                    try:
+                        got = variant_inputs(sample, spec, offline_variant(sid, v, params), cfg)
+                    except FeatureError as exc:
+                        raise DatasetError(f"offline variant {v} of {sid}: {exc}") from exc
+                    _write_npz(path, got, {"format": FEATURE_FORMAT, "id": sid, "variant": v,
+                                           "fingerprint": fp})
+                else:
+                    got = hit[0]
+                for k in spec.input_names:
+                    arrays[v][k].append(got[k])
+                bar.update(1)
+    finally:
+        bar.close()
+    features.variants = {v: {k: np.stack(a).astype(np.float32, copy=False)
+                             for k, a in arrays[v].items()} for v in todo}
+    return features

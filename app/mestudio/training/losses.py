@@ -1,8 +1,15 @@
-"""Focal loss with class weights from inverse class frequency (the M3ENet paper).
+"""Focal loss with class weights (alpha_t) from the class counts of a training set.
 
 For a sample of class ``y`` with softmax probability ``p_y`` and class weight ``w_y``::
 
     FL = - w_y * (1 - p_y) ** gamma * log(p_y)
+
+Class weights (:func:`class_weights`, ``TrainConfig.focal_alpha``), with ``n_t`` samples of
+class ``t`` among ``N`` training samples of ``K`` classes:
+
+* ``paper``: ``alpha_t = 1 - n_t / N`` (the M3ENet paper, with gamma 2);
+* ``inverse``: ``alpha_t = N / (K n_t)`` (inverse class frequency; mestudio's default);
+* ``none``: ``alpha_t = 1``.
 
 and the batch loss is the plain mean of ``FL`` over the samples (the weights scale each
 sample's term; they are not renormalised). ``gamma = 0`` and unit weights give the
@@ -42,6 +49,38 @@ def inverse_frequency_weights(labels: Sequence[int] | np.ndarray, num_classes: i
     weights = np.zeros(num_classes, dtype=np.float64)
     weights[present] = y.size / (k * counts[present])
     return weights.astype(np.float32)
+
+
+def paper_alpha_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+    """The M3ENet paper's ``alpha_t = 1 - n_t / N``; classes absent from ``labels`` get 0
+    (they cannot occur in the loss of that training set).
+
+    Returns:
+        ``(K,)`` float32 weights.
+    """
+    y = np.asarray(labels, dtype=np.int64).ravel()
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got {y.min()}..{y.max()}")
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, 1.0 - counts / max(y.size, 1), 0.0)
+    return weights.astype(np.float32)
+
+
+def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int,
+                  mode: str = "inverse") -> np.ndarray | None:
+    """Focal-loss class weights of a training set: ``paper``, ``inverse`` or ``none``
+    (None: every weight 1).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode == "paper":
+        return paper_alpha_weights(labels, num_classes)
+    if mode == "inverse":
+        return inverse_frequency_weights(labels, num_classes)
+    if mode == "none":
+        return None
+    raise ValueError(f"focal alpha must be paper, inverse or none, got {mode!r}")
 
 
 def focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0,

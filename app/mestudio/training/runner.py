@@ -18,12 +18,31 @@ already done. Several seeds give mean ± std over seeds of the pooled figures.
 Ablations (applied to training AND test inputs):
 
 * ``no-aug``: no augmentation (and no expansion);
-* ``no-flow``: the flow inputs (``flow`` / ``flow_seq``) are zeros;
-* ``no-rgb``: the frame inputs (``frames`` / ``clip``) are zeros;
+* ``no-flow``: the network is built WITHOUT its flow streams (M3ENet: no ``u``, ``v``,
+  ``strain`` stacks, embeddings or head inputs; it takes ``frames`` only); a network that
+  cannot remove streams (no ``without`` argument) gets zero flow inputs instead, and the
+  log says so;
+* ``no-rgb``: the same for the frame streams (M3ENet: no key-frame stack and no
+  onset/apex, offset/apex streams; it takes ``flow`` only);
 * ``single-rgb``: one frame only — the apex frame (the middle frame of a clip) fills every
   frame slot;
-* ``shuffled-rgb``: the order of the key frames (of the clip frames) is randomly permuted
-  per sample, so onset/apex/offset lose their meaning.
+* ``shuffled-rgb``: a spatial block shuffle of the frames: each frame is cut into
+  :data:`SHUFFLE_GRID` x :data:`SHUFFLE_GRID` blocks which are put back in one fixed
+  permutation (seed :data:`SHUFFLE_SEED`), the same for every frame and sample — the
+  appearance is kept, its spatial layout destroyed;
+* ``permuted-rgb``: the order of the key frames (of the clip frames) is randomly permuted
+  per sample, so onset/apex/offset lose their meaning (what ``shuffled-rgb`` was before).
+
+The parameter count of the network built (with its streams) is logged when a protocol
+starts and kept in ``ProtocolResult.model_info`` for the report.
+
+Augmentation (:mod:`mestudio.training.augment`): ``aug_mode = "online"`` draws fresh
+transforms per batch; ``aug_mode = "offline"`` trains on the fixed expansion
+:func:`offline_training_set` builds once per fold from the fold's training samples (the
+test fold and its variants are never part of it).
+
+Focal loss class weights: ``focal_alpha`` (:func:`mestudio.training.losses.class_weights`)
+from the class counts of each fold's training samples.
 
 Hooks: ``hook(event, **info)`` is called with ``fold_start`` (fold, train_ids, val_ids,
 test_ids), ``train_batch`` (fold, epoch, ids), ``validate`` (fold, epoch, ids, score),
@@ -73,6 +92,11 @@ Hook = Callable[..., None]
 FOLD_FORMAT = "mestudio-fold/1"
 FRAME_INPUTS = ("frames", "clip")
 FLOW_INPUTS = ("flow", "flow_seq")
+#: ``shuffled-rgb``: blocks per side and the seed of the fixed block permutation.
+SHUFFLE_GRID = 4
+SHUFFLE_SEED = 0
+#: Ablations that remove streams, and the stream group (``without``) each removes.
+STREAM_ABLATIONS: dict[str, str] = {"no-flow": "flow", "no-rgb": "rgb"}
 
 
 # ---- device ---------------------------------------------------------------------------------
@@ -166,8 +190,42 @@ def _stable_int(text: str) -> int:
 
 
 # ---- inputs ---------------------------------------------------------------------------------
+def block_permutation(grid: int = SHUFFLE_GRID, seed: int = SHUFFLE_SEED) -> list[int]:
+    """The fixed block permutation of ``shuffled-rgb`` (never the identity): output block
+    ``i`` (row-major) is input block ``perm[i]``."""
+    import torch
+
+    perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed)).tolist()
+    if perm == sorted(perm):
+        perm = perm[1:] + perm[:1]
+    return [int(p) for p in perm]
+
+
+def block_shuffle(x: Any, grid: int = SHUFFLE_GRID, seed: int = SHUFFLE_SEED) -> Any:
+    """Permute ``grid x grid`` spatial blocks of every map of ``x [..., S, S]`` with the
+    fixed :func:`block_permutation` (rows/columns beyond ``grid * (S // grid)`` stay)."""
+    import torch
+
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    bh, bw = h // grid, w // grid
+    if bh == 0 or bw == 0:
+        raise ConfigError(f"shuffled-rgb: {h}x{w} maps are too small for {grid}x{grid} blocks")
+    lead = tuple(x.shape[:-2])
+    region = x[..., :grid * bh, :grid * bw].reshape(*lead, grid, bh, grid, bw)
+    blocks = region.movedim(-2, -3).reshape(*lead, grid * grid, bh, bw)
+    perm = torch.tensor(block_permutation(grid, seed), device=x.device)
+    shuffled = blocks.index_select(len(lead), perm)
+    back = shuffled.reshape(*lead, grid, grid, bh, bw).movedim(-3, -2)
+    out = x.clone()
+    out[..., :grid * bh, :grid * bw] = back.reshape(*lead, grid * bh, grid * bw)
+    return out
+
+
 def apply_ablation(inputs: dict[str, Any], ablation: str, generator: Any = None) -> dict[str, Any]:
-    """Apply an input ablation to a batch of torch tensors (see the module docstring)."""
+    """Apply an input ablation to a batch of torch tensors (see the module docstring).
+
+    ``no-flow``/``no-rgb`` zero the inputs here: the fallback for networks that cannot
+    remove streams (:func:`input_ablation` skips it for those that did)."""
     import torch
 
     if ablation in ("none", "no-aug"):
@@ -190,6 +248,10 @@ def apply_ablation(inputs: dict[str, Any], ablation: str, generator: Any = None)
     elif ablation == "shuffled-rgb":
         for k in FRAME_INPUTS:
             if k in out:
+                out[k] = block_shuffle(out[k])
+    elif ablation == "permuted-rgb":
+        for k in FRAME_INPUTS:
+            if k in out:
                 x = out[k]
                 n, t = x.shape[:2]
                 perm = torch.argsort(torch.rand(n, t, generator=generator), dim=1)
@@ -198,6 +260,34 @@ def apply_ablation(inputs: dict[str, Any], ablation: str, generator: Any = None)
     else:
         raise ConfigError(f"unknown ablation {ablation!r}")
     return out
+
+
+def input_ablation(ablation: str, model: Any) -> str:
+    """The ablation still to apply to the inputs of ``model``: none for a stream ablation
+    the network was built without (:func:`build_model`)."""
+    if ablation in STREAM_ABLATIONS and STREAM_ABLATIONS[ablation] in \
+            tuple(getattr(model, "removed_streams", ()) or ()):
+        return "none"
+    return ablation
+
+
+def parameter_count(model: Any) -> int:
+    """Trainable parameters of a network."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def model_info(model: Any, ablation: str = "none") -> dict[str, Any]:
+    """What a report says about the network: parameters, streams, inputs, removed streams."""
+    removed = list(getattr(model, "removed_streams", ()) or ())
+    info = {"arch": getattr(model, "arch", type(model).__name__),
+            "parameters": parameter_count(model),
+            "streams": list(getattr(model, "stream_names", ()) or ()),
+            "inputs": list(getattr(model, "input_names", ()) or ()),
+            "removed_streams": removed}
+    if ablation in STREAM_ABLATIONS and not removed:
+        info["note"] = (f"{info['arch']} cannot remove streams: the {ablation} inputs are "
+                        "zeros instead")
+    return info
 
 
 def build_model(cfg: TrainConfig, num_classes: int, features: FeatureSet) -> Any:
@@ -209,8 +299,19 @@ def build_model(cfg: TrainConfig, num_classes: int, features: FeatureSet) -> Any
     kw = dict(cfg.model_kwargs)
     for key, value in input_kind(features.spec.kind).model_kwargs(features.inputs).items():
         kw.setdefault(key, value)
+    group = STREAM_ABLATIONS.get(cfg.ablation)
+    model = None
+    if group is not None and "without" not in kw:
+        try:
+            model = create_model(cfg.model, num_classes, without=(group,), **kw)
+        except TypeError:  # the network cannot remove streams: zero inputs instead
+            logger.warning("%s cannot remove its %s streams: --ablation %s gives it zero "
+                           "inputs instead", cfg.model, group, cfg.ablation)
+        except ValueError as exc:
+            raise ConfigError(f"cannot build model {cfg.model!r}: {exc}") from exc
     try:
-        model = create_model(cfg.model, num_classes, **kw)
+        if model is None:
+            model = create_model(cfg.model, num_classes, **kw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build model {cfg.model!r}: {exc}") from exc
     if model.input_kind != features.spec.kind:
@@ -230,11 +331,12 @@ def _lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: flo
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _batch(features: FeatureSet, idx: np.ndarray, device: str) -> dict[str, Any]:
+def _batch(features: FeatureSet, idx: np.ndarray, device: str,
+           names: Sequence[str] | None = None) -> dict[str, Any]:
     import torch
 
     return {k: torch.from_numpy(np.ascontiguousarray(v[idx])).to(device)
-            for k, v in features.inputs.items()}
+            for k, v in features.inputs.items() if names is None or k in names}
 
 
 def predict(model: Any, features: FeatureSet, idx: np.ndarray, *, ablation: str = "none",
@@ -246,14 +348,71 @@ def predict(model: Any, features: FeatureSet, idx: np.ndarray, *, ablation: str 
     names = list(model.input_names)
     out = []
     g = torch.Generator().manual_seed(10_000 + seed)
+    ablation = input_ablation(ablation, model)
     with torch.no_grad():
         for start in range(0, len(idx), batch_size):
-            b = _batch(features, idx[start:start + batch_size], device)
+            b = _batch(features, idx[start:start + batch_size], device, names)
             b = apply_ablation(b, ablation, g)
             logits = model(*[b[n] for n in names])
             out.append(torch.softmax(logits.float(), 1).cpu().numpy())
     k = model.num_classes
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.float32)
+
+
+@dataclass
+class OfflineSet:
+    """A fold's offline training set (:func:`offline_training_set`).
+
+    Attributes:
+        inputs: input name -> ``[M, ...]`` (``M = len(variants used) x training samples``).
+        source: ``[M]`` index (into the features) of the sample each row comes from.
+        variant: ``[M]`` variant name of each row.
+    """
+
+    inputs: dict[str, np.ndarray]
+    source: np.ndarray
+    variant: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.source))
+
+    def ids(self, features: FeatureSet) -> list[str]:
+        """``<sample id>#<variant>`` of every row."""
+        return [f"{features.ids[i]}#{v}" for i, v in zip(self.source, self.variant,
+                                                          strict=True)]
+
+
+def offline_training_set(features: FeatureSet, train_idx: np.ndarray, cfg: TrainConfig
+                         ) -> OfflineSet:
+    """The offline expansion of a fold's training samples ``train_idx`` — and of nothing
+    else: ``cfg.aug_expansion`` variants (:data:`mestudio.training.augment.OFFLINE_VARIANTS`)
+    per sample, on the maps (``aug_stage = "maps"``) or taken from the variants computed
+    from transformed crops (``"frames"``: ``features.variants``,
+    :func:`mestudio.training.features.attach_offline_variants`).
+
+    Raises:
+        ConfigError: ``aug_stage = "frames"`` without the variants attached.
+    """
+    from mestudio.training.augment import AugmentParams, expand_offline, offline_variants
+
+    idx = np.asarray(train_idx, dtype=np.int64)
+    variants = offline_variants(cfg.aug_expansion)
+    params = AugmentParams(cfg.aug_flip, cfg.aug_rotation_deg, cfg.aug_noise)
+    if cfg.aug_stage == "maps":
+        inputs = expand_offline({k: v[idx] for k, v in features.inputs.items()},
+                                [features.ids[i] for i in idx], variants, params)
+    else:
+        missing = [v for v in variants if v != "original" and v not in features.variants]
+        if missing:
+            raise ConfigError("aug_stage=frames needs the variants computed from the face "
+                              "crops (mestudio train computes them; in Python: "
+                              "features.attach_offline_variants); missing: "
+                              + ", ".join(missing))
+        inputs = {k: np.concatenate([(features.inputs[k] if v == "original"
+                                      else features.variants[v][k])[idx] for v in variants])
+                  for k in features.inputs}
+    return OfflineSet(inputs, np.tile(idx, len(variants)),
+                      np.repeat(np.array(variants), len(idx)))
 
 
 @dataclass
@@ -288,7 +447,7 @@ def train_model(features: FeatureSet, y: np.ndarray, train_idx: np.ndarray, cfg:
     import torch
 
     from mestudio.training.augment import AugmentParams, augment_batch
-    from mestudio.training.losses import FocalLoss, inverse_frequency_weights
+    from mestudio.training.losses import FocalLoss, class_weights
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -296,23 +455,27 @@ def train_model(features: FeatureSet, y: np.ndarray, train_idx: np.ndarray, cfg:
     rng = np.random.default_rng(seed)
     model = build_model(cfg, num_classes, features).to(device)
     n_epochs = int(epochs or cfg.epochs)
-    weights = (inverse_frequency_weights(y[train_idx], num_classes)
-               if cfg.class_weights == "inverse" else None)
+    weights = class_weights(y[train_idx], num_classes, cfg.focal_alpha)
     criterion = FocalLoss(cfg.focal_gamma, weights).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
                                   betas=(float(cfg.betas[0]), float(cfg.betas[1])),
                                   weight_decay=cfg.weight_decay)
     augment = cfg.augment and cfg.ablation != "no-aug"
+    offline = augment and cfg.aug_mode == "offline"
     copies = cfg.aug_expansion if augment else 1
     params = AugmentParams(cfg.aug_flip, cfg.aug_rotation_deg, cfg.aug_noise)
-    per_epoch = len(train_idx) * copies
+    names = list(model.input_names)
+    ablation = input_ablation(cfg.ablation, model)
+    pool: OfflineSet | None = None
+    if offline:
+        pool = offline_training_set(features, train_idx, cfg)
+    per_epoch = len(pool) if pool is not None else len(train_idx) * copies
     steps_per_epoch = max(1, math.ceil(per_epoch / cfg.batch_size))
     total = steps_per_epoch * n_epochs
     warmup = cfg.warmup_epochs * steps_per_epoch
     min_ratio = cfg.min_lr / cfg.lr
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: _lr_factor(s, total, warmup, cfg.schedule, min_ratio))
-    names = list(model.input_names)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, Any]] | None = None
     bar = None
@@ -325,25 +488,34 @@ def train_model(features: FeatureSet, y: np.ndarray, train_idx: np.ndarray, cfg:
     try:
         for epoch in range(1, n_epochs + 1):
             model.train()
-            order = np.concatenate([train_idx] * copies)
-            flags = np.concatenate([np.zeros(len(train_idx), bool)]
-                                   + [np.ones(len(train_idx), bool)] * (copies - 1))
-            perm = rng.permutation(len(order))
-            order, flags = order[perm], flags[perm]
+            if pool is not None:  # rows of the offline expansion
+                order = rng.permutation(len(pool))
+                flags = np.zeros(len(order), bool)
+            else:
+                order = np.concatenate([train_idx] * copies)
+                flags = np.concatenate([np.zeros(len(train_idx), bool)]
+                                       + [np.ones(len(train_idx), bool)] * (copies - 1))
+                perm = rng.permutation(len(order))
+                order, flags = order[perm], flags[perm]
             losses = []
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 if len(idx) < 2 and len(order) > 1:
                     continue  # batch norm cannot train on a single sample
+                src = pool.source[idx] if pool is not None else idx
                 if hook is not None:
                     hook("train_batch", fold=fold, epoch=epoch,
-                         ids=[features.ids[i] for i in idx])
-                batch = _batch(features, idx, device)
-                batch = apply_ablation(batch, cfg.ablation, gen)
-                if augment:
+                         ids=[features.ids[i] for i in src])
+                if pool is not None:
+                    batch = {k: torch.from_numpy(np.ascontiguousarray(pool.inputs[k][idx]))
+                             .to(device) for k in names}
+                else:
+                    batch = _batch(features, idx, device, names)
+                batch = apply_ablation(batch, ablation, gen)
+                if augment and pool is None:
                     mask = torch.from_numpy(flags[start:start + cfg.batch_size])
                     batch = augment_batch(batch, params, gen, mask=mask)
-                target = torch.from_numpy(y[idx]).to(device)
+                target = torch.from_numpy(y[src]).to(device)
                 logits = model(*[batch[n] for n in names])
                 loss = criterion(logits, target)
                 optimiser.zero_grad(set_to_none=True)
@@ -397,6 +569,8 @@ class ProtocolResult:
         trained: ``(seed, fold)`` pairs trained by this run.
         failed: folds that failed on every attempt (an executor's retries included); the
             seeds they belong to have no pooled figures.
+        model_info: the network trained (:func:`model_info`: parameters, streams, removed
+            streams).
     """
 
     per_seed: dict[int, dict[str, Any]]
@@ -409,6 +583,7 @@ class ProtocolResult:
     skipped: list[tuple[int, str]]
     trained: list[tuple[int, str]]
     failed: list[FoldFailure] = field(default_factory=list)
+    model_info: dict[str, Any] = field(default_factory=dict)
 
 
 def fold_file(out_dir: Path, seed: int, fold: str) -> Path:
@@ -638,6 +813,13 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
     wanted = all_folds if folds is None else [f for f in all_folds if f.name in set(folds)]
     digest = cfg.digest() + "-" + features.spec.key()[:8]
     k = len(classes)
+    info = model_info(build_model(cfg, k, features), cfg.ablation)
+    logger.info("model %s%s: %s parameters; streams %s; inputs %s%s", cfg.model,
+                f" ({cfg.ablation})" if cfg.ablation != "none" else "",
+                f"{info['parameters']:,}", ", ".join(info["streams"]) or "-",
+                ", ".join(info["inputs"]),
+                f"; removed: {', '.join(info['removed_streams'])}"
+                if info["removed_streams"] else "")
     skipped: list[tuple[int, str]] = []
     trained: list[tuple[int, str]] = []
     failed: list[FoldFailure] = []
@@ -735,7 +917,7 @@ def run_protocol(features: FeatureSet, classes: Sequence[str], cfg: TrainConfig,
         logger.info("seed %d: not every fold is done yet; no pooled figures", seed)
     summary = summarise_seeds(list(per_seed.values())) if per_seed else {}
     return ProtocolResult(per_seed, summary, pooled_all, [f.name for f in all_folds], out,
-                          epochs, time.perf_counter() - t0, skipped, trained, failed)
+                          epochs, time.perf_counter() - t0, skipped, trained, failed, info)
 
 
 def label_indices(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:

@@ -10,12 +10,28 @@ cannot be read at all (no sheet, wrong sheet, missing columns) raises
 Class mappings (``mapping`` argument):
     ``"native"``  the dataset's own emotion labels (lower case);
     ``"5class"``  the usual 5-class protocol where the dataset has one (CASME II, SAMM, CASME);
-    ``"3class"``  negative / positive / surprise as in the MEGC2019 composite.
+    ``"3class"``  negative / positive / surprise as in the MEGC2019 composite;
+    a :class:`ClassMapping` (:func:`load_mapping`): a TOML mapping file, shipped in
+    ``mestudio/resources/mappings`` (by name) or the user's own (by path)::
+
+        # where the class set comes from
+        classes = ["negative", "positive", "surprise"]   # the model's output order
+        [labels]                  # native label -> class, every dataset
+        disgust = "negative"
+        happiness = "positive"
+        [labels.samm]             # for samples of one dataset (over [labels]); "" = left out
+        anger = "negative"
+
+    Native labels the mapping does not name are left out, with their samples.
+    :func:`drop_small_classes` then drops classes with too few samples
+    (``--min-class-samples``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import re
 from collections import Counter
@@ -33,6 +49,174 @@ logger = logging.getLogger(__name__)
 MAPPINGS: tuple[str, ...] = ("native", "5class", "3class")
 THREE_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
 """MEGC2019 composite classes, in the order of its label codes 0, 1, 2."""
+
+MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "resources" / "mappings"
+"""Where the shipped mapping files live (``mestudio/resources/mappings/<name>.toml``, package
+data)."""
+
+
+@dataclass(frozen=True)
+class ClassMapping:
+    """A class set and how native labels map to it (a mapping file, :func:`load_mapping`).
+
+    Attributes:
+        name: what reports call it (the file's ``name``, else its stem).
+        classes: the classes in the model's output order.
+        labels: native label (lower case) -> class, for every dataset.
+        per_dataset: dataset name -> {native label -> class}, over :attr:`labels` for that
+            dataset's samples (``""``: left out).
+        source: the file it was read from (``""``: made in code).
+        sha256: hash of the file's bytes (of a canonical JSON form when made in code).
+        description: the file's leading comment (where the class set comes from).
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    labels: dict[str, str]
+    per_dataset: dict[str, dict[str, str]] = field(default_factory=dict)
+    source: str = ""
+    sha256: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise DatasetError(f"mapping {self.name}: 'classes' must list at least two "
+                               f"distinct classes, got {list(self.classes)}")
+        known = set(self.classes)
+        tables = [("labels", self.labels)] + [(f"labels.{d}", t)
+                                             for d, t in self.per_dataset.items()]
+        for where, table in tables:
+            bad = sorted({v for v in table.values() if v and v not in known})
+            if bad:
+                raise DatasetError(f"mapping {self.name}: [{where}] maps to {', '.join(bad)}, "
+                                   f"not in classes ({', '.join(self.classes)})")
+        if not self.sha256:
+            canon = json.dumps({"classes": list(self.classes), "labels": self.labels,
+                                "per_dataset": self.per_dataset}, sort_keys=True)
+            object.__setattr__(self, "sha256", hashlib.sha256(canon.encode()).hexdigest())
+
+    @classmethod
+    def builtin(cls, dataset: str, mapping: str, table: dict[str, str] | None,
+                classes: Sequence[str]) -> ClassMapping:
+        """A dataset's built-in ``native``/``5class``/``3class`` mapping as an object."""
+        labels = dict(table) if table is not None else {c: c for c in classes}
+        return cls(name=mapping, classes=tuple(classes), labels=labels,
+                   source=f"built-in {dataset} {mapping}")
+
+    def table(self, dataset: str) -> dict[str, str]:
+        """Native label -> class for samples of ``dataset`` (left-out labels absent)."""
+        merged = {**self.labels, **self.per_dataset.get(dataset, {})}
+        return {k: v for k, v in merged.items() if v}
+
+    def map(self, native: str, dataset: str) -> str | None:
+        """The class of a native label of ``dataset``; None when the mapping leaves it out."""
+        return self.table(dataset).get(native.strip().lower()) or None
+
+    def restricted(self, classes: Sequence[str]) -> ClassMapping:
+        """The mapping with only ``classes`` (in this mapping's order); labels mapped to the
+        others are left out. Keeps name, source and hash (the file it came from)."""
+        keep = [c for c in self.classes if c in set(classes)]
+        return dataclasses.replace(
+            self, classes=tuple(keep),
+            labels={k: v for k, v in self.labels.items() if v in keep},
+            per_dataset={d: {k: (v if v in keep else "") for k, v in t.items()}
+                         for d, t in self.per_dataset.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (reports)."""
+        return {"name": self.name, "source": self.source, "sha256": self.sha256,
+                "classes": list(self.classes), "labels": dict(self.labels),
+                "per_dataset": {d: dict(t) for d, t in self.per_dataset.items()},
+                "description": self.description}
+
+
+def shipped_mappings() -> dict[str, Path]:
+    """Name -> file of the mapping files shipped with mestudio (sorted by name)."""
+    if not MAPPINGS_DIR.is_dir():  # pragma: no cover - broken installation
+        return {}
+    return {p.stem: p for p in sorted(MAPPINGS_DIR.glob("*.toml"))}
+
+
+def _leading_comment(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            lines.append(stripped.lstrip("#").strip())
+        elif stripped:
+            break
+    return " ".join(x for x in lines if x)
+
+
+def load_mapping(spec: str | Path) -> ClassMapping:
+    """A mapping file: a shipped one by name (:func:`shipped_mappings`) or a path.
+
+    Raises:
+        DatasetError: no such file, not TOML, or not a mapping (see the module docstring).
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    shipped = shipped_mappings()
+    path = shipped.get(str(spec))
+    if path is None:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"unknown class mapping {str(spec)!r}: use native, 5class, "
+                               f"3class, a shipped mapping ({', '.join(shipped) or 'none'}) "
+                               "or a TOML mapping file")
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DatasetError(f"mapping file {path}: not valid TOML ({exc})") from None
+    classes = data.get("classes")
+    table = data.get("labels")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) \
+            or not isinstance(table, dict):
+        raise DatasetError(f"mapping file {path}: needs classes = [\"...\", ...] and a "
+                           "[labels] table (native label = \"class\")")
+    labels: dict[str, str] = {}
+    per_dataset: dict[str, dict[str, str]] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if not all(isinstance(v, str) for v in value.values()):
+                raise DatasetError(f"mapping file {path}: [labels.{key}] values must be "
+                                   "class names (or \"\" to leave a label out)")
+            per_dataset[str(key).strip().lower()] = {str(k).strip().lower(): v.strip()
+                                                     for k, v in value.items()}
+        elif isinstance(value, str):
+            labels[str(key).strip().lower()] = value.strip()
+        else:
+            raise DatasetError(f"mapping file {path}: labels.{key} must be a class name")
+    return ClassMapping(name=str(data.get("name") or path.stem),
+                        classes=tuple(c.strip() for c in classes), labels=labels,
+                        per_dataset=per_dataset, source=path.name,
+                        sha256=hashlib.sha256(raw).hexdigest(),
+                        description=str(data.get("description") or _leading_comment(
+                            raw.decode("utf-8"))))
+
+
+def drop_small_classes(samples: Sequence[Sample], classes: Sequence[str], min_samples: int
+                       ) -> tuple[list[Sample], list[str], dict[str, int]]:
+    """Leave out the classes with fewer than ``min_samples`` samples, with their samples.
+
+    Returns:
+        ``(samples kept, classes kept in their order, {dropped class: its sample count})``.
+
+    Raises:
+        DatasetError: fewer than two classes remain.
+    """
+    counts = Counter(s.label for s in samples)
+    dropped = {c: counts.get(c, 0) for c in classes if counts.get(c, 0) < min_samples}
+    kept = [c for c in classes if c not in dropped]
+    if len(kept) < 2:
+        raise DatasetError(f"--min-class-samples {min_samples} leaves {len(kept)} class(es) "
+                           f"({', '.join(f'{c} {counts.get(c, 0)}' for c in classes)})")
+    return [s for s in samples if s.label in set(kept)], kept, dropped
+
 
 # Issue kinds (DatasetReport.issues)
 BAD_ROW = "bad row"
@@ -262,18 +446,26 @@ class DatasetReport:
         """Mappings available for this dataset (``"native"`` first)."""
         return ("native", *self.class_maps)
 
-    def mapped(self, mapping: str = "native") -> list[Sample]:
+    def mapped(self, mapping: str | ClassMapping = "native") -> list[Sample]:
         """The usable samples under ``mapping``; samples outside the mapping are left out."""
+        if isinstance(mapping, ClassMapping):
+            out = []
+            for s in self.samples:
+                label = mapping.map(s.native_label, s.dataset)
+                if label is not None:
+                    out.append(s.with_label(label))
+            return out
         if mapping == "native":
             return list(self.samples)
         table = self.class_maps[mapping]
         return [s.with_label(table[s.native_label]) for s in self.samples
                 if s.native_label in table]
 
-    def class_counts(self, mapping: str = "native") -> dict[str, int]:
+    def class_counts(self, mapping: str | ClassMapping = "native") -> dict[str, int]:
         """Samples per class under ``mapping``, in the mapping's class order."""
         counts = Counter(s.label for s in self.mapped(mapping))
-        order = list(self.class_orders.get(mapping, ()))
+        order = list(mapping.classes if isinstance(mapping, ClassMapping)
+                     else self.class_orders.get(mapping, ()))
         for label, _ in counts.most_common():
             if label not in order:
                 order.append(label)
@@ -416,23 +608,54 @@ class MEDataset:
         """Available mappings, ``"native"`` first."""
         return ("native", *self.class_maps)
 
-    def classes(self, mapping: str = "native") -> tuple[str, ...]:
+    def classes(self, mapping: str | ClassMapping = "native") -> tuple[str, ...]:
         """Class names under ``mapping`` in their fixed order (the model's output order).
 
         Raises:
             DatasetError: the dataset has no such mapping.
         """
+        if isinstance(mapping, ClassMapping):
+            return mapping.classes
         if mapping == "native":
             return self.native_classes
         self._check_mapping(mapping)
         return self.class_orders[mapping]
 
-    def map_label(self, native: str, mapping: str = "native") -> str | None:
+    def map_label(self, native: str, mapping: str | ClassMapping = "native") -> str | None:
         """Class of a native label under ``mapping``; None when the mapping excludes it."""
+        if isinstance(mapping, ClassMapping):
+            return mapping.map(native, self.name)
         if mapping == "native":
             return native
         self._check_mapping(mapping)
         return self.class_maps[mapping].get(native)
+
+    def resolve_mapping(self, mapping: str | ClassMapping = "auto") -> str | ClassMapping:
+        """``auto`` -> ``5class`` where the dataset has one, else ``native``; a built-in name
+        as it is; anything else a mapping file (:func:`load_mapping`).
+
+        Raises:
+            DatasetError: neither a built-in mapping nor a readable mapping file.
+        """
+        if isinstance(mapping, ClassMapping):
+            return mapping
+        if mapping == "auto":
+            return "5class" if "5class" in self.mappings() else "native"
+        if mapping in self.mappings():
+            return mapping
+        if mapping in MAPPINGS:
+            self._check_mapping(mapping)
+        return load_mapping(mapping)
+
+    def mapping_object(self, mapping: str | ClassMapping) -> ClassMapping:
+        """Any mapping as a :class:`ClassMapping` (built-ins included; for reports)."""
+        if isinstance(mapping, ClassMapping):
+            return mapping
+        if mapping == "native":
+            return ClassMapping.builtin(self.name, "native", None, self.native_classes)
+        self._check_mapping(mapping)
+        return ClassMapping.builtin(self.name, mapping, self.class_maps[mapping],
+                                    self.class_orders[mapping])
 
     def _check_mapping(self, mapping: str) -> None:
         if mapping not in self.class_maps:
@@ -448,7 +671,7 @@ class MEDataset:
         return self.label_aliases.get(text, text)
 
     # ---- loading ----------------------------------------------------------------------
-    def load(self, root: str | Path, mapping: str = "native") -> list[Sample]:
+    def load(self, root: str | Path, mapping: str | ClassMapping = "native") -> list[Sample]:
         """Usable samples of the release at ``root`` with labels under ``mapping``.
 
         Samples whose native class the mapping excludes are left out (e.g. fear and sadness
@@ -457,7 +680,7 @@ class MEDataset:
         Raises:
             DatasetError: the release cannot be read, or no sample is usable.
         """
-        if mapping != "native":
+        if not isinstance(mapping, ClassMapping) and mapping != "native":
             self._check_mapping(mapping)
         report = self.scan(root)
         if not report.usable:
@@ -466,13 +689,21 @@ class MEDataset:
                 f"--dataset {self.name} --root {report.root}` for the details"
             )
         samples = report.mapped(mapping)
+        if isinstance(mapping, ClassMapping):
+            outside = Counter(s.native_label for s in report.samples
+                              if mapping.map(s.native_label, s.dataset) is None)
+            if outside:
+                logger.info("%s: mapping %s leaves out %s", self.name, mapping.name,
+                            ", ".join(f"{k} ({n})" for k, n in outside.most_common()))
         if report.issues or report.fixes:
             logger.warning(
                 "%s: %d samples (%s mapping); %d annotation fixes applied, %d issues — see "
                 "`mestudio data check --dataset %s --root %s`", self.name, len(samples),
-                mapping, len(report.fixes), len(report.issues), self.name, report.root)
+                getattr(mapping, "name", mapping), len(report.fixes), len(report.issues),
+                self.name, report.root)
         if not samples:
-            raise DatasetError(f"no {self.title} sample falls in the {mapping} classes")
+            name = mapping.name if isinstance(mapping, ClassMapping) else mapping
+            raise DatasetError(f"no {self.title} sample falls in the {name} classes")
         return samples
 
     def check(self, root: str | Path) -> DatasetReport:
