@@ -1,9 +1,26 @@
-"""``mestudio spot-eval``: MEGC spotting scores of events.json files against truth.json files.
+"""``mestudio spot-eval``: MEGC spotting scores, of events.json files against truth.json files
+(synthetic clips) or of the application's spotter over a long-video dataset.
 
 Usage::
 
     mestudio spot-eval --pred a/events.json --truth a/truth.json [--pred b/events.json --truth b/truth.json ...]
     mestudio spot-eval --pred events.json --truth truth.json --iou 0.5 --json scores.json
+    mestudio spot-eval --dataset casme_sq_lv --root /data/CASME_sq --out runs/casme_sq [--workers 2]
+        [--model m.onnx] [--sensitivity 0.5] [--sweep sensitivity=0.3:0.9:0.1] [--force]
+
+Dataset mode (``--dataset NAME --root DIR``; NAME one of ``casme_sq_lv``, ``samm_lv``,
+``casme3``): every long video of the release (:mod:`mestudio.training.datasets.longvideo`)
+is analysed by :func:`mestudio.analysis.analyze_video` at the release's frame rate (the
+image folder is read with the dataset's fps), into ``OUT/videos/<subject>/<video>/``
+(``events.json``, ``events.csv``, ``frames.csv``, the spotter's recorded inputs); a video
+whose folder holds a complete analysis of the same frames with the same settings is not
+re-run (``--force`` re-runs it); ``--workers N`` analyses N videos at once in spawned
+processes. Scores (:mod:`mestudio.spotting.megc`): micro, macro, overall (micro + macro
+counts) and any-kind, per video and pooled; with ``--model`` also STRS. ``OUT/report.md``,
+``OUT/scores.csv`` and ``OUT/scores.json`` (written atomically) state the settings, the
+command and the literature figures for scale. ``--sweep`` replays the recorded spotter
+inputs for each value and prints the F1 curve (a setting chosen on the same videos is
+optimistic).
 
 Pairs are taken in order (the k-th ``--pred`` with the k-th ``--truth``). TP/FP/FN are
 summed over the pairs, then precision, recall and F1 are printed for micro and macro
@@ -21,28 +38,65 @@ import logging
 from pathlib import Path
 
 NAME = "spot-eval"
-HELP = "score spotted events (events.json) against synthetic truth (truth.json): P, R, F1"
+HELP = ("MEGC spotting scores: events.json against synthetic truth.json, or the spotter run "
+        "over a long-video dataset (--dataset casme_sq_lv|samm_lv|casme3 --root DIR)")
 
 log = logging.getLogger(__name__)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pred", type=Path, action="append", required=True, metavar="EVENTS",
+    parser.add_argument("--pred", type=Path, action="append", default=None, metavar="EVENTS",
                         help="events.json written by 'mestudio analyze' (repeat for more videos)")
-    parser.add_argument("--truth", type=Path, action="append", required=True, metavar="TRUTH",
+    parser.add_argument("--truth", type=Path, action="append", default=None, metavar="TRUTH",
                         help="truth.json written by 'mestudio synth' (one per --pred, same order)")
     parser.add_argument("--iou", type=float, default=0.5,
                         help="minimum interval IoU for a true positive (default 0.5, MEGC)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write the scores to this JSON file")
+    ds = parser.add_argument_group("long-video datasets (MEGC protocol)")
+    ds.add_argument("--dataset", default=None, metavar="NAME",
+                    help="run the spotter over every long video of a release: casme_sq_lv "
+                         "(CAS(ME)^2), samm_lv (SAMM Long Videos), casme3 (CAS(ME)^3 part A)")
+    ds.add_argument("--root", type=Path, default=None, metavar="DIR",
+                    help="folder holding the release as distributed (sheet + frames)")
+    ds.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="output folder (default: spot-eval-<dataset>)")
+    ds.add_argument("--layout", default="auto", help="frame layout (default: the first present)")
+    ds.add_argument("--sheet", type=Path, default=None, metavar="FILE",
+                    help="annotation file, when not found under --root")
+    ds.add_argument("--model", type=Path, default=None, metavar="PATH",
+                    help="recognise micro events with this model and report STRS")
+    ds.add_argument("--sensitivity", type=float, default=None, metavar="S",
+                    help="spotting sensitivity 0..1 (default from the settings, 0.5)")
+    ds.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="videos analysed at once, each in its own process (default 1)")
+    ds.add_argument("--force", action="store_true",
+                    help="re-analyse videos whose folder already holds a complete analysis "
+                         "with the same settings")
+    ds.add_argument("--video", action="append", default=None, metavar="PATTERN",
+                    help="only the videos whose id matches this glob (repeatable), e.g. 's15/*'")
+    ds.add_argument("--max-frames", type=int, default=None, metavar="N",
+                    help="analyse at most N frames of each video (quick looks; scores then "
+                         "cover truncated videos)")
+    ds.add_argument("--sweep", default=None, metavar="NAME=START:STOP:STEP",
+                    help="F1 curve over a spotter setting, e.g. sensitivity=0.3:0.9:0.1 "
+                         "(replays the recorded spotter inputs; optimistic if used to choose)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset is not None:
+        return _run_dataset(args)
+    return _run_pairs(args)
+
+
+def _run_pairs(args: argparse.Namespace) -> int:
     from mestudio.errors import ConfigError
     from mestudio.events_io import read_events_json, read_truth_json
     from mestudio.fsutil import atomic_write_text
     from mestudio.spotting.metrics import format_score, score_by_kind
 
+    if not args.pred or not args.truth:
+        raise ConfigError("give --pred EVENTS --truth TRUTH pairs, or --dataset NAME --root DIR")
     if len(args.pred) != len(args.truth):
         raise ConfigError(f"got {len(args.pred)} --pred but {len(args.truth)} --truth files; "
                           "give one truth.json per events.json, in the same order")
@@ -80,3 +134,113 @@ def run(args: argparse.Namespace) -> int:
                "scores": {k: v.as_dict() for k, v in scores.items()}}
         atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
     return 0
+
+
+# ------------------------------------------------------------------------ dataset mode
+def _run_dataset(args: argparse.Namespace) -> int:
+    import dataclasses
+    import fnmatch
+    import os
+    import shlex
+    import sys
+
+    from mestudio.batch import settings_fingerprint
+    from mestudio.config import load_settings
+    from mestudio.errors import ConfigError, DatasetError, ModelFileError
+    from mestudio.spotting import megc
+    from mestudio.training.datasets import get_dataset
+    from mestudio.training.datasets.longvideo import LongVideoDataset
+
+    if args.root is None:
+        raise ConfigError("--dataset needs --root DIR (the folder of the release)")
+    if args.pred or args.truth:
+        raise ConfigError("give either --pred/--truth pairs or --dataset, not both")
+    if not 0.0 < args.iou <= 1.0:
+        raise ConfigError(f"--iou must be in (0, 1], got {args.iou}")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError("--max-frames must be at least 1")
+    sweep = None
+    if args.sweep is not None:
+        try:
+            sweep = megc.parse_sweep(args.sweep)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    kwargs: dict[str, object] = {"layout": args.layout}
+    if args.sheet is not None:
+        kwargs["sheet"] = args.sheet
+    dataset = get_dataset(args.dataset, **kwargs)
+    if not isinstance(dataset, LongVideoDataset):
+        raise ConfigError(f"{args.dataset!r} is not a long-video release: spot-eval --dataset "
+                          "takes casme_sq_lv, samm_lv or casme3")
+    report, videos = dataset.long_videos(args.root)
+    if args.video:
+        videos = [v for v in videos if any(fnmatch.fnmatchcase(v.id, pat) for pat in args.video)]
+    if not videos:
+        raise DatasetError(f"no long video to score under {args.root} (see `mestudio data check "
+                           f"--dataset {dataset.name} --root {args.root}`)")
+
+    cfg = load_settings()
+    cfg.capture.sequence_fps = dataset.fps
+    if args.sensitivity is not None:
+        if not 0.0 <= args.sensitivity <= 1.0:
+            raise ConfigError(f"--sensitivity must be between 0 and 1, got {args.sensitivity}")
+        cfg.spotter.sensitivity = float(args.sensitivity)
+    recognition = args.model is not None
+    if recognition:
+        model = args.model.expanduser()
+        if not model.is_file():
+            raise ModelFileError(f"--model {args.model} does not exist; give a .onnx file made "
+                                 "by `mestudio export`")
+        cfg.recognition.model = str(model)
+        cfg.recognition.enabled = True
+    cfg = dataclasses.replace(cfg, recognition=dataclasses.replace(cfg.recognition, threads=1))
+    shash = settings_fingerprint(cfg, recognition, args.max_frames)
+    out = Path(os.path.abspath((args.out or Path(f"spot-eval-{dataset.name}")).expanduser()))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [megc.VideoJob(video_id=v.id, paths=tuple(str(p) for p in v.paths), fps=v.fps,
+                          out_dir=str(out / "videos" / v.id), config=cfg,
+                          recognition=recognition, max_frames=args.max_frames,
+                          settings_hash=shash, force=args.force) for v in videos]
+
+    def done(i: int, r: dict) -> None:
+        log.info("%d/%d %s: %s%s", i + 1, len(jobs), r["video"], r["status"],
+                 f" ({r['error']})" if r.get("error") else "")
+
+    results = megc.run_videos(jobs, workers=min(args.workers, len(jobs)), on_done=done)
+    command = "mestudio " + shlex.join(_argv_of(args))
+    evaluation = megc.evaluate(videos, jobs, results, dataset, iou=args.iou,
+                               recognition=recognition, sweep=sweep, base_config=cfg.spotter)
+    paths = megc.write_report(out, evaluation, dataset=dataset, report=report,
+                              spotter=dataclasses.asdict(cfg.spotter), command=command,
+                              iou=args.iou, max_frames=args.max_frames)
+    print(megc.format_summary(evaluation, iou=args.iou))
+    failed = [r for r in results if r.get("status") == "failed"]
+    for r in failed:
+        print(f"mestudio spot-eval: failed: {r['video']}: {r['error']}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 1 if failed else 0
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    """The options of a dataset run as a command line (when not run from the console)."""
+    argv = ["spot-eval", "--dataset", str(args.dataset), "--root", str(args.root)]
+    for flag, value in (("--out", args.out), ("--model", args.model),
+                        ("--sensitivity", args.sensitivity), ("--sweep", args.sweep),
+                        ("--max-frames", args.max_frames), ("--sheet", args.sheet)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if args.layout != "auto":
+        argv += ["--layout", args.layout]
+    if args.iou != 0.5:
+        argv += ["--iou", str(args.iou)]
+    if args.workers != 1:
+        argv += ["--workers", str(args.workers)]
+    for pat in args.video or []:
+        argv += ["--video", pat]
+    if args.force:
+        argv.append("--force")
+    return argv
