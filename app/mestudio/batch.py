@@ -22,8 +22,9 @@ interrupted midway (no ``events.json``, or ``"complete": false``) or changed is 
 
 :func:`run_batch` runs the jobs: ``workers=1`` in this process (frame progress available);
 ``workers=N`` in N ``spawn`` processes (:class:`concurrent.futures.ProcessPoolExecutor`),
-each with one thread per library (:func:`limit_threads`); ``ray=...`` as Ray tasks of one
-CPU each. A stop request (Ctrl+C) cancels the inputs not started and lets the running ones
+each with one thread per library (:func:`limit_threads`); ``use_ray`` as Ray tasks of one
+CPU each (Ray is reached through :mod:`mestudio.raysupport`: the local Ray or the cluster,
+and on a cluster the check that every node sees the inputs and the output folder). A stop request (Ctrl+C) cancels the inputs not started and lets the running ones
 stop after their current frame (their outputs say ``"complete": false``); workers learn of
 it from a stop file in the output folder (:data:`STOP_NAME`), which reaches Ray nodes too.
 
@@ -46,7 +47,6 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -77,19 +77,11 @@ HASH_EDGE_BYTES = 1 << 20
 #: Environment variables that set the thread pools of OpenMP, MKL, OpenBLAS and friends.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-INSTALL_HINT = 'pip install "mestudio[cluster]"'
 #: Statuses of a :class:`JobResult`.
 STATUSES = ("ok", "failed", "skipped", "interrupted", "cancelled", "pending")
 #: Seconds between two looks at the stop file (a stat per frame would be wasteful on NFS).
 STOP_POLL_S = 0.25
-#: Seconds the per-node storage probe of a cluster may take.
-PROBE_TIMEOUT_S = 120.0
 _RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]]+:\d+")
-#: Longest Ray temporary folder: Ray puts Unix sockets ~65 characters below it and a socket
-#: path may not exceed 107 bytes.
-_RAY_TEMP_MAX = 40
-#: Session folders (logs) of the local Ray kept in its temporary folder.
-RAY_SESSIONS_KEPT = 3
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -598,26 +590,6 @@ def _ray_task(job: BatchJob) -> JobResult:
     return result
 
 
-def _probe_task(out_root: str, inputs: list[str], token: str) -> dict[str, Any]:
-    """Ray task of the storage check: write a probe file in the output folder (the driver
-    then looks for it) and list the inputs this node cannot see."""
-    node = ""
-    with contextlib.suppress(Exception):
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-    host = socket.gethostname()
-    probe = Path(out_root) / f".mestudio-probe-{token}-{node[:12] or os.getpid()}"
-    error = ""
-    try:
-        probe.write_text(host, encoding="utf-8")
-    except OSError as exc:
-        error = f"cannot write to {out_root}: {exc.strerror or exc}"
-    missing = [p for p in inputs if not os.path.exists(p)]
-    return {"node": node, "host": host, "probe": str(probe), "error": error,
-            "missing": missing[:3], "n_missing": len(missing)}
-
-
 # ------------------------------------------------------------------------------ batches
 @dataclass
 class BatchReport:
@@ -650,44 +622,6 @@ def write_summary(path: Path, results: Sequence[JobResult], durable: bool = True
     return atomic_write_text(path, buf.getvalue(), durable=durable)
 
 
-def ray_available() -> bool:
-    """Whether Ray can be imported (the ``cluster`` extra)."""
-    try:
-        import_ray()
-    except MestudioError:
-        return False
-    return True
-
-
-def import_ray() -> Any:
-    """``import ray`` with usage statistics off (``RAY_USAGE_STATS_ENABLED=0`` first).
-
-    Raises:
-        MestudioError: Ray is not installed (says how to install it).
-    """
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    try:
-        import ray
-    except ImportError:
-        raise MestudioError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
-    return ray
-
-
-def ray_temp_dir() -> Path:
-    """Ray's temporary folder for a local Ray: ``<user cache>/mestudio/ray`` (the cache
-    folder of ``platformdirs`` that ``models fetch`` uses too), or a short folder in the
-    system's temporary folder when that path is too long for Ray's Unix sockets."""
-    from platformdirs import user_cache_dir
-
-    d = Path(user_cache_dir("mestudio", appauthor=False)) / "ray"
-    if len(str(d)) > _RAY_TEMP_MAX:
-        uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
-        d = Path(tempfile.gettempdir()) / f"mestudio-ray-{uid}"
-        log.debug("cache path too long for Ray's sockets: Ray's files go to %s", d)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def is_ray_address(text: str) -> bool:
     """Whether ``text`` is a Ray address (``auto``, ``local``, ``host:port``,
     ``ray://host:port``) rather than an input."""
@@ -710,88 +644,6 @@ def check_storage(out_root: Path, inputs: Sequence[str]) -> None:
     for spec in inputs:
         if not spec.startswith("demo") and not os.path.isabs(spec):
             raise MestudioError(f"--ray: input {spec} must be an absolute path")
-
-
-def check_cluster_storage(ray: Any, out_root: Path, inputs: Sequence[str]) -> list[str]:
-    """Have a small task on every alive node write a probe file into ``out_root`` and look
-    for the inputs; the driver must see every probe. Returns the node ids.
-
-    Raises:
-        MestudioError: a node cannot write there, its file is not visible here (not shared
-            storage), or it cannot see inputs that this machine sees (one line).
-    """
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-    visible = [s for s in inputs if not s.startswith("demo") and os.path.exists(s)]
-    token = os.urandom(4).hex()
-    probe = ray.remote(num_cpus=0, max_retries=0)(_probe_task)
-    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
-            .remote(str(out_root), visible, token) for n in nodes]
-    try:
-        answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
-    except Exception as exc:
-        raise MestudioError(f"--ray: the storage check on the cluster's nodes failed "
-                            f"({_one_line(str(exc))[:200]})") from None
-    problems = []
-    for a in answers:
-        where = f"node {a['host']} ({a['node'][:8]})"
-        probe_path = Path(a["probe"])
-        if a["error"]:
-            problems.append(f"{where}: {a['error']}")
-        elif not probe_path.exists():
-            problems.append(f"{where} wrote into its own {out_root}, which this machine "
-                            "does not see")
-        if a["n_missing"]:
-            problems.append(f"{where} does not see {a['n_missing']} input(s), e.g. "
-                            f"{a['missing'][0]}")
-        with contextlib.suppress(OSError):
-            probe_path.unlink()
-    if problems:
-        raise MestudioError("--ray: inputs and the output folder must be on storage every "
-                            "Ray node sees (a shared mount, same path): " + "; ".join(problems))
-    return nodes
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int) -> Iterator[Any]:
-    """Ray for the length of a batch: a local Ray started here (``address`` None or
-    ``"local"``: ``num_cpus`` CPUs, no dashboard, files under :func:`ray_temp_dir`) or a
-    connection to a running cluster (``address``); shut down at the end."""
-    ray = import_ray()
-    if ray.is_initialized():  # someone (a benchmark) started or joined Ray already
-        yield ray
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False}
-    if address in (None, "local"):
-        ray.init(address="local", num_cpus=num_cpus, _temp_dir=str(ray_temp_dir()),
-                 object_store_memory=128 * 1024 * 1024, **kwargs)
-    else:
-        kwargs.pop("include_dashboard")
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise MestudioError(f"--ray {address}: cannot connect to the Ray cluster "
-                                f"({_one_line(str(exc))[:200]}); start it with `ray start "
-                                "--head` and give its address") from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        if address in (None, "local"):
-            prune_ray_sessions(ray_temp_dir())
-
-
-def prune_ray_sessions(temp_dir: Path, keep: int = RAY_SESSIONS_KEPT) -> None:
-    """Delete all but the ``keep`` newest ``session_*`` folders (Ray's logs of a local Ray)
-    in ``temp_dir``: Ray never removes them."""
-    import shutil
-
-    sessions = sorted((p for p in temp_dir.glob("session_2*") if p.is_dir()
-                       and not p.is_symlink()), key=lambda p: p.name)
-    for old in sessions[:-keep] if keep > 0 else sessions:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def make_jobs(inputs: Sequence[str], out_root: Path, config: Any, *, recognition: bool,
@@ -971,15 +823,31 @@ def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file:
     return interrupted
 
 
+def _storage_folders(inputs: Sequence[str]) -> list[str]:
+    """The folders a Ray node must see to read the inputs that exist here: image-sequence
+    folders, and the folders that hold the video files."""
+    folders = []
+    for spec in inputs:
+        if spec.startswith("demo") or not os.path.exists(spec):
+            continue
+        folders.append(spec if os.path.isdir(spec) else os.path.dirname(spec))
+    return list(dict.fromkeys(folders))
+
+
 def _run_ray(jobs: Sequence[BatchJob], todo: list[int], out_root: Path, address: str | None,
              num_cpus: int, stop: Callable[[], bool],
              done: Callable[[int, JobResult], None]) -> bool:
-    """Run ``todo`` as Ray tasks (one CPU each); see :func:`run_batch`."""
-    cluster = address not in (None, "local")
-    with ray_session(address, num_cpus) as ray:
-        if cluster or len(ray.nodes()) > 1:
-            check_cluster_storage(ray, out_root, [jobs[i].input for i in todo])
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+    """Run ``todo`` as Ray tasks of one CPU each (:mod:`mestudio.raysupport`: a local Ray of
+    ``num_cpus`` CPUs, or the cluster at ``address``); on a cluster, check first that every
+    node sees the inputs' folders and ``out_root``. See :func:`run_batch`."""
+    from mestudio.raysupport import check_shared_storage, ray_session, task_error
+
+    cluster = None if address in (None, "", "local") else address
+    with ray_session(cluster, num_cpus=num_cpus) as session:
+        ray = session.ray
+        check_shared_storage(session, read=_storage_folders([jobs[i].input for i in todo]),
+                             write=[out_root])
+        task = ray.remote(_ray_task).options(num_cpus=1, max_retries=0)
         refs = {task.remote(dataclasses.replace(jobs[i], limit_threads=True)): i for i in todo}
         interrupted = False
         stop_file = out_root / STOP_NAME
@@ -992,8 +860,8 @@ def _run_ray(jobs: Sequence[BatchJob], todo: list[int], out_root: Path, address:
                         done(i, ray.get(ref))
                     except Exception as exc:
                         done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
-                                          status="failed", error="Ray task failed: "
-                                          + _one_line(str(exc))[:200]))
+                                          status="failed",
+                                          error="Ray task failed: " + task_error(exc)))
                 if not interrupted and stop():
                     interrupted = True
                     _request_stop(stop_file)  # queued tasks start and stop at once

@@ -95,15 +95,16 @@ def _run_cli_batch(name: str, listfile: Path, out: Path, *extra: str) -> dict[st
 
 def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any]:
     """The batch on a simulated cluster of 3 one-CPU nodes (this machine)."""
-    from mestudio import batch
+    from mestudio import batch, raysupport
     from mestudio.config import load_settings
 
-    ray = batch.import_ray()
+    ray = raysupport.import_ray()
     from ray.cluster_utils import Cluster
 
     t_start = time.perf_counter()
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "temp_dir": str(batch.ray_temp_dir()), "include_dashboard": False})
+        "num_cpus": 1, "temp_dir": str(raysupport.default_temp_dir()),
+        "include_dashboard": False})
     try:
         for _ in range(2):
             cluster.add_node(num_cpus=1)
@@ -113,7 +114,8 @@ def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any
         jobs = batch.make_jobs(inputs, out, load_settings(), recognition=True,
                                max_frames=max_frames, force=True)
         t0 = time.perf_counter()
-        report = batch.run_batch(jobs, out, workers=3, use_ray=True)
+        # The cluster's address: the per-node storage check runs as on a real cluster.
+        report = batch.run_batch(jobs, out, workers=3, ray=cluster.address, use_ray=True)
         wall = time.perf_counter() - t0
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     finally:
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> dict:
     if not videos:
         print(f"no shared videos in {data}: set MESTUDIO_TEST_DATA or pass --data")
         return {"error": "no videos"}
-    from mestudio.batch import ray_available
+    from mestudio.raysupport import ray_available
 
     work = Path(tempfile.mkdtemp(prefix="mestudio-bench-analyze-"))
     figures: dict[str, Any] = {"cores": os.cpu_count(), "inputs": args.inputs,

@@ -244,7 +244,8 @@ def _run_batch(args: argparse.Namespace, specs: list[str], ray: str | None,
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
     if ray is not None:
-        from mestudio.batch import check_storage, import_ray
+        from mestudio.batch import check_storage
+        from mestudio.raysupport import import_ray
 
         address = (os.environ.get("RAY_ADDRESS") or None) if ray == RAY_DEFAULT else ray
         check_storage(out, inputs)
