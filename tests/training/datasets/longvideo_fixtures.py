@@ -162,3 +162,45 @@ def build_casme3(root: Path, *, rows: Sequence[CodedRow] | None = None, n_frames
         "videos": ["spNO.1/a", "spNO.1/b", "spNO.2/a"],
         "micro": sum(r.extra["kind"] == "micro" for r in rows), "macro": n_macro,
     })
+
+
+# ---- a CAS(ME)^2 long-video release with a real face and planted movements -------------------
+
+def build_synthetic_casme_sq_lv(root: Path, *, duration_s: float = 3.0, fps: float = 30.0,
+                                videos: int = 1, size: tuple[int, int] = (320, 240),
+                                seed: int = 0) -> FixtureRelease:
+    """A CAS(ME)^2 long-video release whose videos are :func:`mestudio.synth.
+    synthesize_clip` clips (the astronaut's face, one planted micro-expression, no
+    distractors), written as ``rawpic/s15/15_<code>.../img001.jpg``; the sheet codes the
+    planted micro-expressions (frame number = clip index + 1) plus one macro row."""
+    import cv2
+
+    from mestudio.synth.clip import synthesize_clip
+    from training.fixtures import CASME_SQ_RULE1, CASME_SQ_RULE2, CASME_SQ_VIDEOS
+
+    root = Path(root)
+    names = ["disgust1", "anger1", "happy1"][:videos]
+    codes = {name: str(c).zfill(4) for c, name in CASME_SQ_RULE2}
+    code_rows: list[list[Any]] = []
+    planted: dict[str, list[dict[str, Any]]] = {}
+    for k, name in enumerate(names):
+        clip = synthesize_clip(None, fps=fps, duration_s=duration_s, seed=seed + k, size=size,
+                               n_micro=1, distractors=False)
+        folder = root / "rawpic" / "s15" / f"15_{codes[name]}{CASME_SQ_VIDEOS[name]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(clip):
+            cv2.imwrite(str(folder / f"img{i + 1:03d}.jpg"), frame)
+        events = [e for e in clip.truth()["events"] if e["kind"] == "micro"]
+        planted[folder.name] = events
+        for j, e in enumerate(events, start=1):
+            code_rows.append([1, f"{name}_{j}", e["onset"] + 1, e["apex"] + 1, e["offset"] + 1,
+                              "4", "negative", "micro-expression", ""])
+        code_rows.append([1, f"{name}_{len(events) + 1}", 2, 0, 0, "12", "positive",
+                          "macro-expression", ""])  # apex 0 and offset 0: left out (bad row)
+    sheet = _write_xlsx(root / "CAS(ME)^2code_final.xlsx", [
+        ("CASFEcode_final", code_rows),
+        ("naming rule1", [list(x) for x in CASME_SQ_RULE1]),
+        ("naming rule2", [list(x) for x in CASME_SQ_RULE2]),
+    ])
+    return FixtureRelease(root=root, sheet=sheet, rows=[], expected={
+        "planted": planted, "n_frames": int(round(duration_s * fps))})
