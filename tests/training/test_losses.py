@@ -47,3 +47,22 @@ def test_inverse_frequency_weights():
     assert inverse_frequency_weights([0, 1, 2, 0, 1, 2], 3).tolist() == pytest.approx([1, 1, 1])
     with pytest.raises(ValueError):
         inverse_frequency_weights([0, 3], 3)
+
+
+def test_focal_alpha_modes_against_hand_computed_weights():
+    from mestudio.training.losses import class_weights
+
+    labels = [0, 0, 0, 1, 1, 3]                  # N = 6; class 2 absent; K = 4
+    paper = class_weights(labels, 4, "paper")    # alpha_t = 1 - n_t / N
+    np.testing.assert_allclose(paper, [1 - 3 / 6, 1 - 2 / 6, 0.0, 1 - 1 / 6], rtol=1e-6)
+    inverse = class_weights(labels, 4, "inverse")  # N / (K_present n_t), K_present = 3
+    np.testing.assert_allclose(inverse, [6 / 9, 6 / 6, 0.0, 6 / 3], rtol=1e-6)
+    assert class_weights(labels, 4, "none") is None
+    with pytest.raises(ValueError):
+        class_weights(labels, 4, "sqrt")
+    # the loss scales each sample's term by its class's alpha
+    logits = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
+    target = torch.tensor([0, 1])
+    plain = focal_loss(logits, target, 2.0, reduction="none")
+    weighted = FocalLoss(2.0, paper, reduction="none")(logits, target)
+    torch.testing.assert_close(weighted, plain * torch.tensor([0.5, 1 - 2 / 6]))

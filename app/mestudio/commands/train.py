@@ -9,7 +9,8 @@ Steps: load the release (``--mapping``), compute/cache the model inputs (as ``me
 data prepare``), train one network per fold with a fixed schedule (or choose the epoch on
 a validation split of the TRAINING subjects: ``--validation subjects``), pool the test
 predictions of all folds by sample id, compute the metrics, write the report (JSON +
-Markdown in the layout of the M3ENet paper's Tables 2 and 3, confusion matrix PNG), then
+Markdown: the M3ENet paper's Table 2 layout and a UF1/UAR table, the class set, settings
+and command, confusion matrix PNG), then
 train the final model on all subjects and save it as a checkpoint for ``mestudio export``.
 Fold results are saved as they finish: running the same command again resumes.
 
@@ -122,7 +123,8 @@ def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainCo
     from mestudio.training.cliargs import (
         default_cache_dir,
         feature_spec,
-        load_samples,
+        invocation,
+        load_class_set,
         model_kind,
         ray_folders,
     )
@@ -131,8 +133,9 @@ def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainCo
     from mestudio.training.runner import final_epochs, resolve_device, run_protocol, train_final
 
     log = logging.getLogger("mestudio.train")
-    dataset, samples, mapping, root = load_samples(args)
-    classes = list(dataset.classes(mapping))
+    class_set = load_class_set(args)
+    dataset, samples, root = class_set.dataset, class_set.samples, class_set.root
+    mapping, classes = class_set.mapping_name, list(class_set.classes)
     spec = feature_spec(args, model_kind(cfg.model))
     cache = args.cache or default_cache_dir()
     suffix = f"-{cfg.ablation}" if cfg.ablation != "none" else ""
@@ -172,11 +175,21 @@ def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainCo
         log.warning("%d samples without features are left out (e.g. %s)", len(missing), missing[0])
     if len(features) == 0:
         raise DatasetError("no sample has features: see the failures above")
+    if cfg.augment and cfg.ablation != "no-aug" and cfg.aug_mode == "offline" \
+            and cfg.aug_stage == "frames":
+        from mestudio.training.augment import AugmentParams, offline_variants
+        from mestudio.training.features import attach_offline_variants
+
+        attach_offline_variants(features, samples, cache, offline_variants(cfg.aug_expansion),
+                                AugmentParams(cfg.aug_flip, cfg.aug_rotation_deg,
+                                              cfg.aug_noise),
+                                dataset=dataset.name, progress=show_progress(args))
     synthetic = dataset.name == "synthetic"
     data_info = {"dataset": dataset.name, "title": dataset.title, "root": str(root),
                  "mapping": mapping, "samples": len(features),
                  "subjects": len(set(features.subjects)), "left_out": missing,
-                 "features": spec.to_dict(), "device": device, "synthetic": synthetic}
+                 "features": spec.to_dict(), "device": device, "synthetic": synthetic,
+                 "class_set": class_set.describe()}
     if synthetic:
         manifest = getattr(dataset, "manifest", {})
         data_info["synthetic_settings"] = manifest.get("settings", {})
@@ -194,10 +207,18 @@ def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainCo
             failed_file.write_text(json.dumps(failed, indent=1))
         else:
             failed_file.unlink(missing_ok=True)
+        info = result.model_info
+        if info:
+            print(f"network   {cfg.model}: {info['parameters']:,} parameters; streams "
+                  f"{', '.join(info['streams']) or '-'}"
+                  + (f" ({', '.join(info['removed_streams'])} removed)"
+                     if info["removed_streams"] else "")
+                  + (f"; {info['note']}" if info.get("note") else ""))
         if result.per_seed:
             report = build_report(result, dataset=dataset.name, model=cfg.model,
                                   protocol=args.protocol, classes=classes, config=cfg.to_dict(),
-                                  data=data_info)
+                                  data=data_info, class_set=class_set.describe(),
+                                  command=invocation(args))
             if failed:
                 report["failed_folds"] = failed
             paths = write_report(report, out)

@@ -77,7 +77,7 @@ class M3ENet(MERNet):
     ``[N, K]``.
     """
 
-    stream_names = ("u", "v", "strain", "onset_apex", "offset_apex")
+    stream_names: tuple[str, ...] = ("u", "v", "strain", "onset_apex", "offset_apex")
     #: stream group -> (its streams, the input it takes)
     stream_groups: dict[str, tuple[tuple[str, ...], str]] = {
         "flow": (("u", "v", "strain"), "flow"),

@@ -213,7 +213,8 @@ def offline_variants(count: int = 5) -> tuple[str, ...]:
 
 def offline_variant(sample_id: str, name: str, params: AugmentParams) -> Variant:
     """The transform of variant ``name`` of sample ``sample_id`` (deterministic)."""
-    h = hashlib.sha256(f"{sample_id}|{name}".encode()).digest()
+    # rotate+ and rotate- share theta: one rotation each way
+    h = hashlib.sha256(f"{sample_id}|{name.rstrip('+-')}".encode()).digest()
     u = int.from_bytes(h[:4], "little") / 2 ** 32
     seed = int.from_bytes(h[4:8], "little")
     theta = params.rotation_deg * (0.5 + 0.5 * u)

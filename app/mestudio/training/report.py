@@ -2,8 +2,12 @@
 
 * Table 2 layout: one row per (model, dataset) with Acc, Precision, Recall, F1 and AUC
   (macro, one-vs-rest AUC), as mean ± std over seeds;
-* Table 3 layout: UF1 and UAR per dataset — for the MEGC2019 composite one row per source
-  dataset plus the full composite;
+* UF1/UAR table: UF1 and UAR per dataset — for the MEGC2019 composite one row per source
+  dataset plus the full composite (the MEGC layout; NOT the paper's Table 3, which is its
+  ablation table: a row per ablation run, see ``--ablation``);
+* what was run: protocol, class set (mapping name, file and SHA-256), min-class-samples and
+  the classes it dropped, seeds, epochs, augmentation mode and stage, focal-loss alpha, the
+  network's parameter count and streams, and the exact command;
 * per-class figures, the confusion matrix (summed over seeds, PNG), per-seed figures and a
   per-fold list.
 
@@ -25,7 +29,8 @@ from mestudio.training.metrics import SUMMARY_KEYS, mean_std, save_confusion_png
 
 REPORT_FORMAT = "mestudio-train-report/1"
 TABLE2_KEYS = ("accuracy", "precision", "recall", "f1", "auc")
-TABLE3_KEYS = ("uf1", "uar")
+UF1_UAR_KEYS = ("uf1", "uar")
+TABLE3_KEYS = UF1_UAR_KEYS  # old name (the table is not the paper's Table 3)
 LABELS = {"accuracy": "Acc", "precision": "Precision", "recall": "Recall", "f1": "F1",
           "auc": "AUC", "uf1": "UF1", "uar": "UAR"}
 
@@ -57,8 +62,17 @@ def group_summaries(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict
 def build_report(result: Any, *, dataset: str, model: str, protocol: str,
                  classes: Sequence[str], config: Mapping[str, Any],
                  data: Mapping[str, Any] | None = None,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The report dict (what ``report.json`` holds) of a :class:`~.runner.ProtocolResult`."""
+                 extra: Mapping[str, Any] | None = None,
+                 class_set: Mapping[str, Any] | None = None,
+                 command: str | None = None) -> dict[str, Any]:
+    """The report dict (what ``report.json`` holds) of a :class:`~.runner.ProtocolResult`.
+
+    Args:
+        class_set: what the class set is
+            (:meth:`mestudio.training.cliargs.ClassSet.describe`: mapping name, file,
+            SHA-256, min-class-samples, dropped classes).
+        command: the command line of the run (:func:`mestudio.training.cliargs.invocation`).
+    """
     per_seed = {int(s): m for s, m in result.per_seed.items()}
     k = len(classes)
     confusion = np.zeros((k, k), dtype=np.int64)
@@ -102,6 +116,9 @@ def build_report(result: Any, *, dataset: str, model: str, protocol: str,
         "epochs_chosen": list(result.best_epochs),
         "config": dict(config),
         "data": dict(data or {}),
+        "class_set": dict(class_set or {}),
+        "model_info": dict(getattr(result, "model_info", {}) or {}),
+        "command": command or "",
         "seconds": round(float(result.seconds), 1),
         **dict(extra or {}),
     }
@@ -125,23 +142,51 @@ def markdown(report: Mapping[str, Any], confusion_png: str | None = None) -> str
         lines += ["> Synthetic data: the classes are action-unit patterns planted by mestudio's "
                   "synthesiser, not emotions; these figures say how well the pipeline recovers "
                   "them, nothing about real micro-expressions.", ""]
+    cs = report.get("class_set") or {}
+    mi = report.get("model_info") or {}
+    mapping = cs.get("mapping") or data.get("mapping")
+    if cs.get("mapping_sha256"):
+        mapping = (f"{mapping} ({cs.get('mapping_source') or 'built-in'}, SHA-256 "
+                   f"{str(cs['mapping_sha256'])[:16]})")
+    dropped = cs.get("dropped_classes") or {}
+    min_text = None
+    if cs:
+        min_text = str(cs.get("min_class_samples", 0) or 0)
+        if dropped:
+            min_text += " — dropped: " + ", ".join(f"{c} ({n} samples)"
+                                                   for c, n in dropped.items())
+    alpha = cfg.get("focal_alpha", cfg.get("class_weights"))
+    alpha_text = {"paper": "paper (1 - n_t/N)", "inverse": "inverse (N/(K n_t))",
+                  "none": "none (1)"}.get(str(alpha), str(alpha))
+    augmented = cfg.get("augment") and cfg.get("ablation") != "no-aug"
+    mode = cfg.get("aug_mode", "online")
+    stage = f", stage {cfg.get('aug_stage', 'maps')}" if mode == "offline" else ""
     facts = [
         ("samples", data.get("samples")), ("subjects", data.get("subjects")),
-        ("classes", ", ".join(report["classes"])), ("protocol", proto),
+        ("protocol", proto),
+        ("class set", mapping),
+        ("classes", ", ".join(report["classes"])),
+        ("min-class-samples", min_text),
         ("seeds", ", ".join(str(x) for x in report.get("seeds", []))),
         ("epochs", cfg.get("epochs")), ("batch", cfg.get("batch_size")),
         ("optimiser", f"AdamW lr {cfg.get('lr')}, weight decay {cfg.get('weight_decay')}, "
                       f"betas {tuple(cfg.get('betas', ()))}, {cfg.get('schedule')} schedule"),
-        ("loss", f"focal, gamma {cfg.get('focal_gamma')}, class weights "
-                 f"{cfg.get('class_weights')}"),
-        ("augmentation", (f"x{cfg.get('aug_expansion')} (flip {cfg.get('aug_flip')}, rotation "
-                          f"±{cfg.get('aug_rotation_deg')}°, noise {cfg.get('aug_noise')})")
-         if cfg.get("augment") and cfg.get("ablation") != "no-aug" else "none"),
+        ("loss", f"focal, gamma {cfg.get('focal_gamma')}, alpha {alpha_text}"),
+        ("augmentation", (f"{mode}{stage}, x{cfg.get('aug_expansion')} (flip "
+                          f"{cfg.get('aug_flip')}, rotation ±{cfg.get('aug_rotation_deg')}°, "
+                          f"noise {cfg.get('aug_noise')})") if augmented else "none"),
+        ("network", (f"{mi.get('arch')}: {mi['parameters']:,} parameters; streams "
+                     f"{', '.join(mi.get('streams') or []) or '-'}"
+                     + (f"; removed: {', '.join(mi['removed_streams'])}"
+                        if mi.get("removed_streams") else "")
+                     + (f" ({mi['note']})" if mi.get("note") else ""))
+         if mi.get("parameters") else None),
         ("model selection", "none: fixed schedule, last epoch" if cfg.get("validation") == "none"
          else f"epoch chosen on {cfg.get('val_fraction')} of the TRAINING subjects "
               f"({cfg.get('val_metric')}); test folds never used"),
         ("ablation", cfg.get("ablation")), ("device", data.get("device")),
         ("time", f"{report.get('seconds', 0):.0f} s"),
+        ("command", f"`{report['command']}`" if report.get("command") else None),
     ]
     lines += [f"- **{k}:** {v}" for k, v in facts if v not in (None, "")]
     lines += ["", f"Predictions of all {len(report.get('folds', []))} folds pooled, aligned by "
@@ -157,9 +202,9 @@ def markdown(report: Mapping[str, Any], confusion_png: str | None = None) -> str
     cells = [_pct(s[k]["mean"], s[k]["std"], n_seeds) for k in TABLE2_KEYS]
     lines.append(f"| {name} | {report['dataset']}{' (all)' if groups else ''} | "
                  + " | ".join(cells) + " |")
-    # Table 3 layout
-    lines += ["", "## Table 3 layout (UF1, UAR)", "", "| Model | Dataset | UF1 | UAR |",
-              "|---|---|---|---|"]
+    # UF1 / UAR (the MEGC layout; the paper's Table 3 is its ablation table)
+    lines += ["", "## UF1 and UAR (MEGC layout; the paper's Table 3 is its ablation table)", "",
+              "| Model | Dataset | UF1 | UAR |", "|---|---|---|---|"]
     for g, gs in groups.items():
         lines.append(f"| {name} | {g} | {_pct(gs['uf1']['mean'], gs['uf1']['std'], n_seeds)} | "
                      f"{_pct(gs['uar']['mean'], gs['uar']['std'], n_seeds)} |")
