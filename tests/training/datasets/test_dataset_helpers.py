@@ -130,8 +130,8 @@ def test_specific_fix_only_replaces_the_official_value():
 
 
 def test_unknown_dataset_and_mapping_are_user_errors():
-    with pytest.raises(DatasetError, match="unknown dataset 'casme3'.*casme2"):
-        get_dataset("casme3")
+    with pytest.raises(DatasetError, match="unknown dataset 'casme9'.*casme2"):
+        get_dataset("casme9")  # casme3 is CAS(ME)^3 part A (long videos)
     assert get_dataset("CAS(ME)^2").name == "casme_sq"
     assert get_dataset("CASME-II").name == "casme2"
     assert get_dataset("smic-hs").name == "smic"
