@@ -111,6 +111,27 @@ class KeyframeStackNet(MERNet):
         return {**super().config(), "inputs": self.inputs}
 
 
+def init_weights(model: nn.Module) -> None:
+    """The usual initialisation of these CNNs (as in their papers' reference code):
+    convolutions He-normal (fan-out, ReLU gain), norms 1 / 0, linear layers
+    ``U(-1/sqrt(n), 1/sqrt(n))`` with zero bias. (PyTorch's default conv init shrinks the
+    signal layer after layer: a freshly built deep network would answer the same for every
+    input.)"""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / m.in_features ** 0.5
+            nn.init.uniform_(m.weight, -bound, bound)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def _side8(size: int) -> int:
     """Side after three 2x2 max pools (floor), as used by AlexNet and VGG16 here."""
     return size // 8
@@ -252,6 +273,7 @@ class ResNet18(KeyframeStackNet):
         self.stages = nn.Sequential(*blocks)
         self.pool = GlobalAvgPool()
         self.fc = nn.Linear(8 * w, num_classes)
+        init_weights(self)
 
     def trunk(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
@@ -327,6 +349,7 @@ class GoogLeNet(KeyframeStackNet):
         self.out_channels = ch  # 1024
         self.pool = GlobalAvgPool()
         self.fc = nn.Linear(ch, num_classes)
+        init_weights(self)
 
     def trunk(self, x: Tensor) -> Tensor:
         return self.inceptions(self.stem(x))
@@ -409,6 +432,7 @@ class EfficientNetB0(KeyframeStackNet):
                                  nn.SiLU())
         self.pool = GlobalAvgPool()
         self.fc = nn.Linear(1280, num_classes)
+        init_weights(self)
 
     def trunk(self, x: Tensor) -> Tensor:
         return self.top(self.blocks(self.stem(x)))
