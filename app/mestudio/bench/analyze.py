@@ -58,14 +58,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with the videos (default: data/video of the shared data)")
 
 
-def _cli(*argv: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run ``mestudio ARGV`` as a new process; its wall time and result."""
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of the finished child processes (and theirs)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _cli(*argv: str) -> tuple[float, subprocess.CompletedProcess[str], float]:
+    """Run ``mestudio ARGV`` as a new process; its wall time, result and CPU seconds (its
+    own and its worker processes'; Ray's workers, children of Ray's daemons, are not
+    all counted)."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
+    cpu0 = _children_cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mestudio", "-q", *argv], env=env,
                           capture_output=True, text=True)
-    return time.perf_counter() - t0, proc
+    return time.perf_counter() - t0, proc, _children_cpu_s() - cpu0
 
 
 def _summary(out: Path) -> list[dict[str, str]]:
@@ -86,11 +99,13 @@ def _batch_figures(name: str, wall: float, rows: list[dict[str, str]]) -> dict[s
 
 
 def _run_cli_batch(name: str, listfile: Path, out: Path, *extra: str) -> dict[str, Any]:
-    wall, proc = _cli("analyze", f"@{listfile}", "--out", str(out), "--force",
-                      "--no-progress", *extra)
+    wall, proc, cpu = _cli("analyze", f"@{listfile}", "--out", str(out), "--force",
+                           "--no-progress", *extra)
     if proc.returncode != 0:
         return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
-    return _batch_figures(name, wall, _summary(out))
+    fig = _batch_figures(name, wall, _summary(out))
+    fig["cpu_s"] = cpu
+    return fig
 
 
 def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any]:
@@ -144,14 +159,15 @@ def run(args: argparse.Namespace) -> dict:
     try:
         # 1. one video, whole process
         single = data / SINGLE_VIDEO if (data / SINGLE_VIDEO).is_file() else videos[0]
-        wall, proc = _cli("analyze", str(single), "--out", str(work / "single"),
-                          "--no-progress")
+        wall, proc, cpu = _cli("analyze", str(single), "--out", str(work / "single"),
+                               "--no-progress")
         doc = json.loads((work / "single" / "events.json").read_text()) \
             if proc.returncode == 0 else {}
         n = int(doc.get("n_frames") or 0)
         dur = n / float(doc.get("fps") or 30.0)
         figures["single"] = {"video": single.name, "frames": n, "video_s": dur,
-                             "wall_s": wall, "x_real_time": dur / wall if wall else 0.0}
+                             "wall_s": wall, "cpu_s": cpu,
+                             "x_real_time": dur / wall if wall else 0.0}
         # 2. the batch: copies of the shared videos
         inputs = []
         for i in range(args.inputs):
@@ -190,6 +206,13 @@ def run(args: argparse.Namespace) -> dict:
         w1, w2 = by["workers 1"].get("wall_s"), by["workers 2"].get("wall_s")
         if w1 and w2:
             figures["speedup_2_workers"] = w1 / w2
+            # What 2 idle cores would give: the CPU work of the 2-worker run spread over 2
+            # cores, against the serial run's CPU work (other load on the machine stretches
+            # wall times, not CPU seconds).
+            c1, c2 = by["workers 1"].get("cpu_s"), by["workers 2"].get("cpu_s")
+            if c1 and c2:
+                figures["cpu_overhead_2_workers"] = c2 / c1
+                figures["speedup_2_workers_idle_estimate"] = c1 / (c2 / 2)
         ray_run = by.get("ray, local (2 CPUs)", {})
         if w2 and ray_run.get("wall_s"):
             figures["ray_overhead_s"] = ray_run["wall_s"] - w2
@@ -216,15 +239,17 @@ def _print(f: dict[str, Any]) -> None:
           f"frames{load}")
     if s:
         print(f"one video, whole process: {s['video']} {s['frames']} frames "
-              f"({s['video_s']:.1f} s of video) in {s['wall_s']:.1f} s = "
-              f"{s['x_real_time']:.2f}x real time")
-    print(f"{'run':<34}{'wall s':>8}{'frames/s':>10}{'x real':>8}{'RSS MB max':>12}")
+              f"({s['video_s']:.1f} s of video) in {s['wall_s']:.1f} s "
+              f"({s['cpu_s']:.1f} s CPU) = {s['x_real_time']:.2f}x real time")
+    print(f"{'run':<34}{'wall s':>8}{'CPU s':>8}{'frames/s':>10}{'x real':>8}"
+          f"{'RSS MB max':>12}")
     for r in f.get("batch", []):
         if "error" in r:
             print(f"{r['name']:<34}  error: {r['error']}")
             continue
         rss = r["peak_rss_mb_max"]
-        print(f"{r['name']:<34}{r['wall_s']:>8.1f}{r['frames_per_s']:>10.1f}"
+        cpu = f"{r['cpu_s']:.1f}" if r.get("cpu_s") else "-"
+        print(f"{r['name']:<34}{r['wall_s']:>8.1f}{cpu:>8}{r['frames_per_s']:>10.1f}"
               f"{r['x_real_time']:>8.2f}{(f'{rss:.0f}' if rss else '-'):>12}")
         if "tasks_per_node" in r:
             print(f"  {r['nodes']} nodes started in {r['cluster_start_s']:.1f} s; tasks per "
@@ -232,6 +257,10 @@ def _print(f: dict[str, Any]) -> None:
     if "speedup_2_workers" in f:
         sp = f["speedup_2_workers"]
         print(f"speed-up of 2 workers over 1: {sp:.2f}x (target {TARGET_SPEEDUP_2}x)")
+    if "speedup_2_workers_idle_estimate" in f:
+        print(f"CPU work of 2 workers / 1 worker: {f['cpu_overhead_2_workers']:.2f}x (each "
+              "worker imports and loads its models); on 2 idle cores that would be a "
+              f"speed-up of {f['speedup_2_workers_idle_estimate']:.2f}x")
     if "ray_overhead_s" in f:
         print(f"Ray overhead against 2 local worker processes: {f['ray_overhead_s']:+.1f} s "
               "(starting Ray, its workers)")
