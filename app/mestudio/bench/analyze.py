@@ -104,7 +104,8 @@ def _run_cli_batch(name: str, listfile: Path, out: Path, *extra: str) -> dict[st
     if proc.returncode != 0:
         return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     fig = _batch_figures(name, wall, _summary(out))
-    fig["cpu_s"] = cpu
+    if "--ray" not in extra:  # Ray's workers are not children of this process
+        fig["cpu_s"] = cpu
     return fig
 
 
