@@ -512,6 +512,10 @@ def run_job(job: BatchJob, progress: ProgressFn | None = None,
                 return result
         from mestudio.capture import open_source
 
+        # The record goes first and comes back last: a run killed between the new outputs
+        # and their record must not pass for the analysis the old record describes.
+        with contextlib.suppress(FileNotFoundError):
+            (out / RECORD_NAME).unlink()
         with open_source(job.input, job.config.capture) as source:
             res, _paths = analyze_to_folder(source, out, job.config,
                                             recognition=job.recognition,
