@@ -50,6 +50,7 @@ def calibrated(model):
 
 @pytest.mark.parametrize("name", ["alexnet", "resnet18", "efficientnet_b0"])
 def test_stacked_baselines_read_flow_and_frames(name):
+    torch.manual_seed(0)  # a fresh deep network's output depends on its draw; fix it
     model = calibrated(create_model(name, 3, **({"hidden": 64} if name == "alexnet" else {})))
     flow, frames = model.example_inputs(2)
     with torch.no_grad():
