@@ -11,7 +11,8 @@ Ray.
 * :func:`ray_session` (a context manager; :func:`start_ray` without one): ``address`` None
   or ``""`` and no ``RAY_ADDRESS`` in the environment start a local Ray in this process
   (``num_cpus``, no dashboard, worker logs not echoed, its temporary folder under the
-  user cache: :func:`default_temp_dir`); an address (``auto``, ``ray://head:10001``,
+  user cache: :func:`default_temp_dir`, where the last :data:`SESSIONS_KEPT` sessions'
+  folders are kept); an address (``auto``, ``ray://head:10001``,
   ``head:6379``) or ``RAY_ADDRESS`` connects to an existing cluster. A Ray already
   initialised in this process is used as it is and left running.
 * :func:`check_shared_storage`: the folders must be absolute and exist; connected to a
@@ -52,6 +53,8 @@ INSTALL_HINT = 'pip install "mestudio[cluster]"'
 ADDRESS_ENV = "RAY_ADDRESS"
 #: seconds the storage probe waits for every node
 PROBE_TIMEOUT_S = 120.0
+#: ``session_*`` folders of a local Ray kept in its temporary folder (Ray removes none)
+SESSIONS_KEPT = 3
 #: Ray keeps unix sockets under its temporary folder: paths are limited to 107 bytes
 _MAX_TEMP_DIR = 60
 
@@ -93,6 +96,17 @@ def default_temp_dir() -> Path:
         uid = os.getuid() if hasattr(os, "getuid") else 0
         path = Path(tempfile.gettempdir()) / f"mestudio-ray-{uid}"
     return path
+
+
+def prune_sessions(temp_dir: str | os.PathLike[str], keep: int = SESSIONS_KEPT) -> None:
+    """Delete all but the ``keep`` newest ``session_*`` folders (a local Ray's logs) in
+    ``temp_dir``."""
+    import shutil
+
+    sessions = sorted((p for p in Path(temp_dir).glob("session_2*")
+                       if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
+    for old in sessions[:-keep] if keep > 0 else sessions:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -170,6 +184,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None,
         folder = Path(temp_dir) if temp_dir is not None else default_temp_dir()
         folder = folder.expanduser().resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        prune_sessions(folder, SESSIONS_KEPT - 1)  # with the new one: SESSIONS_KEPT
         ray.init(num_cpus=max(1, int(num_cpus or os.cpu_count() or 1)),
                  include_dashboard=False, log_to_driver=False, _temp_dir=str(folder))
     except ConnectionError as exc:
