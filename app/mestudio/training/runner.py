@@ -51,8 +51,9 @@ trained by worker processes or Ray tasks report ``fold_start``/``fold_end`` only
 
 Executors: the folds × seeds run in this process (``workers = 1``), in ``workers`` spawned
 processes, or as Ray tasks (``executor``: :class:`mestudio.training.cluster.RayFolds`,
-``mestudio train --ray``). All run the one :func:`fold_job` (same seeding, one torch thread
-per worker by default), so a fold's record does not depend on where it ran. Locally a fold
+``mestudio train --ray``). All run the one :func:`fold_job` with the same seeding (worker
+processes and tasks with ``threads`` torch threads, default 1), so with the same thread count
+a fold's record does not depend on where it ran. Locally a fold
 that raises stops the run; a Ray task is retried once and then reported in
 ``ProtocolResult.failed`` while the other folds go on.
 """
