@@ -237,8 +237,7 @@ def invocation(args: argparse.Namespace | None = None) -> str:
     was started as a program; else (called from Python) the command rebuilt from the
     parsed arguments ``args`` (every option with its value)."""
     prog = Path(sys.argv[0]).name if sys.argv else ""
-    if prog in ("mestudio", "mestudio.exe", "__main__.py") or (
-            prog == "-m" and len(sys.argv) > 1):
+    if prog in ("mestudio", "mestudio.exe", "__main__.py"):
         return shlex.join(["mestudio", *sys.argv[1:]])
     if args is None:
         return ""
