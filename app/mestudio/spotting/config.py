@@ -74,6 +74,11 @@ class SpotterConfig:
             offset continues that event (continuous activity such as talking is one event);
             shortened automatically so that events are still emitted within
             ``emit_delay_s``.
+        rebaseline_s: recovery after long movements: when, over this many seconds of
+            samples outside events, a ROI's signal stayed above its threshold (a long
+            movement outlived its event) or entirely under its lower noise band (a long
+            movement ended), its baseline and noise unit restart from those samples instead
+            of mixing the two levels (see :mod:`mestudio.spotting.spotter`); 0 = off.
         gap_break_s: a jump in timestamps longer than this (dropped frames, a seek) restarts
             the signal and ends any event in progress without emitting it.
         recalibrate_after_s: after the face has been absent this long, the baseline is
@@ -106,5 +111,6 @@ class SpotterConfig:
     min_rise_px: float = 0.15
     split_valley_fraction: float = 0.0
     merge_gap_s: float = 0.15
+    rebaseline_s: float = 0.5
     gap_break_s: float = 0.5
     recalibrate_after_s: float = 2.0

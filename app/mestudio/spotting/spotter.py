@@ -67,6 +67,11 @@ _EMIT_MARGIN_S = 0.05
 emission deadline."""
 
 
+_MAX_SAMPLE_SPAN_S = 0.1
+"""A baseline sample stands for the time since the previous frame, at most this long (a
+gap in the signal does not count as rest)."""
+
+
 @dataclass
 class _Sample:
     n: int                 # running sample number (monotonic within the spotter)
@@ -143,6 +148,7 @@ class OnlineSpotter:
         self._k = threshold_factor(cfg)
         self._min_rise = min_rise(cfg)
         self.events: list[SpotEvent] = []
+        self.n_rebaselines = 0
         self.state = SpotterState(state="calibrating")
         self._names: tuple[str, ...] | None = None
         self._n = 0
@@ -158,9 +164,12 @@ class OnlineSpotter:
     # ------------------------------------------------------------------------ lifecycle
     def _reset_person(self) -> None:
         """Forget the baseline and start calibrating again."""
-        self._base: deque[tuple[float, np.ndarray]] = deque()
+        # (timestamp, values, the frame interval it stands for) of baseline samples
+        self._base: deque[tuple[float, np.ndarray, float]] = deque()
+        self._base_span = 0.0
         self._base_stats: tuple[np.ndarray, np.ndarray] | None = None
         self._base_updated_t = -math.inf
+        self._cut: np.ndarray | None = None   # per ROI: baseline samples start here (s)
         self._px_map: tuple[np.ndarray, np.ndarray] | None = None
         self._calib_start: float | None = None
         self._armed = False
@@ -300,19 +309,71 @@ class OnlineSpotter:
         return emitted
 
     def _baseline(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per-ROI running median and spread ``(R,)`` each (pixels)."""
+        """Per-ROI running median and spread ``(R,)`` each (pixels), over the samples since
+        the ROI's last re-baselining (see :meth:`_rebaseline`)."""
         cfg = self.config
-        while len(self._base) > 1 and self._base[0][0] < t - cfg.baseline_window_s:
+        # The window holds baseline_window_s seconds of samples *outside events* (each
+        # counts for its frame interval), not the last baseline_window_s of wall time:
+        # after a long event the baseline is still the person's rest, not a few samples.
+        while len(self._base) > 1 and self._base_span - self._base[0][2] >= \
+                cfg.baseline_window_s - 1e-9:
+            self._base_span -= self._base[0][2]
             self._base.popleft()
         # Recomputed at most 100 times per second (bounded cost at 200 fps).
         if self._base_stats is None or t - self._base_updated_t >= 0.01:
-            v = np.array([x for _, x in self._base], dtype=np.float64)
-            p16, med = np.percentile(v, (LOW_QUANTILE, 50.0), axis=0)
-            # Spread from the lower half only (median - 16th percentile = 1 sigma for normal
-            # noise): movements are all on the upper side and cannot inflate it.
-            self._base_stats = (med, med - p16)
+            ts = np.fromiter((x for x, _, _ in self._base), np.float64, len(self._base))
+            v = np.array([x for _, x, _ in self._base], dtype=np.float64)
+            if self._cut is None or self._cut.size != v.shape[1]:
+                self._cut = np.full(v.shape[1], -math.inf)
+            self._base_stats = self._stats(ts, v)
             self._base_updated_t = t
+            if cfg.rebaseline_s > 0 and self._rebaseline(t, ts, v):
+                self._base_stats = self._stats(ts, v)
         return self._base_stats
+
+    def _stats(self, ts: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Median and spread (median minus the 16th percentile: one standard deviation for
+        normal noise, from the lower half only, which movements cannot inflate) of the
+        baseline samples ``v`` ``(N, R)`` taken at ``ts``, each ROI from its last cut on."""
+        assert self._cut is not None
+        if ts.size and float(self._cut.max()) > ts[0]:
+            masked = np.where(ts[:, None] >= self._cut[None, :], v, np.nan)
+            p16, med = np.nanpercentile(masked, (LOW_QUANTILE, 50.0), axis=0)
+        else:
+            p16, med = np.percentile(v, (LOW_QUANTILE, 50.0), axis=0)
+        return med, med - p16
+
+    def _rebaseline(self, t: float, ts: np.ndarray, v: np.ndarray) -> bool:
+        """Restart the baseline of the ROIs whose level changed for good (module docstring,
+        "Recovery"): over the last ``rebaseline_s`` seconds of baseline samples, the median
+        stayed above the threshold (a long movement outlived its event) or every sample
+        stayed under the lower noise band (a long movement ended). Their baseline then
+        holds those recent samples only. Returns True when a ROI was re-baselined."""
+        cfg = self.config
+        assert self._cut is not None and self._base_stats is not None
+        span = cfg.rebaseline_s
+        recent = ts >= t - span - 1e-9
+        n_recent = int(recent.sum())
+        if n_recent < 3 or n_recent == ts.size or ts[recent][0] > t - 0.8 * span:
+            return False  # nothing older to forget, or the recent samples cover too little
+        med, spread = self._base_stats
+        r = v[recent]
+        r_p16, r_med = np.percentile(r, (LOW_QUANTILE, 50.0), axis=0)
+        # The smaller of the two noise units: a window that mixes two levels (or a noisy
+        # movement) has an inflated one, the other level's is the right scale.
+        unit = np.maximum(np.minimum(spread, r_med - r_p16), self._min_rise / self._k)
+        jump = self._k * unit
+        up = (r_med - med > jump) & (r.min(axis=0) > med)
+        down = (med - r_med > jump) & (r.max(axis=0) < med)
+        shift = (up | down) & (self._cut < t - span)
+        if not shift.any():
+            return False
+        self._cut[shift] = float(ts[recent][0])
+        self.n_rebaselines += 1
+        log.debug("t=%.2f s: re-baselining %s (%s)", t,
+                  ", ".join(n for n, k in zip(self._names or (), shift, strict=False) if k),
+                  "level rose" if bool((up & shift).any()) else "level fell")
+        return True
 
     def _sample(self, n: int) -> _Sample:
         return self._hist[n - self._hist[0].n]
@@ -326,7 +387,9 @@ class OnlineSpotter:
         # a lasting change (a held expression, talking) enters it once the event has been
         # closed at max_duration_s.
         if self._cand is None or self._base_stats is None:
-            self._base.append((s.t, s.values))
+            dt = min(max(s.t - self._hist[-1].t, 0.0), _MAX_SAMPLE_SPAN_S) if self._hist else 0.0
+            self._base.append((s.t, s.values, dt))
+            self._base_span += dt
             med, spread = self._baseline(s.t)
         else:
             med, spread = self._base_stats

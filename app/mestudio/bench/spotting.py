@@ -1,0 +1,309 @@
+"""``mestudio bench spotting``: the spotter's false-event budget on real, event-free footage
+next to its F1 on planted events, at several sensitivities.
+
+* **False events** — the project's real clips without planted events (``single_face.mp4``:
+  a still, nearly neutral face; ``frontal_speech.mp4``: a person talking) are looped to
+  ``--minutes`` each, in ping-pong order (forward, backward, forward, …: no jump at the
+  loop points) with a small, smooth brightness and scale jitter that changes from loop to
+  loop (the parameters glide from one loop's random value to the next, never jump), all in
+  memory. Every micro event spotted there is false; macro events are reported too (talking
+  is real facial movement and may give macro events).
+* **Planted events** — :func:`mestudio.synth.synthesize_clip` clips (320×240, 30 fps, 20 s,
+  the tests' settings: micro-expressions at 1–3 % of the face width, blinks, a macro
+  distractor, head motion, illumination drift, sensor noise) for ``--seeds`` seeds, scored
+  with the MEGC protocol (:func:`mestudio.spotting.metrics.score_by_kind`); plus one
+  **recovery** clip per seed: a long, large movement (7 s, 6–7 % of the face width) followed
+  ~1 s later by a quieter broad expression (1.5 s, 4 %) and micro-expressions before and
+  after — the second macro and the later micros must still be found (the baseline and the
+  noise unit must recover after a long movement).
+
+The ROI signal does not depend on the sensitivity: each clip is tracked and its signal
+computed once, then replayed through a new
+:class:`~mestudio.spotting.spotter.OnlineSpotter` per sensitivity (the same events as a full
+run). ``--compare FILE`` replays the same signals through another spotter module (e.g. a
+copy of an older ``spotter.py``) for before/after figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HELP = ("spotting: false micro events per minute on real event-free clips (looped) next to "
+        "F1 on planted events, per sensitivity")
+
+REAL_CLIPS = ("single_face.mp4", "frontal_speech.mp4")
+SIZE = (320, 240)
+
+Signals = list[tuple[int, float, dict[str, float] | None]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sensitivities", default="0.3,0.5,0.7",
+                        help="comma-separated sensitivities (default 0.3,0.5,0.7)")
+    parser.add_argument("--minutes", type=float, default=5.0,
+                        help="length each real clip is looped to (minutes, default 5)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="synthetic clips (seeds 0..N-1) for F1 (default 3; 0 = none)")
+    parser.add_argument("--videos", type=Path, action="append", default=None,
+                        help="an event-free video to loop (repeatable; default: "
+                             + " and ".join(REAL_CLIPS) + " of the shared data)")
+    parser.add_argument("--no-recovery", action="store_true",
+                        help="skip the long-movement recovery clips")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="also replay the signals through the OnlineSpotter of this "
+                             "Python file (e.g. an older spotter.py) for before/after figures")
+
+
+# ------------------------------------------------------------------------------ sources
+def looped_frames(frames: Sequence[Any], fps: float, minutes: float, seed: int = 0,
+                  gain: float = 0.08, scale: float = 0.03) -> Iterator[Any]:
+    """``frames`` (:class:`~mestudio.types.Frame`) played for ``minutes`` in ping-pong order
+    with a smooth per-loop brightness (``±gain``) and scale (``±scale``) jitter; new
+    :class:`Frame` objects with continuous indices and timestamps ``i / fps``."""
+    import cv2
+
+    from mestudio.types import Frame
+
+    n = len(frames)
+    total = max(1, int(round(minutes * 60.0 * fps)))
+    rng = np.random.default_rng(seed)
+    period = max(1, n - 1) if n > 1 else 1
+    loops = total // period + 2
+    gains = np.r_[1.0, 1.0 + rng.uniform(-gain, gain, loops)]
+    scales = np.r_[1.0, 1.0 + rng.uniform(-scale, scale, loops)]
+    for i in range(total):
+        k, r = divmod(i, period)
+        pos = r if k % 2 == 0 else period - r
+        img = frames[min(pos, n - 1)].image
+        a = r / period
+        g = (1 - a) * gains[k] + a * gains[k + 1]
+        s = (1 - a) * scales[k] + a * scales[k + 1]
+        h, w = img.shape[:2]
+        if abs(s - 1.0) > 1e-4:
+            m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), 0.0, float(s))
+            img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REFLECT)
+        if abs(g - 1.0) > 1e-4:
+            img = cv2.convertScaleAbs(img, alpha=float(g))
+        yield Frame(i, i / fps, img)
+
+
+def compute_signals(frames: Iterator[Any], config: Any) -> Signals:
+    """Track the face and compute the ROI signal of every frame once."""
+    from mestudio.face.tracker import FaceTracker
+    from mestudio.spotting.signal import RoiSignal
+
+    tracker, signal = FaceTracker(), RoiSignal(config)
+    out: Signals = []
+    for frame in frames:
+        face = tracker.update(frame)
+        t = float(frame.timestamp_s)
+        out.append((int(frame.index), t, signal.update(face, t)))
+    return out
+
+
+def replay(signals: Signals, config: Any, spotter_cls: Any = None) -> list[Any]:
+    """The events of ``spotter_cls(config)`` (default :class:`OnlineSpotter`) on
+    recorded signals."""
+    if spotter_cls is None:
+        from mestudio.spotting.spotter import OnlineSpotter as spotter_cls
+    sp = spotter_cls(config)
+    events: list[Any] = []
+    for index, t, values in signals:
+        events += sp.update(index, t, values)
+    events += sp.finish()
+    return events
+
+
+def recovery_clip(seed: int, fps: float = 30.0) -> tuple[Any, tuple[int, int]]:
+    """A long, noisy stretch of large movements (four overlapping macro-expressions of
+    brows, nose and mouth at 5-7 % of the face width, about 7 s in all: the "crying") followed
+    0.5-1 s later by a quieter broad expression (happiness, 1.5 s, 4 %: the "laugh"), with
+    micro-expressions before and after. Returns the clip and the stretch's frame interval
+    (inclusive); only the events outside the stretch are scored."""
+    from mestudio.synth import synthesize_clip
+    from mestudio.synth.events import make_event
+
+    rng = np.random.default_rng([seed, 15])
+
+    def f(s: float) -> int:
+        return int(round(s * fps))
+
+    start = 3.0
+    stretch = []
+    for j, label in enumerate(("disgust", "sadness", "disgust", "sadness")):
+        on = start + 1.5 * j + rng.uniform(-0.2, 0.2)
+        stretch.append(make_event("macro", label, f(on), f(rng.uniform(0.6, 1.0)), f(2.5),
+                                  fps, float(rng.uniform(0.05, 0.07))))
+    end_f = max(e.offset for e in stretch)
+    laugh_on = end_f / fps + rng.uniform(0.5, 1.0)
+    events = [
+        make_event("micro", "surprise", f(1.6), f(0.08), f(0.3), fps, 0.02),
+        *stretch,
+        make_event("macro", "happiness", f(laugh_on), f(0.4), f(1.5), fps, 0.04),
+        make_event("micro", "disgust", f(laugh_on + 3.0), f(0.08), f(0.35), fps, 0.025),
+        make_event("micro", "happiness", f(laugh_on + 5.0), f(0.08), f(0.3), fps, 0.025),
+    ]
+    clip = synthesize_clip(fps=fps, duration_s=laugh_on + 7.0, seed=seed, size=SIZE,
+                           events=events)
+    return clip, (min(e.onset for e in stretch), end_f)
+
+
+def outside(events: list[Any], truth: list[dict[str, Any]], span: tuple[int, int],
+            ) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Spotted events whose apex and planted events whose onset lie outside ``span``."""
+    lo, hi = span
+    return ([e for e in events if not lo <= e.apex <= hi],
+            [t for t in truth if not lo <= t["onset"] <= hi])
+
+
+def _clip_frames(clip: Any) -> Iterator[Any]:
+    from mestudio.types import Frame
+
+    for i in range(clip.n_frames):
+        yield Frame(i, float(clip.timestamps[i]), clip.frame(i))
+
+
+def _load_spotter(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("mestudio_bench_compare_spotter", path)
+    if spec is None or spec.loader is None:
+        from mestudio.errors import ConfigError
+
+        raise ConfigError(f"--compare: cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.OnlineSpotter
+
+
+# ---------------------------------------------------------------------------------- run
+def _score(runs: list[tuple[list[Any], list[dict[str, Any]]]]) -> dict[str, Any]:
+    from mestudio.spotting.metrics import score_by_kind
+
+    sc = score_by_kind(runs)
+    out: dict[str, Any] = {}
+    for kind in ("micro", "macro"):
+        s = sc[kind]
+        out[kind] = {"tp": s.tp, "fp": s.fp, "fn": s.fn, "f1": s.f1}
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:5.2f}"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from mestudio.capture import open_source
+    from mestudio.shareddata import shared_data_dir, use_shared_models
+    from mestudio.spotting.config import SpotterConfig
+
+    use_shared_models()
+    sens = [float(x) for x in str(args.sensitivities).split(",") if x.strip()]
+    base_cfg = SpotterConfig()
+    spotters: dict[str, Any] = {"current": None}
+    if args.compare:
+        spotters["compare"] = _load_spotter(Path(args.compare))
+    t_start = time.perf_counter()
+
+    # Real, event-free clips.
+    videos = list(args.videos or [])
+    if not videos:
+        data = shared_data_dir()
+        videos = [data / "video" / n for n in REAL_CLIPS] if data else []
+    real: dict[str, tuple[Signals, float]] = {}
+    for k, path in enumerate(videos):
+        path = Path(path)
+        if not path.is_file():
+            print(f"{path.name}: not found (set MESTUDIO_TEST_DATA), skipped")
+            continue
+        with open_source(path) as src:
+            frames = list(src)
+            fps = float(src.fps or 30.0)
+        if not frames:
+            continue
+        t0 = time.perf_counter()
+        sig = compute_signals(looped_frames(frames, fps, args.minutes, seed=k), base_cfg)
+        minutes = (sig[-1][1] + 1.0 / fps) / 60.0
+        real[path.name] = (sig, minutes)
+        print(f"{path.name}: {len(frames)} frames looped to {minutes:.1f} min "
+              f"({len(sig)} frames, {sum(v is not None for *_, v in sig)} with a face) in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+    # Synthetic clips with planted events.
+    from mestudio.synth import synthesize_clip
+
+    synth: list[tuple[Signals, list[dict[str, Any]]]] = []
+    recovery: list[tuple[Signals, list[dict[str, Any]], tuple[int, int]]] = []
+    t0 = time.perf_counter()
+    for seed in range(max(0, args.seeds)):
+        clip = synthesize_clip(fps=30.0, duration_s=20.0, seed=seed, size=SIZE,
+                               amplitude=(0.01, 0.03))
+        synth.append((compute_signals(_clip_frames(clip), base_cfg), clip.truth()["events"]))
+        if not args.no_recovery:
+            rc, span = recovery_clip(seed)
+            recovery.append((compute_signals(_clip_frames(rc), base_cfg), rc.truth()["events"],
+                             span))
+    if synth:
+        print(f"{len(synth)} synthetic clips{' + recovery clips' if recovery else ''} in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+    results: dict[str, Any] = {"sensitivities": sens, "minutes": args.minutes,
+                               "seeds": args.seeds, "spotters": {}}
+    for name, cls in spotters.items():
+        rows = []
+        for s in sens:
+            cfg = replace(base_cfg, sensitivity=s)
+            row: dict[str, Any] = {"sensitivity": s, "real": {}}
+            for clip_name, (sig, minutes) in real.items():
+                ev = replay(sig, cfg, cls)
+                micro = sum(e.kind == "micro" for e in ev)
+                row["real"][clip_name] = {"minutes": minutes, "micro": micro,
+                                          "macro": len(ev) - micro,
+                                          "micro_per_min": micro / minutes,
+                                          "macro_per_min": (len(ev) - micro) / minutes}
+            tot_min = sum(m for _, m in real.values())
+            tot_micro = sum(r["micro"] for r in row["real"].values())
+            row["false_micro_per_min"] = tot_micro / tot_min if tot_min else None
+            if synth:
+                row["synthetic"] = _score([(replay(sig, cfg, cls), tr) for sig, tr in synth])
+            if recovery:
+                row["recovery"] = _score([outside(replay(sig, cfg, cls), tr, span)
+                                          for sig, tr, span in recovery])
+            rows.append(row)
+        results["spotters"][name] = rows
+        _print_table(name if len(spotters) > 1 else "", rows, list(real))
+    results["seconds"] = time.perf_counter() - t_start
+    return results
+
+
+def _print_table(title: str, rows: list[dict[str, Any]], clips: list[str]) -> None:
+    if title:
+        print(f"\n-- spotter: {title} --")
+    head = f"{'sens':>5} " + "".join(f"{c[:18] + ' µ/min':>24}" for c in clips)
+    head += f"{'µ/min all':>10}{'synth µF1':>10}{'synth MF1':>10}{'recov µF1':>10}" \
+            f"{'recov MF1':>10}"
+    print(head)
+    for r in rows:
+        line = f"{r['sensitivity']:>5.2f} "
+        for c in clips:
+            x = r["real"][c]
+            line += f"{x['micro_per_min']:>12.2f} (M {x['macro_per_min']:5.1f})    "
+        syn, rec = r.get("synthetic"), r.get("recovery")
+        line += f"{_fmt(r['false_micro_per_min']):>10}"
+        line += f"{_fmt(syn['micro']['f1'] if syn else None):>10}"
+        line += f"{_fmt(syn['macro']['f1'] if syn else None):>10}"
+        line += f"{_fmt(rec['micro']['f1'] if rec else None):>10}"
+        line += f"{_fmt(rec['macro']['f1'] if rec else None):>10}"
+        print(line)
+    print("µ/min: false micro events per minute (M: macro per minute; talking is real "
+          "movement); F1 on planted events (µ micro, M macro), MEGC protocol")
