@@ -287,7 +287,7 @@ def test_a_stop_leaves_a_seekable_source_at_the_first_unprocessed_frame() -> Non
 @pytest.mark.parametrize("spec", ["demo:duration=4,seed=3", "demo:duration=3,seed=5,blinks=1"])
 def test_read_ahead_gives_the_same_results_as_a_serial_loop(tmp_path: Path, spec: str) -> None:
     """Decoding and tracking in their own threads change nothing in the outputs."""
-    before = threading.active_count()
+    before, cv_threads = threading.active_count(), cv2.getNumThreads()
     runs = {}
     for ahead in (0, READ_AHEAD):
         seen: list[int] = []
@@ -297,6 +297,7 @@ def test_read_ahead_gives_the_same_results_as_a_serial_loop(tmp_path: Path, spec
         runs[ahead] = res
         assert seen == list(range(res.n_frames)) and res.complete
         _no_leak(before)
+        assert cv2.getNumThreads() == cv_threads   # OpenCV's pool size is put back
     serial, ahead = runs[0], runs[READ_AHEAD]
     assert (tmp_path / "frames0.csv").read_bytes() == \
         (tmp_path / f"frames{READ_AHEAD}.csv").read_bytes()

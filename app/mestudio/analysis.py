@@ -446,6 +446,45 @@ def _stop_check(stop: Any) -> Callable[[], bool]:
     raise TypeError(f"stop must be a threading.Event or a callable, not {type(stop).__name__}")
 
 
+_cv_lock = threading.Lock()
+_cv_users = 0
+_cv_saved: int | None = None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _opencv_threads_for_read_ahead() -> Any:
+    """While read-ahead threads run, OpenCV's own pool gets one core less (the decode and
+    tracking threads use it): on 2 cores the frame loop's optical flow runs on one thread
+    instead of competing with them. Results do not depend on the thread count. The
+    previous setting is restored when the last analysis running in the process ends."""
+    global _cv_users, _cv_saved
+    import cv2
+
+    with _cv_lock:
+        if _cv_users == 0:
+            current = cv2.getNumThreads()
+            wanted = max(1, _cores() - 1)
+            if current > wanted:
+                _cv_saved = current
+                cv2.setNumThreads(wanted)
+        _cv_users += 1
+    try:
+        yield
+    finally:
+        with _cv_lock:
+            _cv_users -= 1
+            if _cv_users == 0 and _cv_saved is not None:
+                cv2.setNumThreads(_cv_saved)
+                _cv_saved = None
+
+
 def _tracks_ahead(tracker: Any) -> bool:
     """Whether the tracker can run in the tracking thread: our own FaceTracker (a double
     or another tracker is called by the pipeline as usual)."""
@@ -604,6 +643,8 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         stack.callback(setattr, pipeline, "tracker", tracker)
     reader = _ReadAhead(source, max_frames, read_ahead,
                         tracker=tracker if ahead is not None else None)
+    if read_ahead > 0:
+        stack.enter_context(_opencv_threads_for_read_ahead())
     taken = 0
     last_taken = -1
     stack.callback(_leave_source, source, reader, lambda: (taken, last_taken))
