@@ -210,7 +210,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     use_shared_models()
     sens = [float(x) for x in str(args.sensitivities).split(",") if x.strip()]
     base_cfg = SpotterConfig()
-    spotters: dict[str, Any] = {"current": None}
+    from mestudio.spotting.spotter import OnlineSpotter
+
+    spotters: dict[str, Any] = {"current": OnlineSpotter}
     if args.compare:
         spotters["compare"] = _load_spotter(Path(args.compare))
     t_start = time.perf_counter()

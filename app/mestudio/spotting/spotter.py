@@ -96,6 +96,7 @@ class _Candidate:
     valley_n: int | None = None
     valley: float = math.inf
     rising: bool = True
+    continued: bool = False       # opened before the previous movement came back to rest
 
 
 @dataclass
@@ -174,6 +175,9 @@ class OnlineSpotter:
         self._calib_start: float | None = None
         self._armed = False
         self._rearm_min = math.inf
+        self._outlived = False          # a movement went on after its event was closed
+        self._continuing = False
+        self._closed_t = -math.inf      # offset time of the latest event
         self._cand: _Candidate | None = None
         self._closed: _Closed | None = None
         self._last_offset_n = -1
@@ -363,7 +367,12 @@ class OnlineSpotter:
         # movement) has an inflated one, the other level's is the right scale.
         unit = np.maximum(np.minimum(spread, r_med - r_p16), self._min_rise / self._k)
         jump = self._k * unit
-        up = (r_med - med > jump) & (r.min(axis=0) > med)
+        # Up only for a movement that outlived its event (closed at max_duration_s, or no
+        # return under the threshold for as long): not for the decaying tail of an event.
+        outlived = self._outlived or (not self._armed and t - self._closed_t >= cfg.max_duration_s)
+        # ... and steady: every sample above the threshold, the newest not the lowest
+        # (a movement still dying out is left alone).
+        up = (r.min(axis=0) - med > jump) & (r[-1] >= r_p16) & outlived
         down = (med - r_med > jump) & (r.max(axis=0) < med)
         shift = (up | down) & (self._cut < t - span)
         if not shift.any():
@@ -427,6 +436,11 @@ class OnlineSpotter:
                 # fresh rise of a whole threshold from its lowest point since.
                 self._rearm_min = min(self._rearm_min, y)
                 self._armed = y <= thr or y - self._rearm_min >= thr
+                # Re-armed by a fresh rise without the signal coming back under the
+                # threshold: the movement never stopped (continuation, never micro).
+                self._continuing = self._armed and y > thr
+                if self._armed:
+                    self._outlived = False
             if not (self._armed and y > thr):
                 self._detector_state = "idle" if self._closed is None else "in_event"
                 return []
@@ -441,7 +455,7 @@ class OnlineSpotter:
             else:
                 self._cand = _Candidate(
                     bound_n=max(self._last_offset_n + 1, self._segment_start_n(s)),
-                    peak=y, apex_n=s.n, t_open=s.t)
+                    peak=y, apex_n=s.n, t_open=s.t, continued=self._continuing)
             self._detector_state = "rising" if self._cand.rising else "in_event"
             return []
         emitted: list[SpotEvent] = []
@@ -478,6 +492,7 @@ class OnlineSpotter:
                     self._detector_state = "rising" if best.n == s.n else "in_event"
                     return emitted
         if self._cand is not None and s.t - self._cand.t_open > cfg.max_duration_s:
+            self._outlived = True
             ev = self._emit(self._close(self._cand, s.n), index_now)
             emitted += [ev] if ev is not None else []
             self._cand = None
@@ -497,6 +512,7 @@ class OnlineSpotter:
         self._armed = False
         self._rearm_min = math.inf
         self._last_offset_n = offset_n
+        self._closed_t = self._sample(offset_n).t
         level = self.config.offset_fraction * c.peak
         n = c.apex_n
         lo = max(c.bound_n, self._hist[0].n)
@@ -523,7 +539,8 @@ class OnlineSpotter:
         r = int(np.argmax(apex.z)) if apex.z is not None and apex.z.size else 0
         ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
                        onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
-                       kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
+                       kind="micro" if duration <= cfg.micro_max_s + 1e-9
+                       and not closed.cand.continued else "macro",
                        roi=names[r] if names else "",
                        peak=float(apex.values[r]) if apex.values.size else 0.0,
                        emitted_index=int(index_now), id=len(self.events))
