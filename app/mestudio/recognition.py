@@ -1,11 +1,12 @@
-"""Recognition of spotted micro-expressions, off the per-frame path.
+"""Recognition of spotted micro- (and macro-) expressions, off the per-frame path.
 
 :class:`Recognizer` sits behind the online spotter in :class:`mestudio.pipeline.Pipeline`:
 
 * every frame, :meth:`Recognizer.add_frame` keeps the tracker's aligned crop in a ring
   buffer keyed by frame index and bounded in *seconds* (long enough to hold the longest
   micro-expression plus the spotter's emission delay);
-* when the spotter emits a micro event, :meth:`Recognizer.submit` picks the event's crops
+* when the spotter emits an event of a kind it recognises (:attr:`Recognizer.kinds`,
+  see "Macro-expressions" below), :meth:`Recognizer.submit` picks the event's crops
   from that buffer with the model's input kind (:meth:`mestudio.preprocess.InputKind.select`:
   onset, apex and offset for keyframe models such as M3ENet; ``clip_len`` frames from onset
   to offset for clip models such as IM3DR-MFER) and queues a job — this costs a few
@@ -23,6 +24,28 @@ The queue is bounded: when events arrive faster than the worker recognises them,
 oldest job still waiting is dropped (with a logged warning); such an event simply keeps no
 prediction. Nothing here blocks the per-frame path except :meth:`wait` (end of a file).
 No Qt.
+
+Macro-expressions. With ``macro=True`` (the setting ``recognition.macro``, default on) and a
+model that allows it (:func:`model_allows_macro`: any key-frame or clip model whose
+metadata does not restrict ``event_kinds`` to micro), macro events are recognised too and
+the pipeline may hand every event to :meth:`Recognizer.submit`, which decides by kind
+(events of a kind it does not recognise are counted in ``stats.skipped_kind``). A macro
+event is given to the model exactly as a micro one: key-frame models get its onset, apex
+and *actual* offset (the spotter's offset is where the movement fell back to 20 % of its
+peak, i.e. close to rest, as the offset of the micro-expressions the models were trained
+on; using the apex again as the offset would feed an ``offset→apex`` stream of zeros the
+models never saw); clip models get ``clip_len`` crops evenly spaced from onset to offset
+(the whole rise and fall, time-compressed). The crop buffer bounds how long an event can
+be: :func:`buffer_seconds` with ``max_event_s`` keeps a whole ``max_duration_s`` macro. A
+macro whose onset is older than the buffer is recognised from the oldest buffered frame
+(onset clipped, counted in ``stats.clipped``); when even its apex is gone it is skipped
+(``stats.too_long``) — never an error.
+
+**Caveat**: the shipped and synthetic models are trained on *micro*-expressions (and the
+synthetic ones on synthetic action-unit patterns). Their answer on a macro-expression is
+the class of the micro-expression pattern it resembles most, not a validated recognition
+of macro-expressions: front ends must label such predictions as coming from a
+micro-expression model (e.g. "macro-expression · micro-expression model: happiness").
 """
 
 from __future__ import annotations
@@ -53,12 +76,30 @@ input kind's :meth:`~mestudio.preprocess.InputKind.select` chose: keyframe model
 engine's input dict with a leading batch axis ``N = len(jobs)``."""
 
 
-def buffer_seconds(micro_max_s: float, emit_delay_s: float, margin_s: float = 0.5) -> float:
+def buffer_seconds(micro_max_s: float, emit_delay_s: float, margin_s: float = 0.5, *,
+                   max_event_s: float | None = None) -> float:
     """How many seconds of aligned crops the recogniser must keep: a micro event lasts at
     most ``micro_max_s`` and is emitted at most ``emit_delay_s`` after its offset, so its
     onset is at most ``micro_max_s + emit_delay_s`` old when it arrives; ``margin_s`` covers
-    the low-pass look-ahead and irregular frame times."""
-    return float(micro_max_s) + float(emit_delay_s) + float(margin_s)
+    the low-pass look-ahead and irregular frame times. ``max_event_s``: the longest event
+    to recognise whole (macro recognition: the spotter's ``max_duration_s``)."""
+    longest = max(float(micro_max_s), float(max_event_s or 0.0))
+    return longest + float(emit_delay_s) + float(margin_s)
+
+
+def model_allows_macro(engine: Any) -> bool:
+    """Whether ``engine``'s model can be given macro events: its input kind is a registered
+    one (key frames or clips can represent an interval of any length) and its metadata
+    does not list ``event_kinds`` without ``"macro"``."""
+    meta = getattr(engine, "metadata", None)
+    kinds = meta.get("event_kinds") if isinstance(meta, Mapping) else None
+    if isinstance(kinds, (list, tuple)) and "macro" not in kinds:
+        return False
+    try:
+        kind_spec(str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND)))
+    except ValueError:
+        return False
+    return True
 
 
 class CropBuffer:
@@ -164,6 +205,11 @@ class RecognitionStats:
         failed: events whose recognition raised (no prediction; see ``last_error``).
         dropped: events dropped because the queue was full or the end-of-file wait ran out.
         skipped: events with no face crop in their interval (nothing to recognise).
+        skipped_kind: events of a kind this recogniser does not recognise (macro events
+            with macro recognition off or not allowed by the model).
+        clipped: macro events older than the crop buffer, recognised from the oldest
+            buffered frame as onset.
+        too_long: macro events whose apex had already left the crop buffer (skipped).
         pending: jobs queued or being recognised now.
         last_latency_ms: submit → prediction of the latest completed event (milliseconds).
         mean_latency_ms: the same, averaged over every completed event.
@@ -175,6 +221,9 @@ class RecognitionStats:
     failed: int = 0
     dropped: int = 0
     skipped: int = 0
+    skipped_kind: int = 0
+    clipped: int = 0
+    too_long: int = 0
     pending: int = 0
     last_latency_ms: float = float("nan")
     mean_latency_ms: float = float("nan")
@@ -183,7 +232,8 @@ class RecognitionStats:
     def as_dict(self) -> dict[str, Any]:
         return {"submitted": self.submitted, "completed": self.completed,
                 "failed": self.failed, "dropped": self.dropped, "skipped": self.skipped,
-                "pending": self.pending,
+                "skipped_kind": self.skipped_kind, "clipped": self.clipped,
+                "too_long": self.too_long, "pending": self.pending,
                 "last_latency_ms": None if np.isnan(self.last_latency_ms)
                 else round(self.last_latency_ms, 1),
                 "mean_latency_ms": None if np.isnan(self.mean_latency_ms)
@@ -192,7 +242,7 @@ class RecognitionStats:
 
 
 class Recognizer:
-    """Recognises micro events on a worker thread and attaches the predictions.
+    """Recognises spotted events on a worker thread and attaches the predictions.
 
     Args:
         engine: an :class:`~mestudio.inference.engine.InferenceEngine` (or any object with
@@ -211,6 +261,14 @@ class Recognizer:
         warmup_size: side (pixels) of blank crops run once through preprocessing and the
             engine when the worker starts, so the first event does not pay for
             initialisation; 0 = no warm-up.
+        macro: recognise macro events too (``recognition.macro``) when the model allows it
+            (:func:`model_allows_macro`); the kinds in effect are :attr:`kinds`. Keep
+            ``buffer_s`` long enough (:func:`buffer_seconds` with ``max_event_s``). See the
+            module docstring for the frames used and the micro-model caveat.
+
+    Attributes:
+        kinds: the event kinds :meth:`submit` recognises (``("micro",)`` or
+            ``("micro", "macro")``).
 
     Raises:
         ValueError: an engine of an unknown input kind.
@@ -218,7 +276,8 @@ class Recognizer:
 
     def __init__(self, engine: Any, *, buffer_s: float = 1.3, max_pending: int = 8,
                  max_batch: int = 8, inputs_fn: InputsFn | None = None,
-                 with_cam: bool = True, threads: int = 1, warmup_size: int = 0) -> None:
+                 with_cam: bool = True, threads: int = 1, warmup_size: int = 0,
+                 macro: bool = True) -> None:
         self.engine = engine
         self.input_kind = str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND))
         self._kind = kind_spec(self.input_kind)
@@ -235,6 +294,8 @@ class Recognizer:
         self.max_batch = max(1, int(max_batch))
         self.with_cam = with_cam
         self.buffer = CropBuffer(buffer_s)
+        self.kinds: tuple[str, ...] = ("micro", "macro") if macro and model_allows_macro(
+            engine) else ("micro",)
         self.stats = RecognitionStats()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -256,10 +317,26 @@ class Recognizer:
         self.buffer.add(index, timestamp_s, crop)
 
     def submit(self, event: SpotEvent) -> bool:
-        """Queue ``event`` for recognition. Returns False when it cannot be recognised
-        (no face crop in its interval, or the recogniser is closed). Never blocks."""
+        """Queue ``event`` for recognition. Returns False when it is not recognised: a kind
+        outside :attr:`kinds`, no face crop in its interval, a macro whose apex has left the
+        buffer, or a closed recogniser (each counted in :attr:`stats`). Never blocks."""
         if self._closed:
             return False
+        if event.kind not in self.kinds:
+            self.stats.skipped_kind += 1
+            return False
+        oldest = self.buffer.oldest_index
+        if event.kind != "micro" and oldest is not None and oldest > event.onset:
+            if oldest > event.apex:
+                self.stats.too_long += 1
+                log.info("%s event %d (frames %d-%d-%d) is longer than the crop buffer "
+                         "(starts at frame %d): not recognised", event.kind, event.id,
+                         event.onset, event.apex, event.offset, oldest)
+                return False
+            # Onset clipped: the oldest buffered frame stands for it.
+            self.stats.clipped += 1
+            log.debug("%s event %d: onset %d clipped to the buffer's oldest frame %d",
+                      event.kind, event.id, event.onset, oldest)
         available = self.buffer.crops_between(event.onset, event.offset)
         crops = self._kind.select(available, event.onset, event.apex, event.offset, self._cfg)
         if crops is None:

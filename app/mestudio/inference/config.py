@@ -13,7 +13,12 @@ class RecognitionConfig:
     """Recogniser settings.
 
     Attributes:
-        enabled: run the recogniser on micro events.
+        enabled: run the recogniser on spotted events.
+        macro: recognise macro events too, when the model allows it (key-frame and clip
+            models do unless their metadata restricts ``event_kinds``). The models are
+            trained on micro-expressions: a macro event's prediction is what a
+            micro-expression model makes of it and is shown as such
+            (:mod:`mestudio.recognition`).
         model: path of an exported ONNX model ("" = the shipped default model).
         device: "auto" (CUDA when available), "cuda" or "cpu".
         threads: ONNX Runtime intra-op threads (0 = ONNX Runtime's default).
@@ -24,6 +29,7 @@ class RecognitionConfig:
     """
 
     enabled: bool = True
+    macro: bool = True
     model: str = ""
     device: str = "auto"
     threads: int = 1
