@@ -11,11 +11,13 @@ Per frame (:meth:`OnlineSpotter.update`):
    ``min(3 sigma, emit_delay_s / 2)`` seconds (:attr:`OnlineSpotter.delay_s`), so a sample
    is final that many seconds after it was seen.
 2. **Adaptive threshold.** Per ROI, the baseline is the running median over
-   ``baseline_window_s`` of the samples outside events (a lasting change such as a held
-   expression or talking enters once its event was closed at ``max_duration_s``) and the
-   noise unit is the spread of the lower half of the distribution (median minus the 16th
-   percentile: one standard deviation for normal noise, which movements cannot inflate), at
-   least ``min_rise / k`` pixels. Each ROI's height above its baseline in its own noise
+   ``baseline_window_s`` seconds *of samples outside events* (each sample counts for its
+   frame interval, so time spent inside events does not age the baseline out; a lasting
+   change such as a held expression or talking enters once its event was closed at
+   ``max_duration_s``) and the noise unit is the spread of the lower half of the
+   distribution (median minus the 16th percentile: one standard deviation for normal
+   noise, which movements cannot inflate), at least ``min_rise / k`` pixels. Both recover
+   after long movements (see "Recovery" below). Each ROI's height above its baseline in its own noise
    units is ``z``; the detector follows ``score = max_roi z`` against the threshold ``k``,
    which goes geometrically from ``threshold_k_high`` (sensitivity 0) to
    ``threshold_k_low`` (sensitivity 1); ``min_rise`` (pixels) follows the same law. So a
@@ -33,12 +35,40 @@ Per frame (:meth:`OnlineSpotter.update`):
    the same event (**merge**: talking, chewing and other continuous activity become one long
    event instead of a string of short ones). Events are ``"micro"`` when
    ``offset_s - onset_s <= micro_max_s``, else ``"macro"``; a candidate still open after
-   ``max_duration_s`` is closed as macro. An event's ``roi`` is the ROI with the largest
+   ``max_duration_s`` is closed as macro, and an event that opened before the previous
+   movement came back under the threshold (re-armed by a fresh rise: the face never came to
+   rest) is a continuation of a long movement and is macro too, however short. An event's ``roi`` is the ROI with the largest
    ``z`` at the apex, its ``peak`` that ROI's low-passed signal (pixels).
 4. **Emission.** An event is returned by the :meth:`~OnlineSpotter.update` call at which
    its offset is final and the merge window has passed: at most
    ``delay_s + merge_gap_s`` plus one frame interval after the offset, which the
    configuration keeps below ``emit_delay_s``.
+
+Recovery after long movements (issue 15: a laugh right after a long crying movement was
+missed because the threshold had climbed to 25-32 px). Two failures had to go:
+
+* the baseline window was wall-clock time, so after a few seconds inside events it held
+  only the handful of samples between them (movement samples) — it now holds
+  ``baseline_window_s`` seconds of samples *outside events*, so after an event the
+  person's rest is still the baseline;
+* when a movement outlived its event (closed at ``max_duration_s``), its samples entered
+  the window and mixed two levels: the median crept up over seconds and the spread
+  (median minus 16th percentile) measured the distance between the levels, not the
+  noise, so the threshold exploded and stayed up for a whole window after the movement
+  ended. Now each ROI is **re-baselined on a lasting level change**: when, over the last
+  ``rebaseline_s`` seconds of baseline samples, every sample stayed above the threshold
+  (and steady: the newest not the lowest, i.e. not a tail dying out) after a movement
+  outlived its event, or the median fell more than ``k`` units under the baseline with
+  every sample under it (a long movement ended), the ROI's baseline and noise unit restart
+  from those recent samples (the older ones are ignored for that ROI, see
+  :meth:`OnlineSpotter._rebaseline`). The unit used to detect the change is the smaller of
+  the window's and the recent samples' (a mixed or noisy window has an inflated one).
+  So a held expression becomes the baseline half a second after its event is closed (no
+  string of events while it is held), and half a second after it ends the baseline is
+  back at rest: a following broad movement gets its own onset/apex/offset, a following
+  micro-expression is found. Alternatives not taken: capping how fast the baseline may
+  rise (a held expression would then give a string of events) or freezing it after long
+  events (a new rest level, e.g. a changed head pose, would never be learnt).
 
 Frames without a face (``signal=None``) end the current segment: samples already seen are
 finalised, an event still open is dropped (never emitted half-seen), and after
