@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inputs", type=int, default=8,
                         help="recordings in the batch (copies of the shared videos) (8)")
     parser.add_argument("--max-frames", type=int, default=120,
-                        help="frames analysed per recording of the batch (120)")
+                        help="frames analysed per recording of the batch; 0: whole clips (120)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="rounds of the batch runs (interleaved); the best time of each "
                              "counts (1)")
@@ -128,7 +128,7 @@ def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
         start_s = time.perf_counter() - t_start
         jobs = batch.make_jobs(inputs, out, load_settings(), recognition=True,
-                               max_frames=max_frames, force=True)
+                               max_frames=max_frames or None, force=True)
         t0 = time.perf_counter()
         # The cluster's address: the per-node storage check runs as on a real cluster.
         report = batch.run_batch(jobs, out, workers=3, ray=cluster.address, use_ray=True)
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> dict:
             inputs.append(str(dst))
         listfile = work / "inputs.txt"
         listfile.write_text("\n".join(inputs) + "\n")
-        mf = ("--max-frames", str(args.max_frames))
+        mf = ("--max-frames", str(args.max_frames)) if args.max_frames > 0 else ()
         have_ray = ray_available() and not args.no_ray
         configs: list[tuple[str, str, tuple[str, ...]]] = [
             ("workers 1", "w1", ("--workers", "1")),
