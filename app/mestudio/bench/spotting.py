@@ -125,12 +125,14 @@ def replay(signals: Signals, config: Any, spotter_cls: Any = None) -> list[Any]:
     return events
 
 
-def recovery_clip(seed: int, fps: float = 30.0) -> tuple[Any, tuple[int, int]]:
+def recovery_clip(seed: int, fps: float = 30.0, after_s: float = 7.0,
+                  ) -> tuple[Any, tuple[int, int]]:
     """A long, noisy stretch of large movements (four overlapping macro-expressions of
     brows, nose and mouth at 5-7 % of the face width, about 7 s in all: the "crying") followed
     0.5-1 s later by a quieter broad expression (happiness, 1.5 s, 4 %: the "laugh"), with
-    micro-expressions before and after. Returns the clip and the stretch's frame interval
-    (inclusive); only the events outside the stretch are scored."""
+    micro-expressions before and after (those after only when ``after_s`` leaves room:
+    at 3 and 5 s after the laugh's onset). Returns the clip and the stretch's frame
+    interval (inclusive); only the events outside the stretch are scored."""
     from mestudio.synth import synthesize_clip
     from mestudio.synth.events import make_event
 
@@ -154,7 +156,8 @@ def recovery_clip(seed: int, fps: float = 30.0) -> tuple[Any, tuple[int, int]]:
         make_event("micro", "disgust", f(laugh_on + 3.0), f(0.08), f(0.35), fps, 0.025),
         make_event("micro", "happiness", f(laugh_on + 5.0), f(0.08), f(0.3), fps, 0.025),
     ]
-    clip = synthesize_clip(fps=fps, duration_s=laugh_on + 7.0, seed=seed, size=SIZE,
+    events = [e for e in events if e.offset_s < laugh_on + after_s - 0.5]
+    clip = synthesize_clip(fps=fps, duration_s=laugh_on + after_s, seed=seed, size=SIZE,
                            events=events)
     return clip, (min(e.onset for e in stretch), end_f)
 
