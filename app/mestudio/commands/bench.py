@@ -9,7 +9,8 @@ import pkgutil
 from pathlib import Path
 
 NAME = "bench"
-HELP = "run a benchmark (tracking, flow, model, train, live, soak, or all) and print its figures"
+HELP = ("run a benchmark (tracking, flow, model, train, live, soak, spotting, or all) and print "
+        "its figures")
 
 
 def _benchmarks() -> dict:
