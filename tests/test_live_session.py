@@ -157,7 +157,7 @@ def test_pause_seek_and_resume_on_a_file():
     pipe = Counting()
     listener = Recorder()
     session = LiveSession(AppConfig(), listener=listener, pipeline_fn=lambda cfg: pipe)
-    session.open_callable(lambda: Numbered(), "numbered", is_camera=False)
+    session.open_callable(lambda: Numbered(fps=25.0), "numbered", is_camera=False)
     try:
         _drive(session, lambda: len(pipe.seen) >= 10)
         session.set_paused(True)
@@ -196,7 +196,8 @@ def test_a_failing_subscriber_is_removed_and_reported_not_fatal():
         _drive(session, listener.ended.is_set)
     finally:
         session.close()
-    assert len(pipe.seen) == 30
+    # the stream went on (a busy machine may drop a frame of the paced file)
+    assert len(pipe.seen) + session.stats().dropped == 30 and len(pipe.seen) >= 25
     assert len(listener.failures) == 1 and "disk gone" in listener.failures[0]
 
 
