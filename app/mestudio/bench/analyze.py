@@ -236,8 +236,8 @@ def _print(f: dict[str, Any]) -> None:
     s = f.get("single", {})
     load = "" if f.get("load_before") is None else \
         f"; load average {f['load_before']:.1f} before, {f['load_after']:.1f} after"
-    print(f"{f['cores']} cores; batch of {f['inputs']} recordings x {f['max_frames']} "
-          f"frames{load}")
+    each = f"{f['max_frames']} frames" if f["max_frames"] else "whole clips"
+    print(f"{f['cores']} cores; batch of {f['inputs']} recordings x {each}{load}")
     if s:
         print(f"one video, whole process: {s['video']} {s['frames']} frames "
               f"({s['video_s']:.1f} s of video) in {s['wall_s']:.1f} s "
