@@ -225,12 +225,15 @@ class _Recorder(_Double):
         return super().process(frame, capture_time)
 
 
-def _no_leak(before: int) -> None:
-    assert threading.active_count() == before, [t.name for t in threading.enumerate()]
+def _no_leak(before: set[threading.Thread]) -> None:
+    """No thread started since ``before`` is still alive (threads of earlier tests may end
+    meanwhile; they do not count)."""
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert not left, left
 
 
 def test_read_ahead_keeps_order_and_stays_bounded() -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     src = _Counted(200)
     double = _Recorder(src)
     res = analyze_video(src, _config(), pipeline=double, read_ahead=4)
@@ -240,7 +243,7 @@ def test_read_ahead_keeps_order_and_stays_bounded() -> None:
 
 
 def test_read_ahead_reads_exactly_max_frames() -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     src = _Counted(200)
     double = _Recorder(src)
     res = analyze_video(src, _config(), pipeline=double, max_frames=30)
@@ -250,7 +253,7 @@ def test_read_ahead_reads_exactly_max_frames() -> None:
 
 
 def test_a_source_that_fails_midway_fails_the_analysis_at_that_frame() -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     src = _Counted(100, fail_at=37)
     double = _Recorder(src)
     with pytest.raises(SourceError, match="frame 37 is damaged"):
@@ -260,7 +263,7 @@ def test_a_source_that_fails_midway_fails_the_analysis_at_that_frame() -> None:
 
 
 def test_a_pipeline_that_fails_midway_stops_the_threads() -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     src = _Counted(500)
     double = _Recorder(src, fail_at=20)
     with pytest.raises(ValueError, match="the pipeline failed"):
@@ -270,7 +273,7 @@ def test_a_pipeline_that_fails_midway_stops_the_threads() -> None:
 
 
 def test_a_stop_leaves_a_seekable_source_at_the_first_unprocessed_frame() -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     stop = threading.Event()
 
     def on_result(result: FrameResult) -> None:
@@ -287,7 +290,7 @@ def test_a_stop_leaves_a_seekable_source_at_the_first_unprocessed_frame() -> Non
 @pytest.mark.parametrize("spec", ["demo:duration=4,seed=3", "demo:duration=3,seed=5,blinks=1"])
 def test_read_ahead_gives_the_same_results_as_a_serial_loop(tmp_path: Path, spec: str) -> None:
     """Decoding and tracking in their own threads change nothing in the outputs."""
-    before, cv_threads = threading.active_count(), cv2.getNumThreads()
+    before, cv_threads = set(threading.enumerate()), cv2.getNumThreads()
     runs = {}
     for ahead in (0, READ_AHEAD):
         seen: list[int] = []
@@ -318,7 +321,7 @@ def test_read_ahead_on_a_real_video_is_identical(tmp_path: Path, video_dir: Path
 def test_a_tracker_that_fails_fails_the_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
     from mestudio.face.tracker import FaceTracker
 
-    before = threading.active_count()
+    before = set(threading.enumerate())
     real = FaceTracker.update
 
     def update(self, frame):  # noqa: ANN001, ANN202

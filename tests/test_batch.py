@@ -46,9 +46,15 @@ def _without_timing(path: Path) -> bytes:
 
 
 def _same_outputs(a: Path, b: Path, names: list[str]) -> None:
+    import difflib
+
     for name in names:
         for f in OUTPUTS:
-            assert _without_timing(a / name / f) == _without_timing(b / name / f), (name, f)
+            x, y = _without_timing(a / name / f), _without_timing(b / name / f)
+            diff = "\n".join(difflib.unified_diff(
+                x.decode(errors="replace").splitlines(), y.decode(errors="replace").splitlines(),
+                lineterm="", n=1))
+            assert x == y, f"{name}/{f} differs:\n{diff}"
 
 
 def test_a_corrupt_input_fails_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
