@@ -31,7 +31,7 @@ import numpy as np
 
 from mestudio.face.align import alignment_transform, transform_points
 from mestudio.face.config import TrackerConfig
-from mestudio.face.detect import YUNET_POINTS, Detection, create_detector, iou
+from mestudio.face.detect import YUNET_POINTS, Detection, _Detector, create_detector, iou
 from mestudio.face.landmarks import LbfLandmarker, create_landmarker
 from mestudio.face.smoothing import OneEuroFilter
 from mestudio.types import Box, FaceObservation, Frame
@@ -102,19 +102,48 @@ class FaceTracker:
             (``detect``, ``landmarks``, ``align``).
         n_detections: detector runs since construction.
 
+    Follower mode (``follower=True``, used by
+    :class:`~mestudio.face.multitrack.MultiFaceTracker` for each of several faces): the
+    tracker starts only on the detection it is given (:meth:`seed`), never picks another face
+    by itself, and reports the face lost instead; the detector and landmark model may be
+    shared (``models``), and a detection already run on the same frame is reused
+    (:meth:`share_detections`).
+
     Raises:
         ModelFileError: an explicit model path in ``config`` that is missing or unusable.
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    detector: _Detector
+    degraded: list[str]
+    detector_name: str
+    mode: str
+    landmark_count: int
+    _track: _Track | None
+    _last_search_t: float | None
+    _last_t: float | None
+
+    def __init__(self, config: TrackerConfig | None = None, *, follower: bool = False,
+                 models: FaceTracker | None = None) -> None:
         self.config = cfg = config or TrackerConfig()
+        self.follower = bool(follower)
+        self._shared: tuple[int, list[Detection]] | None = None
+        if models is not None:
+            self.detector, self.degraded = models.detector, list(models.degraded)
+            self.detector_name = models.detector_name
+            self.landmarker: LbfLandmarker | None = models.landmarker
+            self.mode, self.landmark_count = models.mode, models.landmark_count
+            self.landmark_names: tuple[str, ...] = models.landmark_names
+            self.timings_ms: dict[str, float] = {}
+            self.n_detections = 0
+            self.reset()
+            return
         self.detector, self.degraded = create_detector(cfg)
         self.detector_name = self.detector.name
-        self.landmarker: LbfLandmarker | None = create_landmarker(cfg.landmark_model)
+        self.landmarker = create_landmarker(cfg.landmark_model)
         if self.landmarker is not None:
             self.mode = "lbf"
             self.landmark_count = self.landmarker.n_points
-            self.landmark_names: tuple[str, ...] = self.landmarker.names
+            self.landmark_names = self.landmarker.names
         elif self.detector.gives_points:
             self.mode = "yunet"
             self.landmark_count = 5
@@ -127,16 +156,36 @@ class FaceTracker:
             self.landmark_names = ()
             self.degraded.append("no landmark model found: box-only alignment (eyes "
                                  "estimated from the face box)")
-        self.timings_ms: dict[str, float] = {}
+        self.timings_ms = {}
         self.n_detections = 0
         self.reset()
 
     # ------------------------------------------------------------------ public
+    @property
+    def tracking(self) -> bool:
+        """A face is being followed."""
+        return self._track is not None
+
+    def share_detections(self, image: np.ndarray, dets: list[Detection]) -> None:
+        """``dets`` are the detector's answer for ``image``: a detection this tracker needs
+        on that same frame reuses them instead of running the detector again."""
+        self._shared = (id(image), dets)
+
+    def seed(self, frame: Frame, det: Detection) -> FaceObservation:
+        """Start following the face of ``det`` in ``frame`` (forgetting any other)."""
+        t = float(frame.timestamp_s)
+        self.reset()
+        self._last_t = t
+        self.timings_ms = {"detect": 0.0, "landmarks": 0.0, "align": 0.0}
+        if not self._start(frame.image, det, t):
+            return FaceObservation(face_found=False, n_faces=self._n_faces)
+        return self._observe(frame.image, t)
+
     def reset(self) -> None:
         """Forget the tracked face; the next frame starts with a detection."""
-        self._track: _Track | None = None
-        self._last_search_t: float | None = None
-        self._last_t: float | None = None
+        self._track = None
+        self._last_search_t = None
+        self._last_t = None
         self._n_faces = 0
 
     def update(self, frame: Frame) -> FaceObservation:
@@ -150,7 +199,7 @@ class FaceTracker:
         self.timings_ms = {"detect": 0.0, "landmarks": 0.0, "align": 0.0}
         image = frame.image
         if self._track is None:
-            if not self._acquire(image, t):
+            if self.follower or not self._acquire(image, t):
                 return FaceObservation(face_found=False, n_faces=self._n_faces)
         elif self.mode == "lbf":
             if not self._follow_lbf(image, t):
@@ -161,6 +210,10 @@ class FaceTracker:
 
     # --------------------------------------------------------------- detection
     def _detect(self, image: np.ndarray) -> list[Detection]:
+        shared = self._shared
+        if shared is not None and shared[0] == id(image):
+            self._n_faces = len(shared[1])
+            return list(shared[1])
         t0 = time.perf_counter()
         dets = self.detector.detect(image)
         self.timings_ms["detect"] += (time.perf_counter() - t0) * 1e3
@@ -294,7 +347,7 @@ class FaceTracker:
         tr.last_detect_t = t
         if suspect and dets:
             self._lose()  # another face took the place of the tracked one
-            return self._start(image, dets[0], t)
+            return False if self.follower else self._start(image, dets[0], t)
         if tr.misses >= cfg.lost_after_misses or (suspect and
                                                   tr.quality < cfg.fit_min_quality / 2):
             # Missed repeatedly, or the picture changed completely and no face is seen.
@@ -315,7 +368,7 @@ class FaceTracker:
             if tr.misses < cfg.lost_after_misses:
                 return True  # keep the last position for a frame or two
             self._lose()
-            return self._start(image, dets[0], t) if dets else False
+            return self._start(image, dets[0], t) if dets and not self.follower else False
         if self.mode == "yunet":
             tr.raw = np.array([best.points[n] for n in YUNET_POINTS], np.float64)
         else:
