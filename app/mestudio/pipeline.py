@@ -33,19 +33,30 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from mestudio.capture.base import FrameSource
 from mestudio.config import AppConfig
-from mestudio.errors import MestudioError
+from mestudio.errors import ConfigError, MestudioError
+from mestudio.face.multitrack import MultiFaceTracker
 from mestudio.face.tracker import FaceTracker
-from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent, SpotterState
+from mestudio.types import (
+    FaceObservation,
+    FaceResult,
+    Frame,
+    FrameResult,
+    SpotEvent,
+    SpotterState,
+)
 
 log = logging.getLogger(__name__)
 
 NO_MODEL = "no recognition model: events shown without emotion"
+
+#: ``tracker.faces``: one face (the largest) or every face.
+FACE_MODES = ("primary", "all")
 """The degraded-mode line when no usable recognition model is loaded."""
 
 
@@ -136,6 +147,18 @@ def describe_model(engine: Any) -> dict[str, Any]:
     return _plain(info)
 
 
+class _FaceState:
+    """The spotting state of one face (every-face mode): its own ROI signal and spotter."""
+
+    def __init__(self, face_id: int, config: AppConfig) -> None:
+        from mestudio.spotting.signal import RoiSignal
+        from mestudio.spotting.spotter import OnlineSpotter
+
+        self.face_id = face_id
+        self.signal = RoiSignal(config.spotter, tracker_config=config.tracker)
+        self.spotter = OnlineSpotter(config.spotter)
+
+
 class Pipeline:
     """Per-frame processing shared by every front end.
 
@@ -166,7 +189,21 @@ class Pipeline:
                  finish_timeout_s: float = 60.0, max_pending: int = 8) -> None:
         self.config = config or AppConfig()
         self.finish_timeout_s = float(finish_timeout_s)
-        self.tracker: Tracker = FaceTracker(self.config.tracker)
+        tc = self.config.tracker
+        if tc.faces not in FACE_MODES:
+            raise ConfigError(f"tracker.faces must be one of {', '.join(FACE_MODES)}, "
+                              f"got {tc.faces!r}")
+        #: Every face (``tracker.faces == "all"``): the multi-face tracker, else None.
+        self.multi: MultiFaceTracker | None = None
+        if tc.faces == "all":
+            self.multi = MultiFaceTracker(tc, max_faces=tc.max_faces, keep_s=tc.keep_faces_s)
+            self.tracker: Tracker | MultiFaceTracker = self.multi
+        else:
+            self.tracker = FaceTracker(tc)
+        self._faces: dict[int, _FaceState] = {}
+        self._face_states: list[tuple[int, int, float, SpotterState]] = []
+        #: The face whose values fill FrameResult.face/spotter (None: the largest found).
+        self.selected_face: int | None = None
         self.spotting = bool(spotting)
         self.signal: Signal | None = None
         self.spotter: Spotter | None = None
@@ -180,6 +217,8 @@ class Pipeline:
 
             self.signal = RoiSignal(self.config.spotter, tracker_config=self.config.tracker)
             self.spotter = OnlineSpotter(self.config.spotter)
+            if self.multi is not None:
+                self.spotter = None  # each face has its own (_FaceState); signal: ROI names
         self.engine: Any = None
         self._owns_engine = False
         self.recognizer: Any = None
@@ -314,8 +353,10 @@ class Pipeline:
         """
         if self._closed:
             raise RuntimeError("the pipeline is closed")
+        if self.multi is not None:
+            return self._process_all(frame, capture_time)
         t0 = time.perf_counter()
-        face = self.tracker.update(frame)
+        face = cast(Tracker, self.tracker).update(frame)  # (analysis may swap in a stand-in)
         t1 = time.perf_counter()
         timings = {"track": (t1 - t0) * 1e3}
         timings.update(self.tracker.timings_ms)
@@ -351,9 +392,112 @@ class Pipeline:
         degraded = self.degraded
         if degraded:
             result.info["degraded"] = "; ".join(degraded)
+        result.faces = [FaceResult(0, face, result.spotter, result.flow, result.strain)]
         self.frames_processed += 1
         self.frames_with_face += int(face.face_found)
         return result
+
+    def _process_all(self, frame: Frame, capture_time: float | None) -> FrameResult:
+        """Every face (``tracker.faces == "all"``): one ROI signal, spotter and crop
+        buffer per track; events carry the track's ``face_id``."""
+        multi = self.multi
+        assert multi is not None
+        t0 = time.perf_counter()
+        tracked = multi.update(frame)
+        t1 = time.perf_counter()
+        timings = {"track": (t1 - t0) * 1e3}
+        timings.update(multi.timings_ms)
+        ts = float(frame.timestamp_s)
+        rec = self.recognizer
+        emitted: list[SpotEvent] = []
+        for fid in multi.ended:  # a face that left: its open events end now
+            emitted += self._end_face(fid)
+        faces: list[FaceResult] = []
+        t_signal = t_spot = 0.0
+        for fid, obs in tracked:
+            if rec is not None:
+                rec.add_frame(frame.index, ts, obs, face_id=fid)
+            fr = FaceResult(fid, obs)
+            if self.spotting:
+                st = self._faces.get(fid)
+                if st is None:
+                    st = self._faces[fid] = _FaceState(fid, self.config)
+                a = time.perf_counter()
+                values = st.signal.update(obs, ts)
+                b = time.perf_counter()
+                new = st.spotter.update(frame.index, ts, values)
+                t_signal += b - a
+                t_spot += time.perf_counter() - b
+                for ev in new:
+                    ev.face_id = fid
+                emitted += new
+                fr.spotter = st.spotter.state
+                self._face_states += [(fid, i, t, state)
+                                      for i, t, state in st.spotter.pop_finalized()]
+                if (self.keep_flow or self.keep_strain) and obs.face_found:
+                    fr.flow = st.signal.last_flow
+                    if self.keep_strain and fr.flow is not None:
+                        from mestudio.flow.strain import strain_magnitude
+
+                        fr.strain = strain_magnitude(fr.flow)
+            faces.append(fr)
+        timings["signal"] = t_signal * 1e3
+        timings["spot"] = t_spot * 1e3
+        primary = self._primary(faces)
+        result = FrameResult(
+            frame=frame, face=primary.face if primary is not None else
+            FaceObservation(face_found=False, n_faces=len(tracked)),
+            spotter=primary.spotter if primary is not None else None,
+            timings_ms=timings, capture_time=capture_time,
+            flow=primary.flow if primary is not None else None,
+            strain=primary.strain if primary is not None else None, faces=faces)
+        result.info["faces"] = sum(f.face.face_found for f in faces)
+        result.events = self._register(emitted)
+        if rec is not None:
+            for fid in multi.ended:
+                rec.drop_face(fid)  # after its last events took their crops
+            result.updated_events = self._unreported + rec.poll()
+            self._unreported = []
+            result.info["recognition_pending"] = rec.pending
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        degraded = self.degraded
+        if degraded:
+            result.info["degraded"] = "; ".join(degraded)
+        self.frames_processed += 1
+        self.frames_with_face += int(any(f.face.face_found for f in faces))
+        return result
+
+    def _primary(self, faces: list[FaceResult]) -> FaceResult | None:
+        """The selected face when it is there, else the largest face found."""
+        found = [f for f in faces if f.face.face_found and f.face.box is not None]
+        for f in found:
+            if f.face_id == self.selected_face:
+                return f
+        if not found:
+            return None
+        return max(found, key=lambda f: f.face.box[2] * f.face.box[3])  # type: ignore[index]
+
+    def _end_face(self, face_id: int) -> list[SpotEvent]:
+        """A track ended: close its open events (they carry its number)."""
+        st = self._faces.pop(face_id, None)
+        if st is None:
+            return []
+        events = st.spotter.finish()
+        for ev in events:
+            ev.face_id = face_id
+        self._face_states += [(face_id, i, t, state)
+                              for i, t, state in st.spotter.pop_finalized()]
+        return events
+
+    def pop_face_states(self) -> list[tuple[int, int, float, SpotterState]]:
+        """Every-face mode: ``(face_id, frame index, timestamp_s, state)`` of the frames whose
+        spotting values became final since the last call, per face (what the long-format
+        ``frames.csv`` records); in the single-face mode the primary face's, as ``face_id``
+        0."""
+        if self.multi is None:
+            return [(0, i, t, state) for i, t, state in self.pop_spotter_states()]
+        out, self._face_states = self._face_states, []
+        return out
 
     def _attach_flow(self, result: FrameResult) -> None:
         """Put into ``result`` the flow the spotter measured at this frame (reference →
@@ -402,6 +546,12 @@ class Pipeline:
         emitted: list[SpotEvent] = []
         if self.spotter is not None:
             emitted = self._register(self.spotter.finish())
+        if self.multi is not None:
+            ended: list[SpotEvent] = []
+            for fid in sorted(self._faces):
+                ended += self._end_face(fid)
+            self.multi.finish()
+            emitted = self._register(ended)
         if self.recognizer is not None:
             self._unreported += self.recognizer.wait(self.finish_timeout_s)
         return emitted
@@ -410,12 +560,13 @@ class Pipeline:
         """Forget the face and the spotter's baseline (a new source or person); emitted
         events are kept."""
         self.tracker.reset()
+        self._faces.clear()
         if self.signal is not None:
             self.signal.reset()
         if self.spotter is not None:
             self.spotter.reset()
         if self.recognizer is not None:
-            self.recognizer.buffer.clear()
+            self.recognizer.clear()
 
     def set_overlays(self, flow: bool = False, strain: bool = False) -> None:
         """Carry the spotting flow (``flow``) and its optical strain (``strain``) in every

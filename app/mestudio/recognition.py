@@ -294,6 +294,9 @@ class Recognizer:
         self.max_batch = max(1, int(max_batch))
         self.with_cam = with_cam
         self.buffer = CropBuffer(buffer_s)
+        #: Every-face mode: one crop buffer per face_id (``buffer`` is face 0's).
+        self._buffers: dict[int, CropBuffer] = {0: self.buffer}
+        self._buffer_s = buffer_s
         self.kinds: tuple[str, ...] = ("micro", "macro") if macro and model_allows_macro(
             engine) else ("micro",)
         self.stats = RecognitionStats()
@@ -311,10 +314,26 @@ class Recognizer:
             self._executor.submit(self._warmup, int(warmup_size))
 
     # ------------------------------------------------------------------ caller's thread
-    def add_frame(self, index: int, timestamp_s: float, face: FaceObservation) -> None:
-        """Keep (a copy of) this frame's aligned crop (None when no face) for later events."""
+    def add_frame(self, index: int, timestamp_s: float, face: FaceObservation,
+                  face_id: int = 0) -> None:
+        """Keep (a copy of) this frame's aligned crop (None when no face) of face
+        ``face_id`` for later events of that face."""
         crop = face.aligned.copy() if face.face_found and face.aligned is not None else None
-        self.buffer.add(index, timestamp_s, crop)
+        buf = self._buffers.get(face_id)
+        if buf is None:
+            buf = self._buffers[face_id] = CropBuffer(self._buffer_s)
+        buf.add(index, timestamp_s, crop)
+
+    def drop_face(self, face_id: int) -> None:
+        """Forget the crops of a face whose track ended (after its last events were
+        submitted: a queued job keeps its own crops)."""
+        if face_id != 0:
+            self._buffers.pop(face_id, None)
+
+    def clear(self) -> None:
+        """Forget every buffered crop (a seek, a new source)."""
+        self.buffer.clear()
+        self._buffers = {0: self.buffer}
 
     def submit(self, event: SpotEvent) -> bool:
         """Queue ``event`` for recognition. Returns False when it is not recognised: a kind
@@ -325,7 +344,8 @@ class Recognizer:
         if event.kind not in self.kinds:
             self.stats.skipped_kind += 1
             return False
-        oldest = self.buffer.oldest_index
+        buffer = self._buffers.get(event.face_id, self.buffer)
+        oldest = buffer.oldest_index
         if event.kind != "micro" and oldest is not None and oldest > event.onset:
             if oldest > event.apex:
                 self.stats.too_long += 1
@@ -337,11 +357,11 @@ class Recognizer:
             self.stats.clipped += 1
             log.debug("%s event %d: onset %d clipped to the buffer's oldest frame %d",
                       event.kind, event.id, event.onset, oldest)
-        available = self.buffer.crops_between(event.onset, event.offset)
+        available = buffer.crops_between(event.onset, event.offset)
         crops = self._kind.select(available, event.onset, event.apex, event.offset, self._cfg)
         if crops is None:
             self.stats.skipped += 1
-            oldest = self.buffer.oldest_index
+            oldest = buffer.oldest_index
             log.warning("event %d (frames %d-%d): no face crops %s; not recognised",
                         event.id, event.onset, event.offset,
                         "in its interval" if oldest is None or oldest <= event.onset
@@ -404,7 +424,7 @@ class Recognizer:
             self._queue.clear()
             self.stats.pending = self._busy
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.buffer.clear()
+        self.clear()
 
     # --------------------------------------------------------------------- worker thread
     def _warmup(self, size: int) -> None:

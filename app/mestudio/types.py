@@ -129,6 +129,8 @@ class SpotEvent:
         emitted_index: frame index at which the online spotter emitted the event.
         prediction: filled in by the recogniser (micro events only), else None.
         id: a number unique within one analysis, assigned in emission order.
+        face_id: the face it belongs to: its track number (from 1, per run, never reused)
+            when every face is analysed, 0 in the single-face ("primary") mode.
     """
 
     onset: int
@@ -143,6 +145,7 @@ class SpotEvent:
     emitted_index: int = -1
     prediction: Prediction | None = None
     id: int = -1
+    face_id: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -170,6 +173,26 @@ class SpotterState:
 
 
 @dataclass
+class FaceResult:
+    """One face of a frame (:attr:`FrameResult.faces`).
+
+    Attributes:
+        face_id: its track number (from 1; 0 in the single-face "primary" mode).
+        face: the tracker's observation (``face_found`` False while the face is missing
+            but its track is kept).
+        spotter: that face's spotter state, or None when spotting is off.
+        flow, strain: that face's spotting flow and strain when asked (as
+            :attr:`FrameResult.flow`), else None.
+    """
+
+    face_id: int
+    face: FaceObservation
+    spotter: SpotterState | None = None
+    flow: np.ndarray | None = None
+    strain: np.ndarray | None = None
+
+
+@dataclass
 class FrameResult:
     """Everything the pipeline produced for one frame; what the GUI and CLI display.
 
@@ -189,6 +212,10 @@ class FrameResult:
             frame: reference frame → this frame on the aligned crop, head motion removed,
             ``(s, s, 2)`` float32 pixels of the signal size ``s``; else None.
         strain: when asked, the optical strain magnitude of ``flow`` ``(s, s)``; else None.
+        faces: every face of the frame (one :class:`FaceResult` per live track when all
+            faces are analysed; the one primary face, ``face_id`` 0, otherwise). ``face``,
+            ``spotter``, ``flow`` and ``strain`` above are those of the primary face: the
+            selected one, else the largest face found.
     """
 
     frame: Frame
@@ -202,3 +229,4 @@ class FrameResult:
     info: dict[str, Any] = field(default_factory=dict)
     flow: np.ndarray | None = None
     strain: np.ndarray | None = None
+    faces: list[FaceResult] = field(default_factory=list)

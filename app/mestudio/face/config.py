@@ -37,6 +37,12 @@ class TrackerConfig:
             (seeking in review mode).
         box_eye_dx, box_eye_y: eye centres inside a Haar face box (box-only alignment),
             as fractions of its width from the centre and of its height from the top.
+        faces: ``"primary"`` (one face: the largest, as before) or ``"all"`` (every face,
+            each with its own number, signal, spotter and events;
+            :class:`~mestudio.face.multitrack.MultiFaceTracker`).
+        max_faces: most faces analysed at once with ``faces="all"`` (largest first).
+        keep_faces_s: a face missing for longer than this ends its track; when it comes
+            back it is a new face with a new number (seconds).
     """
 
     detector_model: str = ""
@@ -60,3 +66,6 @@ class TrackerConfig:
     reset_gap_s: float = 1.0
     box_eye_dx: float = 0.17
     box_eye_y: float = 0.385
+    faces: str = "primary"
+    max_faces: int = 4
+    keep_faces_s: float = 1.0
