@@ -24,6 +24,12 @@ Threads (ARCHITECTURE.md, "Threading (live)")::
   :class:`DisplayPacket` until a display takes it (:meth:`~LiveSession.take_packet`): the
   newest frame replaces the previous one, while spotter samples and events accumulate so a
   plot and a table lose nothing.
+* **Every face** (``tracker.faces = "all"``): the packet carries the newest frame's faces
+  (``DisplayPacket.result.faces``: box, landmarks, track number of each), the face the
+  samples and overlays follow (``DisplayPacket.face_id``: the one chosen with
+  :meth:`LiveSession.select_face`, else the largest) and every face's spotter samples
+  (``DisplayPacket.face_samples``), so a window can switch the plot to another face at once.
+  The apex crops are kept per face, so an event's Grad-CAM inset shows its own face.
 * **Overlays come from the pipeline**: the flow picture is the flow spotting measured
   (``FrameResult.flow``), the strain picture its optical strain; both only while asked for
   (:meth:`~LiveSession.set_overlay_needs`). Pictures are made by :mod:`mestudio.overlays`.
@@ -52,7 +58,7 @@ from mestudio.config import AppConfig
 from mestudio.errors import CameraError, MestudioError
 from mestudio.overlays import EventView, event_view, flow_overlay, strain_to_rgba
 from mestudio.predtext import model_mark
-from mestudio.types import Frame, FrameResult, SpotEvent, SpotterState
+from mestudio.types import FaceResult, Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,7 @@ log = logging.getLogger(__name__)
 MAX_PENDING_SAMPLES = 4000
 #: Grad-CAM / apex crops kept for this many most recent events.
 MAX_EVENT_VIEWS = 200
-#: Aligned crops kept to show an event's apex.
+#: Aligned crops kept to show an event's apex (per face).
 CROPS_KEPT = 300
 
 
@@ -168,11 +174,19 @@ class DisplayPacket:
         capture_time: its ``perf_counter()`` capture time (None when unknown).
         flow, strain: RGBA ``uint8`` ``(S, S, 4)`` overlay pictures on the aligned crop of
             ``result`` (None when the overlay is off or there is no face).
-        samples: ``(frame index, timestamp_s, spotter state)`` of every processed frame.
+        samples: ``(frame index, timestamp_s, spotter state)`` of every processed frame
+            (of the face in ``face_id`` at that frame).
         events: events emitted since the last packet.
         updated_events: earlier events whose prediction arrived.
-        event_views: Grad-CAM inset content by event id.
+        event_views: Grad-CAM inset content by event id (the apex crop of the event's face).
         merged: number of processed frames folded into this packet.
+        face_id: the face ``result.face``, ``samples`` and the overlay pictures belong to
+            (``result.faces``): the selected face (:meth:`LiveSession.select_face`) while it
+            is found, else the largest; 0 in the single-face mode; None when no face.
+        face_samples: every face, its samples (as ``samples``) by track number; empty in
+            the single-face mode (there ``samples`` are the face's).
+
+    Every face of the newest frame (box, landmarks, track number) is ``result.faces``.
     """
 
     result: FrameResult
@@ -184,6 +198,14 @@ class DisplayPacket:
     updated_events: list[SpotEvent] = field(default_factory=list)
     event_views: dict[int, EventView] = field(default_factory=dict)
     merged: int = 1
+    face_id: int | None = 0
+    face_samples: dict[int, list[tuple[int, float, SpotterState | None]]] = field(
+        default_factory=dict)
+
+    @property
+    def faces(self) -> list[FaceResult]:
+        """Every face of the newest frame (``result.faces``)."""
+        return self.result.faces
 
 
 @dataclass
@@ -402,7 +424,9 @@ class LiveSession:
         self._ended_sent = False
         self._need_flow = False
         self._need_strain = False
-        self._crops: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._crops: collections.OrderedDict[tuple[int, int], np.ndarray] = \
+            collections.OrderedDict()
+        self._selected_face: int | None = None
         self._views: collections.OrderedDict[int, EventView] = collections.OrderedDict()
         self._sinks: list[ResultSink] = []
         self._subscribers: list[Callable[[FrameResult], None]] = []
@@ -465,6 +489,24 @@ class LiveSession:
         self._need_flow = bool(flow)
         self._need_strain = bool(strain)
         self._post(self._apply_overlay_needs)
+
+    def select_face(self, face_id: int | None) -> None:
+        """Every-face mode: follow face ``face_id`` (its track number) in the packets'
+        samples, overlay pictures and ``result.face``; None: the largest face (the default).
+        Kept for the pipelines built later (new source, new settings)."""
+        fid = None if face_id is None else int(face_id)
+        self._selected_face = fid
+        self._post(self._apply_selected_face)
+
+    @property
+    def selected_face(self) -> int | None:
+        """The face chosen with :meth:`select_face` (None: the largest)."""
+        return self._selected_face
+
+    def _apply_selected_face(self) -> None:
+        pipe = self.pipeline
+        if pipe is not None and hasattr(pipe, "selected_face"):
+            pipe.selected_face = self._selected_face
 
     @property
     def overlay_needs(self) -> tuple[bool, bool]:
@@ -745,6 +787,7 @@ class LiveSession:
             self._close_pipeline()
         self.pipeline = self._pipeline_fn(self._config)
         self._apply_overlay_needs()
+        self._apply_selected_face()
         self.listener.on_pipeline_info(describe_pipeline(self.pipeline, self._config))
 
     def _apply_overlay_needs(self) -> None:
@@ -871,10 +914,12 @@ class LiveSession:
     def _remember_event(self, ev: SpotEvent) -> None:
         if ev.id < 0:
             return
-        crop = self._crops.get(ev.apex)
-        if crop is None and self._crops:
-            idx = min(self._crops, key=lambda i: abs(i - ev.apex))  # nearest stored frame
-            crop = self._crops[idx]
+        face = int(getattr(ev, "face_id", 0) or 0)
+        crop = self._crops.get((face, ev.apex))
+        if crop is None:
+            own = [i for f, i in self._crops if f == face]  # that face's stored frames only
+            if own:
+                crop = self._crops[(face, min(own, key=lambda i: abs(i - ev.apex)))]
         self._views[ev.id] = EventView(crop=crop)
         while len(self._views) > MAX_EVENT_VIEWS:
             self._views.popitem(last=False)
@@ -941,16 +986,26 @@ class LiveSession:
 
     def _pack(self, result: FrameResult, ct: float) -> None:
         frame, face = result.frame, result.face
-        if face.face_found and face.aligned is not None:
-            self._crops[frame.index] = face.aligned
-            while len(self._crops) > CROPS_KEPT:
-                self._crops.popitem(last=False)
+        faces = list(getattr(result, "faces", None) or [])
+        multi = any(f.face_id != 0 for f in faces)
+        stored = [(f.face_id, f.face) for f in faces] if faces else [(0, face)]
+        for fid, obs in stored:
+            if obs.face_found and obs.aligned is not None:
+                self._crops[(fid, frame.index)] = obs.aligned
+        most = max(1, len(stored), int(self._config.tracker.max_faces) if multi else 1)
+        while len(self._crops) > CROPS_KEPT * most:
+            self._crops.popitem(last=False)
+        face_id: int | None = 0
+        if multi:  # which face fills result.face (the selected one, else the largest)
+            face_id = next((f.face_id for f in faces if f.face is face), None)
         for ev in result.events:
             self._remember_event(ev)
         flow_img, strain_img = self._pictures(result)
         views = {ev.id: self._view_for(ev) for ev in [*result.events, *result.updated_events]
                  if ev.id >= 0}
         sample = (frame.index, frame.timestamp_s, result.spotter)
+        per_face = {f.face_id: (frame.index, frame.timestamp_s, f.spotter)
+                    for f in faces} if multi else {}
         with self._lock:
             packet = self._packet
             if packet is None:
@@ -958,13 +1013,21 @@ class LiveSession:
                                              strain=strain_img, samples=[sample],
                                              events=list(result.events),
                                              updated_events=list(result.updated_events),
-                                             event_views=views)
+                                             event_views=views, face_id=face_id,
+                                             face_samples={k: [v] for k, v in
+                                                           per_face.items()})
             else:
                 packet.result, packet.capture_time = result, ct
                 packet.flow, packet.strain = flow_img, strain_img
+                packet.face_id = face_id
                 packet.samples.append(sample)
                 if len(packet.samples) > MAX_PENDING_SAMPLES:
                     del packet.samples[: len(packet.samples) - MAX_PENDING_SAMPLES]
+                for fid, smp in per_face.items():
+                    kept = packet.face_samples.setdefault(fid, [])
+                    kept.append(smp)
+                    if len(kept) > MAX_PENDING_SAMPLES:
+                        del kept[: len(kept) - MAX_PENDING_SAMPLES]
                 packet.events.extend(result.events)
                 packet.updated_events.extend(result.updated_events)
                 packet.event_views.update(views)

@@ -32,6 +32,19 @@ from mestudio.types import SpotEvent
 #: The overlays a video view can draw over a frame, in menu order.
 OVERLAYS: tuple[str, ...] = ("box", "landmarks", "rois", "flow", "strain", "gradcam", "emotion")
 
+#: Every-face mode: one colour per face, by track number (face 1 the first). Chosen to stand
+#: apart from the emotion colours (:mod:`mestudio.colours`), micro/macro teal and amber, and
+#: the single-face box green: cyan, magenta, lime, white, orange, pink, sky, violet.
+FACE_COLOURS: tuple[str, ...] = ("#00e5ff", "#ff3df2", "#c6ff00", "#ffffff", "#ff7a00",
+                                 "#ff9ec7", "#0091ff", "#8f00ff")
+
+
+def face_colour(face_id: int) -> str:
+    """The colour (``#rrggbb``) of face ``face_id`` (a track number from 1; the palette
+    cycles, so ids far apart may share a colour, never two consecutive ones)."""
+    return FACE_COLOURS[(max(1, int(face_id)) - 1) % len(FACE_COLOURS)]
+
+
 #: Optical strain shown at full colour in the strain overlay (dimensionless).
 STRAIN_FULL_SCALE = 0.12
 #: Flow magnitude (pixels of a 128-px aligned crop) shown fully opaque in the flow overlay.

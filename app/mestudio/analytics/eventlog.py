@@ -4,18 +4,27 @@ Privacy by construction: the table has no column that could hold an image, a fac
 descriptor, a landmark or an identity. A row is *when* (wall-clock time), *where* (exhibit
 name), *what* (``kind``: ``"micro"``, ``"macro"`` or ``"visit"``), the recognised ``emotion``
 (NULL when none was recognised), its ``confidence`` and the ``duration_s`` of the movement (for
-a visit: how long a face was in view).
+a visit: how long a face was in view) and the ``face``: the track number of the face within
+one run of the kiosk (1, 2, ... in the order faces appeared, never reused in a run, started
+again at the next run; 0 when one face is analysed; NULL in rows logged before the column
+existed). It tells apart two people in view at the same time and links an expression to its
+visit; it is a counter, not an identity: nothing about the face is kept that could recognise
+the person again.
 
 Durability: the database runs in WAL mode with ``synchronous=FULL`` and every event is its
 own transaction, so an event that :meth:`EventLog.log` has returned for is on disk and
 survives a power cut or a killed process; a half-written transaction is rolled back by
 SQLite when the file is next opened.
 
-Schema (version 1)::
+Schema (version 2)::
 
     events(id INTEGER PRIMARY KEY, time TEXT, time_unix REAL, exhibit TEXT, kind TEXT,
-           emotion TEXT NULL, confidence REAL NULL, duration_s REAL)
+           emotion TEXT NULL, confidence REAL NULL, duration_s REAL, face INTEGER NULL)
     meta(key TEXT PRIMARY KEY, value TEXT)
+
+Version 1 had no ``face`` column: a version-1 file opened for writing is migrated in place
+(``ALTER TABLE events ADD COLUMN face INTEGER DEFAULT NULL``, one transaction: its rows are
+kept, their ``face`` is NULL); opened read-only (``mestudio stats``) it is read as it is.
 
 ``time`` is ISO 8601 local time with its UTC offset (``2025-11-21T17:30:12.345+01:00``),
 ``time_unix`` the same instant in seconds since the epoch (for range queries).
@@ -47,7 +56,7 @@ from mestudio.types import SpotEvent
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KINDS = ("micro", "macro", "visit")
 
 _SCHEMA = """
@@ -60,14 +69,18 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL CHECK (kind IN ('micro', 'macro', 'visit')),
     emotion TEXT,
     confidence REAL CHECK (confidence IS NULL OR (confidence >= 0 AND confidence <= 1)),
-    duration_s REAL NOT NULL CHECK (duration_s >= 0)
+    duration_s REAL NOT NULL CHECK (duration_s >= 0),
+    face INTEGER DEFAULT NULL CHECK (face IS NULL OR face >= 0)
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_unix);
 CREATE INDEX IF NOT EXISTS events_exhibit ON events (exhibit, time_unix);
 """
 
 # The only columns that exist; asserted by the tests so that no one adds an image column.
-COLUMNS = ("id", "time", "time_unix", "exhibit", "kind", "emotion", "confidence", "duration_s")
+COLUMNS = ("id", "time", "time_unix", "exhibit", "kind", "emotion", "confidence", "duration_s",
+           "face")
+#: The column added by schema version 2 (a track number, not an identity).
+_FACE_COLUMN = "face INTEGER DEFAULT NULL CHECK (face IS NULL OR face >= 0)"
 
 
 class EventLogError(MestudioError):
@@ -122,6 +135,8 @@ class LoggedEvent:
         emotion: recognised emotion, or None.
         confidence: the recogniser's confidence in ``[0, 1]``, or None.
         duration_s: duration of the movement (or of the visit) in seconds.
+        face: the face's track number within its kiosk run (0: single-face mode; None:
+            logged before schema version 2).
     """
 
     id: int
@@ -132,6 +147,7 @@ class LoggedEvent:
     emotion: str | None
     confidence: float | None
     duration_s: float
+    face: int | None = None
 
     @property
     def local_datetime(self) -> datetime:
@@ -198,6 +214,7 @@ class EventLog:
         try:
             self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._check_schema()
+            self._columns = self._read_columns()
         except EventLogError:
             self._conn.close()
             raise
@@ -227,10 +244,15 @@ class EventLog:
                 log.warning("event log %s: WAL mode unavailable (journal_mode=%s)", self.path,
                             mode)
             self._conn.execute("PRAGMA synchronous=FULL")
+            fresh = self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='events'"
+            ).fetchone() is None
             self._conn.executescript(_SCHEMA)
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                               (str(SCHEMA_VERSION),))
+                               (str(SCHEMA_VERSION if fresh else 1),))
             self._check_schema()
+            self._migrate()
+            self._columns = self._read_columns()
             check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise EventLogError(f"event log {self.path} is damaged ({check})", damaged=True)
@@ -242,6 +264,36 @@ class EventLog:
             raise EventLogError(f"event log {self.path} {what}: {exc}; check the path and "
                                 "permissions, or give another file with --db",
                                 damaged=damaged) from exc
+
+    def _read_columns(self) -> tuple[str, ...]:
+        """The columns of the events table (a version-1 file has no ``face``)."""
+        return tuple(r[1] for r in self._conn.execute("PRAGMA table_info(events)"))
+
+    def _migrate(self) -> None:
+        """Bring an older file to :data:`SCHEMA_VERSION` in one transaction (version 1 → 2:
+        add the ``face`` column, NULL in the existing rows). Safe when two processes open
+        the file at once: the check is repeated inside the write transaction."""
+        if "face" in self._read_columns():
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "face" not in self._read_columns():
+                self._conn.execute(f"ALTER TABLE events ADD COLUMN {_FACE_COLUMN}")
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                               (str(SCHEMA_VERSION),))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        log.info("event log %s: migrated to schema version %d (face column added)",
+                 self.path, SCHEMA_VERSION)
+
+    def _select(self) -> str:
+        """``SELECT`` of every column of :data:`COLUMNS` (NULL for a column an older file
+        lacks)."""
+        have = getattr(self, "_columns", COLUMNS)
+        return "SELECT " + ", ".join(c if c in have else f"NULL AS {c}" for c in COLUMNS) \
+            + " FROM events"
 
     def _move_aside(self, reason: str) -> Path:
         """Rename the damaged file (and its -wal/-shm) to ``<name>.corrupt-<time>``."""
@@ -294,7 +346,7 @@ class EventLog:
     # ---------------------------------------------------------------- writing
     def log(self, kind: str, *, emotion: str | None = None, confidence: float | None = None,
             duration_s: float = 0.0, exhibit: str | None = None,
-            time_unix: float | None = None) -> int:
+            time_unix: float | None = None, face: int | None = None) -> int:
         """Append one event in its own committed transaction; returns its row id.
 
         Args:
@@ -304,6 +356,7 @@ class EventLog:
             duration_s: duration in seconds (>= 0).
             exhibit: exhibit name (default: the log's).
             time_unix: wall-clock time in seconds since the epoch (default: now).
+            face: the face's track number in this run (0: single-face mode), or None.
 
         When this returns, the row is durable (fsynced WAL).
         """
@@ -319,13 +372,15 @@ class EventLog:
                 confidence = min(1.0, max(0.0, confidence))
         duration_s = max(0.0, float(duration_s)) if math.isfinite(duration_s) else 0.0
         t = _time.time() if time_unix is None else float(time_unix)
-        row = (_iso_local(t), t, exhibit or self.exhibit, kind, emotion, confidence, duration_s)
+        face = None if face is None else max(0, int(face))
+        row = (_iso_local(t), t, exhibit or self.exhibit, kind, emotion, confidence, duration_s,
+               face)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 cur = self._conn.execute(
                     "INSERT INTO events (time, time_unix, exhibit, kind, emotion, confidence,"
-                    " duration_s) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                    " duration_s, face) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
                 self._conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 try:
@@ -341,11 +396,13 @@ class EventLog:
     def log_spot_event(self, event: SpotEvent, *, exhibit: str | None = None,
                        time_unix: float | None = None) -> int:
         """Log a spotted :class:`~mestudio.types.SpotEvent` (kind, emotion, confidence,
-        duration); nothing else of the event (no ROI, no frames) is stored."""
+        duration, the face's track number); nothing else of the event (no ROI, no frames)
+        is stored."""
         pred = event.prediction
         return self.log(event.kind, emotion=pred.emotion if pred is not None else None,
                         confidence=pred.confidence if pred is not None else None,
-                        duration_s=event.duration_s, exhibit=exhibit, time_unix=time_unix)
+                        duration_s=event.duration_s, exhibit=exhibit, time_unix=time_unix,
+                        face=int(getattr(event, "face_id", 0) or 0))
 
     # ---------------------------------------------------------------- reading
     def events(self, *, since: float | None = None, until: float | None = None,
@@ -371,7 +428,7 @@ class EventLog:
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
-        sql = "SELECT " + ", ".join(COLUMNS) + " FROM events"
+        sql = self._select()
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id"
@@ -386,7 +443,8 @@ class EventLog:
                 rows = self._rows_before_damage(exc, since, until, exhibit, kind)
         for r in rows:
             yield LoggedEvent(int(r[0]), r[1], float(r[2]), r[3], r[4], r[5],
-                              None if r[6] is None else float(r[6]), float(r[7]))
+                              None if r[6] is None else float(r[6]), float(r[7]),
+                              None if r[8] is None else int(r[8]))
 
     def _rows_before_damage(self, exc: sqlite3.DatabaseError, since: float | None,
                             until: float | None, exhibit: str | None,
@@ -394,7 +452,7 @@ class EventLog:
         """Read-only and the query failed: read the table by ranges of ids, skipping the
         ranges whose pages are damaged, and keep what can be read; :attr:`damage` says
         what happened (one line)."""
-        cols = "SELECT " + ", ".join(COLUMNS) + " FROM events"
+        cols = self._select()
         top = None
         for sql in ("SELECT seq FROM sqlite_sequence WHERE name = 'events'",
                     "SELECT max(id) FROM events"):

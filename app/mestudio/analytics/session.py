@@ -15,7 +15,14 @@ What is logged:
   micro-expression is logged when its emotion arrives from the recogniser, or without an
   emotion after ``KioskConfig.prediction_wait_s`` (or at once when no model is loaded);
 * every visit: a face that stayed in view at least ``visit_min_s`` seconds, logged with its
-  duration once no face was seen for ``visit_gap_s`` seconds.
+  duration once no face was seen for ``visit_gap_s`` seconds. With every face analysed
+  (``tracker.faces = "all"``) visits are counted by face track: each track that stays at
+  least ``visit_min_s`` is a visit, so several people in view at once are several visits;
+  a visit ends when its track ends (the face left) or its face was not seen for
+  ``visit_gap_s``.
+
+Events and visits carry the face's track number within the run (``face`` in the log: 1, 2,
+... never reused in a run; 0 with one face analysed): a counter, not an identity.
 
 A damaged event log never stops the kiosk: it is moved aside
 (``events.sqlite.corrupt-<time>``) and a fresh one is started, at start-up or when the damage
@@ -91,6 +98,63 @@ class VisitTracker:
         return self._close()
 
 
+class FaceVisits:
+    """Visits counted per face track (every-face mode; one :class:`VisitTracker` each).
+
+    In the single-face mode the one face is track 0 and this behaves exactly as one
+    :class:`VisitTracker`. A track that is no longer listed (its face left and the tracker
+    ended it) ends its visit at once.
+
+    Args:
+        min_s, gap_s: as :class:`VisitTracker`.
+    """
+
+    def __init__(self, min_s: float = 1.0, gap_s: float = 2.0) -> None:
+        self.min_s = float(min_s)
+        self.gap_s = float(gap_s)
+        self._tracks: dict[int, VisitTracker] = {}
+
+    @property
+    def active(self) -> bool:
+        """At least one visit counts already (not logged yet)."""
+        return any(t.active for t in self._tracks.values())
+
+    @property
+    def active_count(self) -> int:
+        """Visits in progress that count already (people in view long enough)."""
+        return sum(t.active for t in self._tracks.values())
+
+    def update(self, faces: dict[int, bool], now: float) -> list[tuple[int, float]]:
+        """Feed one frame: ``{track number: face found}`` of every track the frame lists.
+        Returns ``(track, duration_s)`` of the visits that ended."""
+        ended: list[tuple[int, float]] = []
+        for fid in [f for f in self._tracks if f not in faces]:
+            dur = self._tracks.pop(fid).finish()  # the track ended: the face left
+            if dur is not None:
+                ended.append((fid, dur))
+        for fid, found in faces.items():
+            tracker = self._tracks.get(fid)
+            if tracker is None:
+                if not found:
+                    continue
+                tracker = self._tracks[fid] = VisitTracker(self.min_s, self.gap_s)
+            dur = tracker.update(found, now)
+            if dur is not None:
+                ended.append((fid, dur))
+        return ended
+
+    def tick(self, now: float) -> list[tuple[int, float]]:
+        """No frame came: every track's face counts as not seen."""
+        return self.update({fid: False for fid in self._tracks}, now)
+
+    def finish(self) -> list[tuple[int, float]]:
+        """End of session: the visits in progress that count."""
+        out = [(fid, dur) for fid, t in self._tracks.items()
+               if (dur := t.finish()) is not None]
+        self._tracks.clear()
+        return out
+
+
 @dataclass
 class KioskStatus:
     """What the kiosk screen shows after a frame (no picture is kept unless ``image`` is
@@ -101,6 +165,7 @@ class KioskStatus:
             ``"reconnecting"``, ``"ended"`` or ``"error"``.
         message: the capture's human message (e.g. "camera 0 disconnected — retrying").
         face_found: a face is tracked in this frame.
+        faces: faces found in this frame (every-face mode; 0 or 1 otherwise).
         last_event: the most recent logged expression, or None.
         last_event_wall: ``time.time()`` when it was logged.
         counts: events logged today (``micro``, ``macro``, ``visit``), from the database.
@@ -122,6 +187,7 @@ class KioskStatus:
     dropped: int = 0
     fps: float = 0.0
     notice: str = ""
+    faces: int = 0
 
 
 class _KioskListener(SessionListener):
@@ -196,7 +262,8 @@ class KioskSession:
         self.live = LiveSession(config, listener=self._listener, capture_fn=capture_fn,
                                 pipeline_fn=lambda _cfg: pipeline,
                                 loop=kc.loop_file if loop is None else loop, packets=False)
-        self.visits = VisitTracker(kc.visit_min_s, kc.visit_gap_s)
+        #: Visits per face track (one track, 0, in the single-face mode).
+        self.visits = FaceVisits(kc.visit_min_s, kc.visit_gap_s)
         self._pending: dict[int, tuple[SpotEvent, float, float]] = {}
         self._logged_ids: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._anon_id = -1
@@ -268,10 +335,10 @@ class KioskSession:
         self.last_event = ev
         self.last_event_wall = self._clock()
 
-    def _log_visit(self, duration_s: float, end_wall: float) -> None:
+    def _log_visit(self, duration_s: float, end_wall: float, face: int = 0) -> None:
         self._with_log(lambda: self.elog.log("visit", duration_s=duration_s,
                                              exhibit=self.exhibit,
-                                             time_unix=end_wall - duration_s))
+                                             time_unix=end_wall - duration_s, face=face))
         self.logged["visit"] += 1
         self._counts_today["visit"] = self._counts_today.get("visit", 0) + 1
 
@@ -330,9 +397,8 @@ class KioskSession:
         if self._listener.flushed:
             self._log_flushed(self._listener.take_flushed(), now)
         if result is None:
-            ended = self.visits.update(False, now)
-            if ended is not None:
-                self._log_visit(ended, now)
+            for fid, dur in self.visits.tick(now):
+                self._log_visit(dur, now, fid)
             poll = getattr(self.pipeline, "poll_predictions", None)
             if self._pending:
                 self._handle_events(None, now, list(poll()) if callable(poll) else [])
@@ -342,17 +408,20 @@ class KioskSession:
             return self._status(state, message, False, None)
         self.processed += 1
         face = bool(result.face.face_found)
-        ended = self.visits.update(face, now)
-        if ended is not None:
-            self._log_visit(ended, now)
+        tracks = {f.face_id: bool(f.face.face_found) for f in (result.faces or [])}
+        if not tracks:  # a pipeline that lists no faces: its one face
+            tracks = {0: face}
+        for fid, dur in self.visits.update(tracks, now):
+            self._log_visit(dur, now, fid)
         self._handle_events(result, now)
         image = result.frame.image if self.keep_image else None
-        return self._status("watching" if face else "no_face", message, face, image)
+        return self._status("watching" if face else "no_face", message, face, image,
+                            sum(tracks.values()))
 
     def _status(self, state: str, message: str, face: bool,
-                image: np.ndarray | None) -> KioskStatus:
+                image: np.ndarray | None, faces: int = 0) -> KioskStatus:
         stats = self.live.stats()
-        return KioskStatus(state=state, message=message, face_found=face,
+        return KioskStatus(state=state, message=message, face_found=face, faces=faces,
                            last_event=self.last_event, last_event_wall=self.last_event_wall,
                            counts=self.counts_today(), image=image, processed=self.processed,
                            dropped=stats.dropped, fps=stats.processed_fps,
@@ -380,9 +449,8 @@ class KioskSession:
         for ev, when, _emitted in self._pending.values():
             self._log(ev, when)
         self._pending.clear()
-        dur = self.visits.finish()
-        if dur is not None:
-            self._log_visit(dur, now)
+        for fid, dur in self.visits.finish():
+            self._log_visit(dur, now, fid)
         if self._started:
             self.live.close()
         else:

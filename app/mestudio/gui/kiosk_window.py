@@ -234,7 +234,7 @@ class KioskWorker(QThread):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._status: KioskStatus | None = None
-        self._visit_active = False
+        self._visit_active = 0
         self._pending = False
         self.session: KioskSession | None = None
 
@@ -243,10 +243,10 @@ class KioskWorker(QThread):
         update = self.take_update()
         return update[0] if update is not None else None
 
-    def take_update(self) -> tuple[KioskStatus, bool] | None:
-        """The newest status and whether a visit is in progress (a visitor in view long
-        enough to count, not logged yet: visits are logged when they end); None when
-        there is nothing new."""
+    def take_update(self) -> tuple[KioskStatus, int] | None:
+        """The newest status and the visits in progress (visitors in view long enough to
+        count, not logged yet: visits are logged when they end; several with every face
+        analysed); None when there is nothing new."""
         with self._lock:
             status, self._status = self._status, None
             self._pending = False
@@ -262,7 +262,7 @@ class KioskWorker(QThread):
         if self.isRunning():
             wait_for_thread(self, timeout_s)
 
-    def _publish(self, status: KioskStatus, visit_active: bool = False) -> None:
+    def _publish(self, status: KioskStatus, visit_active: int = 0) -> None:
         with self._lock:
             self._status = status
             self._visit_active = visit_active
@@ -298,7 +298,8 @@ class KioskWorker(QThread):
                     status = KioskStatus(state="error", message=str(exc))
                     self._stop.wait(1.0)
                 visits = getattr(session, "visits", None)
-                self._publish(status, bool(getattr(visits, "active", False)))
+                active = int(bool(getattr(visits, "active", False)))
+                self._publish(status, int(getattr(visits, "active_count", active)))
                 if status.state == "ended":
                     break
         finally:
@@ -330,7 +331,7 @@ class KioskWindow(QWidget):
         self._exit_allowed = False
         self._screenshot_sent = False
         self._status: KioskStatus | None = None
-        self._visit_active = False
+        self._visit_active = 0
         self.frames_shown = 0
 
         self._headline_colour = "#eef1f6"
@@ -494,10 +495,10 @@ class KioskWindow(QWidget):
         return self._status
 
     def visits_today(self) -> int:
-        """Visits shown on screen: those logged today plus the one in progress (a visit
-        is logged only when it ends, but the visitor in front of the screen counts)."""
+        """Visits shown on screen: those logged today plus those in progress (a visit is
+        logged only when it ends, but the visitors in front of the screen count)."""
         logged = (self._status.counts.get("visit", 0) if self._status is not None else 0)
-        return int(logged) + (1 if self._visit_active else 0)
+        return int(logged) + int(self._visit_active)
 
     # ------------------------------------------------------------ closing
     def request_exit(self) -> None:

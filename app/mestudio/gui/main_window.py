@@ -7,7 +7,12 @@ sends commands (open, pause, settings).
 
 Keys: Space play/pause · Ctrl+D demo clip · Ctrl+O open video · Ctrl+Shift+O open image
 folder · Ctrl+, settings · B box · L landmarks · R ROIs · F flow · S strain · G Grad-CAM ·
-E emotion · [ / ] previous / next Grad-CAM stream · F11 full screen · Ctrl+Q quit.
+E emotion · [ / ] previous / next Grad-CAM stream · Tab / Shift+Tab next / previous face
+(every face analysed; a click on a face does the same) · F11 full screen · Ctrl+Q quit.
+
+With every face analysed (``tracker.faces = "all"``) each face's box and number are drawn in
+its own colour; the signal plot shows one face at a time (the selected one, highlighted;
+by default the largest) and the event table has a ``face`` column.
 
 Review mode (:mod:`mestudio.gui.review`) and session recording (:mod:`mestudio.gui.recording`)
 add their menu entries through their ``install_main_window(window)`` once the window is built.
@@ -15,6 +20,7 @@ add their menu entries through their ``install_main_window(window)`` once the wi
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import time
@@ -54,7 +60,7 @@ from mestudio.gui.worker import (
     default_config,
 )
 from mestudio.overlays import AUTO_STREAM
-from mestudio.types import SpotEvent
+from mestudio.types import SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,8 @@ DISPLAY_INTERVAL_S = 1.0 / 40.0
 PLOT_INTERVAL_S = 1.0 / 20.0
 #: How long the emotion tag stays next to the face after an event (seconds).
 EMOTION_TAG_S = 3.0
+#: Every-face mode: spotter samples kept per face, so the plot can switch faces at once.
+FACE_HISTORY = 1200
 
 
 def list_cameras() -> list[tuple[int, str]]:
@@ -141,6 +149,15 @@ class MainWindow(QMainWindow):
         self._shown_event: SpotEvent | None = None
         self._latest_event: SpotEvent | None = None
         self._pipeline_info: dict[str, Any] = {}
+        # every-face mode: the face the user chose (None: the largest), the face the plot
+        # shows, each face's recent samples, the faces of the newest frame
+        self._multi = self._config.tracker.faces == "all"
+        self._selected_face: int | None = None
+        self._plot_face: int | None = None
+        self._face_history: dict[int, collections.deque[tuple[float, SpotterState | None]]] \
+            = {}
+        self._present_faces: list[int] = []
+        self._found_faces: list[int] = []
         self.messages: list[str] = []  # every user-facing message shown (tests, logs)
 
         self._build_widgets()
@@ -169,6 +186,8 @@ class MainWindow(QMainWindow):
         self.events = EventTable()
         self.events.setColumnHidden(COLUMNS.index("ROI"), True)  # in the row's tooltip
         self.events.event_selected.connect(self._show_event)
+        self.events.set_faces_shown(self._multi)
+        self.video.face_clicked.connect(self.select_face)
 
         side = QWidget()
         side.setObjectName("SidePanel")
@@ -240,6 +259,15 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(self._action("Previous stream", lambda: self._step_stream(-1),
                                               "["))
         self.view_menu.addAction(self._action("Next stream", lambda: self._step_stream(1), "]"))
+        self.view_menu.addSeparator()
+        self.act_next_face = self._action("Next &face", lambda: self.cycle_face(1),
+                                          QKeySequence(Qt.Key.Key_Tab))
+        self.act_prev_face = self._action("Previous face", lambda: self.cycle_face(-1),
+                                          QKeySequence(Qt.Key.Key_Backtab))
+        for act in (self.act_next_face, self.act_prev_face):
+            act.setToolTip("Every face analysed: show the next face's signal (or click a face)")
+            act.setEnabled(self._multi)  # else Tab moves the keyboard focus, as usual
+            self.view_menu.addAction(act)
         self.view_menu.addSeparator()
         self.view_menu.addAction(self._action("&Full screen", self._toggle_fullscreen, "F11"))
         self.help_menu = menu.addMenu("&Help")
@@ -475,7 +503,68 @@ class MainWindow(QMainWindow):
     def apply_config(self, config: AppConfig) -> None:
         """Use new settings (the worker rebuilds the pipeline off the GUI thread)."""
         self._config = config
+        self._set_multi(config.tracker.faces == "all")
         self.worker.set_config(config)
+
+    # ------------------------------------------------------------------ faces
+    def _set_multi(self, multi: bool) -> None:
+        """Every-face mode on/off: the face column, the face keys."""
+        if multi == self._multi:
+            return
+        self._multi = multi
+        self.events.set_faces_shown(multi)
+        for act in (self.act_next_face, self.act_prev_face):
+            act.setEnabled(multi)
+        if not multi:
+            self._selected_face = None
+            self._face_history.clear()
+            self.plot.set_face(None)
+            self.video.set_selected_face(None)
+
+    def selected_face(self) -> int | None:
+        """The face chosen by a click or Tab (None: the largest, the default)."""
+        return self._selected_face
+
+    def plot_face(self) -> int | None:
+        """The face whose signal the plot shows (0 in the single-face mode; None before any
+        face)."""
+        return self._plot_face
+
+    def select_face(self, face_id: int | None) -> None:
+        """Show face ``face_id``'s signal (its track number; None: the largest face): the
+        worker follows it (samples, overlays, ``result.face``), the plot switches to its
+        history and the video highlights it."""
+        fid = None if face_id is None else int(face_id)
+        self._selected_face = fid
+        self.worker.select_face(fid)
+        if fid is not None and fid in self._face_history:
+            self._switch_plot_face(fid)
+            self.plot.refresh()
+        self.video.set_selected_face(self._plot_face if self._multi else None)
+
+    def cycle_face(self, step: int = 1) -> None:
+        """Tab / Shift+Tab: the next (previous) face in view, by number."""
+        found = sorted(self._found_faces)
+        if not self._multi or not found:
+            return
+        current = self._plot_face
+        if current in found:
+            nxt = found[(found.index(current) + step) % len(found)]
+        else:
+            nxt = found[0] if step > 0 else found[-1]
+        self.select_face(nxt)
+
+    def _switch_plot_face(self, face_id: int | None) -> None:
+        """The plot shows face ``face_id``: its recent samples and its events."""
+        self._plot_face = face_id
+        if face_id is None:
+            return
+        self.plot.set_samples(self._face_history.get(face_id, ()))
+        self.plot.set_events([ev for ev in self.events.events() if ev.face_id == face_id])
+        self.plot.set_face(face_id or None)
+
+    def _plot_wants(self, ev: SpotEvent) -> bool:
+        return not self._multi or ev.face_id == self._plot_face
 
     def _fill_camera_menu(self) -> None:
         self.camera_menu.clear()
@@ -536,6 +625,13 @@ class MainWindow(QMainWindow):
         self._screenshot_sent = False
         self._views.clear()
         self._shown_event = self._latest_event = None
+        self._face_history.clear()
+        self._present_faces, self._found_faces = [], []
+        self._plot_face = None
+        if self._selected_face is not None:  # numbers start again with a new source
+            self._selected_face = None
+            self.worker.select_face(None)
+        self.plot.set_face(None)
         self.plot.clear_data()
         self.events.clear()
         self.probs.clear()
@@ -641,14 +737,25 @@ class MainWindow(QMainWindow):
     def apply_packet(self, packet: DisplayPacket) -> None:
         """Show a packet: frame and overlays, plot samples, new/updated events."""
         res = packet.result
+        faces = [f for f in (getattr(res, "faces", None) or []) if f.face_id != 0]
+        face_samples = getattr(packet, "face_samples", None) or {}
+        if (faces or face_samples) and not self._multi:
+            self._set_multi(True)
+        if self._multi:
+            self._follow_faces(packet, faces, face_samples)
+        else:
+            self._plot_face = 0
         if packet.merged:
             self.video.set_frame(res.frame.image, res.face, capture_time=packet.capture_time,
-                                 flow=packet.flow, strain=packet.strain)
+                                 flow=packet.flow, strain=packet.strain, faces=faces,
+                                 selected=self._plot_face if self._multi else None)
         states = 0
-        for _index, t, state in packet.samples:
+        for _index, _t, state in packet.samples:
             if state is not None:
                 states += 1
-            self.plot.append(t, state)
+        if not self._multi:
+            for _index, t, state in packet.samples:
+                self.plot.append(t, state)
         if packet.samples:
             # The data decide: frames without a SpotterState mean the spotter is off.
             spotting = states > 0
@@ -658,12 +765,14 @@ class MainWindow(QMainWindow):
             self._views[ev_id] = view
         for ev in packet.events:
             self.events.add_event(ev)
-            self.plot.add_event(ev)
+            if self._plot_wants(ev):
+                self.plot.add_event(ev)
             self._latest_event = ev  # "Last event": the newest, whatever its kind
             self._show_event(ev, tag=True)
         for ev in packet.updated_events:
             self.events.update_event(ev)
-            self.plot.update_event(ev)
+            if self._plot_wants(ev):
+                self.plot.update_event(ev)
             if self._latest_event is not None and ev.id == self._latest_event.id:
                 self._latest_event = ev
                 self._show_event(ev, tag=True)
@@ -680,6 +789,36 @@ class MainWindow(QMainWindow):
         if not self._screenshot_sent and self._frames >= self.screenshot_frames:
             self._screenshot_sent = True
             self.ready_for_screenshot.emit()
+
+    def _follow_faces(self, packet: DisplayPacket, faces: list[Any],
+                      face_samples: dict[int, list[Any]]) -> None:
+        """Every-face mode: keep each face's recent samples, forget the faces whose track
+        ended, decide whose signal the plot shows and feed it."""
+        if packet.merged:
+            self._present_faces = [f.face_id for f in faces]
+            self._found_faces = [f.face_id for f in faces if f.face.face_found]
+        for fid, samples in face_samples.items():
+            hist = self._face_history.get(fid)
+            if hist is None:
+                hist = self._face_history[fid] = collections.deque(maxlen=FACE_HISTORY)
+            hist.extend((t, state) for _i, t, state in samples)
+        if packet.merged:
+            for fid in [f for f in self._face_history if f not in self._present_faces]:
+                del self._face_history[fid]  # its track ended (numbers are never reused)
+            if self._selected_face is not None and \
+                    self._selected_face not in self._present_faces:
+                self._selected_face = None  # the chosen face left: back to the largest
+                self.worker.select_face(None)
+        shown = self._selected_face
+        if shown is None:
+            shown = getattr(packet, "face_id", None)
+            if shown is None or shown not in self._face_history:
+                shown = self._plot_face if self._plot_face in self._face_history else None
+        if shown is not None and shown != self._plot_face:
+            self._switch_plot_face(shown)  # its history holds this packet's samples
+        elif shown is not None:
+            for _i, t, state in face_samples.get(shown, ()):
+                self.plot.append(t, state)
 
     def _show_event(self, ev: SpotEvent, tag: bool = False) -> None:
         self._shown_event = ev
@@ -702,7 +841,8 @@ class MainWindow(QMainWindow):
             self.video.set_emotion(pred.emotion if pred else None,
                                    pred.confidence if pred else None, ev.kind, EMOTION_TAG_S,
                                    uncertain=bool(pred and pred.uncertain),
-                                   agreement=pred.agreement if pred else None)
+                                   agreement=pred.agreement if pred else None,
+                                   face_id=ev.face_id)
 
     def _set_streams(self, streams: list[str]) -> None:
         """Fill the stream selector: ``auto`` (named after the stream it stands for with

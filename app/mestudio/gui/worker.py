@@ -124,6 +124,7 @@ class PipelineWorker(QThread):
         self.seek = s.seek
         self.set_config = s.set_config
         self.set_overlay_needs = s.set_overlay_needs
+        self.select_face = s.select_face
         self.add_result_sink = s.add_result_sink
         self.remove_result_sink = s.remove_result_sink
         self.take_packet = s.take_packet

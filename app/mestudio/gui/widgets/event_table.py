@@ -1,5 +1,5 @@
 """The event table: one row per spotted event (time, duration, kind, ROI, emotion,
-confidence). :class:`EventTableModel` holds the events (Qt model, no widget code) and
+confidence, face). :class:`EventTableModel` holds the events (Qt model, no widget code) and
 :class:`EventTable` is the view; review mode reuses both.
 """
 
@@ -20,10 +20,15 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
+from mestudio.overlays import face_colour
 from mestudio.predtext import UNCERTAIN_TEXT, agreement_text, emotion_text
 from mestudio.types import SpotEvent
 
-COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence")
+COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence",
+                            "face")
+"""Model columns. ``face`` (the event's track number, "–" in the single-face mode) is the
+last model column so the others keep their numbers; :class:`EventTable` shows it second and
+hides it until :meth:`EventTable.set_faces_shown`."""
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -72,6 +77,8 @@ class EventTableModel(QAbstractTableModel):
                 return ev.kind
             if col == "ROI":
                 return ev.roi
+            if col == "face":
+                return str(ev.face_id) if ev.face_id > 0 else "–"
             # Compact cells (the row's tool tip has the full wording): an uncertain
             # prediction has no emotion ("uncertain" beside kind "micro") and shows its
             # agreement; a confident one its confidence.
@@ -90,13 +97,17 @@ class EventTableModel(QAbstractTableModel):
                 return QBrush(QColor(emotion_colour(pred.emotion)))
             if col in ("emotion", "confidence") and (pred is None or pred.uncertain):
                 return QBrush(QColor("#6b7280"))
+            if col == "face" and ev.face_id > 0:
+                return QBrush(QColor(face_colour(ev.face_id)))
         elif role == Qt.ItemDataRole.TextAlignmentRole:
-            if col in ("#", "time", "duration", "confidence"):
+            if col in ("#", "time", "duration", "confidence", "face"):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         elif role == Qt.ItemDataRole.ToolTipRole:
             text = (f"frames {ev.onset}–{ev.apex}–{ev.offset} (onset–apex–offset), "
                     f"strongest in {ev.roi}, peak {ev.peak:.3f} px")
+            if ev.face_id > 0:
+                text = f"face {ev.face_id}: " + text
             if pred is not None and pred.uncertain:
                 text += (f"\n{UNCERTAIN_TEXT}: the ensemble's members disagree "
                          f"({agreement_text(pred)}), no emotion is shown")
@@ -186,6 +197,9 @@ class EventTable(QTableView):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self._size_columns()
+        face = COLUMNS.index("face")
+        header.moveSection(header.visualIndex(face), 1)  # "#", "face", "time", ...
+        super().setColumnHidden(face, True)
         self.selectionModel().currentRowChanged.connect(self._on_row_changed)
 
     def _size_columns(self) -> None:
@@ -193,7 +207,8 @@ class EventTable(QTableView):
         so measuring contents would keep resizing)."""
         fm = self.fontMetrics()
         samples = {"#": "000", "time": "00:00.00", "duration": "0000 ms", "kind": "macro",
-                   "ROI": "mouth_right", "emotion": "repression", "confidence": "100 %"}
+                   "ROI": "mouth_right", "emotion": "repression", "confidence": "100 %",
+                   "face": "00"}
         bold = self.horizontalHeader().fontMetrics()
         self._natural_widths = []
         for col, name in enumerate(COLUMNS):
@@ -220,6 +235,13 @@ class EventTable(QTableView):
     def setColumnHidden(self, column: int, hide: bool) -> None:  # noqa: N802
         super().setColumnHidden(column, hide)
         self.updateGeometry()
+
+    def set_faces_shown(self, shown: bool) -> None:
+        """Show the ``face`` column (every-face mode); hidden in the single-face mode."""
+        self.setColumnHidden(COLUMNS.index("face"), not shown)
+
+    def faces_shown(self) -> bool:
+        return not self.isColumnHidden(COLUMNS.index("face"))
 
     def event_model(self) -> EventTableModel:
         return self._model

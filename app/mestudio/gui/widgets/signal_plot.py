@@ -132,6 +132,11 @@ class SignalPlot(pg.PlotWidget):
         self._note.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
         self._note.setStyleSheet("color: #7d8594; font-size: 13pt; background: transparent;")
         self._note.hide()
+        self._face_label = plain_label(QLabel(self))
+        self._face_label.setObjectName("PlotFace")
+        self._face_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+        self._face_label.hide()
+        self._face: int | None = None
         self.setXRange(0, self.window_s, padding=0)
         self.setMinimumHeight(140)
 
@@ -159,6 +164,32 @@ class SignalPlot(pg.PlotWidget):
         note = self.__dict__.get("_note")  # resizeEvent runs inside the base __init__
         if note is not None:
             note.setGeometry(0, 0, self.width(), self.height())
+        self._place_face_label()
+
+    def _place_face_label(self) -> None:
+        label = self.__dict__.get("_face_label")
+        if label is not None:
+            label.adjustSize()
+            label.move(self.width() - label.width() - 8, 2)
+
+    def set_face(self, face_id: int | None) -> None:
+        """Every-face mode: whose signal is shown ("face N" in its colour at the top
+        right); None or 0 hides the label (single-face mode)."""
+        from mestudio.overlays import face_colour
+
+        self._face = face_id
+        if not face_id:
+            self._face_label.hide()
+            return
+        self._face_label.setText(f"signal of face {face_id}")
+        self._face_label.setStyleSheet(f"color: {face_colour(face_id)}; font-weight: bold; "
+                                       "background: transparent;")
+        self._place_face_label()
+        self._face_label.show()
+
+    def face(self) -> int | None:
+        """The face set with :meth:`set_face`."""
+        return self._face
 
     def set_note(self, text: str) -> None:
         """A grey note over the plot ("spotting off", "no face"...); "" hides it."""
@@ -201,6 +232,25 @@ class SignalPlot(pg.PlotWidget):
 
     def sample_count(self) -> int:
         return self._ring.n
+
+    def set_samples(self, samples: Iterable[tuple[float, SpotterState | None]]) -> None:
+        """Replace the buffered samples (live mode) by ``(timestamp_s, state)`` pairs, e.g.
+        another face's history; drawn at the next :meth:`refresh`."""
+        self._ring.clear()
+        for curve in [*self._curves.values(), self._combined, self._threshold]:
+            curve.setData([], [])
+        for t, state in samples:
+            self.append(t, state)
+        self._dirty = True
+
+    def samples(self, column: str = "combined") -> tuple[np.ndarray, np.ndarray]:
+        """The buffered ``(times, values)`` of one column (``"combined"``, ``"threshold"``
+        or ``"roi:<name>"``); empty arrays when unknown."""
+        ring = self._ring
+        col = ring.cols.get(column)
+        if col is None:
+            return np.empty(0), np.empty(0)
+        return ring.t[:ring.n].copy(), col[:ring.n].copy()
 
     def refresh(self) -> None:
         """Draw the buffered samples of the last ``window_s`` seconds and scroll."""

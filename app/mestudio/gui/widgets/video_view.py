@@ -2,7 +2,10 @@
 
 Overlays (names used by :meth:`VideoView.set_overlay`):
 
-``box``        face box and detector confidence (frame pixels);
+``box``        face box and detector confidence (frame pixels); with every face analysed,
+               each face's box and number in its own colour (:data:`FACE_COLOURS`), the
+               selected face (whose signal the plot shows) drawn thicker with a filled tag;
+               a click on a face emits ``face_clicked(face_id)``;
 ``landmarks``  landmark points;
 ``rois``       the spotting regions of interest (given in aligned-crop pixels, mapped back to
                the frame through the inverse of the face's alignment transform);
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -39,9 +43,13 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
-from mestudio.overlays import AUTO_STREAM, OVERLAYS
+from mestudio.overlays import AUTO_STREAM, FACE_COLOURS, OVERLAYS, face_colour
 from mestudio.predtext import UNCERTAIN_TEXT
-from mestudio.types import FaceObservation
+from mestudio.types import FaceObservation, FaceResult
+
+__all__ = ["BOX_COLOUR", "DEFAULT_OVERLAYS", "FACE_COLOURS", "OVERLAY_LABELS", "OVERLAYS",
+           "VideoView", "affine_to_qtransform", "bgr_to_qimage", "face_colour",
+           "invert_affine", "mask_outlines"]
 
 OVERLAY_LABELS = {
     "box": "Face box",
@@ -118,9 +126,11 @@ class VideoView(QWidget):
 
     Signals:
         overlay_toggled(name, on): an overlay was switched.
+        face_clicked(face_id): every-face mode: the user clicked inside a face's box.
     """
 
     overlay_toggled = Signal(str, bool)
+    face_clicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,6 +141,9 @@ class VideoView(QWidget):
         self._array: np.ndarray | None = None
         self._qimage: QImage | None = None
         self._face: FaceObservation | None = None
+        self._faces: list[FaceResult] = []
+        self._selected_face: int | None = None
+        self._emotion_face: int | None = None
         self._inverse: QTransform | None = None
         self._flow: np.ndarray | None = None
         self._flow_q: QImage | None = None
@@ -180,7 +193,8 @@ class VideoView(QWidget):
     # ------------------------------------------------------------------ content
     def set_frame(self, image: np.ndarray, face: FaceObservation | None = None, *,
                   capture_time: float | None = None, flow: np.ndarray | None = None,
-                  strain: np.ndarray | None = None) -> None:
+                  strain: np.ndarray | None = None, faces: list[FaceResult] | None = None,
+                  selected: int | None = None) -> None:
         """Show a new frame.
 
         Args:
@@ -189,8 +203,14 @@ class VideoView(QWidget):
             capture_time: ``time.perf_counter()`` at capture, for the latency figure.
             flow: RGBA ``uint8`` ``(S, S, 4)`` flow picture of the aligned crop, or None.
             strain: RGBA ``uint8`` ``(S, S, 4)`` strain picture of the aligned crop, or None.
+            faces: every face of the frame (``FrameResult.faces``); when they carry track
+                numbers (every-face mode) each is drawn in its colour with its number, and
+                ``face`` is the one the overlays (flow, strain, ROIs) belong to.
+            selected: the highlighted face's number (whose signal the plot shows).
         """
         self._array = image
+        self._faces = [f for f in (faces or []) if f.face_id != 0]
+        self._selected_face = selected
         self._qimage = bgr_to_qimage(image)
         self._face = face
         inverse = None
@@ -211,6 +231,7 @@ class VideoView(QWidget):
         """Forget the frame (shows the placeholder text)."""
         self._array = self._qimage = None
         self._face = None
+        self._faces = []
         self._inverse = None
         self._flow = self._flow_q = self._strain = self._strain_q = None
         if placeholder is not None:
@@ -240,12 +261,14 @@ class VideoView(QWidget):
 
     def set_emotion(self, label: str | None, confidence: float | None, kind: str,
                     show_s: float = 3.0, *, uncertain: bool = False,
-                    agreement: float | None = None) -> None:
+                    agreement: float | None = None, face_id: int | None = None) -> None:
         """Tag the face with the last event for ``show_s`` seconds: ``label`` and
         ``confidence`` of its prediction (and the ensemble's ``agreement``), or only its
-        ``kind`` when ``label`` is None; ``uncertain``: "micro-expression (uncertain)"."""
+        ``kind`` when ``label`` is None; ``uncertain``: "micro-expression (uncertain)".
+        ``face_id``: the event's face (every-face mode), tagged while it is in view."""
         if uncertain:
             label, confidence = None, None
+        self._emotion_face = face_id or None
         self._emotion = (label, confidence, kind, uncertain, agreement)
         self._emotion_until = time.perf_counter() + show_s
         self.update()
@@ -276,6 +299,44 @@ class VideoView(QWidget):
 
     def cam_streams(self) -> list[str]:
         return list(self._cams)
+
+    def faces(self) -> list[FaceResult]:
+        """The faces drawn with their numbers (every-face mode; empty otherwise)."""
+        return list(self._faces)
+
+    def selected_face(self) -> int | None:
+        """The highlighted face's number, or None."""
+        return self._selected_face
+
+    def set_selected_face(self, face_id: int | None) -> None:
+        """Highlight face ``face_id`` (until the next frame says otherwise)."""
+        if face_id != self._selected_face:
+            self._selected_face = face_id
+            self.update()
+
+    def face_at(self, pos: QPointF) -> int | None:
+        """The number of the face whose box holds widget point ``pos`` (the smallest such
+        box), or None."""
+        if self._qimage is None or not self._faces:
+            return None
+        target = self.image_rect()
+        scale = target.width() / self._qimage.width()
+        x = (pos.x() - target.x()) / scale
+        y = (pos.y() - target.y()) / scale
+        hits = [(f.face.box[2] * f.face.box[3], f.face_id) for f in self._faces
+                if f.face.face_found and f.face.box is not None
+                and f.face.box[0] <= x <= f.face.box[0] + f.face.box[2]
+                and f.face.box[1] <= y <= f.face.box[1] + f.face.box[3]]
+        return min(hits)[1] if hits else None
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            fid = self.face_at(event.position())
+            if fid is not None:
+                self.face_clicked.emit(fid)
+                event.accept()
+                return
+        super().mousePressEvent(event)
 
     def set_cam_stream(self, stream: str) -> None:
         """Which stream's Grad-CAM the inset shows: a stream name, or ``"auto"`` (the
@@ -364,7 +425,9 @@ class VideoView(QWidget):
                         for poly in polys:
                             p.drawPolygon(poly)
                 p.resetTransform()
-            if self._overlays["box"] and face.box is not None:
+            if self._faces:
+                self._draw_faces(p, view, scale)
+            elif self._overlays["box"] and face.box is not None:
                 x, y, w, h = face.box
                 r = view.mapRect(QRectF(x, y, w, h))
                 pen = QPen(BOX_COLOUR, 2.0)
@@ -374,14 +437,14 @@ class VideoView(QWidget):
                 p.setFont(self._font_small)
                 p.drawText(QPointF(r.left() + 2, r.bottom() + 14),
                            f"face {face.confidence:.2f} · {face.mode}")
-            if self._overlays["landmarks"] and face.landmarks is not None:
+            if self._overlays["landmarks"] and face.landmarks is not None and not self._faces:
                 p.setPen(Qt.PenStyle.NoPen)
                 p.setBrush(QBrush(LANDMARK_COLOUR))
                 radius = max(1.5, 2.2 * min(1.5, scale))
                 for x, y in np.asarray(face.landmarks, dtype=np.float64).reshape(-1, 2):
                     p.drawEllipse(view.map(QPointF(x, y)), radius, radius)
             if self._overlays["emotion"]:
-                self._draw_emotion(p, view, face)
+                self._draw_emotion(p, view, self._emotion_target(face))
         elif face is not None:
             p.setFont(self._font_small)
             p.setPen(QColor("#ffb347"))
@@ -394,6 +457,52 @@ class VideoView(QWidget):
             self._latency_reported = True
             if self.paint_listener is not None:
                 self.paint_listener(time.perf_counter() - self._capture_time)
+
+    def _emotion_target(self, face: FaceObservation) -> FaceObservation:
+        """The face the emotion tag goes to: the event's face while it is in view, else the
+        shown face."""
+        for f in self._faces:
+            if f.face_id == self._emotion_face and f.face.face_found:
+                return f.face
+        return face
+
+    def _draw_faces(self, p: QPainter, view: QTransform, scale: float) -> None:
+        """Every face (every-face mode): its landmarks, and its box and number in its own
+        colour; the selected face thicker, with a filled tag."""
+        p.resetTransform()
+        if self._overlays["landmarks"]:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QBrush(LANDMARK_COLOUR))
+            radius = max(1.5, 2.2 * min(1.5, scale))
+            for f in self._faces:
+                if f.face.face_found and f.face.landmarks is not None:
+                    for x, y in np.asarray(f.face.landmarks, np.float64).reshape(-1, 2):
+                        p.drawEllipse(view.map(QPointF(x, y)), radius, radius)
+        if not self._overlays["box"]:
+            return
+        p.setFont(self._font_small)
+        fm = p.fontMetrics()
+        for f in self._faces:
+            if not f.face.face_found or f.face.box is None:
+                continue
+            x, y, w, h = f.face.box
+            r = view.mapRect(QRectF(x, y, w, h))
+            colour = QColor(face_colour(f.face_id))
+            selected = f.face_id == self._selected_face
+            p.setPen(QPen(colour, 3.5 if selected else 1.8))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(r)
+            text = f"face {f.face_id}" + (" · plot" if selected else "")
+            tag = QRectF(r.left(), r.bottom() + 3, fm.horizontalAdvance(text) + 10,
+                         fm.height() + 4)
+            if selected:
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(colour)
+                p.drawRoundedRect(tag, 4, 4)
+                p.setPen(QColor("#101114"))
+            else:
+                p.setPen(colour)
+            p.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
 
     def emotion_tag(self) -> tuple[str, str] | None:
         """The face tag's text and colour while it is shown, else None."""
