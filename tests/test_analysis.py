@@ -58,7 +58,9 @@ def test_a_whole_clip_gives_its_planted_events(whole) -> None:  # noqa: ANN001
     assert res.timings.track_ms > 0 and res.timings.frames_per_s > 0
     meta = res.events_meta(DEMO)
     assert list(meta) == ["source", "fps", "n_frames", "complete", "last_frame", "model",
-                          "spotter", "recognition", "degraded", "unreadable_frames", "notes"]
+                          "spotter", "recognition", "degraded", "unreadable_frames", "notes",
+                          "faces", "max_faces"]
+    assert meta["faces"] == "primary" and meta["max_faces"] == 4
     assert meta["n_frames"] == 300 and meta["spotter"]["sensitivity"] == 0.5
 
 

@@ -31,7 +31,9 @@ behave as in a serial loop, and the results are identical. ``read_ahead=0`` turn
 threads off.
 
 Optionally it writes ``frames.csv`` (``frames_csv``: one row per frame with the spotter's
-*final* values and the ``status`` column) and keeps the motion signals of the whole video
+*final* values and the ``status`` column; when the pipeline analyses every face
+(``tracker.faces = "all"``), the long format: one row per face per frame with a ``face_id``
+column, see :mod:`mestudio.csvio`) and keeps the motion signals of the whole video
 for a plot (``keep_signals``: :attr:`AnalysisResult.signals`).
 """
 
@@ -66,6 +68,8 @@ READ_AHEAD = 8
 ProgressFn = Callable[[int, int | None], None]
 #: ``(frame index, timestamp_s, state)`` of frames whose spotter values became final.
 FinalStates = Sequence[tuple[int, float, SpotterState]]
+#: ``(face_id, frame index, timestamp_s, state)``: the same per face (every-face mode).
+FaceFinalStates = Sequence[tuple[int, int, float, SpotterState]]
 
 
 # ------------------------------------------------------------------------------ results
@@ -118,7 +122,10 @@ class AnalysisResult:
         notes: the source's notes (how it was read; e.g. a video that ended early).
         timings: :class:`AnalysisTimings`.
         signals: the motion signals of the whole video when ``keep_signals`` was asked
-            (frames ``0 .. last_frame``), else None.
+            (frames ``0 .. last_frame``; with every face analysed: those of each frame's
+            primary face), else None.
+        faces: the face mode (``"primary"`` or ``"all"``: every face with its own events).
+        max_faces: most faces analysed at once (``tracker.max_faces``).
     """
 
     events: list[SpotEvent]
@@ -136,6 +143,8 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)
     timings: AnalysisTimings = field(default_factory=AnalysisTimings)
     signals: VideoSignals | None = None
+    faces: str = "primary"
+    max_faces: int = 4
 
     @property
     def face_fraction(self) -> float:
@@ -156,6 +165,8 @@ class AnalysisResult:
             "degraded": self.degraded,
             "unreadable_frames": self.unreadable_frames,
             "notes": list(self.notes),
+            "faces": self.faces,
+            "max_faces": self.max_faces,
         }
 
 
@@ -179,6 +190,39 @@ class StatusColumn:
         values = dict(extra or {})
         values["status"] = result.info.get("status", "ok")
         self._writer.write(result, values)
+
+    def write_face(self, result: FrameResult, face_id: int | None,
+                   extra: dict[str, Any] | None = None,
+                   face: FaceObservation | None = None) -> None:
+        """Long format: the row of one face (see ``FramesCsvWriter.write_face``)."""
+        values = dict(extra or {})
+        values["status"] = result.info.get("status", "ok")
+        self._writer.write_face(result, face_id, values, face=face)
+
+
+class PrimaryFaceStates:
+    """Every-face mode: turns the per-face final states (``Pipeline.pop_face_states``)
+    into those of each frame's primary face (``FrameResult.face``), for the sinks that
+    keep one signal per frame (:class:`SignalRecorder`).
+
+    :meth:`note` records a frame's primary face (before its states can arrive);
+    :meth:`states` keeps the states of the faces noted.
+    """
+
+    def __init__(self, keep: int = 8192) -> None:
+        self._of: dict[int, int] = {}
+        self._keep = int(keep)
+
+    def note(self, result: FrameResult) -> None:
+        fid = next((f.face_id for f in result.faces if f.face is result.face), None)
+        if fid is not None:
+            self._of[result.frame.index] = fid
+        if len(self._of) > self._keep:
+            for k in sorted(self._of)[:len(self._of) - self._keep]:
+                del self._of[k]
+
+    def states(self, face_states: FaceFinalStates) -> list[tuple[int, float, SpotterState]]:
+        return [(i, t, st) for fid, i, t, st in face_states if self._of.get(i) == fid]
 
 
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
@@ -590,22 +634,41 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
     total = source.n_frames
     if max_frames is not None:
         total = min(total, max_frames) if total is not None else max_frames
-    pop = getattr(pipeline, "pop_spotter_states", None)
+    # Every face analysed (the pipeline's multi-face tracker): per-face final states and
+    # the long-format frames.csv; else the primary face's, as before.
+    every_face = getattr(pipeline, "multi", None) is not None \
+        and callable(getattr(pipeline, "pop_face_states", None))
+    pop = getattr(pipeline, "pop_face_states" if every_face else "pop_spotter_states", None)
+    primary_states = PrimaryFaceStates() if every_face else None
 
-    def pop_states() -> list[tuple[int, float, SpotterState]]:
-        return list(pop()) if callable(pop) else []
+    def pop_states() -> tuple[list[Any], FinalStates]:
+        """``(per-face states, primary states)``: the first are those of
+        ``pop_face_states`` (every-face mode), else the same list as the second."""
+        got = list(pop()) if callable(pop) else []
+        if primary_states is None:
+            return got, got
+        return got, primary_states.states(got)
 
     sinks: list[Any] = []  # add(result, final_states) / flush(final_states)
+    face_sinks: list[Any] = []  # the same with per-face states (every-face mode)
     recorder: SignalRecorder | None = None
     writer: Any = None
     if frames_csv is not None:
-        from mestudio.csvio import FramesCsvWriter, SpotterRowBuffer, spotter_columns
+        from mestudio.csvio import (
+            FaceRowBuffer,
+            FramesCsvWriter,
+            SpotterRowBuffer,
+            spotter_columns,
+        )
 
         tracker = getattr(pipeline, "tracker", None)
         writer = stack.enter_context(FramesCsvWriter(
             frames_csv, tuple(getattr(tracker, "landmark_names", ()) or ()),
-            ("status", *spotter_columns(rois))))
-        sinks.append(SpotterRowBuffer(cast(FramesCsvWriter, StatusColumn(writer)), rois))
+            ("status", *spotter_columns(rois)), long_format=every_face))
+        if every_face:
+            face_sinks.append(FaceRowBuffer(StatusColumn(writer), rois))
+        else:
+            sinks.append(SpotterRowBuffer(cast(FramesCsvWriter, StatusColumn(writer)), rois))
     if keep_signals:
         recorder = SignalRecorder(int(total or 0))
         sinks.append(recorder)
@@ -618,9 +681,14 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
     spot_ms: list[float] = []
     decode_ms: list[float] = []
 
-    def handle(result: FrameResult, states: FinalStates) -> None:
+    def handle(result: FrameResult, states: tuple[list[Any], FinalStates] = ([], [])
+               ) -> None:
+        if primary_states is not None:
+            primary_states.note(result)
+        for sink in face_sinks:
+            sink.add(result, states[0])
         for sink in sinks:
-            sink.add(result, states)
+            sink.add(result, states[1])
         if on_result is not None:
             on_result(result)
 
@@ -631,7 +699,7 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         nonlocal seen_skips
         new = list(getattr(source, "skipped", ()))[seen_skips:upto]
         for index in new:
-            handle(unreadable_result(index, source.fps), ())
+            handle(unreadable_result(index, source.fps))
             skipped.append(index)
         seen_skips += len(new)
 
@@ -692,8 +760,10 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
     if callable(poll):
         poll()  # the late predictions are attached to their events
     final = pop_states()
+    for sink in face_sinks:
+        sink.flush(final[0])
     for sink in sinks:
-        sink.flush(final)
+        sink.flush(final[1])
     if writer is not None:
         writer.close()  # frames.csv complete before the caller renames it
     elapsed = time.perf_counter() - t0
@@ -712,4 +782,5 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         spotter=dataclasses.asdict(cfg.spotter),
         source_name=str(getattr(source, "name", "")), fps=source.fps,
         notes=list(getattr(source, "notes", ())), timings=timings,
-        signals=recorder.signals(last_frame + 1) if recorder is not None else None)
+        signals=recorder.signals(last_frame + 1) if recorder is not None else None,
+        faces="all" if every_face else "primary", max_faces=int(cfg.tracker.max_faces))

@@ -21,6 +21,13 @@ Annotation file (``mestudio-annotations/1``), the events of ``events.json``
 Coding sheet (xlsx and CSV), one row per annotation sorted by onset, the columns of the
 CASME II sheet: ``Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame, Action Units,
 Estimated Emotion``.
+
+Several faces: events keep the ``face_id`` of the face they belong to (``event.face_id``:
+the track number from 1 when every face was analysed, 0 for the single face and for
+annotations added by hand unless given). When the document has faces (the analysis ran
+with ``"faces": "all"`` or an event has a ``face_id`` above 0), the coding sheet's
+``Subject`` is per face: ``<subject>-face<N>`` (``face<N>`` without a subject); events of
+face 0 keep the plain subject (:meth:`AnnotationDocument.subject_of`).
 """
 
 from __future__ import annotations
@@ -97,6 +104,11 @@ class Annotation:
     @property
     def kind(self) -> str:
         return self.event.kind
+
+    @property
+    def face_id(self) -> int:
+        """The face it belongs to (0: the single face, or not known)."""
+        return self.event.face_id
 
     @property
     def predicted(self) -> str | None:
@@ -196,12 +208,15 @@ class AnnotationDocument:
         micro_max_s: events up to this duration are ``micro``, longer ones ``macro``
             (seconds, SpotterConfig.micro_max_s).
         model: the model description of ``events.json`` (kept when saving).
+        faces: the face mode of the analysis (``"primary"`` or ``"all"``; ``events.json``'s
+            ``faces``), or None when unknown (kept when saving).
     """
 
     def __init__(self, events: Iterable[SpotEvent | Annotation] = (), *, fps: float,
                  n_frames: int | None = None, timestamps: Sequence[float] | None = None,
                  source: str = "", subject: str = "", filename: str | None = None,
-                 micro_max_s: float = 0.5, model: dict | None = None) -> None:
+                 micro_max_s: float = 0.5, model: dict | None = None,
+                 faces: str | None = None) -> None:
         if not fps or not math.isfinite(fps) or fps <= 0:
             raise AnnotationError(f"the video's frame rate is unknown ({fps!r}); cannot place "
                                   "annotations in time")
@@ -213,6 +228,7 @@ class AnnotationDocument:
         self.filename = filename if filename is not None else Path(source).stem
         self.micro_max_s = micro_max_s
         self.model = model
+        self.faces = faces
         self.path: Path | None = None
         self.pending_onset: int | None = None
         self._items: dict[int, Annotation] = {}
@@ -438,9 +454,10 @@ class AnnotationDocument:
         return max(self._items, default=-1) + 1
 
     def add(self, onset: int, offset: int, apex: int | None = None, *,
-            label: str | None = None, aus: str = "") -> int:
+            label: str | None = None, aus: str = "", face_id: int = 0) -> int:
         """Add a hand-made annotation; ``apex`` defaults to the middle frame. Returns its id.
-        Onset and offset are swapped when given in reverse order."""
+        Onset and offset are swapped when given in reverse order; ``face_id``: the face it
+        belongs to (0: the single face / not said)."""
         onset, offset = sorted((self._check_frame(onset), self._check_frame(offset)))
         apex = (onset + offset) // 2 if apex is None else self._check_frame(apex)
         if not onset <= apex <= offset:
@@ -449,7 +466,7 @@ class AnnotationDocument:
         ev = SpotEvent(onset=onset, apex=apex, offset=offset, onset_s=self.time_of(onset),
                        apex_s=self.time_of(apex), offset_s=self.time_of(offset),
                        kind=self._kind(onset, offset), roi="manual", peak=math.nan,
-                       id=self._next_id())
+                       id=self._next_id(), face_id=max(0, int(face_id)))
         self._push(_Insert(Annotation(ev, label=(label or None), aus=aus, origin="manual")))
         return ev.id
 
@@ -479,11 +496,14 @@ class AnnotationDocument:
 
     # ---------------------------------------------------------- files
     def to_dict(self) -> dict[str, Any]:
-        return {"format": ANNOTATIONS_FORMAT, "source": self.source, "subject": self.subject,
-                "filename": self.filename, "fps": self.fps, "n_frames": self.n_frames,
-                "micro_max_s": self.micro_max_s, "model": self.model,
-                "saved": datetime.now().astimezone().isoformat(timespec="seconds"),
-                "events": [a.to_dict() for a in self.annotations]}
+        doc = {"format": ANNOTATIONS_FORMAT, "source": self.source, "subject": self.subject,
+               "filename": self.filename, "fps": self.fps, "n_frames": self.n_frames,
+               "micro_max_s": self.micro_max_s, "model": self.model,
+               "saved": datetime.now().astimezone().isoformat(timespec="seconds")}
+        if self.faces is not None:
+            doc["faces"] = self.faces
+        doc["events"] = [a.to_dict() for a in self.annotations]
+        return doc
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the annotation JSON atomically (temp file, fsync, rename); the document is
@@ -565,34 +585,59 @@ class AnnotationDocument:
                   source=source, subject=str(doc.get("subject") or ""),
                   filename=doc.get("filename"),
                   micro_max_s=micro_max_s if micro_max_s is not None else
-                  float(doc.get("micro_max_s", 0.5)), model=doc.get("model"))
+                  float(doc.get("micro_max_s", 0.5)), model=doc.get("model"),
+                  faces=str(doc["faces"]) if doc.get("faces") else None)
         out.path = path if fmt == ANNOTATIONS_FORMAT else None
         return out
 
     # ---------------------------------------------------------- coding sheet
-    def coding_rows(self, frame_base: int = 0) -> list[list[Any]]:
+    @property
+    def per_face(self) -> bool:
+        """Whether the coding sheet names a subject per face: the analysis ran on every
+        face (``faces == "all"``) or an event belongs to a numbered face."""
+        return self.faces == "all" or any(a.face_id > 0 for a in self._items.values())
+
+    def subject_of(self, ann: Annotation, per_face: bool | None = None) -> str:
+        """The ``Subject`` of ``ann`` on the coding sheet: ``<subject>-face<N>`` (or
+        ``face<N>``) for an event of face N > 0 when subjects are per face (``per_face``;
+        None: :attr:`per_face`), else :attr:`subject`."""
+        per_face = self.per_face if per_face is None else per_face
+        if not per_face or ann.face_id <= 0:
+            return self.subject
+        return f"{self.subject}-face{ann.face_id}" if self.subject else f"face{ann.face_id}"
+
+    def coding_rows(self, frame_base: int = 0, per_face: bool | None = None
+                    ) -> list[list[Any]]:
         """Rows of the coding sheet (:data:`CODING_COLUMNS`), sorted by onset.
 
         Args:
             frame_base: added to every frame index (1 for sheets that count frames from 1).
+            per_face: a ``Subject`` per face (:meth:`subject_of`); None: when the document
+                has faces (:attr:`per_face`).
         """
-        return [[self.subject, self.filename, a.onset + frame_base, a.apex + frame_base,
-                 a.offset + frame_base, a.aus, a.label or ""] for a in self.annotations]
+        per_face = self.per_face if per_face is None else per_face
+        return [[self.subject_of(a, per_face), self.filename, a.onset + frame_base,
+                 a.apex + frame_base, a.offset + frame_base, a.aus, a.label or ""]
+                for a in self.annotations]
 
-    def export_csv(self, path: str | os.PathLike[str], frame_base: int = 0) -> Path:
+    def export_csv(self, path: str | os.PathLike[str], frame_base: int = 0,
+                   per_face: bool | None = None) -> Path:
         """Write the coding sheet as CSV (UTF-8, header :data:`CODING_COLUMNS`); text that a
-        spreadsheet would run as a formula gets a leading ``'`` (:func:`mestudio.csvio.safe_text`)."""
+        spreadsheet would run as a formula gets a leading ``'`` (:func:`mestudio.csvio.safe_text`).
+        ``per_face``: see :meth:`coding_rows`."""
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(CODING_COLUMNS)
-        w.writerows(safe_row(r) for r in self.coding_rows(frame_base))
+        w.writerows(safe_row(r) for r in self.coding_rows(frame_base, per_face))
         path = Path(path)
         atomic_write_text(path, buf.getvalue())
         return path
 
-    def export_xlsx(self, path: str | os.PathLike[str], frame_base: int = 0) -> Path:
+    def export_xlsx(self, path: str | os.PathLike[str], frame_base: int = 0,
+                    per_face: bool | None = None) -> Path:
         """Write the coding sheet as an Excel workbook (one sheet, header row in bold); every text
-        cell is stored as text, never as a formula (:func:`mestudio.csvio.append_xlsx_row`)."""
+        cell is stored as text, never as a formula (:func:`mestudio.csvio.append_xlsx_row`).
+        ``per_face``: see :meth:`coding_rows`."""
         from openpyxl import Workbook
         from openpyxl.styles import Font
 
@@ -602,7 +647,7 @@ class AnnotationDocument:
         ws.append(list(CODING_COLUMNS))
         for cell in ws[1]:
             cell.font = Font(bold=True)
-        for row in self.coding_rows(frame_base):
+        for row in self.coding_rows(frame_base, per_face):
             append_xlsx_row(ws, row)
         for col, width in zip("ABCDEFG", (10, 18, 12, 12, 12, 16, 18), strict=False):
             ws.column_dimensions[col].width = width

@@ -12,11 +12,20 @@ score expressed in pixels, compared with ``spot_threshold``), ``spot_threshold``
 coordinates are frame pixels. A frame whose image could not be decoded
 (``FrameResult.info["status"] == "unreadable"``; ``mestudio analyze`` adds a ``status``
 column: ``ok`` or ``unreadable``) has ``face_found``, ``n_faces`` and ``confidence`` empty.
+
+**Long format** (every face analysed, ``tracker.faces = "all"``; as OpenFace's multi-face
+output): one row per face per frame, a ``face_id`` column after ``timestamp``
+(:data:`LONG_BASE_COLUMNS`), the other columns as above and of that face (its box, landmarks
+and spotting values). Rows are in frame order, the faces of a frame by ``face_id``. A face
+whose track is kept while it is missing has ``face_found`` 0. A frame without any face (or
+unreadable) has one row with ``face_id`` empty. Files of the single-face mode have no
+``face_id`` column and are unchanged. :func:`read_frames_csv` reads both.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -30,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import MestudioError
-from mestudio.types import FrameResult, SpotterState
+from mestudio.types import FaceObservation, FaceResult, FrameResult, SpotterState
 
 BASE_COLUMNS = ("frame", "timestamp", "face_found", "n_faces", "confidence",
                 "box_x", "box_y", "box_w", "box_h")
+#: The fixed columns of the long format (one row per face per frame).
+LONG_BASE_COLUMNS = ("frame", "timestamp", "face_id", *BASE_COLUMNS[2:])
 
 
 #: First characters that make a spreadsheet (Excel, LibreOffice, Sheets) read a cell as a
@@ -94,15 +105,18 @@ class FramesCsvWriter:
         landmark_names: names of the landmarks (``FaceTracker.landmark_names``).
         extra_columns: names of extra per-frame columns, in order. When empty, the keys of
             the first ``extra`` dict passed to :meth:`write` fix them.
+        long_format: one row per face per frame with a ``face_id`` column
+            (:meth:`write_face`); else one row per frame (:meth:`write`).
 
     Raises:
         MestudioError: the file cannot be created.
     """
 
     def __init__(self, path: str | os.PathLike[str], landmark_names: Sequence[str] = (),
-                 extra_columns: Sequence[str] = ()) -> None:
+                 extra_columns: Sequence[str] = (), long_format: bool = False) -> None:
         self.path = Path(path)
         self.landmark_names = tuple(landmark_names)
+        self.long_format = bool(long_format)
         self.extra_columns: tuple[str, ...] | None = tuple(extra_columns) or None
         try:
             self._file: io.TextIOWrapper | None = open(self.path, "w", newline="",
@@ -115,14 +129,32 @@ class FramesCsvWriter:
 
     @property
     def columns(self) -> list[str]:
-        cols = list(BASE_COLUMNS)
+        cols = list(LONG_BASE_COLUMNS if self.long_format else BASE_COLUMNS)
         for name in self.landmark_names:
             cols += [f"x_{name}", f"y_{name}"]
         return cols + list(self.extra_columns or ())
 
     def write(self, result: FrameResult, extra: Mapping[str, Any] | None = None) -> None:
         """Append the row of one frame; ``extra`` fills the extra columns (missing keys
-        give empty cells; a key that is not a column raises ValueError)."""
+        give empty cells; a key that is not a column raises ValueError). In the long
+        format: the row of the frame's primary face, without a ``face_id``."""
+        if self.long_format:
+            self.write_face(result, None, extra, face=result.face)
+            return
+        self._write_row(result, result.face, None, extra)
+
+    def write_face(self, result: FrameResult, face_id: int | None,
+                   extra: Mapping[str, Any] | None = None,
+                   face: FaceObservation | None = None) -> None:
+        """Long format: append the row of one face of a frame (``face_id`` None: the
+        frame's one row when it has no face; ``face`` is then a "no face" observation)."""
+        if not self.long_format:
+            raise ValueError(f"{self.path.name} is not written in the long format")
+        self._write_row(result, face if face is not None else FaceObservation(False),
+                        face_id, extra)
+
+    def _write_row(self, result: FrameResult, face: FaceObservation, face_id: int | None,
+                   extra: Mapping[str, Any] | None) -> None:
         if self._file is None:
             raise ValueError("the CSV writer is closed")
         if not self._header_written:
@@ -130,13 +162,14 @@ class FramesCsvWriter:
                 self.extra_columns = tuple(extra or ())
             self._csv.writerow(safe_row(self.columns))
             self._header_written = True
-        face = result.face
         box = face.box if face.face_found and face.box is not None else (None,) * 4
         row = [result.frame.index, _cell(result.frame.timestamp_s, 6), _cell(face.face_found),
                face.n_faces, _cell(face.confidence if face.face_found else 0.0),
                *(_cell(None if v is None else float(v), 2) for v in box)]
         if result.info.get("status") == "unreadable":
             row[2:5] = ["", "", ""]  # the image could not be decoded: nothing is known
+        if self.long_format:
+            row.insert(2, _cell(face_id))
         lm = face.landmarks if face.face_found else None
         for k in range(len(self.landmark_names)):
             if lm is not None and k < len(lm):
@@ -252,6 +285,79 @@ class SpotterRowBuffer:
                 del self._final[k]
 
 
+#: ``(face_id, frame index, timestamp_s, state)``: ``Pipeline.pop_face_states``.
+FaceStates = Sequence[tuple[int, int, float, SpotterState]]
+
+
+class FaceRowBuffer:
+    """:class:`SpotterRowBuffer` for the long format: one row per face per frame
+    (``FrameResult.faces``), each written with that face's *final* spotter values
+    (``Pipeline.pop_face_states``) once they are known. The rows of a frame are written
+    together, in ``face_id`` order, when every face of the frame has its final state (faces
+    not found have nothing to wait for); a frame without any face gets one row with an
+    empty ``face_id``. A frame waits at most ``max_wait`` frames, then the live (causal)
+    states are written.
+
+    Args:
+        writer: a long-format writer (:meth:`FramesCsvWriter.write_face`; its extra columns
+            include :func:`spotter_columns`).
+        roi_names: the spotting ROIs.
+        max_wait: most frames held back.
+    """
+
+    def __init__(self, writer: Any, roi_names: Sequence[str], max_wait: int = 512) -> None:
+        self.writer = writer
+        self.roi_names = tuple(roi_names)
+        self.max_wait = int(max_wait)
+        self._rows: list[FrameResult] = []
+        self._final: dict[tuple[int, int], SpotterState] = {}
+        self.live_rows = 0
+
+    def add(self, result: FrameResult, final_states: FaceStates = ()) -> None:
+        """Queue the rows of ``result``; ``final_states`` are the newly final
+        ``(face_id, index, t, state)`` of earlier (or this) frames."""
+        self._rows.append(result)
+        self._take(final_states)
+        self._write_ready(force=False)
+
+    def flush(self, final_states: FaceStates = ()) -> None:
+        """Write every row still held (end of stream, after ``Pipeline.finish()``)."""
+        self._take(final_states)
+        self._write_ready(force=True)
+
+    def _take(self, final_states: FaceStates) -> None:
+        for face_id, index, _t, state in final_states:
+            self._final[(int(face_id), int(index))] = state
+
+    @staticmethod
+    def _waits(face: FaceResult) -> bool:
+        st = face.spotter
+        return st is not None and st.state != "no_face" and face.face.face_found
+
+    def _write_ready(self, force: bool) -> None:
+        n = 0
+        for r in self._rows:
+            idx = r.frame.index
+            faces = sorted(r.faces, key=lambda f: f.face_id)
+            pending = [f for f in faces if self._waits(f) and (f.face_id, idx) not in self._final]
+            if pending and not force and len(self._rows) - n <= self.max_wait:
+                break
+            self.live_rows += len(pending)
+            if not faces:
+                self.writer.write_face(r, None, {})
+            for f in faces:
+                final = self._final.pop((f.face_id, idx), None)
+                state = final if final is not None else f.spotter
+                self.writer.write_face(r, f.face_id, spotter_values(state, self.roi_names),
+                                       face=f.face)
+            n += 1
+        if n:
+            last = self._rows[n - 1].frame.index
+            del self._rows[:n]
+            for k in [k for k in self._final if k[1] <= last]:
+                del self._final[k]
+
+
 # ----------------------------------------------------------------- reading frames.csv back
 @dataclass
 class VideoSignals:
@@ -261,12 +367,24 @@ class VideoSignals:
         times: ``(N,)`` frame times in seconds (NaN for frames not analysed).
         rois: per-ROI ``(N,)`` motion in pixels.
         combined, threshold: ``(N,)`` or None.
+        face_id: the face these signals are of, in a long-format ``frames.csv``
+            (NaN where that face was not tracked); None for a single-face file.
+        faces: long format: every face's signals by ``face_id`` (this object's values are
+            those of one of them, the face analysed longest); empty for a single-face file.
     """
 
     times: np.ndarray
     rois: dict[str, np.ndarray] = field(default_factory=dict)
     combined: np.ndarray | None = None
     threshold: np.ndarray | None = None
+    face_id: int | None = None
+    faces: dict[int, VideoSignals] = field(default_factory=dict, repr=False, compare=False)
+
+    def of_face(self, face_id: int | None) -> VideoSignals:
+        """The signals of face ``face_id`` (long format), else these."""
+        if face_id is None or not self.faces:
+            return self
+        return self.faces.get(int(face_id), self)
 
     def peak_between(self, onset: int, offset: int) -> int:
         """The frame of the highest combined (else summed ROI) signal in ``[onset, offset]``."""
@@ -287,8 +405,11 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
 
     Recognised columns (those of :mod:`mestudio.csvio`): ``frame``; ``timestamp`` (or
     ``timestamp_s``); per-ROI signals ``signal_<roi>`` (or ``roi_<roi>``);
-    ``signal_combined`` (or ``combined``); ``spot_threshold`` (or ``threshold``).
-    Returns None when the file has no signal column.
+    ``signal_combined`` (or ``combined``); ``spot_threshold`` (or ``threshold``); and, in
+    the long format, ``face_id``: the signals of every face are then in
+    :attr:`VideoSignals.faces` and the ones returned are of the face with the most analysed
+    frames (:func:`read_frames_csv_faces` gives them all). Returns None when the file has no
+    signal column.
     """
     path = Path(path)
     with path.open(encoding="utf-8", newline="") as f:
@@ -308,23 +429,58 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
         return None
     frames = [int(float(r["frame"])) for r in rows]
     n = max(max(frames) + 1, n_frames or 0)
+    threshold_col = next((c for c in ("spot_threshold", "threshold") if c in cols), None)
 
-    def column(name: str | None) -> np.ndarray | None:
+    def column(name: str | None, picked: Sequence[int]) -> np.ndarray | None:
         if name is None:
             return None
         out = np.full(n, np.nan)
-        for i, r in zip(frames, rows, strict=False):
-            v = r.get(name, "")
+        for k in picked:
+            v = rows[k].get(name, "")
             try:
-                out[i] = float(v) if v not in ("", None) else np.nan
+                out[frames[k]] = float(v) if v not in ("", None) else np.nan
             except ValueError:
                 pass
         return out
 
-    times = column(time_col)
+    everything = range(len(rows))
+    times = column(time_col, everything)
     if times is None:
         times = np.full(n, np.nan)
-    rois = {roi: arr for c, roi in roi_cols.items() if (arr := column(c)) is not None}
-    threshold_col = next((c for c in ("spot_threshold", "threshold") if c in cols), None)
-    return VideoSignals(times=times, rois=rois, combined=column(combined_col),
-                        threshold=column(threshold_col))
+
+    def signals(picked: Sequence[int], face_id: int | None) -> VideoSignals:
+        rois = {roi: arr for c, roi in roi_cols.items()
+                if (arr := column(c, picked)) is not None}
+        return VideoSignals(times=times, rois=rois, combined=column(combined_col, picked),
+                            threshold=column(threshold_col, picked), face_id=face_id)
+
+    if "face_id" not in cols:
+        return signals(everything, None)
+    by_face: dict[int, list[int]] = {}
+    for k, r in enumerate(rows):
+        text = (r.get("face_id") or "").strip()
+        if text:
+            try:
+                by_face.setdefault(int(float(text)), []).append(k)
+            except ValueError:
+                continue
+    faces = {fid: signals(picked, fid) for fid, picked in sorted(by_face.items())}
+    if not faces:
+        return signals((), None)
+
+    def analysed(fid: int) -> int:
+        sig = faces[fid].combined
+        return int(np.isfinite(sig).sum()) if sig is not None else len(by_face[fid])
+
+    main = max(faces, key=lambda fid: (analysed(fid), -fid))
+    return dataclasses.replace(faces[main], faces=faces)
+
+
+def read_frames_csv_faces(path: str | os.PathLike[str], n_frames: int | None = None
+                          ) -> dict[int, VideoSignals]:
+    """Every face's signals of a ``frames.csv`` by ``face_id`` (a single-face file: its
+    one face as ``0``); empty when the file has no signal column."""
+    sig = read_frames_csv(path, n_frames)
+    if sig is None:
+        return {}
+    return dict(sig.faces) if sig.faces else {0: sig}

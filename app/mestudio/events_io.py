@@ -4,14 +4,17 @@
 
     {"format": "mestudio-events/1", "source": "clip.mp4", "fps": 30.0, "n_frames": 900,
      "model": {...} | null,
-     "events": [{"id": 0, "onset": 12, "apex": 15, "offset": 19,
+     "faces": "primary", "max_faces": 4,
+     "events": [{"id": 0, "face_id": 0, "onset": 12, "apex": 15, "offset": 19,
                  "onset_s": 0.4, "apex_s": 0.5, "offset_s": 0.633, "duration_s": 0.233,
                  "kind": "micro", "roi": "brow_left", "peak": 0.81, "emitted_index": 27,
                  "emotion": null, "confidence": null, "agreement": null,
                  "uncertain": false, "probabilities": {}}]}
 
 Frame indices are inclusive and count from 0 in the source; times are seconds; ``peak`` is
-the spotting signal in pixels. ``emotion``/``confidence``/``probabilities`` stay empty
+the spotting signal in pixels. ``face_id`` is the face the event belongs to: its track number
+(from 1, never reused within a run) when every face was analysed (``"faces": "all"``), 0 in
+the single-face mode; files without it read as 0. ``emotion``/``confidence``/``probabilities`` stay empty
 (``null`` / ``{}``) until an event has been recognised. ``agreement`` is the share of an
 ensemble's members that agree with its top class (``null`` for single models); an event whose
 agreement is below the recogniser's threshold has ``"uncertain": true`` and
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 EVENTS_FORMAT = "mestudio-events/1"
 TRUTH_FORMAT = "mestudio-truth/1"
 
-CSV_COLUMNS = ("id", "onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "duration_s",
+CSV_COLUMNS = ("id", "face_id", "onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "duration_s",
                "kind", "roi", "peak", "emitted_index", "emotion", "confidence", "agreement",
                "uncertain")
 
@@ -73,6 +76,7 @@ def event_to_dict(ev: SpotEvent) -> dict[str, Any]:
                                                   strict=False)}
     return {
         "id": int(ev.id),
+        "face_id": int(ev.face_id),
         "onset": int(ev.onset),
         "apex": int(ev.apex),
         "offset": int(ev.offset),
@@ -90,6 +94,17 @@ def event_to_dict(ev: SpotEvent) -> dict[str, Any]:
         "uncertain": bool(pred.uncertain) if pred is not None else False,
         "probabilities": probs,
     }
+
+
+def _face_id(value: Any) -> int:
+    """``face_id`` of a file: missing or empty (files written before faces had numbers,
+    hand-made tables) is 0, the single face."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    fid = int(float(value))
+    if fid < 0:
+        raise ValueError(f"face_id must be 0 or more, got {fid}")
+    return fid
 
 
 def event_from_dict(d: dict[str, Any]) -> SpotEvent:
@@ -128,7 +143,7 @@ def event_from_dict(d: dict[str, Any]) -> SpotEvent:
             offset_s=offset_s, kind=kind,  # type: ignore[arg-type]
             roi=str(d.get("roi", "")), peak=float(peak) if peak is not None else math.nan,
             emitted_index=int(d.get("emitted_index", -1)), prediction=prediction,
-            id=int(d.get("id", -1)))
+            id=int(d.get("id", -1)), face_id=_face_id(d.get("face_id")))
     except KeyError as exc:
         raise EventsFileError(f"event {d.get('id', '?')} has no {exc.args[0]!r} field") from None
     except (TypeError, ValueError, OverflowError) as exc:
@@ -143,7 +158,8 @@ def write_events_json(path: str | os.PathLike[str], events: Iterable[SpotEvent],
         path: output file.
         events: the spotted events (any order; written as given).
         meta: ``source``, ``fps``, ``n_frames``, ``model`` (dict or None) and any extra keys
-            (e.g. ``"spotter": {...}`` with the configuration used); missing ones are null.
+            (e.g. ``"spotter": {...}`` with the configuration used, ``"faces"`` and
+            ``"max_faces"``: the face mode); missing ones are null.
 
     Returns:
         the path written (atomically and durably: :func:`mestudio.fsutil.atomic_write_text`).

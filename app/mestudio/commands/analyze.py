@@ -77,6 +77,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "the events found so far and exits 130)")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of an image-sequence folder (default 30)")
+    add_face_arguments(parser)
     batch = parser.add_argument_group("batches (several inputs)")
     batch.add_argument("--workers", type=int, default=None, metavar="N",
                        help="inputs analysed at once, each in its own process with one thread "
@@ -92,6 +93,40 @@ def register(parser: argparse.ArgumentParser) -> None:
                             "sees. Needs pip install \"mestudio[cluster]\". Write --ray=ADDRESS "
                             "or put --ray after the inputs")
     add_progress_argument(parser)
+
+
+FACE_CHOICES = ("primary", "all")
+
+
+def add_face_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--faces primary|all`` and ``--max-faces N`` (also used by ``live`` and ``kiosk``);
+    :func:`apply_face_arguments` puts them into the settings."""
+    parser.add_argument("--faces", choices=FACE_CHOICES, default=None,
+                        help="primary: the largest face only (default, from the settings); "
+                             "all: every face, each with its own number (face_id), signal "
+                             "and events")
+    parser.add_argument("--max-faces", type=int, default=None, metavar="N",
+                        help="with --faces all: most faces analysed at once, largest first "
+                             "(default from the settings, 4)")
+
+
+def apply_face_arguments(args: argparse.Namespace, cfg: Any) -> Any:
+    """Set ``cfg.tracker.faces`` / ``max_faces`` from ``--faces`` / ``--max-faces`` (in
+    place; returns ``cfg``). Raises ConfigError (one line, exit 2) for ``--max-faces`` < 1."""
+    from mestudio.errors import ConfigError
+
+    faces = getattr(args, "faces", None)
+    max_faces = getattr(args, "max_faces", None)
+    if max_faces is not None and max_faces < 1:
+        raise ConfigError(f"--max-faces must be at least 1, got {max_faces}")
+    if faces is not None:
+        if faces not in FACE_CHOICES:
+            raise ConfigError(f"--faces must be one of {', '.join(FACE_CHOICES)}, "
+                              f"got {faces!r}")
+        cfg.tracker.faces = faces
+    if max_faces is not None:
+        cfg.tracker.max_faces = int(max_faces)
+    return cfg
 
 
 def _model_text(info: dict[str, Any] | None, recognition: bool) -> str:
@@ -174,7 +209,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, bool]:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames must be at least 1")
     _check_model_path(args.model)
-    cfg = load_settings()
+    cfg = apply_face_arguments(args, load_settings())
     if args.fps is not None:
         if args.fps <= 0:
             raise ConfigError("--fps must be positive")

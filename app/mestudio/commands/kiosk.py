@@ -30,16 +30,19 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="do not show the camera picture on screen")
     parser.add_argument("--windowed", action="store_true",
                         help="run in a window instead of full screen (set-up and testing)")
+    from mestudio.commands.analyze import add_face_arguments
     from mestudio.gui.app import add_gui_arguments
 
+    add_face_arguments(parser)
     add_gui_arguments(parser)
 
 
 def build_config(args: argparse.Namespace):  # noqa: ANN201 - AppConfig, imported lazily
     """The kiosk's configuration: saved settings with the command-line overrides."""
+    from mestudio.commands.analyze import apply_face_arguments
     from mestudio.config import load_settings
 
-    cfg = load_settings()
+    cfg = apply_face_arguments(args, load_settings())
     kiosk = cfg.kiosk
     if args.exhibit is not None:
         if not args.exhibit.strip():

@@ -22,14 +22,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--source", metavar="SPEC",
                        help="instead of a camera: a video file, an image folder or 'demo', "
                             "played in real time")
+    from mestudio.commands.analyze import add_face_arguments
+
+    add_face_arguments(parser)
     add_window_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mestudio.commands.analyze import apply_face_arguments
     from mestudio.gui.main_window import run_main_window
     from mestudio.gui.worker import default_config
 
-    config = default_config()
+    config = apply_face_arguments(args, default_config())
     if args.source:
         spec: object = args.source
     else:

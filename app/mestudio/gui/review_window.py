@@ -601,7 +601,7 @@ class ReviewWindow(QMainWindow):
             doc = AnnotationDocument(res.events, fps=self.fps, n_frames=self.n_frames,
                                      source=self.path.name, subject=self.doc.subject,
                                      micro_max_s=self.config.spotter.micro_max_s,
-                                     model=res.model_info)
+                                     model=res.model_info, faces=self.config.tracker.faces)
             self._set_doc(doc)
         self._show_signals()
         extra = f" ({'; '.join(res.degraded)})" if res.degraded else ""
@@ -1065,9 +1065,11 @@ class ReviewWindow(QMainWindow):
         from mestudio.events_io import write_events_json
 
         assert self.doc is not None
-        out = write_events_json(path, self.doc.events,
-                                {"source": self.path.name, "fps": self.fps,
-                                 "n_frames": self.n_frames, "model": self.doc.model})
+        meta: dict[str, Any] = {"source": self.path.name, "fps": self.fps,
+                                "n_frames": self.n_frames, "model": self.doc.model}
+        if self.doc.faces is not None:
+            meta["faces"] = self.doc.faces  # the events keep their face_id
+        out = write_events_json(path, self.doc.events, meta)
         self.show_message(f"events written: {out}")
         return out
 

@@ -1,5 +1,6 @@
 """Settings dialog: spotting sensitivity and durations, recognition model and device, face
-detector and landmark model files, camera. Saved with :func:`mestudio.config.save_settings`
+detector and landmark model files, which faces are analysed (the largest or every face, and
+how many at most), camera. Saved with :func:`mestudio.config.save_settings`
 (``settings.json`` in the user config folder) and loaded at the next start."""
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from mestudio.gui.widgets import plain_label, plain_tooltip
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+#: ``tracker.faces`` choices: (setting, text shown).
+FACE_MODES = (("primary", "The largest face"),
+              ("all", "Every face (each its own number and events)"))
 
 
 class _FileField(QWidget):
@@ -244,6 +248,21 @@ class SettingsDialog(QDialog):
                                     "68-point, else 5-point LBF, else box only")
         form.addRow("Face detector", self.detector)
         form.addRow("Landmark model", self.landmarks)
+        self.faces = QComboBox()
+        self.faces.setObjectName("FaceMode")
+        for value, text in FACE_MODES:
+            self.faces.addItem(text, value)
+        self.faces.setToolTip("The largest face only, or every face in the picture, each "
+                              "with its own face number, motion signal and events")
+        form.addRow("Faces analysed", self.faces)
+        self.max_faces = QSpinBox()
+        self.max_faces.setObjectName("MaxFaces")
+        self.max_faces.setRange(1, 64)
+        self.max_faces.setToolTip("Every face: most faces analysed at once (the largest "
+                                  "first)")
+        self.faces.currentIndexChanged.connect(
+            lambda _i: self.max_faces.setEnabled(self.faces.currentData() == "all"))
+        form.addRow("Most faces at once", self.max_faces)
         self.camera = QSpinBox()
         self.camera.setRange(0, 63)
         form.addRow("Default camera", self.camera)
@@ -286,6 +305,10 @@ class SettingsDialog(QDialog):
         self.device.setCurrentText(device)
         self.detector.edit.setText(cfg.tracker.detector_model)
         self.landmarks.edit.setText(cfg.tracker.landmark_model)
+        index = self.faces.findData(cfg.tracker.faces)
+        self.faces.setCurrentIndex(index if index >= 0 else 0)
+        self.max_faces.setValue(max(1, int(cfg.tracker.max_faces)))
+        self.max_faces.setEnabled(self.faces.currentData() == "all")
         self.camera.setValue(cfg.capture.camera_index)
 
     def config(self) -> AppConfig:
@@ -301,6 +324,8 @@ class SettingsDialog(QDialog):
         cfg.recognition.device = self.device.currentText()
         cfg.tracker.detector_model = self.detector.text()
         cfg.tracker.landmark_model = self.landmarks.text()
+        cfg.tracker.faces = str(self.faces.currentData() or "primary")
+        cfg.tracker.max_faces = int(self.max_faces.value())
         cfg.capture.camera_index = int(self.camera.value())
         return cfg
 
