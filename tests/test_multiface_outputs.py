@@ -340,3 +340,27 @@ def test_face_row_buffer_waits_for_every_face_then_writes_in_face_order(tmp_path
     assert rows[4]["face_found"] == "0" and rows[4]["spot_state"] == ""
     assert rows[1]["box_x"] == "200"
     assert buf.live_rows == 0
+
+
+def test_review_keeps_face_id_from_events_json_and_long_frames_csv(
+        qtbot, composite, runs, tmp_path) -> None:  # noqa: ANN001
+    from mestudio.gui.review_window import ReviewWindow
+
+    events_json = runs["all"] / "events.json"
+    expected = [e.face_id for e in read_events_json(events_json)[0]]
+    win = ReviewWindow(composite, events=events_json, analyze=False,
+                       engine_factory=lambda: None)
+    win.ask_on_close = False
+    qtbot.addWidget(win)
+    try:
+        assert win.signals is not None and set(win.signals.faces) == {1, 2}
+        assert win.doc is not None and win.doc.faces == "all"
+        assert [a.face_id for a in win.doc.annotations] == expected
+        win.doc.subject = "S1"
+        sheet = win.export_coding_sheet(tmp_path / "sheet.csv")
+        assert [r["Subject"] for r in _rows(sheet)] == [f"S1-face{f}" for f in expected]
+        out = win.export_events(tmp_path / "edited.json")
+        back, meta = read_events_json(out)
+        assert meta["faces"] == "all" and [e.face_id for e in back] == expected
+    finally:
+        win.shutdown()
