@@ -53,3 +53,24 @@ def test_bench_live_headless_drives_the_engine_without_qt(tmp_path: Path) -> Non
     assert nominal["processed"] > 20
     assert abs(nominal["captured"] - nominal["processed"] - nominal["dropped"]) <= 3, nominal
     assert "end of processing" in proc.stdout
+
+
+def test_bench_live_faces_runs_one_stream_per_face_count(tmp_path: Path) -> None:
+    out = tmp_path / "live.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mestudio", "bench", "--json", str(out), "live", "--headless",
+         "--faces", "1,2", "--seconds", "1.5", "--warmup", "0.5", "--clip-seconds", "1",
+         "--no-recognition"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for needle in ("1 face, 30 fps", "2 faces, 30 fps", "<= 150 with 2 faces",
+                   "faces found per frame"):
+        assert needle in proc.stdout, proc.stdout
+    figures = json.loads(out.read_text())["live"]
+    runs = figures["faces"]
+    assert sorted(runs) == ["1", "2"] and "fast" not in figures
+    for n, run in runs.items():
+        assert run["faces"] == int(n) and run["processed"] > 20
+        assert run["faces_found_median"] == int(n)  # the replay shows that many faces
+        assert math.isfinite(run["latency_p95_ms"])
+        assert abs(run["captured"] - run["processed"] - run["dropped"]) <= 3, run
