@@ -7,8 +7,14 @@ is missing or fewer faces are tracked than allowed, every ``search_every_s``). E
 detection run is matched to the tracks by an **optimal assignment** (Hungarian method,
 ``scipy.optimize.linear_sum_assignment``) on a cost that combines the box overlap (1 − IoU)
 and the distance between the eyes, relative to the face size; the prediction of a missing
-track moves its last box with its recent velocity, so a face that passes behind another is
-found again where it went.
+track moves it with its recent velocity, so a face that passes behind another is found again
+where it went. The velocity is robust (Theil–Sen: the median of the pairwise velocities of the
+sightings of the last ``VELOCITY_WINDOW_S``), and a missing face is looked for at two places,
+the cheaper match wins: on the robust line through those sightings (with their median size) —
+the last few fits of a face that is being covered drift (the landmarks slide, the box shrinks)
+and must not decide where it is looked for — and at its last sighting moved by the velocity
+(a sudden move, e.g. out of the picture, is not in the trend). The predicted centre stays
+inside the picture: a face that left it comes back from where it left.
 
 Identities are **per run and per track**: a track gets the next integer ``face_id`` (from 1)
 when it starts, keeps it while it is seen or missing for at most ``keep_s`` seconds, and the
@@ -26,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +54,8 @@ MAX_COST = 1.6
 EYE_WEIGHT = 0.5
 #: Two tracks whose boxes overlap this much follow the same face: the younger one ends.
 DUPLICATE_IOU = 0.5
+#: Sightings over this many seconds give a track's velocity.
+VELOCITY_WINDOW_S = 1.0
 
 
 @dataclass
@@ -59,7 +68,9 @@ class Track:
         first_seen_t, last_seen_t: timestamps (s) of its first and latest sighting.
         box: its latest box (frame pixels).
         eyes: its latest eye centres ``(2, 2)`` (frame pixels), or None.
-        velocity: box centre velocity (pixels per second, smoothed).
+        velocity: box centre velocity (pixels per second): the median of the pairwise
+            velocities of the sightings of the last :data:`VELOCITY_WINDOW_S`.
+        history: those sightings, ``(t, centre x, centre y, width, height)``.
         observation: what it gave in the latest frame (``face_found`` False while missing).
     """
 
@@ -70,6 +81,7 @@ class Track:
     box: Box
     eyes: np.ndarray | None = None
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    history: deque[tuple[float, float, float, float, float]] = field(default_factory=deque)
     observation: FaceObservation = field(
         default_factory=lambda: FaceObservation(face_found=False))
 
@@ -77,12 +89,41 @@ class Track:
     def area(self) -> float:
         return float(self.box[2] * self.box[3])
 
-    def predicted_box(self, t: float) -> Box:
-        """Its box moved by its velocity to time ``t`` (while it is missing)."""
-        dt = max(0.0, t - self.last_seen_t)
+    def predicted_box(self, t: float, bounds: tuple[int, int] | None = None,
+                      trend: bool = True) -> Box:
+        """Where it should be at time ``t`` (while it is missing), extrapolating for at most
+        1 s: with ``trend``, the robust line through its recent sightings with their median
+        size; without, its last box moved by its velocity. The centre is kept inside
+        ``bounds`` ``(width, height)`` when given."""
         x, y, w, h = self.box
-        dx, dy = self.velocity * min(dt, 1.0)
-        return (x + float(dx), y + float(dy), w, h)
+        dt = min(max(0.0, t - self.last_seen_t), 1.0)
+        centre = np.array([x + w / 2, y + h / 2]) + self.velocity * dt
+        if trend and self.history:
+            a = np.array(self.history, np.float64)
+            centre = np.median(a[:, 1:3] + self.velocity * (self.last_seen_t + dt - a[:, :1]),
+                               axis=0)
+            w, h = (float(v) for v in np.median(a[:, 3:5], axis=0))
+        if bounds is not None:
+            centre = np.clip(centre, 0.0, np.array(bounds, np.float64))
+        return (float(centre[0] - w / 2), float(centre[1] - h / 2), w, h)
+
+    def predictions(self, t: float, bounds: tuple[int, int] | None = None
+                    ) -> list[tuple[Box, np.ndarray | None]]:
+        """The places a missing face may be found at time ``t``: ``(box, eyes)`` of the
+        trend of its sightings (right after a drifting, covered fit) and of its last
+        sighting moved by its velocity (right after a sudden move, e.g. out of the
+        picture); the eyes are its last eyes moved with the box."""
+        out = []
+        x0, y0, w0, h0 = self.box
+        for trend in (True, False):
+            box = self.predicted_box(t, bounds, trend)
+            eyes = None
+            if self.eyes is not None:
+                x1, y1, w1, h1 = box
+                eyes = self.eyes + np.array([x1 + w1 / 2 - x0 - w0 / 2,
+                                             y1 + h1 / 2 - y0 - h0 / 2])
+            out.append((box, eyes))
+        return out
 
 
 def _eyes(obs_or_det: FaceObservation | Detection) -> np.ndarray | None:
@@ -91,6 +132,21 @@ def _eyes(obs_or_det: FaceObservation | Detection) -> np.ndarray | None:
     if "left_eye" in pts and "right_eye" in pts:
         return np.array([pts["left_eye"], pts["right_eye"]], np.float64)
     return None
+
+
+def _robust_velocity(history: deque[tuple[float, float, float, float, float]]) -> np.ndarray:
+    """Theil–Sen velocity ``(vx, vy)`` of sightings ``(t, x, y, …)``: the median of the
+    velocities between every pair (a few drifted sightings do not move it)."""
+    if len(history) < 2:
+        return np.zeros(2)
+    a = np.array(history, np.float64)
+    i, j = np.triu_indices(len(a), 1)
+    dt = a[j, 0] - a[i, 0]
+    ok = dt > 1e-6
+    if not ok.any():
+        return np.zeros(2)
+    v = (a[j, 1:3] - a[i, 1:3])[ok] / dt[ok, None]
+    return np.median(v, axis=0)
 
 
 def match_cost(box: Box, eyes: np.ndarray | None, det: Detection) -> float:
@@ -219,16 +275,16 @@ class MultiFaceTracker:
 
         ids = sorted(self.tracks)
         used: set[int] = set()
+        bounds = (frame.image.shape[1], frame.image.shape[0])
         if ids:
             cost = np.full((len(ids), len(dets)), 1e6)
             for i, fid in enumerate(ids):
                 tr = self.tracks[fid]
                 obs = tr.observation
-                box = obs.box if obs.face_found and obs.box is not None else \
-                    tr.predicted_box(t)
-                eyes = _eyes(obs) if obs.face_found else tr.eyes
+                places = [(obs.box, _eyes(obs))] if obs.face_found and obs.box is not None \
+                    else tr.predictions(t, bounds)
                 for j, det in enumerate(dets):
-                    c = match_cost(box, eyes, det)
+                    c = min(match_cost(box, eyes, det) for box, eyes in places)
                     if c <= MAX_COST:
                         cost[i, j] = c
             rows, cols = linear_sum_assignment(cost)
@@ -266,11 +322,13 @@ class MultiFaceTracker:
 
     def _seen(self, tr: Track, obs: FaceObservation, t: float) -> None:
         assert obs.box is not None
-        dt = t - tr.last_seen_t
-        if dt > 0:
-            c_old = np.array([tr.box[0] + tr.box[2] / 2, tr.box[1] + tr.box[3] / 2])
-            c_new = np.array([obs.box[0] + obs.box[2] / 2, obs.box[1] + obs.box[3] / 2])
-            tr.velocity = 0.7 * tr.velocity + 0.3 * (c_new - c_old) / dt
+        x, y, w, h = obs.box
+        hist = tr.history
+        if not hist or t > hist[-1][0]:
+            hist.append((t, x + w / 2, y + h / 2, w, h))
+        while hist and t - hist[0][0] > VELOCITY_WINDOW_S:
+            hist.popleft()
+        tr.velocity = _robust_velocity(hist)
         tr.box, tr.last_seen_t = obs.box, t
         eyes = _eyes(obs)
         if eyes is not None:
