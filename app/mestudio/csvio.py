@@ -137,9 +137,11 @@ class FramesCsvWriter:
     def write(self, result: FrameResult, extra: Mapping[str, Any] | None = None) -> None:
         """Append the row of one frame; ``extra`` fills the extra columns (missing keys
         give empty cells; a key that is not a column raises ValueError). In the long
-        format: the row of the frame's primary face, without a ``face_id``."""
+        format: the row of the frame's primary face (``FrameResult.face``) under its
+        ``face_id``; :meth:`write_face` writes the others."""
         if self.long_format:
-            self.write_face(result, None, extra, face=result.face)
+            fid = next((f.face_id for f in result.faces if f.face is result.face), None)
+            self.write_face(result, fid, extra, face=result.face)
             return
         self._write_row(result, result.face, None, extra)
 
