@@ -452,8 +452,10 @@ class Timeline(QWidget):
             self.seek_requested.emit(self.frame_at(event.position().x()))
 
 
-TABLE_COLUMNS = ("#", "onset", "apex", "offset", "ms", "kind", "label", "predicted", "AUs",
-                 "origin")
+TABLE_COLUMNS = ("#", "face", "onset", "apex", "offset", "ms", "kind", "label", "predicted",
+                 "AUs", "origin")
+#: Columns of numbers (right-aligned).
+NUMERIC_COLUMNS = frozenset({"#", "face", "onset", "apex", "offset", "ms"})
 
 
 class AnnotationTable(QTableWidget):
@@ -499,13 +501,14 @@ class AnnotationTable(QTableWidget):
             for r, a in enumerate(annotations):
                 ev = a.event
                 pred = ev.prediction
-                values = [str(a.id), str(a.onset), str(a.apex), str(a.offset),
+                values = [str(a.id), str(ev.face_id) if ev.face_id else "—",
+                          str(a.onset), str(a.apex), str(a.offset),
                           f"{ev.duration_s * 1000:.0f}", a.kind, a.label or "—",
                           prediction_text(pred) if pred else "—",
                           a.aus, a.origin]
                 for c, text in enumerate(values):
                     item = QTableWidgetItem(text)
-                    if c in (0, 1, 2, 3, 4):
+                    if TABLE_COLUMNS[c] in NUMERIC_COLUMNS:
                         item.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                               | Qt.AlignmentFlag.AlignVCenter)
                     if TABLE_COLUMNS[c] == "kind":
