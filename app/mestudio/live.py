@@ -492,7 +492,8 @@ class LiveSession:
 
     def select_face(self, face_id: int | None) -> None:
         """Every-face mode: follow face ``face_id`` (its track number) in the packets'
-        samples, overlay pictures and ``result.face``; None: the largest face (the default).
+        samples, overlay pictures and ``result.face``; None: the largest face (the default;
+        kept while it is in view, so two faces of about the same size do not alternate).
         Kept for the pipelines built later (new source, new settings)."""
         fid = None if face_id is None else int(face_id)
         self._selected_face = fid
@@ -979,10 +980,24 @@ class LiveSession:
                 self._sinks.remove(sink)
                 self.listener.on_failed(f"recording stopped: {exc}")
         self.last_result = result
+        self._keep_auto_face(pipe, result)
         if self.packets:
             self._pack(result, ct)
         self.latency_processing.add(time.perf_counter() - ct)
         return result
+
+    def _keep_auto_face(self, pipe: Any, result: FrameResult) -> None:
+        """No face chosen: the pipeline shows the largest face, which flips between faces of
+        about the same size; once a face is shown it stays while it is found (then the
+        largest again), so the samples and overlays do not jump between people."""
+        if self._selected_face is not None or not hasattr(pipe, "selected_face"):
+            return
+        faces = getattr(result, "faces", None) or []
+        if len(faces) < 2 and (not faces or faces[0].face_id == 0):
+            return
+        shown = next((f.face_id for f in faces if f.face is result.face), None)
+        if shown is not None and pipe.selected_face != shown:
+            pipe.selected_face = shown
 
     def _pack(self, result: FrameResult, ct: float) -> None:
         frame, face = result.frame, result.face
