@@ -1,14 +1,14 @@
 """``mestudio bench spotting``: the spotter's false-event budget on real, event-free footage
 next to its F1 on planted events, at several sensitivities.
 
-* **False events** — the project's real clips without planted events (the first 16 frames
-  of ``single_face.mp4``: a still, neutral face — from frame ~17 on that person breaks
-  into a broad smile, a real macro-expression, so the rest of the clip is not event-free;
-  ``frontal_speech.mp4``: a person talking) are looped to
-  ``--minutes`` each, in ping-pong order (forward, backward, forward, …: no jump at the
-  loop points) with a small, smooth brightness and scale jitter that changes from loop to
-  loop (the parameters glide from one loop's random value to the next, never jump), all in
-  memory. Every micro event spotted there is false; macro events are reported too (talking
+* **False events** — the project's real footage without planted events: a still face
+  (the first, neutral frame of ``single_face.mp4`` with sensor noise; from frame ~17 on
+  that person breaks into a broad smile — a real macro-expression, so the clip itself is
+  not event-free, and ping-ponging a short stretch of it turns its slow drift into a
+  periodic movement) and ``frontal_speech.mp4`` (a person talking), each played for
+  ``--minutes`` in ping-pong order (forward, backward, forward, …: no jump at the loop
+  points) with a small, smooth brightness and scale drift (new random values every 3 s,
+  interpolated, never a jump), all in memory. Every micro event spotted there is false; macro events are reported too (talking
   is real facial movement and may give macro events).
 * **Planted events** — :func:`mestudio.synth.synthesize_clip` clips (320×240, 30 fps, 20 s,
   the tests' settings: micro-expressions at 1–3 % of the face width, blinks, a macro
@@ -44,9 +44,11 @@ HELP = ("spotting: false micro events per minute on real event-free clips (loope
         "F1 on planted events, per sensitivity")
 
 REAL_CLIPS: tuple[tuple[str, tuple[int, int] | None], ...] = (
-    ("single_face.mp4", (0, 15)),    # still and neutral; a broad smile starts at frame ~17
+    ("single_face.mp4", (0, 0)),     # its first (neutral) frame: a still face
     ("frontal_speech.mp4", None),    # talking
 )
+STILL_NOISE = 2.0
+"""Sensor noise (grey levels) added to a one-frame still clip."""
 SIZE = (320, 240)
 
 Signals = list[tuple[int, float, dict[str, float] | None]]
@@ -60,8 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3,
                         help="synthetic clips (seeds 0..N-1) for F1 (default 3; 0 = none)")
     parser.add_argument("--videos", type=Path, action="append", default=None,
-                        help="an event-free video to loop (repeatable; default: frames 0-15 "
-                             "of single_face.mp4 and frontal_speech.mp4 of the shared data)")
+                        help="an event-free video to loop (repeatable; default: the first frame "
+                             "of single_face.mp4 as a still face, and frontal_speech.mp4, "
+                             "of the shared data)")
     parser.add_argument("--no-recovery", action="store_true",
                         help="skip the long-movement recovery clips")
     parser.add_argument("--compare", type=Path, default=None,
@@ -71,10 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------ sources
 def looped_frames(frames: Sequence[Any], fps: float, minutes: float, seed: int = 0,
-                  gain: float = 0.08, scale: float = 0.03) -> Iterator[Any]:
+                  gain: float = 0.08, scale: float = 0.03, jitter_every_s: float = 3.0,
+                  noise_std: float = 0.0) -> Iterator[Any]:
     """``frames`` (:class:`~mestudio.types.Frame`) played for ``minutes`` in ping-pong order
-    with a smooth per-loop brightness (``±gain``) and scale (``±scale``) jitter; new
-    :class:`Frame` objects with continuous indices and timestamps ``i / fps``."""
+    with a smooth brightness (``±gain``) and scale (``±scale``) drift (random values every
+    ``jitter_every_s`` seconds, linearly interpolated: no jumps) and, optionally, Gaussian
+    sensor noise of ``noise_std`` grey levels per frame; new :class:`Frame` objects with
+    continuous indices and timestamps ``i / fps``. A single frame gives a still face."""
     import cv2
 
     from mestudio.types import Frame
@@ -82,23 +88,27 @@ def looped_frames(frames: Sequence[Any], fps: float, minutes: float, seed: int =
     n = len(frames)
     total = max(1, int(round(minutes * 60.0 * fps)))
     rng = np.random.default_rng(seed)
-    period = max(1, n - 1) if n > 1 else 1
-    loops = total // period + 2
-    gains = np.r_[1.0, 1.0 + rng.uniform(-gain, gain, loops)]
-    scales = np.r_[1.0, 1.0 + rng.uniform(-scale, scale, loops)]
+    period = max(1, n - 1)
+    knots = int(total / fps / jitter_every_s) + 2
+    gains = np.r_[1.0, 1.0 + rng.uniform(-gain, gain, knots)]
+    scales = np.r_[1.0, 1.0 + rng.uniform(-scale, scale, knots)]
     for i in range(total):
         k, r = divmod(i, period)
-        pos = r if k % 2 == 0 else period - r
-        img = frames[min(pos, n - 1)].image
-        a = r / period
-        g = (1 - a) * gains[k] + a * gains[k + 1]
-        s = (1 - a) * scales[k] + a * scales[k + 1]
+        pos = 0 if n == 1 else (r if k % 2 == 0 else period - r)
+        img = frames[pos].image
+        kk, a = divmod(i / fps / jitter_every_s, 1.0)
+        j = int(kk)
+        g = (1 - a) * gains[j] + a * gains[j + 1]
+        s = (1 - a) * scales[j] + a * scales[j + 1]
         h, w = img.shape[:2]
         if abs(s - 1.0) > 1e-4:
             m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), 0.0, float(s))
             img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REFLECT)
-        if abs(g - 1.0) > 1e-4:
+        if noise_std > 0:
+            noisy = img.astype(np.float32) * float(g) + rng.normal(0.0, noise_std, img.shape)
+            img = np.clip(noisy, 0, 255).astype(np.uint8)
+        elif abs(g - 1.0) > 1e-4:
             img = cv2.convertScaleAbs(img, alpha=float(g))
         yield Frame(i, i / fps, img)
 
@@ -244,9 +254,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not frames:
             continue
         t0 = time.perf_counter()
-        sig = compute_signals(looped_frames(frames, fps, args.minutes, seed=k), base_cfg)
+        noise = STILL_NOISE if len(frames) == 1 else 0.0
+        sig = compute_signals(looped_frames(frames, fps, args.minutes, seed=k,
+                                            noise_std=noise), base_cfg)
         minutes = (sig[-1][1] + 1.0 / fps) / 60.0
         label = path.name + (f"[{span[0]}-{span[1]}]" if span is not None else "")
+        label = label.replace("[0-0]", "[still]")
         real[label] = (sig, minutes)
         print(f"{label}: {len(frames)} frames looped to {minutes:.1f} min "
               f"({len(sig)} frames, {sum(v is not None for *_, v in sig)} with a face) in "

@@ -201,6 +201,7 @@ class OnlineSpotter:
         self._base_stats: tuple[np.ndarray, np.ndarray] | None = None
         self._base_updated_t = -math.inf
         self._cut: np.ndarray | None = None   # per ROI: baseline samples start here (s)
+        self._unit_floor = np.zeros(0)          # per ROI: noise unit at rest (px), NaN = none
         self._px_map: tuple[np.ndarray, np.ndarray] | None = None
         self._calib_start: float | None = None
         self._armed = False
@@ -359,10 +360,18 @@ class OnlineSpotter:
             v = np.array([x for _, x, _ in self._base], dtype=np.float64)
             if self._cut is None or self._cut.size != v.shape[1]:
                 self._cut = np.full(v.shape[1], -math.inf)
+                self._unit_floor = np.full(v.shape[1], np.nan)
             self._base_stats = self._stats(ts, v)
             self._base_updated_t = t
             if cfg.rebaseline_s > 0 and self._rebaseline(t, ts, v):
                 self._base_stats = self._stats(ts, v)
+            # Until a re-baselined ROI has a whole window of new samples, its noise unit is
+            # at least its unit at rest (a few samples underestimate the spread).
+            med, spread = self._base_stats
+            young = (t - self._cut < cfg.baseline_window_s) & np.isfinite(self._unit_floor)
+            if young.any():
+                self._base_stats = (med, np.where(young, np.maximum(spread, self._unit_floor),
+                                                  spread))
         return self._base_stats
 
     def _stats(self, ts: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -407,6 +416,11 @@ class OnlineSpotter:
         shift = (up | down) & (self._cut < t - span)
         if not shift.any():
             return False
+        # The unit at rest, kept as a floor for the new window: the window's unit before a
+        # rise (the person at rest), and no more than that before a fall.
+        pre = np.maximum(spread, self._min_rise / self._k)
+        self._unit_floor = np.where(up & shift, pre, np.where(
+            down & shift, np.fmin(self._unit_floor, pre), self._unit_floor))
         self._cut[shift] = float(ts[recent][0])
         self.n_rebaselines += 1
         log.debug("t=%.2f s: re-baselining %s (%s)", t,
