@@ -63,6 +63,10 @@ missed because the threshold had climbed to 25-32 px). Two failures had to go:
   from those recent samples (the older ones are ignored for that ROI, see
   :meth:`OnlineSpotter._rebaseline`). The unit used to detect the change is the smaller of
   the window's and the recent samples' (a mixed or noisy window has an inflated one).
+  Until the new window is ``baseline_window_s`` long, the ROI's noise unit is at least its
+  unit at rest (recorded when it was re-baselined upwards): half a second of samples
+  underestimates the spread, and on talking faces that turned syllables into false micro
+  events.
   So a held expression becomes the baseline half a second after its event is closed (no
   string of events while it is held), and half a second after it ends the baseline is
   back at rest: a following broad movement gets its own onset/apex/offset, a following
