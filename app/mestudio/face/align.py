@@ -167,3 +167,149 @@ def align_face(image: np.ndarray, observation_or_points: FaceObservation | Mappi
     crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     return crop, m
+
+
+class BlinkHold:
+    """Holds the eye points through blinks, so that the aligned crop does not follow the lid.
+
+    The LBF eye corners (and the eye contours of the 68-point model) follow the closing
+    upper lid: during a blink they drop by up to ~0.1 of the inter-ocular distance ``d`` and
+    the eye-based alignment moves the crop with them. This filter watches the eye points in
+    a face-attached frame anchored at the nose base (origin: nose, x along the eye line,
+    unit ``d``): the mean height of the eye points above the nose is constant under head
+    translation, roll, scale and turn, and a blink shows as a fast rise of that height
+    (the eye points come down towards the nose).
+
+    *Detection*: the height ``v`` is compared with its median over the last
+    ``window_s`` of non-blink frames; ``v − median > threshold`` starts a blink; it ends
+    when the excess falls below ``threshold / 2``, or after ``max_s`` (then it was no blink
+    — e.g. a change of head pitch or a held expression — and the new geometry is accepted:
+    no lasting lag).
+
+    *Hold*: during a blink the eye points are replaced by their pre-blink positions
+    relative to the nose (median of the same window, in the face frame) with the pre-blink
+    rotation and scale, placed across the eye line by the current nose base and along it
+    by the current eye points themselves (the lid moves them across the line, not along
+    it; the LBF nose base wanders sideways during a blink): the head's translation is
+    followed through the blink, the lid's motion is not. When the hold ends, the output
+    goes over from the held to the fitted points in ``release_s``. Outside
+    blinks (and their release) the points pass unchanged.
+
+    Args:
+        eye_idx: indices of the eye points in the point array (both eyes).
+        nose_idx: index of the nose base.
+        left_idx, right_idx: indices whose means are the left and right eye centres (they
+            define the eye line); default: the first and second half of ``eye_idx``.
+        threshold: rise of the eye points that starts a blink (units of ``d``).
+        max_s: longest hold (s).
+        window_s: length of the reference history (s).
+        release_s: fade-out of the hold after a blink (s).
+    """
+
+    def __init__(self, eye_idx: list[int], nose_idx: int, *,
+                 left_idx: list[int] | None = None, right_idx: list[int] | None = None,
+                 threshold: float = 0.03, max_s: float = 0.5, window_s: float = 1.0,
+                 release_s: float = 0.15) -> None:
+        self.eye_idx = list(eye_idx)
+        half = len(self.eye_idx) // 2
+        self.left_idx = list(left_idx) if left_idx is not None else self.eye_idx[:half]
+        self.right_idx = list(right_idx) if right_idx is not None else self.eye_idx[half:]
+        self.nose_idx = int(nose_idx)
+        self.threshold = float(threshold)
+        self.max_s = float(max_s)
+        self.window_s = float(window_s)
+        self.release_s = float(release_s)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history (a new face, or a seek)."""
+        # (t, v, eye points in nose-anchored face units (K, 2), angle, d)
+        self._history: list[tuple[float, float, np.ndarray, float, float]] = []
+        self._hold: tuple[np.ndarray, float, float] | None = None
+        self._start_t = 0.0
+        self._release_t = 0.0
+        self.blinking = False
+        self.n_blinks = 0
+
+    def _face(self, pts: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Eye points in nose-anchored face units, the eye-line angle and ``d``."""
+        left = pts[self.left_idx].mean(0)
+        right = pts[self.right_idx].mean(0)
+        v = right - left
+        d = float(np.hypot(*v)) or 1.0
+        angle = float(np.arctan2(v[1], v[0]))
+        c, s = np.cos(angle), np.sin(angle)
+        rot = np.array([[c, -s], [s, c]])
+        q = (pts[self.eye_idx] - pts[self.nose_idx]) @ rot / d
+        return q, angle, d
+
+    @property
+    def active(self) -> bool:
+        """The output differs from the input: a blink is held or its hold fades out."""
+        return self._hold is not None
+
+    def __call__(self, points: np.ndarray, t: float) -> np.ndarray:
+        """The points of time ``t`` (``(P, 2)`` frame pixels) with the eye points held
+        during a blink (a new array; unchanged values outside blinks)."""
+        pts = np.asarray(points, np.float64)
+        out = pts.copy()
+        t = float(t)
+        hist = self._history
+        if hist and t <= hist[-1][0] - 1e-9:
+            self.reset()  # time went backwards: a seek
+            hist = self._history
+        q, angle, d = self._face(pts)
+        v = float(q[:, 1].mean())
+        while hist and hist[0][0] < t - self.window_s:
+            hist.pop(0)
+        if len(hist) >= 3:
+            excess = v - float(np.median([h[1] for h in hist]))
+        else:
+            excess = 0.0
+            if self.blinking:
+                self.blinking = False
+                self._release_t = t
+        if self.blinking:
+            if excess < self.threshold / 2 or t - self._start_t > self.max_s:
+                if excess >= self.threshold / 2:
+                    hist.clear()  # too long for a blink: the face changed; new reference
+                self.blinking = False
+                self._release_t = t
+        elif excess > self.threshold:
+            self.blinking = True
+            self.n_blinks += 1
+            self._start_t = t
+            ref_q = np.median(np.stack([h[2] for h in hist]), axis=0)
+            recent = hist[-5:]
+            turn = np.array([h[3] for h in recent]) - recent[-1][3]
+            turn = (turn + np.pi) % (2 * np.pi) - np.pi
+            ref_angle = recent[-1][3] + float(np.median(turn))
+            ref_d = float(np.median([h[4] for h in recent]))
+            self._hold = (ref_q, ref_angle, ref_d)
+        weight = 1.0 if self.blinking else 0.0
+        if not self.blinking and self._hold is not None:
+            weight = 1.0 - (t - self._release_t) / self.release_s if self.release_s > 0 else 0.0
+            if weight <= 0:
+                self._hold = None
+        if self._hold is not None and weight > 0:
+            ref_q, ref_angle, ref_d = self._hold
+            c, s = np.cos(ref_angle), np.sin(ref_angle)
+            rot = np.array([[c, -s], [s, c]])
+            held = pts[self.nose_idx] + (ref_q * ref_d) @ rot.T
+            # Along the eye line the eye points themselves say where the head went (the lid
+            # moves them across it); across it the nose base does.
+            ex = rot[:, 0]
+            held += float(((pts[self.eye_idx] - held) @ ex).mean()) * ex
+            out[self.eye_idx] = weight * held + (1.0 - weight) * pts[self.eye_idx]
+        if not self.blinking:
+            hist.append((t, v, q, angle, d))
+        return out
+        hist.append((t, v, q, angle, d))
+        if self._release is not None:
+            t_end, delta = self._release
+            w = 1.0 - (t - t_end) / self.release_s if self.release_s > 0 else 0.0
+            if w > 0:
+                out[self.eye_idx] += w * delta
+            else:
+                self._release = None
+        return out

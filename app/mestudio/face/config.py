@@ -43,6 +43,14 @@ class TrackerConfig:
         max_faces: most faces analysed at once with ``faces="all"`` (largest first).
         keep_faces_s: a face missing for longer than this ends its track; when it comes
             back it is a new face with a new number (seconds).
+        blink_hold: hold the eye points through blinks for the alignment (landmark
+            models with a nose base): the eye corners follow the closing lid and would
+            move the aligned crop; during a detected blink the pre-blink eye positions
+            are carried by the nose base instead (:class:`~mestudio.face.align.BlinkHold`).
+            The reported landmarks still show the fit.
+        blink_threshold: rise of the eye points towards the nose base that starts a blink,
+            in inter-ocular distances above their median of the last second.
+        blink_max_s: longest blink hold (s); a longer change is taken as the new geometry.
     """
 
     detector_model: str = ""
@@ -69,3 +77,6 @@ class TrackerConfig:
     faces: str = "primary"
     max_faces: int = 4
     keep_faces_s: float = 1.0
+    blink_hold: bool = True
+    blink_threshold: float = 0.03
+    blink_max_s: float = 0.5

@@ -23,13 +23,14 @@ box (``mode == "box-only"``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mestudio.face.align import alignment_transform, transform_points
+from mestudio.face.align import BlinkHold, alignment_transform, transform_points
 from mestudio.face.config import TrackerConfig
 from mestudio.face.detect import YUNET_POINTS, Detection, _Detector, create_detector, iou
 from mestudio.face.landmarks import LbfLandmarker, create_landmarker
@@ -84,6 +85,8 @@ class _Track:
     quality: float = 1.0
     misses: int = 0
     filter: OneEuroFilter | None = None
+    blink: BlinkHold | None = None     # eye points held through blinks (alignment only)
+    align_filter: OneEuroFilter | None = None  # smoothing of the held points, while needed
 
 
 class FaceTracker:
@@ -256,6 +259,14 @@ class FaceTracker:
             rel_box=np.zeros(4), template=template,
             filter=OneEuroFilter(cfg.smoothing_min_cutoff_hz, cfg.smoothing_beta,
                                  cfg.smoothing_d_cutoff_hz))
+        if cfg.blink_hold and self.mode == "lbf":
+            assert self.landmarker is not None
+            lm = self.landmarker
+            if lm.nose_idx is not None:
+                self._track.blink = BlinkHold(
+                    lm.left_eye_idx + lm.right_eye_idx, lm.nose_idx,
+                    left_idx=lm.left_eye_idx, right_idx=lm.right_eye_idx,
+                    threshold=cfg.blink_threshold, max_s=cfg.blink_max_s)
         self._confirm(det, t, blend=1.0)
         return True
 
@@ -384,7 +395,19 @@ class FaceTracker:
         tr = self._track
         assert tr is not None and tr.filter is not None
         t0 = time.perf_counter()
-        smooth = tr.filter(tr.raw, t)
+        blink = tr.blink
+        held = blink(tr.raw, t) if blink is not None else None
+        if blink is not None and blink.active and tr.align_filter is None:
+            tr.align_filter = copy.deepcopy(tr.filter)  # the state before this frame
+        fitted = tr.filter(tr.raw, t)
+        smooth = fitted
+        if blink is not None and held is not None and tr.align_filter is not None:
+            # The alignment (and the named eye points) use the eye points held through
+            # blinks; the landmarks stay the fit. Outside blinks both are the same: once
+            # the two smoothings meet again after a blink, the fit's is used alone.
+            smooth = tr.align_filter(held, t)
+            if not blink.active and float(np.abs(smooth - fitted).max()) < 0.01:
+                tr.align_filter = None
         ef = self._eye_frame(smooth)
         named: dict[str, tuple[float, float]]
         landmarks: np.ndarray | None
@@ -395,7 +418,7 @@ class FaceTracker:
                 if name not in named:
                     x, y = ef.to_frame(q)
                     named[name] = (float(x), float(y))
-            landmarks = smooth.astype(np.float32)
+            landmarks = fitted.astype(np.float32)
         elif self.mode == "yunet":
             named = {n: (float(p[0]), float(p[1])) for n, p in zip(YUNET_POINTS, smooth,
                                                                     strict=True)}
