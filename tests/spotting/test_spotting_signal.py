@@ -167,5 +167,7 @@ def test_the_signal_is_cheap(face):
     for i, c in enumerate(crops[1:], start=1):
         rs.update(_with_crop(face, c), i / 30)
     ms = (time.process_time() - t0) / (len(crops) - 1) * 1e3
-    # Measured about 2 ms per frame (one core, 80-px flow); the whole pipeline has ~10 ms.
-    assert ms < 6.0, f"{ms:.2f} ms per frame"
+    # Measured about 2 ms per frame (one core, 80-px flow; `mestudio bench` reports the
+    # figures). This only catches an accidental order-of-magnitude slowdown, on a loaded
+    # 2-core machine too (CPU time of OpenCV's threads counts here).
+    assert ms < 20.0, f"{ms:.2f} ms per frame"
