@@ -146,35 +146,12 @@ def prepare_features_ray(session: RaySession, samples: Sequence[Any],
     """:func:`mestudio.training.features.prepare_features` with the samples to compute
     spread over Ray tasks (``chunk`` samples each; default :func:`chunk_size`). A chunk
     whose task fails twice (one retry) lists its samples as failed with the error."""
-    import json
-
     from tqdm import tqdm
 
-    from mestudio.training.features import (
-        FEATURE_FORMAT,
-        _dataset_name,
-        cache_folder,
-        cache_path,
-        read_cached,
-        source_fingerprint,
-    )
+    from mestudio.training.features import plan_features
 
     t0 = time.perf_counter()
-    name = dataset or _dataset_name(samples)
-    folder = cache_folder(cache_dir, name, spec)
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_file = folder / "spec.json"
-    if not spec_file.is_file():
-        spec_file.write_text(json.dumps({"format": FEATURE_FORMAT, "spec": spec.to_dict()},
-                                        indent=1))
-    report = PrepareReport(folder=folder, total=len(samples))
-    todo = []
-    for s in samples:
-        path = cache_path(cache_dir, s, spec, name)
-        if read_cached(path, source_fingerprint(s)) is not None:
-            report.cached += 1
-        else:
-            todo.append((s, str(path)))
+    report, todo, name = plan_features(samples, cache_dir, spec, dataset)
     bar = tqdm(total=len(samples), initial=report.cached, desc=f"features {name} (Ray)",
                unit="sample", file=sys.stderr, disable=not progress or None, dynamic_ncols=True)
     ray = session.ray
@@ -196,20 +173,11 @@ def prepare_features_ray(session: RaySession, samples: Sequence[Any],
                     results = [{"id": s.id, "status": "failed", "error": error}
                                for s, _ in items]
                 for res in results:
-                    if res["status"] == "computed":
-                        report.computed += 1
-                    elif res["status"] == "cached":
-                        report.cached += 1
-                    else:
-                        report.failed[res["id"]] = res.get("error", "failed")
+                    report.account(res)
                 bar.update(len(results))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
         bar.close()
-    report.seconds = time.perf_counter() - t0
-    if report.failed:
-        logger.warning("%d of %d samples have no features (e.g. %s: %s)", len(report.failed),
-                       len(samples), *next(iter(report.failed.items())))
-    return report
+    return report.done(t0)
 

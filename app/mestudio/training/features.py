@@ -383,6 +383,23 @@ class PrepareReport:
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def account(self, res: dict[str, Any]) -> None:
+        """Count one sample's result (``{"id", "status", "error"}`` of ``_compute_one``)."""
+        if res["status"] == "computed":
+            self.computed += 1
+        elif res["status"] == "cached":
+            self.cached += 1
+        else:
+            self.failed[res["id"]] = res.get("error", "failed")
+
+    def done(self, t0: float) -> PrepareReport:
+        """Finish: the time since ``t0`` (``perf_counter``), a warning for failures."""
+        self.seconds = time.perf_counter() - t0
+        if self.failed:
+            logger.warning("%d of %d samples have no features (e.g. %s: %s)",
+                           len(self.failed), self.total, *next(iter(self.failed.items())))
+        return self
+
     def to_text(self) -> str:
         lines = [f"features  {self.folder}",
                  f"samples   {self.total}: {self.computed} computed, {self.cached} from the "
@@ -415,31 +432,12 @@ def prepare_features(samples: Sequence[Any], cache_dir: str | os.PathLike[str],
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    name = dataset or _dataset_name(samples)
-    folder = cache_folder(cache_dir, name, spec)
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_file = folder / "spec.json"
-    if not spec_file.is_file():
-        spec_file.write_text(json.dumps({"format": FEATURE_FORMAT, "spec": spec.to_dict()},
-                                        indent=1))
-    report = PrepareReport(folder=folder, total=len(samples))
-    todo = []
-    for s in samples:
-        path = cache_path(cache_dir, s, spec, name)
-        if read_cached(path, source_fingerprint(s)) is not None:
-            report.cached += 1
-        else:
-            todo.append((s, str(path)))
+    report, todo, name = plan_features(samples, cache_dir, spec, dataset)
     bar = tqdm(total=len(samples), initial=report.cached, desc=f"features {name}",
                unit="sample", file=sys.stderr, disable=not progress or None, dynamic_ncols=True)
 
     def account(res: dict[str, Any]) -> None:
-        if res["status"] == "computed":
-            report.computed += 1
-        elif res["status"] == "cached":
-            report.cached += 1
-        else:
-            report.failed[res["id"]] = res.get("error", "failed")
+        report.account(res)
         bar.update(1)
 
     try:
@@ -458,11 +456,31 @@ def prepare_features(samples: Sequence[Any], cache_dir: str | os.PathLike[str],
                 account(_compute_one(s, spec.to_dict(), p))
     finally:
         bar.close()
-    report.seconds = time.perf_counter() - t0
-    if report.failed:
-        logger.warning("%d of %d samples have no features (e.g. %s: %s)", len(report.failed),
-                       len(samples), *next(iter(report.failed.items())))
-    return report
+    return report.done(t0)
+
+
+def plan_features(samples: Sequence[Any], cache_dir: str | os.PathLike[str],
+                  spec: FeatureSpec, dataset: str | None = None
+                  ) -> tuple[PrepareReport, list[tuple[Any, str]], str]:
+    """What a preparation has to do (shared by the local and the Ray paths): the cache
+    folder is made (with its ``spec.json``), samples already cached are counted in the
+    report, the others returned with their cache paths; and the dataset name."""
+    name = dataset or _dataset_name(samples)
+    folder = cache_folder(cache_dir, name, spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_file = folder / "spec.json"
+    if not spec_file.is_file():
+        spec_file.write_text(json.dumps({"format": FEATURE_FORMAT, "spec": spec.to_dict()},
+                                        indent=1))
+    report = PrepareReport(folder=folder, total=len(samples))
+    todo = []
+    for s in samples:
+        path = cache_path(cache_dir, s, spec, name)
+        if read_cached(path, source_fingerprint(s)) is not None:
+            report.cached += 1
+        else:
+            todo.append((s, str(path)))
+    return report, todo, name
 
 
 def _dataset_name(samples: Iterable[Any]) -> str:
