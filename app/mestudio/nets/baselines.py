@@ -137,11 +137,37 @@ def _side8(size: int) -> int:
     return size // 8
 
 
+class _ConvFCNet(KeyframeStackNet):
+    """AlexNet/VGG-style: ``convs`` then flatten and three FC layers (``hidden``, dropout)."""
+
+    convs: nn.Sequential
+    embed: nn.Module
+    fc: nn.ModuleList
+    hidden: int
+    head_dropout: float
+
+    def _fc_head(self, channels: int, input_size: int, num_classes: int) -> None:
+        side = _side8(input_size)
+        self.embed = Flatten()
+        self.fc = nn.ModuleList([nn.Linear(channels * side * side, self.hidden),
+                                 nn.Linear(self.hidden, self.hidden),
+                                 nn.Linear(self.hidden, num_classes)])
+
+    def trunk(self, x: Tensor) -> Tensor:
+        return self.convs(x)
+
+    def cam_head(self) -> CamHead:
+        return CamHead(embeds=[self.embed], layers=linear_layers(self.fc))
+
+    def config(self) -> dict:
+        return {**super().config(), "hidden": self.hidden, "dropout": self.head_dropout}
+
+
 # ---- AlexNet --------------------------------------------------------------------------------
 
 @register("alexnet", input_kind="keyframes",
           description="AlexNet baseline (small-input stem) on u, v, strain + key frames stacked")
-class AlexNet(KeyframeStackNet):
+class AlexNet(_ConvFCNet):
     """AlexNet (Krizhevsky et al. 2012) sized for 48-64 px inputs (see the module docstring).
 
     Convolutions 64 (5x5) -> pool -> 192 (5x5) -> pool -> 384, 256, 256 (3x3) -> pool, ReLU
@@ -162,19 +188,7 @@ class AlexNet(KeyframeStackNet):
             nn.Conv2d(384, 256, 3, padding=1), relu(inplace=True),
             nn.Conv2d(256, 256, 3, padding=1), relu(inplace=True), nn.MaxPool2d(2),
         )
-        side = _side8(input_size)
-        self.embed = Flatten()
-        self.fc = nn.ModuleList([nn.Linear(256 * side * side, hidden), nn.Linear(hidden, hidden),
-                                 nn.Linear(hidden, num_classes)])
-
-    def trunk(self, x: Tensor) -> Tensor:
-        return self.convs(x)
-
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.embed], layers=linear_layers(self.fc))
-
-    def config(self) -> dict:
-        return {**super().config(), "hidden": self.hidden, "dropout": self.head_dropout}
+        self._fc_head(256, input_size, num_classes)
 
 
 # ---- VGG16 ----------------------------------------------------------------------------------
@@ -186,7 +200,7 @@ VGG16_LAYERS: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256
 
 @register("vgg16", input_kind="keyframes",
           description="VGG16-BN baseline (small-input pooling) on u, v, strain + key frames")
-class VGG16(KeyframeStackNet):
+class VGG16(_ConvFCNet):
     """VGG16 with batch norm (Simonyan & Zisserman 2015, configuration D) for small inputs.
 
     Thirteen 3x3 convolutions (BN, ReLU) with max pools after the 2nd, 4th and 7th (VGG's
@@ -210,19 +224,7 @@ class VGG16(KeyframeStackNet):
                            nn.ReLU(inplace=True)]
                 ch = item
         self.convs = nn.Sequential(*layers)
-        side = _side8(input_size)
-        self.embed = Flatten()
-        self.fc = nn.ModuleList([nn.Linear(512 * side * side, hidden), nn.Linear(hidden, hidden),
-                                 nn.Linear(hidden, num_classes)])
-
-    def trunk(self, x: Tensor) -> Tensor:
-        return self.convs(x)
-
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.embed], layers=linear_layers(self.fc))
-
-    def config(self) -> dict:
-        return {**super().config(), "hidden": self.hidden, "dropout": self.head_dropout}
+        self._fc_head(512, input_size, num_classes)
 
 
 # ---- ResNet18 -------------------------------------------------------------------------------
