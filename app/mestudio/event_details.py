@@ -24,6 +24,7 @@ from mestudio.overlays import (
     scalar_to_bgr,
     stream_names,
 )
+from mestudio.predtext import MACRO_CAVEAT
 from mestudio.types import Frame, Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,17 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
     flow = np.asarray(inputs["flow"], np.float32)  # (3, S, S): u, v, strain
     out.flow = thumbnail(flow_to_bgr(flow[0], flow[1]))
     out.strain = thumbnail(scalar_to_bgr(flow[2]))
-    if event.kind != "micro":
-        out.notes.append("macro-expressions are not classified (the models are trained on "
-                         "micro-expressions)")
-        return out
+    if event.kind == "macro":
+        # recognised like a micro event, from its own interval; say where the emotion comes from
+        out.notes.append(MACRO_CAVEAT)
+        from mestudio.recognition import model_allows_macro
+
+        if engine is not None and not model_allows_macro(engine):
+            out.notes.append("this model recognises micro-expressions only: no emotion for a "
+                             "macro-expression")
+            return out
     if engine is None:
-        if event.prediction is None and event.kind == "micro":
+        if event.prediction is None:
             out.notes.append("no recognition model loaded: no emotion, no Grad-CAM")
         elif event.prediction is not None:
             out.notes.append("Grad-CAM needs the recognition model (none loaded)")

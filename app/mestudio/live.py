@@ -340,7 +340,9 @@ def describe_pipeline(pipeline: Any, config: AppConfig) -> dict[str, Any]:
     ``model_name``, ``device``, ``synthetic``, ``n_classes``, ``badge``,
     ``model_description``, ``spotting``, ``recognition``, ``degraded`` (lines), ``warning``
     (the first line about a stage that is off, or ""), ``rois`` (masks on the aligned crop or
-    None), ``overlays`` ({"flow": bool, "strain": bool}: can they be shown)."""
+    None), ``overlays`` ({"flow": bool, "strain": bool}: can they be shown),
+    ``recognised_kinds`` (the event kinds the recogniser recognises, e.g. ``["micro",
+    "macro"]``; ``["micro"]`` when unknown, ``[]`` without a model)."""
     info = getattr(pipeline, "model_info", None)
     info = dict(info) if isinstance(info, dict) else None
     name, device, synthetic = "", "CPU", False
@@ -357,7 +359,10 @@ def describe_pipeline(pipeline: Any, config: AppConfig) -> dict[str, Any]:
     degraded = [str(d) for d in (getattr(pipeline, "degraded", None) or [])]
     notes = [str(n) for n in (getattr(pipeline, "notes", None) or [])]
     spotting = bool(getattr(pipeline, "spotting", True))
-    return {"overlays": {"flow": spotting, "strain": spotting}, "model": info,
+    recognizer = getattr(pipeline, "recognizer", None)
+    kinds = ([str(k) for k in getattr(recognizer, "kinds", ("micro",))]
+             if recognizer is not None else ["micro"] if info is not None else [])
+    return {"recognised_kinds": kinds, "overlays": {"flow": spotting, "strain": spotting}, "model": info,
             "model_name": name, "device": device, "synthetic": synthetic,
             "n_classes": n_classes, "badge": badge, "model_description": description,
             "spotting": spotting, "recognition": info is not None, "degraded": degraded,

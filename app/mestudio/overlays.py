@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mestudio.predtext import prediction_text
+from mestudio.predtext import MACRO_NO_EMOTION, prediction_text
 from mestudio.types import SpotEvent
 
 #: The overlays a video view can draw over a frame, in menu order.
@@ -258,7 +258,8 @@ class EventView:
         crop: the aligned face at the event's apex, BGR ``uint8`` ``(S, S, 3)``, or None.
         cams: per stream name, the Grad-CAM of the predicted class as RGBA ``uint8``
             ``(S, S, 4)`` (colour map, alpha = weight); empty without a prediction/CAM.
-        caption: e.g. ``"happiness 72 %"`` or ``"micro · no emotion"``.
+        caption: e.g. ``"happiness 72 %"``, ``"happiness (macro) 64 %"``,
+            ``"micro · no emotion"`` or ``"macro · no emotion"``.
         auto_stream: the stream with the strongest Grad-CAM of the predicted class (what
             the "auto" stream setting shows), or None when every map is zero / no CAM.
         empty_streams: streams whose map of the predicted class is zero everywhere.
@@ -276,9 +277,9 @@ def event_view(event: SpotEvent, crop: np.ndarray | None) -> EventView:
     class, one picture per stream, over the apex ``crop``)."""
     pred = event.prediction
     if pred is None:
-        caption = f"{event.kind} · no emotion" if event.kind == "micro" else "macro · not classified"
+        caption = MACRO_NO_EMOTION if event.kind == "macro" else f"{event.kind} · no emotion"
         return EventView(crop=crop, caption=caption)
-    caption = prediction_text(pred)
+    caption = prediction_text(pred, event.kind)
     cams: dict[str, np.ndarray] = {}
     auto: str | None = None
     empty: set[str] = set()

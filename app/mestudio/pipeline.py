@@ -14,7 +14,7 @@ fallback policy) and drives it through one of two loops: :class:`mestudio.live.L
 3. **spot**: :class:`~mestudio.spotting.spotter.OnlineSpotter` updates its threshold and
    state and emits the events whose offset became final at this frame;
 4. **recognition**: the aligned crop goes into the recogniser's ring buffer; micro events
-   are queued for recognition on a worker thread
+   (and macro events with ``recognition.macro``) are queued for recognition on a worker thread
    (:class:`~mestudio.recognition.Recognizer`), and the predictions that arrived since the
    previous frame are attached to their events (``FrameResult.updated_events``).
 
@@ -169,8 +169,9 @@ class Pipeline:
             load ``config.recognition.model`` (the shipped model when empty) if recognition
             is on. An engine passed in is not closed by :meth:`close`.
         spotting: run the ROI signal and the online spotter.
-        recognition: recognise micro events (needs spotting and a model; without a usable
-            model the pipeline says so in :attr:`degraded`).
+        recognition: recognise micro events, and macro ones with ``recognition.macro``
+            (needs spotting and a model; without a usable model the pipeline says so in
+            :attr:`degraded`).
         finish_timeout_s: :meth:`finish` waits at most this long for pending predictions.
         max_pending: most events waiting for recognition; the oldest is dropped beyond it.
 
@@ -292,9 +293,11 @@ class Pipeline:
         sc = self.config.spotter
         try:
             self.recognizer = Recognizer(
-                engine, buffer_s=buffer_seconds(sc.micro_max_s, sc.emit_delay_s),
+                engine, buffer_s=buffer_seconds(
+                    sc.micro_max_s, sc.emit_delay_s,
+                    max_event_s=sc.max_duration_s if rc.macro else None),
                 max_pending=max_pending, threads=rc.threads,
-                warmup_size=self.config.tracker.align_size)
+                warmup_size=self.config.tracker.align_size, macro=rc.macro)
         except (ImportError, ValueError) as exc:
             log.warning("recognition unavailable: %s", exc)
             self._notes.append(f"{NO_MODEL} — recognition unavailable: {exc}")
@@ -512,11 +515,12 @@ class Pipeline:
             result.strain = strain_magnitude(flow)
 
     def _register(self, emitted: list[SpotEvent]) -> list[SpotEvent]:
-        """Number the new events, keep them, queue micro ones for recognition."""
+        """Number the new events, keep them, queue them for recognition (the recogniser
+        takes the kinds it recognises, :attr:`Recognizer.kinds`)."""
         for ev in emitted:
             ev.id = len(self.events)
             self.events.append(ev)
-            if self.recognizer is not None and ev.kind == "micro":
+            if self.recognizer is not None:  # it recognises the kinds in its ``kinds``
                 self.recognizer.submit(ev)
         return list(emitted)
 

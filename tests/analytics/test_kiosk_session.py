@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -30,8 +31,11 @@ class Scripted:
     at their ``emitted_index``; a micro event's prediction arrives ``delay`` frames later
     (``None`` label: never)."""
 
-    def __init__(self, script, face=(0, 10**9), delay=3, model=True):
+    def __init__(self, script, face=(0, 10**9), delay=3, model=True, kinds=None):
         self.script = sorted(script, key=lambda s: s[0].emitted_index)
+        #: the recogniser's kinds (None: no recogniser object, micro only)
+        self.recognizer = SimpleNamespace(kinds=tuple(kinds)) if kinds else None
+        self.kinds = tuple(kinds) if kinds else ("micro",)
         self.face = face
         self.delay = delay
         self.pending = []
@@ -45,7 +49,7 @@ class Scripted:
             ev, label = self.script.pop(0)
             events.append(ev)
             self.events.append(ev)
-            if label is not None and self.model_info is not None and ev.kind == "micro":
+            if label is not None and self.model_info is not None and ev.kind in self.kinds:
                 self.pending.append((frame.index + self.delay, ev, label))
         for item in list(self.pending):
             if frame.index >= item[0]:
@@ -113,6 +117,22 @@ def test_kiosk_session_logs_events_visits_and_nothing_else(tmp_path):
     assert len(rows) == 4
     assert session.logged == {"micro": 2, "macro": 1, "visit": 1}
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("k.sqlite")) == []
+
+
+def test_a_macro_event_waits_for_its_emotion_when_the_recogniser_handles_macro(tmp_path):
+    cfg = AppConfig()
+    cfg.kiosk.prediction_wait_s = 1.0
+    script = [(_ev(0, 10, 18), "surprise"), (_ev(1, 30, 70, "macro"), "happiness")]
+    pipe = Scripted(script, face=(5, 60), kinds=("micro", "macro"))
+    db = tmp_path / "k.sqlite"
+    cap = LiveCapture(lambda: Clip(90), pace=True)
+    session = KioskSession(cfg, lambda: Clip(90), db, pipeline=pipe, capture=cap,
+                           clock=FakeClock())
+    assert session.recognised_kinds == ("micro", "macro")
+    _run(session)
+    with EventLog(db, readonly=True) as elog:
+        kinds = [(r.kind, r.emotion) for r in elog.events()]
+    assert ("micro", "surprise") in kinds and ("macro", "happiness") in kinds
 
 
 def test_without_a_model_micro_events_are_logged_at_once(tmp_path):

@@ -442,10 +442,17 @@ def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
         engine = CamEngine()
         with_model = compute_event_details(src.read, ev, engine=engine)
         zero_u = compute_event_details(src.read, ev, engine=CamEngine(zero_first=True))
+        # a macro event is recognised like a micro one (its own key frames), with the caveat
+        macro_ev = SpotEvent(5, 20, 40, 5 / 30, 20 / 30, 40 / 30, "macro", "mouth", 0.5, id=4)
+        macro = compute_event_details(src.read, macro_ev, engine=CamEngine())
     assert plain.aligned and set(plain.thumbs) == {"onset", "apex", "offset"}
     assert plain.flow is not None and plain.strain is not None
     assert plain.flow.shape[2] == 3 and plain.flow.std() > 0
     assert plain.prediction is None and not plain.cams
+    from mestudio.predtext import MACRO_CAVEAT
+
+    assert macro.prediction is not None and macro.prediction.label == "surprise"
+    assert MACRO_CAVEAT in macro.notes and set(macro.cams) == {"u", "v", "strain"}
     assert any("no recognition model" in n for n in plain.notes)
     assert engine.inputs["flow"].shape[:2] == (1, 3) and engine.inputs["frames"].shape[:2] == (1, 3)
     assert set(with_model.cams) == {"u", "v", "strain"}

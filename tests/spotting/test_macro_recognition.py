@@ -128,3 +128,74 @@ def test_buffer_seconds_covers_the_longest_event():
     assert buffer_seconds(0.5, 0.3) == pytest.approx(1.3)
     assert buffer_seconds(0.5, 0.3, max_event_s=4.0) == pytest.approx(4.8)
     assert buffer_seconds(0.5, 0.3, max_event_s=None) == pytest.approx(1.3)
+
+
+# ------------------------------------------------------------------ end to end (Pipeline)
+class AnyInputsEngine:
+    """An engine double for the pipeline's own inputs (whatever the key-frame preprocessing
+    makes): one "happiness" prediction per job."""
+
+    input_kind = "keyframes"
+    preprocess_config: dict = {}
+    classes = CLASSES
+    name = "fake"
+    provider = "CPUExecutionProvider"
+    synthetic = True
+    metadata: dict = {"architecture": "fake", "synthetic": True, "classes": list(CLASSES)}
+
+    def predict(self, inputs, cam=True):  # noqa: ANN001, ANN201
+        n = len(np.asarray(next(iter(inputs.values()))))
+        p = np.array([0.7, 0.2, 0.1], np.float32)
+        return [Prediction(probs=p, label=CLASSES[0], confidence=0.7, classes=CLASSES)
+                for _ in range(n)]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def recovery_frames(shared_dir):  # noqa: ANN001, ANN201
+    """The frames of ``mestudio bench spotting``'s recovery clip (a broad expression after a
+    long stretch of large movements, and micro-expressions), as a list."""
+    from mestudio.bench.spotting import _clip_frames, recovery_clip
+
+    clip, _span = recovery_clip(1, after_s=2.5)
+    return list(_clip_frames(clip))
+
+
+def _pipeline_events(frames, macro: bool):  # noqa: ANN001, ANN202
+    from mestudio.config import AppConfig
+    from mestudio.live import describe_pipeline
+    from mestudio.pipeline import Pipeline
+
+    cfg = AppConfig()
+    cfg.recognition.macro = macro
+    pipeline = Pipeline(cfg, engine=AnyInputsEngine())
+    try:
+        for frame in frames:
+            pipeline.process(frame)
+        pipeline.finish()
+        return (list(pipeline.events), pipeline.recognizer.kinds,
+                describe_pipeline(pipeline, cfg)["recognised_kinds"], pipeline.recognizer.stats)
+    finally:
+        pipeline.close()
+
+
+def test_the_pipeline_recognises_macro_events_only_with_recognition_macro(recovery_frames):
+    from mestudio.overlays import event_view
+
+    events, kinds, shown, stats = _pipeline_events(recovery_frames, macro=True)
+    macro = [e for e in events if e.kind == "macro"]
+    assert macro and kinds == ("micro", "macro") and shown == ["micro", "macro"]
+    assert all(e.prediction is not None and e.prediction.label == "happiness" for e in macro)
+    assert stats.skipped_kind == 0
+    assert event_view(macro[0], None).caption == "happiness (macro) 70 %"
+
+    events, kinds, shown, stats = _pipeline_events(recovery_frames, macro=False)
+    macro = [e for e in events if e.kind == "macro"]
+    assert macro and kinds == ("micro",) and shown == ["micro"]
+    assert all(e.prediction is None for e in macro)
+    assert stats.skipped_kind == len(macro)
+    assert event_view(macro[0], None).caption == "macro · no emotion"
+    micro = [e for e in events if e.kind == "micro"]
+    assert all(e.prediction is not None for e in micro)

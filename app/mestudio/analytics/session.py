@@ -251,6 +251,9 @@ class KioskSession:
         self.pipeline = pipeline
         self.recognition = bool(config.recognition.enabled
                                 and getattr(pipeline, "model_info", None) is not None)
+        #: The event kinds whose emotion is awaited before logging (the recogniser's kinds).
+        self.recognised_kinds: tuple[str, ...] = tuple(
+            getattr(getattr(pipeline, "recognizer", None), "kinds", ("micro",)))
         self._open_fn: Callable[[], Any] = open_fn
         self._pace = pace
         self._custom_capture = capture is not None
@@ -353,7 +356,7 @@ class KioskSession:
             # when the movement started, on the wall clock (the stream may lag behind)
             lag = min(max(stream_now - ev.onset_s, 0.0), 30.0)
             when = now - lag
-            if ev.kind == "micro" and self.recognition and ev.prediction is None:
+            if ev.kind in self.recognised_kinds and self.recognition and ev.prediction is None:
                 key = ev.id if ev.id >= 0 else self._next_anon()
                 self._pending[key] = (ev, when, now)
             else:

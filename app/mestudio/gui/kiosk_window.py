@@ -29,9 +29,11 @@ from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
 from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.predtext import (
+    MACRO_CAVEAT,
     SYNTHETIC_BADGE_COLOUR,
     UNCERTAIN_TEXT,
     agreement_text,
+    emotion_text,
     model_mark,
 )
 
@@ -84,6 +86,15 @@ def describe(status: KioskStatus, greeting_s: float, now: float | None = None
         return "sleeping", "The demonstration has ended", ""
     if ev is not None and now - status.last_event_wall <= greeting_s:
         ms = ev.duration_s * 1000
+        if ev.kind == "macro" and ev.prediction is not None:
+            mpred = ev.prediction
+            if mpred.emotion is None:
+                return ("happy", "A clear expression",
+                        f"A facial movement of {ev.duration_s:.1f} s — the model is not sure "
+                        "which emotion it resembles.")
+            return (MOODS.get(mpred.label.lower(), "neutral"),
+                    f"A clear expression: {emotion_text(mpred, ev.kind)}",
+                    f"A facial movement of {ev.duration_s:.1f} s — {MACRO_CAVEAT}.")
         if ev.kind == "micro":
             pred = ev.prediction
             agreement = agreement_text(pred) if pred is not None else ""

@@ -824,9 +824,11 @@ class MainWindow(QMainWindow):
         self._shown_event = ev
         pred = ev.prediction
         message = ""
-        if pred is None and ev.kind == "micro":
-            message = ("Computing the emotion…" if self._pipeline_info.get("recognition")
-                       else "No emotion: no recognition model.")
+        kinds = self._pipeline_info.get("recognised_kinds", ["micro"])
+        if pred is None and self._pipeline_info.get("recognition") and ev.kind in kinds:
+            message = "Computing the emotion…"
+        elif pred is None and ev.kind == "micro":
+            message = "No emotion: no recognition model."
         self.probs.set_prediction(pred, ev, message=message)
         view = self._views.get(ev.id)
         if view is not None:

@@ -504,7 +504,7 @@ class AnnotationTable(QTableWidget):
                 values = [str(a.id), str(ev.face_id) if ev.face_id else "—",
                           str(a.onset), str(a.apex), str(a.offset),
                           f"{ev.duration_s * 1000:.0f}", a.kind, a.label or "—",
-                          prediction_text(pred) if pred else "—",
+                          prediction_text(pred, ev.kind) if pred else "—",
                           a.aus, a.origin]
                 for c, text in enumerate(values):
                     item = QTableWidgetItem(text)

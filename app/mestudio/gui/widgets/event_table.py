@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
 from mestudio.overlays import face_colour
-from mestudio.predtext import UNCERTAIN_TEXT, agreement_text, emotion_text
+from mestudio.predtext import MACRO_CAVEAT, UNCERTAIN_TEXT, agreement_text, emotion_text
 from mestudio.types import SpotEvent
 
 COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence",
@@ -84,7 +84,7 @@ class EventTableModel(QAbstractTableModel):
             # agreement; a confident one its confidence.
             if col == "emotion":
                 return "—" if pred is None else "uncertain" if pred.uncertain \
-                    else emotion_text(pred)
+                    else emotion_text(pred, ev.kind)
             if col == "confidence":
                 if pred is None:
                     return "—"
@@ -116,6 +116,8 @@ class EventTableModel(QAbstractTableModel):
                                          for c, p in zip(pred.classes, pred.probs, strict=False))
                 if pred.agreement is not None:
                     text += f"; {agreement_text(pred)} of the ensemble's members"
+                if ev.kind == "macro":
+                    text += f"\n{MACRO_CAVEAT}"
             return plain_tooltip(text)  # class and ROI names come from model files
         elif role == Qt.ItemDataRole.UserRole:
             return ev

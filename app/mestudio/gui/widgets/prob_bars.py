@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import emotion_colour
-from mestudio.predtext import UNCERTAIN_TEXT, agreement_text
+from mestudio.predtext import MACRO_CAVEAT, agreement_text, uncertain_text
 from mestudio.types import Prediction, SpotEvent
 
 
@@ -43,7 +43,8 @@ class ProbBars(QWidget):
             self._probs = np.zeros(0, dtype=np.float32)
             self._label = ""
             agreement = agreement_text(prediction)
-            self._message = (f"{UNCERTAIN_TEXT}" + (f" · {agreement}" if agreement else "")
+            kind = event.kind if event is not None else "micro"
+            self._message = (f"{uncertain_text(kind)}" + (f" · {agreement}" if agreement else "")
                              + ": the ensemble's members disagree, no emotion is shown.")
         elif prediction is None:
             self._classes = ()
@@ -61,9 +62,13 @@ class ProbBars(QWidget):
             self._classes = tuple(prediction.classes)
             self._probs = np.asarray(prediction.probs, dtype=np.float32).reshape(-1)
             self._label = prediction.label
-            self._message = ""
+            # a macro event's emotion comes from a micro-trained model: say so
+            macro = event is not None and event.kind == "macro"
+            self._message = MACRO_CAVEAT if macro else ""
             if prediction.agreement is not None:
                 self._title += f" · {agreement_text(prediction)}"
+        self.setToolTip(MACRO_CAVEAT if prediction is not None and event is not None
+                        and event.kind == "macro" else "")
         self.update()
 
     def clear(self, title: str = "No event yet", message: str = "") -> None:

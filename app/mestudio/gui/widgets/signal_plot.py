@@ -301,10 +301,10 @@ class SignalPlot(pg.PlotWidget):
     def _event_text(ev: SpotEvent) -> str:
         pred = ev.prediction
         if pred is not None:
-            from mestudio.predtext import UNCERTAIN_TEXT
+            from mestudio.predtext import kind_suffix, uncertain_text
 
-            return UNCERTAIN_TEXT if pred.uncertain else \
-                f"{pred.label} {pred.confidence * 100:.0f}%"
+            return uncertain_text(ev.kind) if pred.uncertain else \
+                f"{pred.label}{kind_suffix(ev.kind)} {pred.confidence * 100:.0f}%"
         return ev.kind
 
     def add_event(self, ev: SpotEvent) -> None:

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
 from mestudio.overlays import AUTO_STREAM, FACE_COLOURS, OVERLAYS, face_colour
-from mestudio.predtext import UNCERTAIN_TEXT
+from mestudio.predtext import kind_suffix, uncertain_text
 from mestudio.types import FaceObservation, FaceResult
 
 __all__ = ["BOX_COLOUR", "DEFAULT_OVERLAYS", "FACE_COLOURS", "OVERLAY_LABELS", "OVERLAYS",
@@ -511,11 +511,12 @@ class VideoView(QWidget):
         label, conf, kind, uncertain, agreement = self._emotion
         agree = f" · agreement {agreement * 100:.0f} %" if agreement is not None else ""
         if label:
-            text = (f"{label}  {conf * 100:.0f} %{agree}" if conf is not None
-                    else label + agree)
+            shown = label + kind_suffix(kind)  # "happiness (macro)"
+            text = (f"{shown}  {conf * 100:.0f} %{agree}" if conf is not None
+                    else shown + agree)
             return text, emotion_colour(label)
         if uncertain:
-            return f"{UNCERTAIN_TEXT}{agree}", MICRO_COLOUR
+            return f"{uncertain_text(kind)}{agree}", MICRO_COLOUR
         return f"{kind}-expression", MICRO_COLOUR if kind == "micro" else MACRO_COLOUR
 
     def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation) -> None:
