@@ -236,8 +236,10 @@ def invocation(args: argparse.Namespace | None = None) -> str:
     """The command line of this run, for reports: ``mestudio ...`` as typed when mestudio
     was started as a program; else (called from Python) the command rebuilt from the
     parsed arguments ``args`` (every option with its value)."""
-    prog = Path(sys.argv[0]).name if sys.argv else ""
-    if prog in ("mestudio", "mestudio.exe", "__main__.py"):
+    argv0 = Path(sys.argv[0]) if sys.argv else Path()
+    prog = argv0.name
+    if prog in ("mestudio", "mestudio.exe") or (prog == "__main__.py"
+                                                and argv0.parent.name == "mestudio"):
         return shlex.join(["mestudio", *sys.argv[1:]])
     if args is None:
         return ""
