@@ -42,6 +42,7 @@ from mestudio.config import AppConfig
 from mestudio.errors import ConfigError, MestudioError
 from mestudio.face.multitrack import MultiFaceTracker
 from mestudio.face.tracker import FaceTracker
+from mestudio.flow.strain import strain_magnitude
 from mestudio.types import (
     FaceObservation,
     FaceResult,
@@ -380,7 +381,7 @@ class Pipeline:
             result.spotter = self.spotter.state
             result.events = self._register(emitted)
             if (self.keep_flow or self.keep_strain) and face.face_found:
-                self._attach_flow(result)
+                result.flow, result.strain = self._flow_of(self.signal)
                 timings["overlay"] = (time.perf_counter() - t4) * 1e3
         if rec is not None:
             t5 = time.perf_counter()
@@ -438,11 +439,7 @@ class Pipeline:
                 self._face_states += [(fid, i, t, state)
                                       for i, t, state in st.spotter.pop_finalized()]
                 if (self.keep_flow or self.keep_strain) and obs.face_found:
-                    fr.flow = st.signal.last_flow
-                    if self.keep_strain and fr.flow is not None:
-                        from mestudio.flow.strain import strain_magnitude
-
-                        fr.strain = strain_magnitude(fr.flow)
+                    fr.flow, fr.strain = self._flow_of(st.signal)
             faces.append(fr)
         timings["signal"] = t_signal * 1e3
         timings["spot"] = t_spot * 1e3
@@ -502,17 +499,13 @@ class Pipeline:
         out, self._face_states = self._face_states, []
         return out
 
-    def _attach_flow(self, result: FrameResult) -> None:
-        """Put into ``result`` the flow the spotter measured at this frame (reference →
-        frame, head motion removed) and, when asked, its optical strain."""
-        flow = self.signal.last_flow if self.signal is not None else None
-        if flow is None:
-            return
-        result.flow = flow
-        if self.keep_strain:
-            from mestudio.flow.strain import strain_magnitude
-
-            result.strain = strain_magnitude(flow)
+    def _flow_of(self, signal: Signal) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The flow ``signal`` measured at this frame (reference → frame, head motion
+        removed) and, when asked, its optical strain; Nones when there is no flow."""
+        flow = signal.last_flow
+        if flow is None or not self.keep_strain:
+            return flow, None
+        return flow, strain_magnitude(flow)
 
     def _register(self, emitted: list[SpotEvent]) -> list[SpotEvent]:
         """Number the new events, keep them, queue them for recognition (the recogniser

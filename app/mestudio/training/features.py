@@ -42,7 +42,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,10 +265,20 @@ def sample_inputs(sample: Any, spec: FeatureSpec, cfg: Any | None = None) -> dic
     Raises:
         FeatureError: the sample cannot be turned into inputs.
     """
+    return _inputs_from_crops(sample, spec, cfg)
+
+
+def _inputs_from_crops(sample: Any, spec: FeatureSpec, cfg: Any | None,
+                       transform: Callable[[np.ndarray], np.ndarray] | None = None
+                       ) -> dict[str, np.ndarray]:
+    """The sample's aligned crops (each through ``transform`` when given) → the input
+    kind's inputs, checked finite, without the batch axis."""
     cfg = cfg if cfg is not None else preprocess_config(spec.preprocess)
     crops = aligned_crops(sample, spec, cfg)
-    kind = _input_kind(spec.kind)
-    result = kind.make_inputs([[crops[n] for n in needed_frames(sample, spec.kind, cfg)]], cfg)
+    images = [crops[n] for n in needed_frames(sample, spec.kind, cfg)]
+    if transform is not None:
+        images = [transform(im) for im in images]
+    result = _input_kind(spec.kind).make_inputs([images], cfg)
     out = {}
     for name in spec.input_names:
         arr = np.asarray(result[name][0], dtype=np.float32)
@@ -583,19 +593,9 @@ def variant_inputs(sample: Any, spec: FeatureSpec, variant: Any, cfg: Any | None
     """
     from mestudio.training.augment import transform_crop
 
-    cfg = cfg if cfg is not None else preprocess_config(spec.preprocess)
-    crops = aligned_crops(sample, spec, cfg)
     rng = np.random.default_rng(variant.seed)
-    images = [transform_crop(crops[n], variant, rng)
-              for n in needed_frames(sample, spec.kind, cfg)]
-    result = _input_kind(spec.kind).make_inputs([images], cfg)
-    out = {}
-    for name in spec.input_names:
-        arr = np.asarray(result[name][0], dtype=np.float32)
-        if not np.isfinite(arr).all():
-            raise FeatureError(f"{name} holds non-finite values")
-        out[name] = arr
-    return out
+    return _inputs_from_crops(sample, spec, cfg,
+                              lambda im: transform_crop(im, variant, rng))
 
 
 def variants_folder(cache_dir: str | os.PathLike[str], dataset: str, spec: FeatureSpec,
