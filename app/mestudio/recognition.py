@@ -293,9 +293,8 @@ class Recognizer:
         self.max_pending = max(1, int(max_pending))
         self.max_batch = max(1, int(max_batch))
         self.with_cam = with_cam
-        self.buffer = CropBuffer(buffer_s)
-        #: Every-face mode: one crop buffer per face_id (``buffer`` is face 0's).
-        self._buffers: dict[int, CropBuffer] = {0: self.buffer}
+        #: One crop buffer per face_id (face 0: the single-face mode's; :attr:`buffer`).
+        self._buffers: dict[int, CropBuffer] = {0: CropBuffer(buffer_s)}
         self._buffer_s = buffer_s
         self.kinds: tuple[str, ...] = ("micro", "macro") if macro and model_allows_macro(
             engine) else ("micro",)
@@ -314,6 +313,11 @@ class Recognizer:
             self._executor.submit(self._warmup, int(warmup_size))
 
     # ------------------------------------------------------------------ caller's thread
+    @property
+    def buffer(self) -> CropBuffer:
+        """The crop buffer of face 0 (the single-face mode)."""
+        return self._buffers[0]
+
     def add_frame(self, index: int, timestamp_s: float, face: FaceObservation,
                   face_id: int = 0) -> None:
         """Keep (a copy of) this frame's aligned crop (None when no face) of face
@@ -333,7 +337,7 @@ class Recognizer:
     def clear(self) -> None:
         """Forget every buffered crop (a seek, a new source)."""
         self.buffer.clear()
-        self._buffers = {0: self.buffer}
+        self._buffers = {0: self.buffer}  # the other faces' buffers go
 
     def submit(self, event: SpotEvent) -> bool:
         """Queue ``event`` for recognition. Returns False when it is not recognised: a kind
