@@ -80,9 +80,11 @@ _M3ENET_TABLE2 = TableSpec("2", "Table 2: M3ENet and the baselines on each datas
     Row("offapexnet", "OFF-ApexNet", "offapexnet", note="u, v"),
     Row("ststnet", "STSTNet", "ststnet", note="u, v, strain"),
     Row("htnet", "HTNet", "htnet", note="u, v, strain in four facial regions"),
-    Row("laenet", "LAENet", None, note="not implemented"),
-    Row("ssrlts-vit", "SSRLTS-ViT", None, note="not implemented"),
-    Row("cnncapsnet", "CNNCapsNet", None, note="not implemented"),
+    Row("laenet", "LAENet", "laenet", note="re-implemented; u, v, strain + key frames stacked"),
+    Row("ssrlts-vit", "SSRLTS-ViT", "ssrlts_vit",
+        note="re-implemented; u, v, strain + key frames stacked"),
+    Row("cnncapsnet", "CNNCapsNet", "cnncapsnet",
+        note="re-implemented; u, v, strain + key frames stacked"),
 ), ("accuracy", "precision", "recall", "f1", "auc"))
 
 _M3ENET_TABLE3 = TableSpec("3", "Table 3: M3ENet ablations (averaged over the datasets)",
