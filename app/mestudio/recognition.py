@@ -161,14 +161,6 @@ def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any]
         mestudio.errors.ConfigError: unreadable preprocessing metadata.
     """
     kind = kind_spec(input_kind)
-    try:  # load torch (TV-L1) now, on the caller's thread, not with the first event
-        import torch
-
-        # Fix this thread's own intra-op thread count before the worker sets its own
-        # (OpenMP: a thread takes the latest setting when it first uses torch).
-        torch.get_num_threads()
-    except ImportError:  # pragma: no cover - preprocess reports it when it needs torch
-        pass
     cfg = _config(preprocess_metadata)
 
     def make_inputs(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
@@ -178,7 +170,9 @@ def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any]
 
 
 def _init_worker(threads: int) -> None:
-    """Worker-thread initialiser: torch intra-op threads for this thread only."""
+    """Worker-thread initialiser: loads torch (TV-L1), in the background while the caller
+    goes on (about a second of imports that would otherwise delay the start of every
+    analysis), and sets its intra-op threads."""
     if threads <= 0:
         return
     try:
@@ -309,8 +303,12 @@ class Recognizer:
         self._executor = ThreadPoolExecutor(max_workers=1,
                                             thread_name_prefix="mestudio-recognition",
                                             initializer=_init_worker, initargs=(int(threads),))
+        # Start the worker now: its initialiser loads torch while the caller goes on, so the
+        # first event does not wait for it (and a warm-up, when asked, runs after it).
         if warmup_size > 0:
             self._executor.submit(self._warmup, int(warmup_size))
+        else:
+            self._executor.submit(int)  # nothing to do: only starts the thread
 
     # ------------------------------------------------------------------ caller's thread
     @property

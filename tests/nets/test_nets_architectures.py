@@ -19,7 +19,8 @@ def test_registry_lists_the_architectures_and_rejects_unknown_names():
     assert set(list_models()) == {"m3enet", "im3dr_mfer", "im3dr_mfer_light",
                                   "im3dr_mfer_baseline", "ststnet", "ststnet_fg2019",
                                   "offapexnet", "alexnet", "vgg16", "resnet18", "googlenet",
-                                  "efficientnet_b0", "htnet"}
+                                  "efficientnet_b0", "htnet", "laenet", "ssrlts_vit",
+                                  "cnncapsnet"}
     with pytest.raises(ValueError, match="unknown model"):
         create_model("resnet50", 5)
     assert create_model("IM3DR-MFER", 3, width=4).arch == "im3dr_mfer"

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "tvl1_flow": "tvl1",
-    "TVL1Params": "tvl1",
-    "OPENCV_PARAMS": "tvl1",
-    "FAST_PARAMS": "tvl1",
+    "TVL1Params": "tvl1_params",
+    "OPENCV_PARAMS": "tvl1_params",
+    "FAST_PARAMS": "tvl1_params",
     "median_blur": "tvl1",
     "pyramid_sizes": "tvl1",
     "optical_strain": "strain",
@@ -81,13 +81,11 @@ if TYPE_CHECKING:
         strain_magnitude,
     )
     from mestudio.flow.tvl1 import (
-        FAST_PARAMS,
-        OPENCV_PARAMS,
-        TVL1Params,
         median_blur,
         pyramid_sizes,
         tvl1_flow,
     )
+    from mestudio.flow.tvl1_params import FAST_PARAMS, OPENCV_PARAMS, TVL1Params
 
 
 def __getattr__(name: str) -> Any:

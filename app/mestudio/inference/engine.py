@@ -29,6 +29,7 @@ import numpy as np
 
 from mestudio.errors import MestudioError, ModelFileError
 from mestudio.inference import contract
+from mestudio.inference.onnxwire import ModelView, read_model
 from mestudio.inference.providers import (
     CPU,
     CUDA,
@@ -59,16 +60,6 @@ def normalise_cams(cam: np.ndarray) -> np.ndarray:
     cam = np.maximum(np.asarray(cam, dtype=np.float32), 0.0)
     peak = cam.max(axis=(-2, -1), keepdims=True)
     return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-
-
-def _dims(value_info: Any) -> tuple[int | str, ...]:
-    dims: list[int | str] = []
-    for d in value_info.type.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or "?")
-    return tuple(dims)
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -110,11 +101,10 @@ class InferenceEngine:
             float(min_agreement)
         data = self._read(self.path)
         proto = self._parse(data)
-        self.metadata = self._validate(proto, verify_hash)
+        self.metadata = self._validate(proto, verify_hash, data)
         if verify_hash:
             self._check_sidecar(data)
-        self._inputs: dict[str, tuple[int | str, ...]] = {
-            i.name: _dims(i) for i in proto.graph.input}
+        self._inputs: dict[str, tuple[int | str, ...]] = dict(proto.inputs)
         del proto
         self._session: Any
         self._session, self.provider, self.provider_reason = self._open(data, device, threads)
@@ -197,22 +187,19 @@ class InferenceEngine:
             raise ModelFileError(f"model file {path} is empty")
         return data
 
-    def _parse(self, data: bytes) -> Any:
-        import onnx
-        from google.protobuf.message import DecodeError
-
+    def _parse(self, data: bytes) -> ModelView:
         try:
-            proto = onnx.load_model_from_string(data)
-        except (DecodeError, ValueError, RuntimeError) as exc:
+            view = read_model(data)
+        except ValueError as exc:
             raise ModelFileError(f"{self.path} is not a valid ONNX file (corrupt or truncated: "
                                  f"{exc}); download or export it again") from exc
-        if not proto.graph.node:
+        if not view.n_nodes:
             raise ModelFileError(f"{self.path} holds no ONNX graph (corrupt, truncated or not "
                                  "an ONNX file); download or export it again")
-        return proto
+        return view
 
-    def _validate(self, proto: Any, verify_hash: bool) -> dict[str, Any]:
-        props = {p.key: p.value for p in proto.metadata_props}
+    def _validate(self, proto: ModelView, verify_hash: bool, data: bytes) -> dict[str, Any]:
+        props = proto.metadata
         ours = {k: v for k, v in props.items() if k.startswith(contract.PREFIX)}
         if not ours:
             raise ModelFileError(
@@ -247,16 +234,20 @@ class InferenceEngine:
             raise ModelFileError(f"{self.path}: inconsistent metadata: {exc}") from exc
         self._check_io(proto, expected, len(classes), len(streams))
         if verify_hash:
-            actual = contract.weights_sha256(proto)
+            actual = proto.weights_sha256()
+            if actual is None:  # weights stored in a form onnxwire does not decode
+                import onnx
+
+                actual = contract.weights_sha256(onnx.load_model_from_string(data))
             if actual != meta["weights_sha256"]:
                 raise ModelFileError(
                     f"the weights in {self.path} do not match their recorded sha256 (the file "
                     "was modified or damaged); download or export it again")
         return meta
 
-    def _check_io(self, proto: Any, expected: Mapping[str, tuple[int | str, ...]],
+    def _check_io(self, proto: ModelView, expected: Mapping[str, tuple[int | str, ...]],
                   n_classes: int, n_streams: int) -> None:
-        inputs = {i.name: _dims(i) for i in proto.graph.input}
+        inputs = proto.inputs
         for name, shape in expected.items():
             if name not in inputs:
                 raise ModelFileError(
@@ -271,7 +262,7 @@ class InferenceEngine:
             if isinstance(got[0], int):
                 raise ModelFileError(f"{self.path}: input {name!r} has a fixed batch size "
                                      f"{got[0]}; re-export with a dynamic batch axis")
-        outputs = {o.name: _dims(o) for o in proto.graph.output}
+        outputs = proto.outputs
         for name in ("logits", "probs"):
             if name not in outputs:
                 raise ModelFileError(f"{self.path} lacks output {name!r} (has "
@@ -436,10 +427,13 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
 
     ``config.model`` names the ONNX file ("" = :func:`default_model_path`: the real-data
     ensemble when fetched, else the shipped synthetic model); ``device``, ``threads`` and
-    ``min_agreement`` are passed on.
+    ``min_agreement`` are passed on. This is how live recognition, analyze and review load
+    their model: one whose preprocessing magnifies clips (``evm``, which needs the frame
+    rate of an event's frames, not passed on that path) is refused here.
 
     Raises:
-        ModelFileError: when the file is missing (saying how to get one) or invalid.
+        ModelFileError: when the file is missing (saying how to get one) or invalid, or
+            the model's inputs need Eulerian magnification.
     """
     from mestudio.inference.config import RecognitionConfig
     from mestudio.modelfiles import find_model
@@ -452,8 +446,16 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
             "$MESTUDIO_MODELS_DIR, "
             "models/ or the user cache); train and export one with `mestudio train` and "
             "`mestudio export`, or pass a model file")
-    return InferenceEngine(path, device=cfg.device, threads=cfg.threads,
-                           min_agreement=cfg.min_agreement)
+    engine = InferenceEngine(path, device=cfg.device, threads=cfg.threads,
+                             min_agreement=cfg.min_agreement)
+    evm = engine.preprocess_config.get("evm")
+    if evm:
+        raise ModelFileError(
+            f"{path} was trained with Eulerian magnification of its clips (evm={evm}), which "
+            "needs the frame rate of each event's frames: live recognition, analyze and review "
+            "do not pass it on, so they cannot make this model's inputs; score it with "
+            f"`mestudio evaluate --model {path}`, or train without --set evm for live use")
+    return engine
 
 
 def load_engine(config: Any) -> tuple[InferenceEngine | None, list[str]]:
