@@ -41,6 +41,11 @@ apex, offset), float32 numpy, ``S = input_size`` — the ONNX contract's ``flow`
 Clip models (IM3DR-MFER) — :func:`clip_inputs`: ``clip_len`` frames sampled evenly from the
 crops, normalised as above (``clip`` ``(T, C, S, S)``), and the TV-L1 flow between
 consecutive sampled frames, resized and normalised as above (``flow_seq`` ``(T−1, 2, S, S)``).
+With ``evm`` set (IM3DR-MFER's "+EVM"), the sampled frames at ``flow_size`` are magnified first
+(Eulerian video magnification, :func:`mestudio.nets.evm.magnify_clip_input`, in 0..1) and
+both inputs are made from the magnified frames; the temporal band is in Hz, so the caller
+gives the frame rate of the crops (``fps``: training and ``mestudio evaluate`` know it from
+the release; live recognition, analyze and review do not and refuse such a model).
 
 Named recipes (``recipe``): ``"mestudio"`` (the default, described above) and
 ``"ststnet-megc2019"``, the input of the published STSTNet weights (FG 2019, MEGC2019
@@ -105,6 +110,12 @@ class PreprocessConfig:
         recipe: how u, v and strain become the ``flow`` input: ``"mestudio"`` (scaled by
             ``flow_scale``/``strain_scale``, channels u, v, strain) or ``"ststnet-megc2019"``
             (per-sample 0..255 encoding, channels strain, V, U; see the module docstring).
+        evm: Eulerian video magnification of clip inputs before the flow and the
+            normalisation (:class:`mestudio.nets.evm.EVMSettings` text form,
+            ``"alpha=8,low=0.5,high=8,levels=3"``; ``""`` = off, the default). Any form
+            :meth:`~mestudio.nets.evm.EVMSettings.parse` reads is accepted (``"on"``, a bare
+            alpha) and stored in the canonical text form. Clip inputs only; making them
+            needs the frame rate of the crops (:func:`clip_inputs`).
         device: where TV-L1 runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"``, ``"cuda:N"``. A run-time choice: not part of the metadata or hash.
     """
@@ -119,6 +130,7 @@ class PreprocessConfig:
     frame_mean: float = 0.5
     frame_std: float = 0.25
     recipe: str = "mestudio"
+    evm: str = ""
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -147,6 +159,15 @@ class PreprocessConfig:
             raise ConfigError(
                 f"PreprocessConfig.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}"
             )
+        self.evm = evm_text(self.evm)
+
+    def evm_settings(self) -> Any:
+        """The :class:`mestudio.nets.evm.EVMSettings` of :attr:`evm`, or None when off."""
+        if not self.evm:
+            return None
+        from mestudio.nets.evm import EVMSettings
+
+        return EVMSettings.parse(self.evm)
 
     @property
     def channels(self) -> int:
@@ -170,6 +191,8 @@ class PreprocessConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "device"}
         if self.recipe == "mestudio":  # the default: absent, so existing hashes stay valid
             del d["recipe"]
+        if not self.evm:  # off (the default): absent, as ``recipe``
+            del d["evm"]
         d["tvl1"] = dict(self.tvl1)
         frames_norm = f"(x/255 - {self.frame_mean}) / {self.frame_std}"
         if self.recipe == STSTNET_RECIPE:
@@ -220,6 +243,26 @@ class PreprocessConfig:
             return cls(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"preprocess metadata: {exc}") from exc
+
+
+def evm_text(value: Any) -> str:
+    """The canonical text form of an EVM setting (``""`` = off): anything
+    :meth:`mestudio.nets.evm.EVMSettings.parse` reads (``"on"``, ``"off"``, ``"12"``,
+    ``"alpha=10,low=0.4,high=3"``, a mapping, None).
+
+    Raises:
+        ConfigError: an unknown key or a bad value.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    from mestudio.nets.evm import EVMSettings
+
+    try:
+        settings = EVMSettings.parse(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"evm={value}: {exc} (e.g. evm=on or evm=alpha=8,low=0.5,high=8,"
+                          "levels=3)") from None
+    return "" if settings is None or settings.alpha == 0 else settings.to_text()
 
 
 def config_hash(cfg: PreprocessConfig | dict[str, Any]) -> str:
@@ -394,6 +437,9 @@ def keyframe_inputs_batch(
         ValueError: a triple without three square crops.
     """
     cfg = cfg or PreprocessConfig()
+    if cfg.evm:
+        raise ConfigError(f"evm={cfg.evm}: Eulerian magnification is a preprocessing of clip "
+                          "inputs (a clip model such as im3dr_mfer), not of key frames")
     dev = resolve_device(device or cfg.device)
     onsets, apexes, frames = [], [], []
     for i, triple in enumerate(triples):
@@ -443,17 +489,21 @@ def keyframe_inputs(
 
 
 def clip_inputs(
-    crops: Sequence[np.ndarray], cfg: PreprocessConfig | None = None, device: str | None = None
+    crops: Sequence[np.ndarray], cfg: PreprocessConfig | None = None, device: str | None = None,
+    fps: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Inputs of a clip model from the aligned crops of one sample (onset..offset).
 
     ``cfg.clip_len`` frames are taken at evenly spaced positions (rounded indices) of
-    ``crops``; the flows between consecutive taken frames run as one TV-L1 batch.
+    ``crops``; with ``cfg.evm`` they are magnified (:func:`magnify_frames`); the flows
+    between consecutive taken frames run as one TV-L1 batch.
 
     Args:
         crops: >= 2 aligned crops (BGR ``uint8`` or grey, square, any size), in time order.
         cfg: the configuration (default :class:`PreprocessConfig`).
         device: overrides ``cfg.device``.
+        fps: frame rate of ``crops`` (frames per second of the event as these crops sample
+            it, :func:`clip_rate`); needed with ``cfg.evm`` only (its band is in Hz).
 
     Returns:
         ``{"clip": (T, C, S, S), "flow_seq": (T-1, 2, S, S)}`` float32 numpy arrays,
@@ -461,6 +511,7 @@ def clip_inputs(
 
     Raises:
         ValueError: fewer than 2 crops, or crops that are not square images.
+        ConfigError: ``cfg.evm`` without ``fps``.
     """
     cfg = cfg or PreprocessConfig()
     if cfg.recipe != "mestudio":
@@ -468,7 +519,18 @@ def clip_inputs(
     if len(crops) < 2:
         raise ValueError(f"clip_inputs: need at least 2 crops, got {len(crops)}")
     idx = np.linspace(0, len(crops) - 1, cfg.clip_len).round().astype(int)
-    frames = [_resize(_check_crop(crops[i], f"crop {i}"), cfg.flow_size) for i in idx]
+    frames: list[np.ndarray] = [_resize(_check_crop(crops[i], f"crop {i}"), cfg.flow_size)
+                                for i in idx]
+    if cfg.evm:
+        if fps is None or not fps > 0:
+            raise ConfigError(
+                f"this model's inputs are magnified (evm={cfg.evm}): making them needs the "
+                "frame rate of the event's frames, which this caller does not give; "
+                "`mestudio train` and `mestudio evaluate` apply it, live recognition, analyze "
+                "and review cannot")
+        # the taken frames sample the crops every (len - 1) / (T - 1) crops
+        rate = float(fps) * (cfg.clip_len - 1) / (len(crops) - 1)
+        frames = magnify_frames(frames, rate, cfg)
     grays = [_gray(f) for f in frames]
     uv, _ = _flows(
         grays[:-1], grays[1:], cfg, resolve_device(device or cfg.device), with_strain=False
@@ -478,6 +540,42 @@ def clip_inputs(
         "clip": np.ascontiguousarray(clip, dtype=np.float32),
         "flow_seq": np.ascontiguousarray(uv, dtype=np.float32),
     }
+
+
+def magnify_frames(frames: Sequence[np.ndarray], fps: float,
+                   cfg: PreprocessConfig) -> list[np.ndarray]:
+    """Eulerian magnification (``cfg.evm``) of a clip's frames.
+
+    Args:
+        frames: the clip's frames in time order (BGR ``uint8`` ``(S, S, 3)`` or grey
+            ``(S, S)``, one size).
+        fps: frames per second of ``frames`` as sampled (:func:`clip_rate`).
+        cfg: the configuration (``evm`` set).
+
+    Returns:
+        The magnified frames, float32 in 0..255 (not rounded: the amplified changes are
+        kept below one grey level), same shapes; the frames unchanged when ``evm`` is off.
+    """
+    settings = cfg.evm_settings()
+    if settings is None:
+        return list(frames)
+    from mestudio.nets.evm import magnify_clip_input
+
+    x = np.stack([np.asarray(f, dtype=np.float32) for f in frames]) * np.float32(1.0 / 255.0)
+    grey = x.ndim == 3
+    clip = x[:, None] if grey else x.transpose(0, 3, 1, 2)           # [T, C, H, W]
+    out = magnify_clip_input(clip, float(fps), settings) * np.float32(255.0)
+    out = out[:, 0] if grey else out.transpose(0, 2, 3, 1)
+    return [np.ascontiguousarray(f, dtype=np.float32) for f in out]
+
+
+def clip_rate(frame_numbers: Sequence[float], fps: float) -> float:
+    """Frames per second of a clip sampled at ``frame_numbers`` of a recording at ``fps``:
+    ``fps`` divided by the mean step between them (``fps`` when they do not advance)."""
+    numbers = [float(n) for n in frame_numbers]
+    if len(numbers) < 2 or numbers[-1] <= numbers[0]:
+        return float(fps)
+    return float(fps) * (len(numbers) - 1) / (numbers[-1] - numbers[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,7 +670,8 @@ class InputKind:
 
     def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
                     cfg: PreprocessConfig | None = None,
-                    device: str | None = None) -> dict[str, np.ndarray]:
+                    device: str | None = None,
+                    fps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
         """Model inputs of N events at once.
 
         Args:
@@ -580,6 +679,8 @@ class InputKind:
                 ``(s, s, 3)`` or grey ``(s, s)``, any square size).
             cfg: the configuration (default :class:`PreprocessConfig`).
             device: where the flow runs; overrides ``cfg.device``.
+            fps: per event, the frame rate of its crops as chosen (:func:`clip_rate`);
+                only preprocessing that filters in time needs it (``cfg.evm``).
 
         Returns:
             ``{name: float32 array (N, *shape)}`` for every name of :attr:`input_names`.
@@ -613,7 +714,8 @@ class KeyframeKind(InputKind):
 
     def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
                     cfg: PreprocessConfig | None = None,
-                    device: str | None = None) -> dict[str, np.ndarray]:
+                    device: str | None = None,
+                    fps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
         return keyframe_inputs_batch([tuple(crops) for crops in jobs], cfg, device=device)
 
     def model_kwargs(self, features: Mapping[str, np.ndarray]) -> dict[str, int]:
@@ -644,11 +746,16 @@ class ClipKind(InputKind):
 
     def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
                     cfg: PreprocessConfig | None = None,
-                    device: str | None = None) -> dict[str, np.ndarray]:
+                    device: str | None = None,
+                    fps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
         cfg = cfg or PreprocessConfig()
         if not jobs:
             return self._empty(cfg)
-        parts = [clip_inputs(list(crops), cfg, device=device) for crops in jobs]
+        rates = list(fps) if fps is not None else [None] * len(jobs)
+        if len(rates) != len(jobs):
+            raise ValueError(f"make_inputs: {len(rates)} frame rates for {len(jobs)} events")
+        parts = [clip_inputs(list(crops), cfg, device=device, fps=rate)
+                 for crops, rate in zip(jobs, rates, strict=True)]
         return {k: np.stack([p[k] for p in parts]) for k in self.input_names}
 
     def model_kwargs(self, features: Mapping[str, np.ndarray]) -> dict[str, int]:

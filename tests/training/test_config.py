@@ -38,12 +38,13 @@ def test_digest_of_runs_made_before_the_new_settings_is_unchanged():
 
     d = {k: v for k, v in TrainConfig().to_dict().items()
          if k not in ("device", "threads", "workers", "seeds", "final_model",
-                      "eval_batch_size", "aug_mode", "aug_stage")}
+                      "eval_batch_size", "aug_mode", "aug_stage", "evm")}
     d["class_weights"] = d.pop("focal_alpha")
     old = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
     assert TrainConfig().digest() == old
     assert TrainConfig(focal_alpha="paper").digest() != old
     assert TrainConfig(aug_mode="offline").digest() != old
+    assert TrainConfig(evm="on").digest() != old
 
 
 def test_every_field_can_be_set_with_key_value():

@@ -12,7 +12,11 @@ them by name). ``--folds``: a folder of the authors' STSTNet fold files; each fo
 only its own held-out subject, the predictions are pooled (leave-one-subject-out) and set
 beside the authors' UF1 0.7209 / UAR 0.725. Samples that cannot be scored (outside the
 class mapping, a class the model lacks, no face found, a subject without a fold file) are
-counted and listed. See :mod:`mestudio.training.evaluation`.
+counted and listed. ``--mapping`` takes what ``mestudio train --mapping`` takes (built-in
+names, shipped mapping files, your TOML file) and ``--min-class-samples N`` drops small
+classes as training does; the class set is stated as in a training report. A model trained
+with Eulerian magnification (``--set evm=...``) gets its inputs magnified the same way. See
+:mod:`mestudio.training.evaluation`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ HELP = ("score a model (.onnx) or the STSTNet fold files on a dataset release yo
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from mestudio.training.cliargs import add_alignment_arguments
+    from mestudio.training.cliargs import add_alignment_arguments, add_class_set_arguments
     from mestudio.training.datasets import DATASETS
 
     what = parser.add_argument_group("what to score (one of)")
@@ -41,9 +45,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"dataset: {', '.join(DATASETS)}")
     parser.add_argument("--root", required=True, type=Path, metavar="PATH",
                         help="folder holding the release as distributed (sheet + frames)")
-    parser.add_argument("--mapping", default="auto", metavar="MAP",
-                        help="class mapping of the dataset: native, 5class, 3class (default: "
-                             "the one under which most samples have a class of the model)")
+    add_class_set_arguments(parser, "the one under which most samples have a class of the "
+                                    "model")
     parser.add_argument("--layout", default="auto", choices=("auto", "raw", "selected", "cropped"),
                         help="frame layout of the release (default: the first present)")
     parser.add_argument("--sheet", type=Path, default=None, metavar="FILE",
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.align_size < 16:
         raise ConfigError(f"--align-size must be >= 16, got {args.align_size}")
+    if args.min_class_samples < 0:
+        raise ConfigError(f"--min-class-samples must be >= 0, got {args.min_class_samples}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)  # fail now, not after the work
     kwargs: dict[str, object] = {"layout": args.layout}
@@ -88,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
                            workers=args.workers, progress=show_progress(args))
     if args.model is not None:
         result = evaluate_model(args.model, dataset, args.root, mapping=args.mapping,
-                                options=options, device=args.device)
+                                options=options, device=args.device,
+                                min_class_samples=args.min_class_samples)
     else:
         result = evaluate_folds(args.folds, dataset, args.root, mapping=args.mapping,
-                                options=options)
+                                options=options, min_class_samples=args.min_class_samples)
     print(format_result(result))
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")

@@ -65,7 +65,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="torch threads per training process (default: torch's choice)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override any training setting (repeatable), e.g. --set "
-                             "weight_decay=0.01 --set aug_expansion=3 --set betas=0.9,0.99")
+                             "weight_decay=0.01 --set aug_expansion=3 --set betas=0.9,0.99; "
+                             "clip models: --set evm=on or evm=alpha=8,low=0.5,high=8,levels=3 "
+                             "magnifies each sample's frames (Eulerian video magnification) "
+                             "before its inputs are made, recorded in the model")
     parser.add_argument("--folds", default=None, metavar="LIST",
                         help="train only these folds (comma-separated fold ids)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -133,10 +136,11 @@ def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainCo
     from mestudio.training.runner import final_epochs, resolve_device, run_protocol, train_final
 
     log = logging.getLogger("mestudio.train")
+    # the features' spec first: a setting it refuses (evm for a key-frame model) fails now
+    spec = feature_spec(args, model_kind(cfg.model), evm=cfg.evm)
     class_set = load_class_set(args)
     dataset, samples, root = class_set.dataset, class_set.samples, class_set.root
     mapping, classes = class_set.mapping_name, list(class_set.classes)
-    spec = feature_spec(args, model_kind(cfg.model))
     cache = args.cache or default_cache_dir()
     suffix = f"-{cfg.ablation}" if cfg.ablation != "none" else ""
     out = args.out or Path("runs") / f"{dataset.name}-{cfg.model}-{args.protocol}{suffix}"
@@ -159,7 +163,8 @@ def _run(args: argparse.Namespace, cfg, stack) -> int:  # noqa: ANN001 - TrainCo
     print(f"dataset   {dataset.title} at {root}: {len(samples)} samples, "
           f"{len({s.fold for s in samples})} subjects, {mapping} classes: {', '.join(classes)}")
     print(f"model     {cfg.model} on {device}; {args.protocol.upper()}, seeds "
-          f"{', '.join(map(str, cfg.seeds))}, {cfg.epochs} epochs, ablation {cfg.ablation}")
+          f"{', '.join(map(str, cfg.seeds))}, {cfg.epochs} epochs, ablation {cfg.ablation}"
+          + (f"; EVM {spec.preprocess['evm']}" if spec.preprocess.get("evm") else ""))
     if session is not None:
         from mestudio.training.cluster import prepare_features_ray
 

@@ -9,9 +9,11 @@ upsampled back and added to the clip. Subtle changes inside the frequency band b
 Works on numpy arrays or torch tensors, on ``[T, C, H, W]`` or ``[N, T, C, H, W]`` clips.
 
 As a preprocessing option (IM3DR-MFER's "+EVM" ablation): :class:`EVMSettings` (amplification
-and band, with a text form for command lines) and :func:`magnify_clip_input`, which the
-training feature path calls on a clip's frames (0..1, before normalisation) when the option
-is set; ``mestudio reproduce im3dr-mfer`` passes ``--set evm=alpha=...,low=...,high=...``.
+and band, with a text form for command lines) and :func:`magnify_clip_input`, which
+:func:`mestudio.preprocess.clip_inputs` calls on a clip's frames (0..1, before the flow and
+the normalisation) when the preprocessing configuration's ``evm`` is set — ``mestudio train
+--set evm=...`` sets it, the model's metadata keeps it, ``mestudio evaluate`` applies it;
+``mestudio reproduce im3dr-mfer`` passes ``--set evm=alpha=...,low=...,high=...``.
 """
 
 from __future__ import annotations

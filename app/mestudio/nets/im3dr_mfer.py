@@ -13,9 +13,10 @@ A 3D ResNet18 (four stages of two basic blocks) with
   block;
 * global average pooling and a linear classifier.
 
-Eulerian video magnification is an optional preprocessing step of the frame clip:
-:func:`mestudio.nets.evm.magnify_clip_input` (settings :class:`mestudio.nets.evm.EVMSettings`,
-e.g. ``"alpha=10,low=0.4,high=3"``); it is not part of the network.
+Eulerian video magnification is an optional preprocessing step of the clip's frames (before
+the frame and flow inputs are made): :func:`mestudio.nets.evm.magnify_clip_input` (settings
+:class:`mestudio.nets.evm.EVMSettings`, e.g. ``"alpha=10,low=0.4,high=3"``; ``mestudio train
+--set evm=...``, ``PreprocessConfig.evm``); it is not part of the network.
 
 Switches (constructor arguments, in :meth:`config`, so they travel in checkpoints):
 

@@ -126,7 +126,8 @@ _IM3DR_ABLATIONS = TableSpec("ablations", "IM3DR-MFER ablations (averaged over t
         settings=('model_kwargs={"casa": false}',)),
     Row("full", "IM3DR-MFER", "im3dr_mfer"),
     Row("evm", "IM3DR-MFER + EVM", "im3dr_mfer", settings=(f"evm={EVM_DEFAULT}",),
-        note="Eulerian magnification of the frame clip (mestudio.nets.evm)"),
+        note="Eulerian magnification of the clip's frames before the frame and flow inputs "
+             "(mestudio train --set evm=..., mestudio.nets.evm)"),
 ), ("accuracy", "f1", "uf1", "uar"), numbers_key="ablations")
 
 PAPERS: dict[str, dict[str, TableSpec]] = {

@@ -1,10 +1,11 @@
 """Command-line helpers shared by ``mestudio data prepare`` and ``mestudio train``.
 
 Dataset arguments (``--dataset --root --mapping --min-class-samples --layout --sheet`` and
-the synthetic-dataset options), feature arguments (``--cache --align --align-size --preprocess
---prepare-workers``), the ``--model ARCH`` argument whose help lists the networks of
-:mod:`mestudio.nets` (made only when shown), loading the samples and building the feature
-spec. Heavy libraries (torch, cv2) are imported inside the functions.
+the synthetic-dataset options; ``--mapping --min-class-samples`` also for ``evaluate``),
+feature arguments (``--cache --align --align-size --preprocess --prepare-workers``), the
+``--model ARCH`` argument whose help lists the networks of :mod:`mestudio.nets` (made only
+when shown), loading the samples and building the feature spec. Heavy libraries (torch,
+cv2) are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -38,16 +39,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, root_required: boo
                         metavar="PATH",
                         help="folder holding the release as distributed (synthetic: where the "
                              "synthetic release is or will be rendered; default: the user cache)")
-    parser.add_argument("--mapping", default="auto", metavar="MAP|FILE",
-                        help="class set: native, 5class, 3class (default: 5class where the "
-                             "dataset has one, else native), a shipped mapping file "
-                             "(casme2-5class, samm-5class, megc2019-3class, "
-                             "m3enet-table1-<dataset>) or your own TOML file: classes = [...] "
-                             "and a [labels] table native label = class ([labels.<dataset>] "
-                             "tables per dataset)")
-    parser.add_argument("--min-class-samples", type=int, default=0, metavar="N",
-                        help="leave out classes with fewer than N samples after the mapping, "
-                             "with their samples (the report lists them; default 0: keep all)")
+    add_class_set_arguments(parser, "5class where the dataset has one, else native")
     parser.add_argument("--layout", default="auto", choices=("auto", "raw", "selected", "cropped"),
                         help="frame layout of the release (default: the first present)")
     parser.add_argument("--sheet", type=Path, default=None, metavar="FILE",
@@ -62,6 +54,22 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, root_required: boo
     syn.add_argument("--synth-faces", default=None, metavar="DIR",
                      help="folder with images/ and video/ of face photos and videos "
                           "(default: the shared test data when present, else scikit-image)")
+
+
+def add_class_set_arguments(parser: argparse.ArgumentParser, auto: str) -> None:
+    """``--mapping MAP|FILE --min-class-samples N`` (``train``, ``data prepare``,
+    ``evaluate``): read with :meth:`~mestudio.training.datasets.base.MEDataset.resolve_mapping`
+    and :func:`~mestudio.training.datasets.base.drop_small_classes`; ``auto`` says what the
+    default is."""
+    parser.add_argument("--mapping", default="auto", metavar="MAP|FILE",
+                        help=f"class set: native, 5class, 3class (default: {auto}), a shipped "
+                             "mapping file (casme2-5class, samm-5class, megc2019-3class, "
+                             "m3enet-table1-<dataset>) or your own TOML file: classes = [...] "
+                             "and a [labels] table native label = class ([labels.<dataset>] "
+                             "tables per dataset)")
+    parser.add_argument("--min-class-samples", type=int, default=0, metavar="N",
+                        help="leave out classes with fewer than N samples after the mapping, "
+                             "with their samples (the report lists them; default 0: keep all)")
 
 
 def add_alignment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -284,14 +292,26 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def feature_spec(args: argparse.Namespace, kind: str) -> Any:
-    """The :class:`~mestudio.training.features.FeatureSpec` the arguments describe."""
+def feature_spec(args: argparse.Namespace, kind: str, *, evm: str = "") -> Any:
+    """The :class:`~mestudio.training.features.FeatureSpec` the arguments describe.
+
+    ``evm``: ``mestudio train``'s ``--set evm=...`` (canonical text form, ``""`` = off),
+    the preprocessing field ``evm``; a ``--preprocess evm=...`` that says otherwise is an
+    error.
+    """
     import dataclasses
 
     from mestudio.errors import ConfigError
+    from mestudio.preprocess import evm_text
     from mestudio.training.features import make_spec
 
     overrides = parse_overrides(list(getattr(args, "preprocess", []) or []))
+    if evm:
+        given = evm_text(overrides.get("evm"))
+        if "evm" in overrides and given != evm:
+            raise ConfigError(f"--set evm={evm} and --preprocess evm={given or 'off'} differ: "
+                              "give one of them")
+        overrides["evm"] = evm
     try:
         return make_spec(kind, align=args.align, align_size=args.align_size, **overrides)
     except (TypeError, ValueError) as exc:

@@ -67,7 +67,7 @@ defaults (the paper does not say whether its transforms act before or after the 
 #: Legacy setting names accepted by :meth:`TrainConfig.from_dict` and ``--set``.
 LEGACY_NAMES: dict[str, str] = {"class_weights": "focal_alpha"}
 #: New settings whose default leaves the settings' digest as it was before they existed.
-_DIGEST_NEUTRAL: dict[str, object] = {"aug_mode": "online", "aug_stage": "maps"}
+_DIGEST_NEUTRAL: dict[str, object] = {"aug_mode": "online", "aug_stage": "maps", "evm": ""}
 
 VALIDATIONS: tuple[str, ...] = ("none", "subjects")
 """Validation policies: ``none`` = fixed schedule, the last epoch's weights are used;
@@ -120,6 +120,14 @@ class TrainConfig:
         val_fraction: fraction of a fold's training subjects held out for validation.
         val_metric: metric the validation split maximises (``uf1``, ``uar``, ``accuracy``).
         ablation: one of :data:`ABLATIONS`.
+        evm: Eulerian video magnification of the frames of each sample before its inputs
+            are made (IM3DR-MFER's "+EVM"; clip models only): ``""`` / ``off`` (default),
+            ``on`` (alpha 8, band 0.5-8 Hz, 3 pyramid levels), a bare amplification
+            (``--set evm=10``) or ``alpha=A,low=HZ,high=HZ,levels=N`` (any subset; the
+            names of :class:`mestudio.nets.evm.EVMSettings`); stored in the canonical text
+            form. It becomes the features' preprocessing setting
+            (``PreprocessConfig.evm``): part of the feature-cache key and of the model's
+            preprocessing metadata, so ``mestudio evaluate`` magnifies the same way.
         final_model: also train a model on all samples after the protocol.
         eval_batch_size: batch size for prediction.
     """
@@ -151,10 +159,14 @@ class TrainConfig:
     val_fraction: float = 0.2
     val_metric: str = "uf1"
     ablation: str = "none"
+    evm: str = ""
     final_model: bool = True
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
+        from mestudio.preprocess import evm_text
+
+        self.evm = evm_text(self.evm)  # canonical text form; ConfigError on a bad value
         self.validate()
 
     def validate(self) -> None:

@@ -17,7 +17,14 @@ Two ways to score:
 
 Classes: the dataset's labels are matched to the model's class names by name (case and the
 ``other``/``others`` spelling ignored). The dataset mapping (``native``, ``5class``,
-``3class``) is chosen to score the most samples unless given. Nothing is dropped silently:
+``3class``) is chosen to score the most samples unless given; ``--mapping`` also takes what
+``mestudio train --mapping`` takes (a shipped mapping file by name, or a TOML file: read by
+the same :meth:`~mestudio.training.datasets.base.MEDataset.resolve_mapping`), and
+``--min-class-samples N`` leaves out the mapping's classes with fewer than N samples as
+training does (:func:`~mestudio.training.datasets.base.drop_small_classes`). The result
+states the class set as a training report does (``class_set``: mapping name, file, SHA-256,
+classes, min-class-samples, dropped classes; plus the samples per class). Nothing is dropped
+silently:
 samples that the mapping excludes, samples whose class the model lacks, samples whose inputs
 cannot be computed (no face found, unreadable frame) and, for folds, subjects without a fold
 file are all counted and listed in the result.
@@ -88,13 +95,16 @@ class Selection:
     """The samples of a release that can be scored against a set of model classes.
 
     Attributes:
-        dataset, title, root, mapping: the release and the class mapping used.
+        dataset, title, root, mapping: the release and the class mapping used (its name).
         release_samples: usable samples of the release (any label).
         outside_mapping: native label -> samples the mapping excludes.
         class_not_in_model: label -> samples whose class the model lacks.
         samples: the samples to score (labels under ``mapping``).
         y: sample id -> index of its class in the model's classes.
         issues: issue kind -> count, from the release scan (``mestudio data check``).
+        class_set: what the class set is, as a training report states it
+            (:meth:`mestudio.training.cliargs.ClassSet.describe`) plus ``class_counts``
+            (samples of the release per class of the set, after ``min_class_samples``).
     """
 
     dataset: str
@@ -107,17 +117,38 @@ class Selection:
     samples: list[Any]
     y: dict[str, int]
     issues: dict[str, int] = field(default_factory=dict)
+    class_set: dict[str, Any] = field(default_factory=dict)
 
 
-def choose_mapping(report: Any, classes: Sequence[str], requested: str = "auto") -> str:
+def resolve_mapping(dataset: Any, mapping: Any = "auto") -> Any:
+    """``--mapping`` of ``mestudio evaluate``: ``"auto"`` (chosen by the model's classes,
+    :func:`choose_mapping`) or what ``mestudio train --mapping`` accepts, read by the same
+    :meth:`~mestudio.training.datasets.base.MEDataset.resolve_mapping` (a built-in name, a
+    shipped mapping file, a TOML file; a :class:`ClassMapping` as it is).
+
+    Raises:
+        DatasetError: an unknown mapping, or a mapping file that cannot be read.
+    """
+    if isinstance(mapping, str) and mapping == "auto":
+        return mapping
+    return dataset.resolve_mapping(mapping)
+
+
+def choose_mapping(report: Any, classes: Sequence[str], requested: Any = "auto") -> Any:
     """The class mapping of the release to score ``classes`` with.
 
     ``auto``: the mapping under which the most samples have a class of the model; ties go to
-    a mapping whose classes are all the model's, then to the first one (native first).
+    a mapping whose classes are all the model's, then to the first one (native first). A
+    :class:`~mestudio.training.datasets.base.ClassMapping` (a mapping file,
+    :func:`resolve_mapping`) is returned as it is.
 
     Raises:
         DatasetError: a requested mapping the dataset lacks.
     """
+    from mestudio.training.datasets.base import ClassMapping
+
+    if isinstance(requested, ClassMapping):
+        return requested
     mappings = list(report.mappings())
     if requested != "auto":
         if requested not in mappings:
@@ -150,21 +181,48 @@ def scan_release(dataset: Any, root: str | os.PathLike[str]) -> Any:
     return report
 
 
-def select_samples(report: Any, classes: Sequence[str], *, mapping: str = "auto") -> Selection:
+def select_samples(report: Any, classes: Sequence[str], *, mapping: Any = "auto",
+                   min_class_samples: int = 0, dataset: Any = None) -> Selection:
     """The samples of a scanned release (:func:`scan_release`) whose class, under the
-    mapping, the model has.
+    mapping (a name or a :class:`~mestudio.training.datasets.base.ClassMapping`,
+    :func:`resolve_mapping`) and after ``min_class_samples``, the model has.
+
+    Args:
+        dataset: the release's loader (for the class set's description; default: the
+            registry's loader of ``report.dataset``).
 
     Raises:
-        DatasetError: none of the samples has a class of the model; an unknown mapping.
+        DatasetError: none of the samples has a class of the model; an unknown mapping;
+            ``min_class_samples`` leaves fewer than two classes.
     """
+    from mestudio.training.cliargs import ClassSet
+    from mestudio.training.datasets import get_dataset
+    from mestudio.training.datasets.base import ClassMapping, drop_small_classes
+
     mapping = choose_mapping(report, classes, mapping)
-    table = report.class_maps.get(mapping)
-    outside = Counter(s.native_label for s in report.samples
-                      if table is not None and s.native_label not in table)
+    loader = dataset if dataset is not None else get_dataset(report.dataset)
+    if isinstance(mapping, ClassMapping):
+        outside = Counter(s.native_label for s in report.samples
+                          if mapping.map(s.native_label, s.dataset) is None)
+    else:
+        table = report.class_maps.get(mapping)
+        outside = Counter(s.native_label for s in report.samples
+                          if table is not None and s.native_label not in table)
+    class_map = loader.mapping_object(mapping)
+    mapped = report.mapped(mapping)
+    set_classes = list(class_map.classes)
+    dropped: dict[str, int] = {}
+    minimum = int(min_class_samples or 0)
+    if minimum > 0:  # as training does (mestudio.training.cliargs.load_class_set)
+        mapped, set_classes, dropped = drop_small_classes(mapped, set_classes, minimum)
+    counts = Counter(s.label for s in mapped)
+    class_set = {**ClassSet(loader, mapped, set_classes, class_map, Path(report.root), minimum,
+                            dropped).describe(),
+                 "class_counts": {c: counts.get(c, 0) for c in set_classes}}
     index = {class_key(c): i for i, c in enumerate(classes)}
     lacking: Counter[str] = Counter()
     samples, y = [], {}
-    for s in report.mapped(mapping):
+    for s in mapped:
         k = index.get(class_key(s.label))
         if k is None:
             lacking[s.label] += 1
@@ -174,13 +232,13 @@ def select_samples(report: Any, classes: Sequence[str], *, mapping: str = "auto"
     if not samples:
         raise DatasetError(
             f"none of the {len(report.samples)} {report.title} samples has a class of the model "
-            f"({', '.join(classes)}) under the {mapping} mapping "
-            f"(classes there: {', '.join(sorted({s.label for s in report.mapped(mapping)}))})")
+            f"({', '.join(classes)}) under the {class_map.name} mapping "
+            f"(classes there: {', '.join(sorted({s.label for s in mapped}))})")
     return Selection(dataset=report.dataset, title=report.title, root=report.root,
-                     mapping=mapping, release_samples=len(report.samples),
+                     mapping=str(class_map.name), release_samples=len(report.samples),
                      outside_mapping=dict(outside.most_common()),
                      class_not_in_model=dict(lacking.most_common()), samples=samples, y=y,
-                     issues=report.issue_counts())
+                     issues=report.issue_counts(), class_set=class_set)
 
 
 # ---- inputs -----------------------------------------------------------------------------
@@ -296,6 +354,7 @@ def _result(selection: Selection, classes: Sequence[str], fold_predictions: list
         "outside_mapping": selection.outside_mapping,
         "class_not_in_model": selection.class_not_in_model,
         "no_inputs": failed, "release_issues": selection.issues,
+        "class_set": selection.class_set,
         **extra,
         **metrics,
         "predictions": predictions,
@@ -304,9 +363,14 @@ def _result(selection: Selection, classes: Sequence[str], fold_predictions: list
 
 
 def evaluate_model(model_path: str | os.PathLike[str], dataset: Any,
-                   root: str | os.PathLike[str], *, mapping: str = "auto",
-                   options: InputOptions | None = None, device: str = "auto") -> dict[str, Any]:
+                   root: str | os.PathLike[str], *, mapping: Any = "auto",
+                   options: InputOptions | None = None, device: str = "auto",
+                   min_class_samples: int = 0) -> dict[str, Any]:
     """Score an exported model on every sample of a release (see the module docstring).
+
+    ``mapping``: ``auto``, a built-in mapping name, a mapping file (name or path) or a
+    :class:`~mestudio.training.datasets.base.ClassMapping` (:func:`resolve_mapping`);
+    ``min_class_samples``: as ``mestudio train --min-class-samples``.
 
     Returns:
         The figures (:func:`mestudio.training.metrics.compute_metrics` keys: ``n``,
@@ -320,10 +384,12 @@ def evaluate_model(model_path: str | os.PathLike[str], dataset: Any,
     from mestudio.inference.engine import InferenceEngine
 
     options = options or InputOptions()
+    mapping = resolve_mapping(dataset, mapping)  # a broken mapping file fails first
     report = scan_release(dataset, root)  # a wrong root fails before the model loads
     engine = InferenceEngine(model_path, device=device, threads=0)
     classes = engine.classes
-    selection = select_samples(report, classes, mapping=mapping)
+    selection = select_samples(report, classes, mapping=mapping,
+                               min_class_samples=min_class_samples, dataset=dataset)
     features, failed = compute_inputs(selection.samples, engine.input_kind,
                                       engine.preprocess_config, options, selection.dataset)
     if not len(features):
@@ -346,14 +412,16 @@ def evaluate_model(model_path: str | os.PathLike[str], dataset: Any,
              "input_kind": engine.input_kind, "description": engine.description,
              "synthetic": engine.synthetic,
              "trained_on": (training.get("dataset") if isinstance(training, Mapping) else None),
-             "preprocess_recipe": str(engine.preprocess_config.get("recipe", "mestudio"))}
+             "preprocess_recipe": str(engine.preprocess_config.get("recipe", "mestudio")),
+             "evm": str(engine.preprocess_config.get("evm") or "")}
     return _result(selection, classes, [preds], {sid: engine.name for sid in preds}, failed,
                    mode="model", model=model, align=options.align)
 
 
 def evaluate_folds(folds_dir: str | os.PathLike[str], dataset: Any,
-                   root: str | os.PathLike[str], *, mapping: str = "auto",
-                   options: InputOptions | None = None) -> dict[str, Any]:
+                   root: str | os.PathLike[str], *, mapping: Any = "auto",
+                   options: InputOptions | None = None,
+                   min_class_samples: int = 0) -> dict[str, Any]:
     """Score the authors' STSTNet fold files, each on its own held-out subject only.
 
     A sample's fold file is ``<stem>.pth`` with the stem of :func:`fold_file_stem` (names
@@ -380,6 +448,7 @@ def evaluate_folds(folds_dir: str | os.PathLike[str], dataset: Any,
     from mestudio.preprocess import ststnet_megc2019_config
 
     options = options or InputOptions()
+    mapping = resolve_mapping(dataset, mapping)
     folder = Path(folds_dir).expanduser()
     if not folder.is_dir():
         raise ModelFileError(f"--folds {folder} is not a folder (a folder of STSTNet fold files "
@@ -392,7 +461,8 @@ def evaluate_folds(folds_dir: str | os.PathLike[str], dataset: Any,
                                  f" and {f}")
         by_stem[f.stem.lower()] = f
     classes = MEGC2019_CLASSES
-    selection = select_samples(scan_release(dataset, root), classes, mapping=mapping)
+    selection = select_samples(scan_release(dataset, root), classes, mapping=mapping,
+                               min_class_samples=min_class_samples, dataset=dataset)
 
     subjects: dict[str, list[Any]] = {}
     stems: dict[str, str] = {}
@@ -483,9 +553,12 @@ def format_result(result: Mapping[str, Any]) -> str:
                          "held-out figures)")
         if m.get("synthetic"):
             lines.append("          SYNTHETIC-data model (synthetic AU patterns, not emotions)")
-        lines.append(f"inputs    alignment {result.get('align')}")
+        lines.append(f"inputs    alignment {result.get('align')}"
+                     + (f"; Eulerian magnification {m['evm']} (as in training)"
+                        if m.get("evm") else ""))
     lines.append(f"dataset   {result['title']} ({result['dataset']}) at {result['root']}: "
                  f"{result['release_samples']} usable samples, {result['mapping']} mapping")
+    lines.extend(class_set_lines(result.get("class_set") or {}))
     if result["outside_mapping"]:
         n = sum(result["outside_mapping"].values())
         lines.append(f"          {n} outside the {result['mapping']} mapping, not scored: "
@@ -538,6 +611,29 @@ def format_result(result: Mapping[str, Any]) -> str:
     for c, row in zip(classes, result["confusion"], strict=True):
         lines.append(f"{c:<{width}}" + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+def class_set_lines(cs: Mapping[str, Any]) -> list[str]:
+    """The class set as ``mestudio evaluate`` prints it (what a training report states:
+    mapping, file and SHA-256, classes with their samples, min-class-samples and the classes
+    it dropped)."""
+    if not cs:
+        return []
+    name = str(cs.get("mapping"))
+    if cs.get("mapping_sha256"):
+        name += (f" ({cs.get('mapping_source') or 'built-in'}, SHA-256 "
+                 f"{str(cs['mapping_sha256'])[:16]})")
+    counts = cs.get("class_counts") or {}
+    classes = ", ".join(f"{c} {counts[c]}" if c in counts else str(c)
+                        for c in cs.get("classes", []))
+    lines = [f"class set {name}: {classes}"]
+    dropped = cs.get("dropped_classes") or {}
+    if cs.get("min_class_samples") or dropped:
+        text = f"          min-class-samples {cs.get('min_class_samples', 0)}"
+        if dropped:
+            text += " — dropped: " + ", ".join(f"{c} ({n} samples)" for c, n in dropped.items())
+        lines.append(text)
+    return lines
 
 
 def check_arguments(model: Any, folds: Any) -> None:

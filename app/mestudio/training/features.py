@@ -22,10 +22,14 @@ application takes (ARCHITECTURE.md: ``preprocess.py`` is the only implementation
    :meth:`~mestudio.preprocess.InputKind.make_inputs` turns the crops into the inputs
    (keyframes: ``flow`` ``[3, S, S]`` = u, v, strain and ``frames`` ``[3, C, S, S]``; clip:
    ``clip`` ``[T, C, S, S]`` and ``flow_seq`` ``[T-1, 2, S, S]``); the arrays cached are the
-   kind's ``feature_names``.
+   kind's ``feature_names``. With Eulerian magnification in the preprocessing configuration
+   (``PreprocessConfig.evm``: ``mestudio train --set evm=...``, clip models only) the chosen
+   frames are magnified inside ``make_inputs`` before both inputs are made; the frame rate
+   it needs is the sample's (:func:`sample_clip_rate`).
 
 Cache: ``CACHE/<dataset>/<key>/<sample>.npz`` where ``key`` hashes the preprocessing
-configuration (:func:`mestudio.preprocess.config_hash`), the input kind, the alignment
+configuration (:func:`mestudio.preprocess.config_hash`, EVM settings included, so magnified
+and plain inputs never share a folder), the input kind, the alignment
 method and size and the tracker's mode; each file also records a fingerprint of the frame
 files it was computed from (paths, sizes, modification times), so a changed release is
 recomputed. Files are written atomically: an interrupted ``prepare`` resumes where it
@@ -49,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from mestudio.errors import DatasetError, FaceNotFoundError
+from mestudio.errors import ConfigError, DatasetError, FaceNotFoundError
 from mestudio.fsutil import atomic_path
 from mestudio.preprocess import DEFAULT_INPUT_KIND
 from mestudio.preprocess import input_kind as _input_kind
@@ -89,9 +93,13 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         try:
-            _input_kind(self.kind)
+            kind = _input_kind(self.kind)
         except ValueError as exc:
             raise DatasetError(f"feature kind: {exc}") from None
+        if self.preprocess.get("evm") and not kind.is_clip:
+            raise ConfigError(f"evm={self.preprocess['evm']}: Eulerian magnification is a "
+                              f"preprocessing of clip inputs (clip models such as im3dr_mfer); "
+                              f"this network takes {self.kind} inputs")
         if self.align not in ALIGN_METHODS:
             raise DatasetError(f"alignment must be one of {', '.join(ALIGN_METHODS)}, "
                                f"got {self.align!r}")
@@ -275,10 +283,15 @@ def _inputs_from_crops(sample: Any, spec: FeatureSpec, cfg: Any | None,
     kind's inputs, checked finite, without the batch axis."""
     cfg = cfg if cfg is not None else preprocess_config(spec.preprocess)
     crops = aligned_crops(sample, spec, cfg)
-    images = [crops[n] for n in needed_frames(sample, spec.kind, cfg)]
+    numbers = needed_frames(sample, spec.kind, cfg)
+    images = [crops[n] for n in numbers]
     if transform is not None:
         images = [transform(im) for im in images]
-    result = _input_kind(spec.kind).make_inputs([images], cfg)
+    kind = _input_kind(spec.kind)
+    if getattr(cfg, "evm", ""):  # magnification filters in time: it needs the frame rate
+        result = kind.make_inputs([images], cfg, fps=[sample_clip_rate(sample, numbers)])
+    else:
+        result = kind.make_inputs([images], cfg)
     out = {}
     for name in spec.input_names:
         arr = np.asarray(result[name][0], dtype=np.float32)
@@ -286,6 +299,15 @@ def _inputs_from_crops(sample: Any, spec: FeatureSpec, cfg: Any | None,
             raise FeatureError(f"{name} holds non-finite values")
         out[name] = arr
     return out
+
+
+def sample_clip_rate(sample: Any, numbers: Sequence[int]) -> float:
+    """Frames per second of the frames ``numbers`` of ``sample`` as a clip
+    (:func:`mestudio.preprocess.clip_rate` at the release's frame rate; 30 when the sample
+    has none)."""
+    from mestudio.preprocess import clip_rate
+
+    return clip_rate(numbers, float(sample.fps) if sample.fps else 30.0)
 
 
 # ---- cache ----------------------------------------------------------------------------------
@@ -585,8 +607,8 @@ def variant_inputs(sample: Any, spec: FeatureSpec, variant: Any, cfg: Any | None
                    ) -> dict[str, np.ndarray]:
     """The model inputs of one offline variant of a sample: its aligned crops transformed
     (:func:`mestudio.training.augment.transform_crop`: flip, rotation or noise), then the
-    input kind's :meth:`~mestudio.preprocess.InputKind.make_inputs` — the optical flow is
-    computed from the transformed crops.
+    input kind's :meth:`~mestudio.preprocess.InputKind.make_inputs` — the optical flow (and,
+    with ``evm``, the magnification) is computed from the transformed crops.
 
     Raises:
         FeatureError: the sample cannot be turned into inputs.

@@ -6,8 +6,9 @@
   dataset plus the full composite (the MEGC layout; NOT the paper's Table 3, which is its
   ablation table: a row per ablation run, see ``--ablation``);
 * what was run: protocol, class set (mapping name, file and SHA-256), min-class-samples and
-  the classes it dropped, seeds, epochs, augmentation mode and stage, focal-loss alpha, the
-  network's parameter count and streams, and the exact command;
+  the classes it dropped, seeds, epochs, augmentation mode and stage, focal-loss alpha,
+  Eulerian magnification (when on), the network's parameter count and streams, and the
+  exact command;
 * per-class figures, the confusion matrix (summed over seeds, PNG), per-seed figures and a
   per-fold list.
 
@@ -184,7 +185,9 @@ def markdown(report: Mapping[str, Any], confusion_png: str | None = None) -> str
         ("model selection", "none: fixed schedule, last epoch" if cfg.get("validation") == "none"
          else f"epoch chosen on {cfg.get('val_fraction')} of the TRAINING subjects "
               f"({cfg.get('val_metric')}); test folds never used"),
-        ("ablation", cfg.get("ablation")), ("device", data.get("device")),
+        ("ablation", cfg.get("ablation")),
+        ("Eulerian magnification", cfg.get("evm") or None),
+        ("device", data.get("device")),
         ("time", f"{report.get('seconds', 0):.0f} s"),
         ("command", f"`{report['command']}`" if report.get("command") else None),
     ]
