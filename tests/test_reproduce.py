@@ -11,7 +11,7 @@ import torch
 from mestudio.cli import main
 from mestudio.reproduce import PAPERS, paper_numbers, select_tables
 from mestudio.reproduce.run import guess_dataset, unavailable_reason
-from mestudio.reproduce.tables import paper_value
+from mestudio.reproduce.tables import Row, paper_value
 from training.fixtures import build_casme2, make_casme2_rows
 
 
@@ -32,7 +32,9 @@ def test_rows_name_registered_networks_or_say_why_not():
     t2 = select_tables("m3enet", ["2"])[0]
     reasons = {r.key: unavailable_reason(r) for r in t2.rows}
     assert reasons["m3enet"] == reasons["htnet"] == reasons["alexnet"] == ""
-    assert reasons["laenet"] == "not implemented in mestudio"
+    assert reasons["laenet"] == reasons["ssrlts-vit"] == reasons["cnncapsnet"] == ""
+    assert unavailable_reason(Row("capsnet2", "CapsNet 2", None)) == \
+        "not implemented in mestudio"
     with pytest.raises(Exception, match="no table"):
         select_tables("m3enet", ["9"])
 
@@ -53,7 +55,7 @@ def test_reproduce_m3enet_end_to_end_and_resume(tmp_path, capsys):
     (tmp_path / "data" / "notes").mkdir()  # not a release: ignored
     out = tmp_path / "rep"
     args = ["reproduce", "m3enet", "--root", str(tmp_path / "data"), "--out", str(out),
-            "--tables", "2,3,4", "--rows", "m3enet,ststnet,htnet,laenet,full,no-aug",
+            "--tables", "2,3,4", "--rows", "m3enet,ststnet,htnet,full,no-aug",
             "--epochs", "1", "--seeds", "1", "--batch-size", "8", "--set", "aug_expansion=1",
             "--align", "none", "--cache", str(tmp_path / "cache"), "--prepare-workers", "1",
             "--threads", "1", "--latency-iters", "2"]
@@ -65,7 +67,6 @@ def test_reproduce_m3enet_end_to_end_and_resume(tmp_path, capsys):
     assert "| M3ENet | CASME II |" in md and "| HTNet | CASME II |" in md
     # Table 4: paper's 6.01 M parameters beside ours (6.006 M), difference printed
     assert "6.01 / 6.01 (-0.00)" in md and "42.81 / 42.87 (-0.06)" in md
-    assert "LAENet: unavailable (not implemented in mestudio)" in md
     with open(out / "reproduce_m3enet.csv", newline="") as f:
         lines = list(csv.DictReader(f))
     acc = [ln for ln in lines if ln["table"] == "3" and ln["row"] == "full"

@@ -88,7 +88,7 @@ STSTNET_RECIPE = "ststnet-megc2019"
 
 
 def _fast_tvl1() -> dict[str, Any]:
-    from mestudio.flow.tvl1 import FAST_PARAMS
+    from mestudio.flow.tvl1_params import FAST_PARAMS
 
     return FAST_PARAMS.to_dict()
 
@@ -177,7 +177,7 @@ class PreprocessConfig:
     def tvl1_params(self) -> Any:
         """The TV-L1 parameters as :class:`mestudio.flow.TVL1Params` (fields missing from
         ``tvl1`` take the values of :data:`mestudio.flow.FAST_PARAMS`)."""
-        from mestudio.flow.tvl1 import FAST_PARAMS
+        from mestudio.flow.tvl1_params import FAST_PARAMS
 
         return FAST_PARAMS.replace(**self.tvl1)
 
