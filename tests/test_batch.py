@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mestudio import batch
@@ -201,3 +202,25 @@ def test_a_stop_cancels_the_inputs_not_started(tmp_path: Path) -> None:
     assert [r.status for r in report.results] == ["ok", "cancelled"]
     assert [r["status"] for r in _summary(tmp_path / "out")] == ["ok", "cancelled"]
     assert not (tmp_path / "out" / batch.STOP_NAME).exists()
+
+
+def test_bench_single_clip_is_a_640x360_recording_of_the_asked_length(tmp_path):
+    """`bench analyze` measures one video on a 640x360 30 fps recording of a given length."""
+    import cv2
+
+    from mestudio.bench.analyze import single_clip
+
+    src = tmp_path / "src.avi"
+    w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 300))
+    for i in range(5):
+        w.write(np.full((300, 320, 3), 40 * i, np.uint8))
+    w.release()
+    n = single_clip(src, tmp_path / "clip.mp4", seconds=1.0)
+    cap = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    shape, count = None, 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        shape, count = img.shape, count + 1
+    assert n == count == 30 and shape == (360, 640, 3)
