@@ -3,8 +3,8 @@
 import multiprocessing
 import sys
 
-from mestudio.cli import main
+from mestudio.cli import fast_exit, main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # torch/data-loader workers in the frozen app
-    sys.exit(main())
+    fast_exit(main())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -122,3 +125,22 @@ def test_analyze_demo_source(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     rows = list(csv.DictReader((tmp_path / "frames.csv").open()))
     assert len(rows) == 5 and all(r["face_found"] == "1" for r in rows)
     assert "demo: 5 frames" in capsys.readouterr().out
+
+
+def test_the_program_exits_with_its_code_after_writing_everything(tmp_path):
+    """`python -m mestudio` ends without the interpreter's teardown (fast_exit), yet the exit
+    code, the printed summary and every output file are all there."""
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "mestudio", "analyze",
+                           "demo:duration=3,seed=1", "--out", str(out), "--no-recognition"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout
+    doc = json.loads((out / "events.json").read_text())
+    assert doc["n_frames"] == 90
+    assert (out / "frames.csv").read_text().count("\n") == 91
+    bad = subprocess.run([sys.executable, "-m", "mestudio", "analyze",
+                          str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o2")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,5 +1,3 @@
-import sys
+from mestudio.cli import run
 
-from mestudio.cli import main
-
-sys.exit(main())
+run()
