@@ -148,7 +148,12 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         model_crops = crops if used == [event.onset, event.apex, event.offset] else \
             pp.align_keyframes([read_frame(i).image for i in used], cfg.flow_size,
                                tracker_config)
-        pred = engine.predict(kind.make_inputs([model_crops], cfg))[0]
+        fps = None
+        if cfg.evm:  # magnification works in Hz: the rate of the chosen frames
+            times = [read_frame(i).timestamp_s for i in used]
+            span = times[-1] - times[0]
+            fps = [(len(used) - 1) / span if span > 0 else 30.0]
+        pred = engine.predict(kind.make_inputs([model_crops], cfg, fps=fps))[0]
     except Exception as exc:  # noqa: BLE001 - show the rest of the panel
         log.warning("recognition of event %d failed: %s", event.id, exc)
         out.notes.append(f"recognition failed: {exc}")

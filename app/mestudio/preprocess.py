@@ -45,7 +45,7 @@ With ``evm`` set (IM3DR-MFER's "+EVM"), the sampled frames at ``flow_size`` are 
 (Eulerian video magnification, :func:`mestudio.nets.evm.magnify_clip_input`, in 0..1) and
 both inputs are made from the magnified frames; the temporal band is in Hz, so the caller
 gives the frame rate of the crops (``fps``: training and ``mestudio evaluate`` know it from
-the release; live recognition, analyze and review do not and refuse such a model).
+the release; live recognition, analyze and review from the timestamps of the event's frames).
 
 Named recipes (``recipe``): ``"mestudio"`` (the default, described above) and
 ``"ststnet-megc2019"``, the input of the published STSTNet weights (FG 2019, MEGC2019

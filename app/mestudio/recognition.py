@@ -62,18 +62,20 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import ConfigError
-from mestudio.preprocess import DEFAULT_INPUT_KIND, PreprocessConfig
+from mestudio.preprocess import DEFAULT_INPUT_KIND, PreprocessConfig, clip_rate
 from mestudio.preprocess import input_kind as kind_spec
 from mestudio.preprocess import pick_keyframes as pick_keyframes  # re-exported
 from mestudio.types import FaceObservation, Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
 
-InputsFn = Callable[[Sequence[Sequence[np.ndarray]]], Mapping[str, np.ndarray]]
+InputsFn = Callable[..., Mapping[str, np.ndarray]]
 """``jobs' crops -> batched model inputs``: one list of aligned crops per job (those the
 input kind's :meth:`~mestudio.preprocess.InputKind.select` chose: keyframe models
 ``[onset, apex, offset]``, clip models ``clip_len`` crops from onset to offset) to the
-engine's input dict with a leading batch axis ``N = len(jobs)``."""
+engine's input dict with a leading batch axis ``N = len(jobs)``. For a model whose
+preprocessing needs the frame rate (Eulerian magnification, ``evm``) it is also called with
+``fps=`` (per job, the rate of its chosen crops)."""
 
 
 def buffer_seconds(micro_max_s: float, emit_delay_s: float, margin_s: float = 0.5, *,
@@ -140,6 +142,14 @@ class CropBuffer:
     def oldest_index(self) -> int | None:
         return self._items[0][0] if self._items else None
 
+    def rate_between(self, first: int, last: int) -> float | None:
+        """Frames per second of the source over the frames ``first..last`` held (from their
+        indices and timestamps), or None with fewer than two."""
+        held = [(i, t) for i, t, _ in self._items if first <= i <= last]
+        if len(held) < 2 or held[-1][1] <= held[0][1]:
+            return None
+        return (held[-1][0] - held[0][0]) / (held[-1][1] - held[0][1])
+
     def crops_between(self, first: int, last: int) -> list[tuple[int, np.ndarray]]:
         """``(index, crop)`` of the frames ``first..last`` (inclusive) that have a face."""
         return [(i, c) for i, _, c in self._items if first <= i <= last and c is not None]
@@ -163,8 +173,11 @@ def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any]
     kind = kind_spec(input_kind)
     cfg = _config(preprocess_metadata)
 
-    def make_inputs(jobs: Sequence[Sequence[np.ndarray]]) -> Mapping[str, np.ndarray]:
-        return kind.make_inputs(jobs, cfg, device=device)
+    def make_inputs(jobs: Sequence[Sequence[np.ndarray]],
+                    fps: Sequence[float] | None = None) -> Mapping[str, np.ndarray]:
+        if fps is None:  # kinds that never need the rate need not take it
+            return kind.make_inputs(jobs, cfg, device=device)
+        return kind.make_inputs(jobs, cfg, device=device, fps=fps)
 
     return make_inputs
 
@@ -187,6 +200,7 @@ class _Job:
     event: SpotEvent
     crops: list[np.ndarray]
     submitted_at: float
+    fps: float = 30.0  # rate of the chosen crops (models that magnify need it)
 
 
 @dataclass
@@ -370,6 +384,11 @@ class Recognizer:
                         else f"(buffer starts at frame {oldest})")
             return False
         job = _Job(event, crops, time.perf_counter())
+        if self._cfg.evm:  # magnification works in Hz: the rate of the chosen crops
+            chosen = self._kind.select([(i, i) for i, _ in available], event.onset,
+                                       event.apex, event.offset, self._cfg) or []
+            source_fps = buffer.rate_between(event.onset, event.offset) or 30.0
+            job.fps = clip_rate([float(i) for i in chosen], source_fps)
         with self._lock:
             self._queue.append(job)
             self.stats.submitted += 1
@@ -429,13 +448,18 @@ class Recognizer:
         self.clear()
 
     # --------------------------------------------------------------------- worker thread
+    def _make(self, crops: list[Sequence[np.ndarray]], fps: list[float]
+              ) -> Mapping[str, np.ndarray]:
+        """The inputs of a batch; the frame rates only for models that need them."""
+        return self._inputs_fn(crops, fps=fps) if self._cfg.evm else self._inputs_fn(crops)
+
     def _warmup(self, size: int) -> None:
         blank = np.full((size, size, 3), 128, np.uint8)
         still = [(i, blank) for i in range(8)]  # a motionless event of 8 frames
         crops = self._kind.select(still, 0, 4, 7, self._cfg) or [blank]
         t0 = time.perf_counter()
         try:
-            self.engine.predict(self._inputs_fn([crops]), cam=self.with_cam)
+            self.engine.predict(self._make([crops], [30.0]), cam=self.with_cam)
         except Exception as exc:  # noqa: BLE001 - the real events will report it
             log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
             return
@@ -454,7 +478,7 @@ class Recognizer:
             preds: list[Prediction] | None = None
             error = ""
             try:
-                inputs = self._inputs_fn([job.crops for job in batch])
+                inputs = self._make([job.crops for job in batch], [job.fps for job in batch])
                 preds = list(self.engine.predict(inputs, cam=self.with_cam))
                 if len(preds) != len(batch):
                     raise RuntimeError(f"the engine returned {len(preds)} predictions for "

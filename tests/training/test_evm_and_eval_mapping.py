@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mestudio.cli import main
-from mestudio.errors import ConfigError, ModelFileError
+from mestudio.errors import ConfigError
 from mestudio.nets.evm import EVMSettings
 from mestudio.preprocess import PreprocessConfig, clip_inputs, config_hash, keyframe_inputs_batch
 from mestudio.training.config import TrainConfig
@@ -148,9 +148,8 @@ def test_train_with_evm_then_evaluate_with_a_mapping_file(release, tmp_path, cap
 
     model = tmp_path / "evm.onnx"
     assert main(["export", str(out / "im3dr_mfer_light_synthetic.pt"), "-o", str(model)]) == 0
-    # live recognition, analyze and review cannot magnify: they refuse the model
-    with pytest.raises(ModelFileError, match="Eulerian magnification"):
-        engine_from_config(RecognitionConfig(model=str(model)))
+    # live recognition, analyze and review magnify too, at the rate of the event's frames
+    _recognise_live_with_evm(engine_from_config(RecognitionConfig(model=str(model))))
     capsys.readouterr()
 
     common = ["evaluate", "--model", str(model), "--dataset", "synthetic", "--root",
@@ -206,3 +205,40 @@ def test_reproduce_im3dr_mfer_evm_row_is_filled(tmp_path, capsys):
     md = (out / "reproduce_im3dr_mfer.md").read_text()
     assert "| IM3DR-MFER + EVM | mean over datasets | " in md
     assert "EVM: unavailable" not in md and "+ EVM: not run" not in md
+
+
+def _recognise_live_with_evm(engine) -> None:
+    """The live recogniser gives a model that magnifies the inputs it was trained on: the
+    chosen crops magnified at their own frame rate (here a 60 fps source, every other crop
+    chosen: 30 fps), not at a default rate."""
+    from mestudio.preprocess import PreprocessConfig as PC
+    from mestudio.recognition import Recognizer
+    from mestudio.types import FaceObservation, SpotEvent
+
+    cfg = PC.from_metadata(engine.preprocess_config)
+    made: list = []
+    rec = Recognizer(engine, buffer_s=2.0, with_cam=False)
+    inner = rec._inputs_fn
+
+    def spy(jobs, fps=None):
+        made.append((jobs, fps))
+        return inner(jobs, fps=fps)
+
+    rec._inputs_fn = spy
+    crops = _crops(2 * cfg.clip_len - 1, 64)
+    for i, crop in enumerate(crops):
+        rec.add_frame(i, i / 60.0, FaceObservation(face_found=True, aligned=crop))
+    n = len(crops) - 1
+    ev = SpotEvent(0, n // 2, n, 0.0, n / 120.0, n / 60.0, "micro", "mouth", 1.0)
+    try:
+        assert rec.submit(ev)
+        done = rec.wait(60.0)
+    finally:
+        rec.close()
+    assert done and done[0].prediction is not None
+    (jobs, fps), = made
+    assert fps == [pytest.approx(30.0)]
+    expected = clip_inputs(jobs[0], cfg, fps=30.0)
+    np.testing.assert_allclose(expected["clip"], np.asarray(
+        inner(jobs, fps=fps)["clip"])[0], atol=1e-5)
+    assert np.abs(expected["clip"] - clip_inputs(jobs[0], cfg, fps=60.0)["clip"]).max() > 1e-4

@@ -428,12 +428,10 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
     ``config.model`` names the ONNX file ("" = :func:`default_model_path`: the real-data
     ensemble when fetched, else the shipped synthetic model); ``device``, ``threads`` and
     ``min_agreement`` are passed on. This is how live recognition, analyze and review load
-    their model: one whose preprocessing magnifies clips (``evm``, which needs the frame
-    rate of an event's frames, not passed on that path) is refused here.
+    their model.
 
     Raises:
-        ModelFileError: when the file is missing (saying how to get one) or invalid, or
-            the model's inputs need Eulerian magnification.
+        ModelFileError: when the file is missing (saying how to get one) or invalid.
     """
     from mestudio.inference.config import RecognitionConfig
     from mestudio.modelfiles import find_model
@@ -446,16 +444,8 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
             "$MESTUDIO_MODELS_DIR, "
             "models/ or the user cache); train and export one with `mestudio train` and "
             "`mestudio export`, or pass a model file")
-    engine = InferenceEngine(path, device=cfg.device, threads=cfg.threads,
-                             min_agreement=cfg.min_agreement)
-    evm = engine.preprocess_config.get("evm")
-    if evm:
-        raise ModelFileError(
-            f"{path} was trained with Eulerian magnification of its clips (evm={evm}), which "
-            "needs the frame rate of each event's frames: live recognition, analyze and review "
-            "do not pass it on, so they cannot make this model's inputs; score it with "
-            f"`mestudio evaluate --model {path}`, or train without --set evm for live use")
-    return engine
+    return InferenceEngine(path, device=cfg.device, threads=cfg.threads,
+                           min_agreement=cfg.min_agreement)
 
 
 def load_engine(config: Any) -> tuple[InferenceEngine | None, list[str]]:
