@@ -47,10 +47,20 @@ class TrackerConfig:
             models with a nose base): the eye corners follow the closing lid and would
             move the aligned crop; during a detected blink the pre-blink eye positions
             are carried by the nose base instead (:class:`~mestudio.face.align.BlinkHold`).
-            The reported landmarks still show the fit.
+            A blink needs the eye points to rise towards the nose base (geometry) and,
+            with ``blink_appearance``, the eyes to look closed: the contrast of a small
+            patch around each eye (dark iris and lashes against skin and sclera) drops
+            under the lid but not in a head tilt, e.g. while speaking. The hold ends
+            when the contrast is back (eyes open). The reported landmarks still show
+            the fit.
         blink_threshold: rise of the eye points towards the nose base that starts a blink,
             in inter-ocular distances above their median of the last second.
         blink_max_s: longest blink hold (s); a longer change is taken as the new geometry.
+        blink_appearance: check the eye patches in the frame before holding (off: the
+            geometric test alone, which also fires on changes of head pitch).
+        blink_contrast_drop: fraction of its median of the last second the eye-patch
+            contrast must lose for a blink (closed eyes: 0.2–0.35; a head tilt: < 0.06);
+            the hold ends when less than three quarters of that loss remains.
     """
 
     detector_model: str = ""
@@ -80,3 +90,5 @@ class TrackerConfig:
     blink_hold: bool = True
     blink_threshold: float = 0.03
     blink_max_s: float = 0.5
+    blink_appearance: bool = True
+    blink_contrast_drop: float = 0.12

@@ -87,6 +87,9 @@ class _Track:
     filter: OneEuroFilter | None = None
     blink: BlinkHold | None = None     # eye points held through blinks (alignment only)
     align_filter: OneEuroFilter | None = None  # smoothing of the held points, while needed
+    # The last frame, when its eye points rose but the eye patches did not (yet) show a
+    # blink (BlinkHold.pending): the smoothing before it, its raw points and time.
+    pending: tuple[OneEuroFilter, np.ndarray, float] | None = None
 
 
 class FaceTracker:
@@ -266,7 +269,8 @@ class FaceTracker:
                 self._track.blink = BlinkHold(
                     lm.left_eye_idx + lm.right_eye_idx, lm.nose_idx,
                     left_idx=lm.left_eye_idx, right_idx=lm.right_eye_idx,
-                    threshold=cfg.blink_threshold, max_s=cfg.blink_max_s)
+                    threshold=cfg.blink_threshold, max_s=cfg.blink_max_s,
+                    contrast_drop=cfg.blink_contrast_drop)
         self._confirm(det, t, blend=1.0)
         return True
 
@@ -396,9 +400,22 @@ class FaceTracker:
         assert tr is not None and tr.filter is not None
         t0 = time.perf_counter()
         blink = tr.blink
-        held = blink(tr.raw, t) if blink is not None else None
+        held = None
+        if blink is not None:
+            # The frame lets the hold check that the eyes look closed (not a head tilt).
+            held = blink(tr.raw, t, image if cfg.blink_appearance else None)
+        pending, tr.pending = tr.pending, None
         if blink is not None and blink.active and tr.align_filter is None:
-            tr.align_filter = copy.deepcopy(tr.filter)  # the state before this frame
+            if blink.blinking and pending is not None:
+                # The eye points rose a frame before the lid covered the eyes (the hold
+                # starts a frame late): smooth as if that frame had been held too, so that
+                # its drop leaves no trace in the crops from here on.
+                tr.align_filter, raw, t_prev = pending
+                tr.align_filter(blink.held(raw), t_prev)
+            else:
+                tr.align_filter = copy.deepcopy(tr.filter)  # the state before this frame
+        if blink is not None and blink.pending:
+            tr.pending = (copy.deepcopy(tr.filter), tr.raw.copy(), t)
         fitted = tr.filter(tr.raw, t)
         smooth = fitted
         if blink is not None and held is not None and tr.align_filter is not None:
