@@ -171,3 +171,35 @@ def test_the_signal_is_cheap(face):
     # figures). This only catches an accidental order-of-magnitude slowdown, on a loaded
     # 2-core machine too (CPU time of OpenCV's threads counts here).
     assert ms < 20.0, f"{ms:.2f} ms per frame"
+
+
+def test_the_head_motion_prepass_removes_it_as_well_with_one_accurate_flow_per_frame(face):
+    """With ``stabilize_prepass`` (the default) a cheap flow measures the head motion and
+    the accurate one runs once per frame; the head motion is removed as well as by two
+    accurate flows, and a brow movement on a moving head is still measured."""
+    rng = np.random.default_rng(12)
+    crop = face.aligned
+    s = crop.shape[0]
+    geom = geometry_from_observation(face)
+    centre = (geom.eye_l[0] + 0.1 * geom.iod, geom.eye_l[1] - 0.4 * geom.iod)
+    raised = _warp(crop, _blob(s, centre, 0.15 * geom.iod, (0.0, -1.5)))
+    crops = [_noisy(crop, rng) for _ in range(4)]
+    for k in range(1, 8):  # the head drifts 0.8 px and turns a little more every frame
+        m = cv2.getRotationMatrix2D((s / 2, s / 2), 0.3 * k, 1.0)
+        m[:, 2] += (0.8 * k, 0.4 * k)
+        src = raised if k == 7 else crop  # the brow goes up in the last frame
+        crops.append(_noisy(cv2.warpAffine(src, m, (s, s), borderMode=cv2.BORDER_REPLICATE),
+                            rng))
+    results = {}
+    for pre in ("dis-medium", ""):
+        rs = RoiSignal(SpotterConfig(stabilize_prepass=pre))
+        calls = []
+        accurate = rs._flow
+        rs._flow = lambda a, b, f=accurate, n=calls: n.append(1) or f(a, b)
+        values = [rs.update(_with_crop(face, c), i / 30.0) for i, c in enumerate(crops)]
+        results[pre] = (values, len(calls))
+    (with_pre, n_pre), (without, n_without) = results["dis-medium"], results[""]
+    assert n_pre == len(crops) - 1 < n_without  # the first frame is the reference
+    assert max(max(v.values()) for v in with_pre[4:-1]) < 0.3, with_pre[4:-1]
+    assert with_pre[-1]["brow_left"] > 0.6
+    assert abs(with_pre[-1]["brow_left"] - without[-1]["brow_left"]) < 0.25

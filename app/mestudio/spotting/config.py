@@ -58,6 +58,11 @@ class SpotterConfig:
         stabilize_px: when the fitted head motion moves some face pixel by more than this
             (pixels of the flow image), the frame is warped back by it and the flow computed
             again (SPOTTING.md method 4's stabilisation); 0 = never.
+        stabilize_prepass: a cheaper flow method (:func:`mestudio.flow.fast_flow`) used
+            only to measure the head motion before the accurate flow: when it is larger than
+            ``stabilize_px`` the accurate flow is computed once, on the frame warped back by
+            it, instead of twice (about a third of the signal's cost on talking faces); ""
+            = off (the accurate flow measures the head motion itself).
         top_fraction: per ROI, the signal is the magnitude of the mean flow vector of this
             fraction of its pixels with the largest flow.
         threshold_k_low: threshold in noise units (the spread of the lower half of the
@@ -105,6 +110,7 @@ class SpotterConfig:
     mask_eyes_in_image: bool = True
     head_motion: str = "similarity"
     stabilize_px: float = 0.3
+    stabilize_prepass: str = "dis-medium"
     top_fraction: float = 0.25
     threshold_k_low: float = 3.4
     threshold_k_high: float = 24.0

@@ -188,6 +188,8 @@ class RoiSignal:
         self.config = config or SpotterConfig()
         self.tracker_config = tracker_config
         self._flow = _Flow(self.config.flow_method)
+        self._pre = _Flow(self.config.stabilize_prepass) if self.config.stabilize_prepass \
+            else None
         self.flow_method = self._flow.method
         self.roi_names: tuple[str, ...] = ROI_NAMES
         self.reference_age_s: float = 0.0
@@ -316,10 +318,18 @@ class RoiSignal:
         # from the previous frame, re-measured when the residual is still large) before the
         # flow that feeds the ROIs, so a global shift (a tracker jump) cannot leak into them.
         total = self._head_total.copy()
-        flow, params = self._flow_and_head(self._stabilised(gray, total))
-        if cfg.stabilize_px > 0 and self._head_displacement(params) > cfg.stabilize_px:
-            total = total + params
+        if self._pre is not None and cfg.stabilize_px > 0:
+            # A coarse flow only to measure the head motion: when it is large, the accurate
+            # flow is computed once, on the frame warped back by it (not twice).
+            _, params = self._flow_and_head(self._stabilised(gray, total), self._pre)
+            if self._head_displacement(params) > cfg.stabilize_px:
+                total = total + params
             flow, params = self._flow_and_head(self._stabilised(gray, total))
+        else:
+            flow, params = self._flow_and_head(self._stabilised(gray, total))
+            if cfg.stabilize_px > 0 and self._head_displacement(params) > cfg.stabilize_px:
+                total = total + params
+                flow, params = self._flow_and_head(self._stabilised(gray, total))
         self._head_total = total + params if cfg.stabilize_px > 0 else np.zeros(4)
         self._last_raw = flow
         self._last_head = params
@@ -355,13 +365,14 @@ class RoiSignal:
         fill = cv2.GaussianBlur(g * keep, (0, 0), self._fill_sigma) / self._fill_norm
         return cv2.convertScaleAbs(g * keep + fill * self._eye_w)
 
-    def _flow_and_head(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _flow_and_head(self, gray: np.ndarray, flow_fn: _Flow | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """Flow reference -> ``gray`` (eyes filled) ``(s*s, 2)`` and the head motion fitted to
         it, ``(tx, ty, a, b)`` (similarity about the nose; translation only or zeros for the
         other ``head_motion`` modes)."""
         moving = self._fill_eyes(gray) if self._eye_w is not None else gray
         assert self._ref is not None
-        flow = self._flow(self._ref, moving).reshape(-1, 2)
+        flow = (flow_fn or self._flow)(self._ref, moving).reshape(-1, 2)
         mode = self.config.head_motion
         params = np.zeros(4)
         if mode == "similarity" and self._rigid_idx.size >= 8:
