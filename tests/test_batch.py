@@ -224,3 +224,19 @@ def test_bench_single_clip_is_a_640x360_recording_of_the_asked_length(tmp_path):
             break
         shape, count = img.shape, count + 1
     assert n == count == 30 and shape == (360, 640, 3)
+
+
+def test_parallel_runs_start_the_biggest_inputs_first(tmp_path: Path) -> None:
+    """Worker processes take the biggest recordings first, so one long recording does not
+    run alone at the end; the summary keeps the order the user gave."""
+    small, big, folder = tmp_path / "small.mp4", tmp_path / "big.mp4", tmp_path / "seq"
+    small.write_bytes(b"x" * 10)
+    big.write_bytes(b"x" * 1000)
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"{k:03d}.png").write_bytes(b"x" * 200)
+    jobs = [batch.BatchJob(input=str(p), out_dir=str(tmp_path / "o" / p.name), config=None,
+                           recognition=False, max_frames=None, settings_hash="")
+            for p in (small, Path("demo:duration=1"), big, folder)]
+    assert batch.largest_first(jobs, [0, 1, 2, 3]) == [2, 3, 0, 1]
+    assert batch.largest_first(jobs, [0, 1]) == [0, 1]

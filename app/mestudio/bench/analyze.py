@@ -63,8 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with the videos (default: data/video of the shared data)")
 
 
-def _children_cpu_s() -> float:
-    """User + system CPU seconds of the finished child processes (and theirs)."""
+def _cpu_s() -> float:
+    """CPU seconds used so far: by the whole machine where Linux says (``/proc/stat``: the
+    worker processes of a batch start from a fork server and are not this process's
+    children; on a quiet machine this is their work), else by the finished child
+    processes."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        pass
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
@@ -84,16 +94,16 @@ def _one_core() -> set[int] | None:
 def _cli(*argv: str, cpus: set[int] | None = None
          ) -> tuple[float, subprocess.CompletedProcess[str], float]:
     """Run ``mestudio ARGV`` as a new process (on the CPUs ``cpus`` only, when given); its
-    wall time, result and CPU seconds (its own and its worker processes'; Ray's workers,
-    children of Ray's daemons, are not all counted)."""
+    wall time, result and CPU seconds (:func:`_cpu_s`: the machine's, so other load on it
+    counts too)."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
-    cpu0 = _children_cpu_s()
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mestudio", "-q", *argv], env=env,
                           capture_output=True, text=True, preexec_fn=pin)
-    return time.perf_counter() - t0, proc, _children_cpu_s() - cpu0
+    return time.perf_counter() - t0, proc, _cpu_s() - cpu0
 
 
 def single_clip(source: Path, dest: Path, seconds: float, fps: float = 30.0,
@@ -155,8 +165,7 @@ def _run_cli_batch(name: str, listfile: Path, out: Path, *extra: str,
     if proc.returncode != 0:
         return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     fig = _batch_figures(name, wall, _summary(out))
-    if "--ray" not in extra:  # Ray's workers are not children of this process
-        fig["cpu_s"] = cpu
+    fig["cpu_s"] = cpu
     return fig
 
 
@@ -281,7 +290,8 @@ def run(args: argparse.Namespace) -> dict:
             # What 2 idle cores would give: the CPU work of the 2-worker run spread over 2
             # cores, against the serial run's CPU work (other load on the machine stretches
             # wall times, not CPU seconds).
-            c1, c2 = by["workers 1"].get("cpu_s"), by["workers 2"].get("cpu_s")
+            c1 = by.get("workers 1, one core", by["workers 1"]).get("cpu_s")
+            c2 = by["workers 2"].get("cpu_s")
             if c1 and c2:
                 figures["cpu_overhead_2_workers"] = c2 / c1
                 figures["speedup_2_workers_idle_estimate"] = c1 / (c2 / 2)
@@ -335,9 +345,9 @@ def _print(f: dict[str, Any]) -> None:
         print(f"speed-up of 2 workers over 1 worker (both on every core; one worker already "
               f"decodes and tracks in threads beside its frame loop): {sp:.2f}x")
     if "speedup_2_workers_idle_estimate" in f:
-        print(f"CPU work of 2 workers / 1 worker: {f['cpu_overhead_2_workers']:.2f}x (each "
-              "worker imports and loads its models); on 2 idle cores that would be a "
-              f"speed-up of {f['speedup_2_workers_idle_estimate']:.2f}x")
+        print(f"CPU work of 2 workers / 1 worker: {f['cpu_overhead_2_workers']:.2f}x (the "
+              "machine's CPU time, other load included); spread over 2 idle cores that would "
+              f"be a speed-up of {f['speedup_2_workers_idle_estimate']:.2f}x")
     if "ray_overhead_s" in f:
         print(f"Ray overhead against 2 local worker processes: {f['ray_overhead_s']:+.1f} s "
               "(starting Ray, its workers)")
