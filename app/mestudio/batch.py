@@ -21,8 +21,9 @@ true``) with the same two hashes is skipped (status ``skipped``) unless ``force`
 interrupted midway (no ``events.json``, or ``"complete": false``) or changed is redone.
 
 :func:`run_batch` runs the jobs: ``workers=1`` in this process (frame progress available);
-``workers=N`` in N ``spawn`` processes (:class:`concurrent.futures.ProcessPoolExecutor`),
-each with one thread per library (:func:`limit_threads`); ``use_ray`` as Ray tasks of one
+``workers=N`` in N processes (:class:`concurrent.futures.ProcessPoolExecutor`, forked from a
+fork server that imported the libraries once, :func:`_worker_context`), biggest inputs first
+(:func:`largest_first`), each with one thread per library (:func:`limit_threads`); ``use_ray`` as Ray tasks of one
 CPU each (Ray is reached through :mod:`mestudio.raysupport`: the local Ray or the cluster,
 and on a cluster the check that every node sees the inputs and the output folder). A stop request (Ctrl+C) cancels the inputs not started and lets the running ones
 stop after their current frame (their outputs say ``"complete": false``); workers learn of
@@ -673,7 +674,7 @@ def run_batch(jobs: Sequence[BatchJob], out_root: Path, *, workers: int = 1,
 
     Inputs already done (:func:`completed_record`) are skipped here without starting a
     worker (unless their job has ``force``). The rest run in this process (``workers`` 1),
-    in ``workers`` spawned processes, or as Ray tasks (``use_ray``; ``ray`` the cluster's
+    in ``workers`` worker processes, or as Ray tasks (``use_ray``; ``ray`` the cluster's
     address, None or ``"local"`` for a local Ray of ``workers`` CPUs).
 
     Args:
