@@ -280,8 +280,6 @@ class ResNet18(KeyframeStackNet):
     def trunk(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "width": self.width, "dropout": self.head_dropout}
@@ -356,8 +354,6 @@ class GoogLeNet(KeyframeStackNet):
     def trunk(self, x: Tensor) -> Tensor:
         return self.inceptions(self.stem(x))
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "dropout": self.head_dropout}
@@ -439,8 +435,6 @@ class EfficientNetB0(KeyframeStackNet):
     def trunk(self, x: Tensor) -> Tensor:
         return self.top(self.blocks(self.stem(x)))
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "dropout": self.head_dropout}

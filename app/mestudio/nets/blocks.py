@@ -128,8 +128,13 @@ class MERNet(nn.Module):
         raise NotImplementedError
 
     def cam_head(self) -> CamHead:
-        """The analytic head (see :class:`CamHead`)."""
-        raise NotImplementedError
+        """The analytic head (see :class:`CamHead`). The default is the single-stream head:
+        global average pooling (``self.pool``) then one linear layer (``self.fc``); networks
+        with another head override it."""
+        pool, fc = self.pool, self.fc
+        if not isinstance(pool, nn.Module) or not isinstance(fc, nn.Linear):
+            raise NotImplementedError(f"{type(self).__name__} has no pool + fc head")
+        return CamHead(embeds=[pool], layers=[fc])
 
     # -- shared -----------------------------------------------------------------------------
     def head(self, acts: list[Tensor]) -> Tensor:

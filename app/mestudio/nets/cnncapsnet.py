@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from mestudio.nets.baselines import KeyframeStackNet, init_weights
-from mestudio.nets.blocks import CamHead, GlobalAvgPool
+from mestudio.nets.blocks import GlobalAvgPool
 from mestudio.nets.registry import register
 
 
@@ -164,8 +164,6 @@ class CNNCapsNet(KeyframeStackNet):
         a = self.trunk(self.stack(flow, frames))
         return squash(a.sum(dim=(2, 3)).reshape(-1, self.num_classes, self.caps_dim))
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "types": self.types, "prim_dim": self.prim_dim,

@@ -38,7 +38,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mestudio.nets.blocks import CamHead, GlobalAvgPool, MERNet, check_input
+from mestudio.nets.blocks import GlobalAvgPool, MERNet, check_input
 from mestudio.nets.registry import register
 
 
@@ -173,8 +173,6 @@ class HTNet(MERNet):
         face = self.norm(self.level3(face + self.pos3))
         return [_maps(face, 2 * g2, 2 * g2)]
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "dims": list(self.dims), "depths": list(self.depths),

@@ -49,7 +49,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mestudio.nets.blocks import (
-    CamHead,
     GlobalAvgPool,
     GroupedBasicBlock3d,
     MERNet,
@@ -156,8 +155,6 @@ class IM3DRMFER(MERNet):
         x = self.stage4(self.context(self.stage3(x)))
         return [x.mean(dim=2)]
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "clip_len": self.clip_len, "width": self.width,

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mestudio.nets.baselines import KeyframeStackNet, init_weights
-from mestudio.nets.blocks import CamHead, GlobalAvgPool
+from mestudio.nets.blocks import GlobalAvgPool
 from mestudio.nets.registry import register
 
 
@@ -137,8 +137,6 @@ class LAENet(KeyframeStackNet):
     def trunk(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "widths": list(self.widths), "regions": self.regions,

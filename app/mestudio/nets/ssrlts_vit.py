@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mestudio.nets.baselines import KeyframeStackNet
-from mestudio.nets.blocks import CamHead, GlobalAvgPool
+from mestudio.nets.blocks import GlobalAvgPool
 from mestudio.nets.htnet import Attention
 from mestudio.nets.registry import register
 
@@ -149,8 +149,6 @@ class SSRLTSViT(KeyframeStackNet):
         t = self.norm(t)
         return t.transpose(1, 2).reshape(-1, self.dim, g, g)
 
-    def cam_head(self) -> CamHead:
-        return CamHead(embeds=[self.pool], layers=[self.fc])
 
     def config(self) -> dict:
         return {**super().config(), "dim": self.dim, "depth": self.depth, "heads": self.heads,
