@@ -95,6 +95,14 @@ def _copy(src, dst):
     return dst
 
 
+def _tamper(proto):
+    """Change one weight of the largest initializer."""
+    init = max(proto.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+    arr = numpy_helper.to_array(init).copy()
+    arr.flat[0] += 1.0
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+
+
 def _edit(src, dst, fn):
     proto = onnx.load(str(src))
     fn(proto)
@@ -161,19 +169,34 @@ def test_missing_metadata_and_wrong_shapes_are_refused(tmp_path, ststnet_export)
 def test_tampered_weights_and_checksum_file(tmp_path, ststnet_export):
     src = ststnet_export[0]
 
-    def tamper(proto):
-        init = max(proto.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
-        arr = numpy_helper.to_array(init).copy()
-        arr.flat[0] += 1.0
-        init.CopyFrom(numpy_helper.from_array(arr, init.name))
-
     with pytest.raises(ModelFileError, match="recorded sha256"):
-        InferenceEngine(_edit(src, tmp_path / "tampered.onnx", tamper))
+        InferenceEngine(_edit(src, tmp_path / "tampered.onnx", _tamper))
     copy = _copy(src, tmp_path / "copy.onnx")
     assert InferenceEngine(copy).classes  # no companion file: fine
     (tmp_path / "copy.onnx.sha256").write_text("0" * 64 + "  copy.onnx\n")
     with pytest.raises(ModelFileError, match="checksum file"):
         InferenceEngine(copy)
+
+
+def test_a_model_is_verified_once_per_process_until_its_file_changes(tmp_path, ststnet_export,
+                                                                    monkeypatch):
+    """A batch worker loads the same model for every input: its hashes are checked the first
+    time only; a file that changes afterwards (tampered here) is checked again and refused."""
+    from mestudio.inference.onnxwire import ModelView
+
+    calls = []
+    real = ModelView.weights_sha256
+    monkeypatch.setattr(ModelView, "weights_sha256",
+                        lambda self: calls.append(1) or real(self))
+    path = _copy(ststnet_export[0], tmp_path / "model.onnx")
+    for _ in range(3):
+        assert InferenceEngine(path).classes
+    assert len(calls) == 1
+
+    _edit(ststnet_export[0], path, _tamper)
+    with pytest.raises(ModelFileError, match="recorded sha256"):
+        InferenceEngine(path)
+    assert len(calls) == 2
 
 
 # -- providers ---------------------------------------------------------------------------------

@@ -62,6 +62,23 @@ def normalise_cams(cam: np.ndarray) -> np.ndarray:
     return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
 
 
+#: Model files whose hashes this process has verified: (path, inode, size, mtime) of the
+#: file and the mtime of its checksum file.
+_VERIFIED: set[tuple[object, ...]] = set()
+
+
+def _file_key(path: Path) -> tuple[object, ...] | None:
+    """What identifies this version of a model file (and of its ``.sha256`` file), or None
+    when it cannot be read."""
+    try:
+        st = path.stat()
+        sidecar = path.with_name(path.name + ".sha256")
+        side = sidecar.stat().st_mtime_ns if sidecar.is_file() else None
+        return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, side)
+    except OSError:
+        return None
+
+
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -99,11 +116,17 @@ class InferenceEngine:
         self.path = Path(path)
         self.min_agreement = DEFAULT_MIN_AGREEMENT if min_agreement is None else \
             float(min_agreement)
+        key = _file_key(self.path)
+        # The hashes (weights, checksum file) are checked once per process and file version:
+        # a batch worker loads the same model for every input.
+        verify = verify_hash and (key is None or key not in _VERIFIED)
         data = self._read(self.path)
         proto = self._parse(data)
-        self.metadata = self._validate(proto, verify_hash, data)
-        if verify_hash:
+        self.metadata = self._validate(proto, verify, data)
+        if verify:
             self._check_sidecar(data)
+            if key is not None:
+                _VERIFIED.add(key)
         self._inputs: dict[str, tuple[int | str, ...]] = dict(proto.inputs)
         del proto
         self._session: Any
