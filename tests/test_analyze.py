@@ -100,13 +100,18 @@ def test_events_files_round_trip(spotted, tmp_path: Path) -> None:
     assert again == first
 
 
-def test_invalid_model_gives_degraded_mode_and_no_emotion(tmp_path: Path) -> None:
+def test_invalid_model_gives_degraded_mode_and_no_emotion(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"\x00garbage" * 64)
     code, stdout = _analyze(DEMO, "--out", str(tmp_path / "o"), "--model", str(bad),
                             "--max-frames", "90")
     assert code == 0
     line = stdout.strip()
+    # ... and it is said before the work starts too, on stderr (a long recording in a
+    # degraded mode can be stopped right away)
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning:" in ln]
+    assert warnings and NO_MODEL in warnings[0]
     assert f"degraded: {NO_MODEL}" in line and "model.onnx" in line
     doc = json.loads((tmp_path / "o" / "events.json").read_text())
     assert doc["model"] is None and any(NO_MODEL in d for d in doc["degraded"])

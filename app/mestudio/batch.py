@@ -283,7 +283,8 @@ def analyze_to_folder(source: Any, out: Path, config: Any, *, recognition: bool,
                       progress: ProgressFn | None = None,
                       stop: Callable[[], bool] | None = None,
                       on_result: Callable[[Any], None] | None = None,
-                      stop_finish_s: float | None = None) -> tuple[Any, tuple[Path, ...]]:
+                      stop_finish_s: float | None = None,
+                      pipeline: Any = None) -> tuple[Any, tuple[Path, ...]]:
     """Analyse one open source into ``out``: ``frames.csv``, ``events.csv`` and
     ``events.json`` (``source_label`` is its ``source``), each written to a hidden
     temporary file that takes its name only when the analysis ended (completely or
@@ -312,7 +313,8 @@ def analyze_to_folder(source: Any, out: Path, config: Any, *, recognition: bool,
         tmp_csv = outputs.enter_context(atomic_path(csv_path))
         tmp_json = outputs.enter_context(atomic_path(json_path))
         tmp_events_csv = outputs.enter_context(atomic_path(events_csv_path))
-        res = analyze_video(source, config, recognition=recognition, max_frames=max_frames,
+        res = analyze_video(source, config, recognition=recognition, pipeline=pipeline,
+                            max_frames=max_frames,
                             progress=progress, stop=stop, on_result=on_result,
                             frames_csv=tmp_csv,
                             stop_finish_s=STOP_FINISH_S if stop_finish_s is None

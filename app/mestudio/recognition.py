@@ -454,6 +454,8 @@ class Recognizer:
         return self._inputs_fn(crops, fps=fps) if self._cfg.evm else self._inputs_fn(crops)
 
     def _warmup(self, size: int) -> None:
+        if self._closed:  # closed while torch was loading (a short recording): no need
+            return
         blank = np.full((size, size, 3), 128, np.uint8)
         still = [(i, blank) for i in range(8)]  # a motionless event of 8 frames
         crops = self._kind.select(still, 0, 4, 7, self._cfg) or [blank]
@@ -461,7 +463,8 @@ class Recognizer:
         try:
             self.engine.predict(self._make([crops], [30.0]), cam=self.with_cam)
         except Exception as exc:  # noqa: BLE001 - the real events will report it
-            log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
+            if not self._closed:
+                log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
             return
         log.debug("recognition warm-up took %.0f ms", (time.perf_counter() - t0) * 1e3)
 

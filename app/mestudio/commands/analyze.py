@@ -25,8 +25,10 @@ the progress bars and the summary lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -244,18 +246,23 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
 def _run_one(args: argparse.Namespace, spec: str, stop: StopRequest) -> int:
     from mestudio.batch import analyze_to_folder
     from mestudio.capture import open_source
+    from mestudio.pipeline import Pipeline
     from mestudio.progress import ProgressBar
 
     cfg, recognition = _settings(args)
     out: Path = args.out
     source = open_source(spec, cfg.capture)
-    with source:
+    with source, contextlib.closing(Pipeline.from_config(cfg, recognition=recognition)) as pipe:
+        # Said before the work, not only in the summary: without the face models a long
+        # recording takes several times longer, and the user can stop and fetch them.
+        for line in pipe.degraded:
+            print(f"mestudio analyze: warning: {line}", file=sys.stderr, flush=True)
         with ProgressBar(show_progress(args), desc=source.name) as bar:
             res, paths = analyze_to_folder(source, out, cfg, recognition=recognition,
                                            source_label=str(spec),
                                            max_frames=args.max_frames, progress=bar.update,
                                            stop=stop.check, on_result=stop.seen,
-                                           stop_finish_s=INTERRUPTED_FINISH_S)
+                                           stop_finish_s=INTERRUPTED_FINISH_S, pipeline=pipe)
     print(_summary(source.name, res, recognition, paths))
     return 0 if res.complete else 130
 
