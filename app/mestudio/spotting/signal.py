@@ -318,18 +318,19 @@ class RoiSignal:
         # from the previous frame, re-measured when the residual is still large) before the
         # flow that feeds the ROIs, so a global shift (a tracker jump) cannot leak into them.
         total = self._head_total.copy()
-        if self._pre is not None and cfg.stabilize_px > 0:
-            # A coarse flow only to measure the head motion: when it is large, the accurate
-            # flow is computed once, on the frame warped back by it (not twice).
-            _, params = self._flow_and_head(self._stabilised(gray, total), self._pre)
-            if self._head_displacement(params) > cfg.stabilize_px:
-                total = total + params
-            flow, params = self._flow_and_head(self._stabilised(gray, total))
-        else:
-            flow, params = self._flow_and_head(self._stabilised(gray, total))
-            if cfg.stabilize_px > 0 and self._head_displacement(params) > cfg.stabilize_px:
-                total = total + params
-                flow, params = self._flow_and_head(self._stabilised(gray, total))
+        stabilise = cfg.stabilize_px > 0
+        # The head motion is measured by the coarse pre-pass when there is one (the accurate
+        # flow then runs once), else by the accurate flow itself (computed again when the
+        # frame has to be warped back).
+        measure = self._pre if stabilise and self._pre is not None else self._flow
+        moving = self._moving(gray, total)
+        flow, params = self._flow_and_head(moving, measure)
+        if stabilise and self._head_displacement(params) > cfg.stabilize_px:
+            total = total + params
+            moving = self._moving(gray, total)
+            flow, params = self._flow_and_head(moving, self._flow)
+        elif measure is not self._flow:
+            flow, params = self._flow_and_head(moving, self._flow)
         self._head_total = total + params if cfg.stabilize_px > 0 else np.zeros(4)
         self._last_raw = flow
         self._last_head = params
@@ -365,14 +366,19 @@ class RoiSignal:
         fill = cv2.GaussianBlur(g * keep, (0, 0), self._fill_sigma) / self._fill_norm
         return cv2.convertScaleAbs(g * keep + fill * self._eye_w)
 
-    def _flow_and_head(self, gray: np.ndarray, flow_fn: _Flow | None = None
+    def _moving(self, gray: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """``gray`` warped back by the head motion ``total``, eyes filled: what the flow from
+        the reference is measured on."""
+        warped = self._stabilised(gray, total)
+        return self._fill_eyes(warped) if self._eye_w is not None else warped
+
+    def _flow_and_head(self, moving: np.ndarray, flow_fn: _Flow
                        ) -> tuple[np.ndarray, np.ndarray]:
-        """Flow reference -> ``gray`` (eyes filled) ``(s*s, 2)`` and the head motion fitted to
-        it, ``(tx, ty, a, b)`` (similarity about the nose; translation only or zeros for the
-        other ``head_motion`` modes)."""
-        moving = self._fill_eyes(gray) if self._eye_w is not None else gray
+        """Flow (``flow_fn``) reference -> ``moving`` (:meth:`_moving`) ``(s*s, 2)`` and the
+        head motion fitted to it, ``(tx, ty, a, b)`` (similarity about the nose; translation
+        only or zeros for the other ``head_motion`` modes)."""
         assert self._ref is not None
-        flow = (flow_fn or self._flow)(self._ref, moving).reshape(-1, 2)
+        flow = flow_fn(self._ref, moving).reshape(-1, 2)
         mode = self.config.head_motion
         params = np.zeros(4)
         if mode == "similarity" and self._rigid_idx.size >= 8:
