@@ -131,30 +131,31 @@ class ModelView:
         return h.hexdigest()
 
 
+def _path(buf: memoryview, *numbers: int) -> list[memoryview]:
+    """The sub-messages reached from ``buf`` through the field numbers ``numbers`` (every
+    occurrence of each repeated field)."""
+    level = [buf]
+    for num in numbers:
+        level = [_message(v) for msg in level for n, _, v in _fields(msg) if n == num]
+    return level
+
+
+def _dim(dim: memoryview) -> int | str:
+    """``dim_value`` (signed) or ``dim_param`` of one ``TensorShapeProto.Dimension``."""
+    out: int | str = "?"
+    for num, _, value in _fields(dim):
+        if num == _DIM_VALUE and isinstance(value, int):
+            out = value - (1 << 64) if value >= 1 << 63 else value
+        elif num == _DIM_PARAM:
+            out = _text(value) or "?"
+    return out
+
+
 def _dims(value_info: memoryview) -> tuple[str, tuple[int | str, ...]]:
-    name = ""
-    dims: list[int | str] = []
-    for num, _, value in _fields(value_info):
-        if num == _VALUE_NAME:
-            name = _text(value)
-        elif num == _VALUE_TYPE:
-            for tnum, _, tval in _fields(_message(value)):
-                if tnum != _TYPE_TENSOR:
-                    continue
-                for snum, _, sval in _fields(_message(tval)):
-                    if snum != _TENSOR_TYPE_SHAPE:
-                        continue
-                    for dnum, _, dval in _fields(_message(sval)):
-                        if dnum != _SHAPE_DIM:
-                            continue
-                        dim: int | str = "?"
-                        for knum, _, kval in _fields(_message(dval)):
-                            if knum == _DIM_VALUE and isinstance(kval, int):
-                                dim = kval - (1 << 64) if kval >= 1 << 63 else kval
-                            elif knum == _DIM_PARAM:
-                                dim = _text(kval) or "?"
-                        dims.append(dim)
-    return name, tuple(dims)
+    """Name and shape of a ``ValueInfoProto`` (``type.tensor_type.shape.dim``)."""
+    name = next((_text(v) for n, _, v in _fields(value_info) if n == _VALUE_NAME), "")
+    dims = _path(value_info, _VALUE_TYPE, _TYPE_TENSOR, _TENSOR_TYPE_SHAPE, _SHAPE_DIM)
+    return name, tuple(_dim(d) for d in dims)
 
 
 def _varints(value: int | memoryview, wire: int) -> list[int]:
