@@ -132,7 +132,9 @@ class FaceTracker:
                  models: FaceTracker | None = None) -> None:
         self.config = cfg = config or TrackerConfig()
         self.follower = bool(follower)
-        self._shared: tuple[int, list[Detection]] | None = None
+        # The frame the shared detections belong to (the array itself: an id() could be
+        # reused by a later frame once this one is freed) and the detections.
+        self._shared: tuple[np.ndarray, list[Detection]] | None = None
         if models is not None:
             self.detector, self.degraded = models.detector, list(models.degraded)
             self.detector_name = models.detector_name
@@ -175,7 +177,7 @@ class FaceTracker:
     def share_detections(self, image: np.ndarray, dets: list[Detection]) -> None:
         """``dets`` are the detector's answer for ``image``: a detection this tracker needs
         on that same frame reuses them instead of running the detector again."""
-        self._shared = (id(image), dets)
+        self._shared = (image, dets)
 
     def seed(self, frame: Frame, det: Detection) -> FaceObservation:
         """Start following the face of ``det`` in ``frame`` (forgetting any other)."""
@@ -217,7 +219,7 @@ class FaceTracker:
     # --------------------------------------------------------------- detection
     def _detect(self, image: np.ndarray) -> list[Detection]:
         shared = self._shared
-        if shared is not None and shared[0] == id(image):
+        if shared is not None and shared[0] is image:
             self._n_faces = len(shared[1])
             return list(shared[1])
         t0 = time.perf_counter()
