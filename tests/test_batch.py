@@ -147,6 +147,39 @@ def test_ray_on_a_local_ray_writes_the_same_files(serial_run, tmp_path: Path) ->
     _same_outputs(serial, out, names)
 
 
+def test_ray_with_long_user_folders_keeps_its_files_private_and_removes_them(
+        serial_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A long cache folder, HOME and TMPDIR (Ray's sockets are limited to 107 bytes): the
+    local Ray still starts, writes nothing under HOME (no ~/.ray/auth_token), prints none
+    of its log lines, and its private session folder is gone afterwards."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install \"mestudio[cluster]\")")
+    import tempfile as _tempfile
+
+    serial, names = serial_run
+    deep = tmp_path / ("a-rather-long-folder-name-for-a-user-" * 3) / "x"
+    home, tmp = deep / "home", deep / "tmp"
+    for d in (home, tmp, deep / "cache"):
+        d.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(deep / "cache"))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(_tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    before = {p.name for p in Path("/tmp").glob("mestudio-ray-*")}
+    out = tmp_path / "out"
+    code, stdout = _analyze(DEMO_A, DEMO_B, DEMO_C, "--out", str(out), "--ray",
+                            "--workers", "2", "--max-frames", "20")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    _same_outputs(serial, out, names)
+    assert list(home.rglob("*")) == []
+    assert {p.name for p in Path("/tmp").glob("mestudio-ray-*")} <= before
+    assert list(tmp.glob("mestudio-ray-*")) == []
+    assert "Started a local Ray" not in err and "ray" not in err.lower()
+
+
 def test_ray_without_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)           # import ray -> ImportError

@@ -10,9 +10,10 @@ Ray.
   whose one line says ``pip install "mestudio[cluster]"`` (the CLI exits 2).
 * :func:`ray_session` (a context manager; :func:`start_ray` without one): ``address`` None
   or ``""`` and no ``RAY_ADDRESS`` in the environment start a local Ray in this process
-  (``num_cpus``, no dashboard, worker logs not echoed, its temporary folder under the
-  user cache: :func:`default_temp_dir`, where the last :data:`SESSIONS_KEPT` sessions'
-  folders are kept); an address (``auto``, ``ray://head:10001``,
+  (``num_cpus``, no dashboard, worker logs not echoed, Ray's own log lines going to
+  mestudio's log instead of stderr, its session files in a private temporary folder made
+  for this run by :func:`private_temp_dir` and removed when the session closes, and its
+  authentication token in the environment of its processes instead of ``~/.ray``); an address (``auto``, ``ray://head:10001``,
   ``head:6379``) or ``RAY_ADDRESS`` connects to an existing cluster. A Ray already
   initialised in this process is used as it is and left running.
 * :func:`check_shared_storage`: the folders must be absolute and exist; connected to a
@@ -36,6 +37,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -53,10 +56,11 @@ INSTALL_HINT = 'pip install "mestudio[cluster]"'
 ADDRESS_ENV = "RAY_ADDRESS"
 #: seconds the storage probe waits for every node
 PROBE_TIMEOUT_S = 120.0
-#: ``session_*`` folders of a local Ray kept in its temporary folder (Ray removes none)
-SESSIONS_KEPT = 3
-#: Ray keeps unix sockets under its temporary folder: paths are limited to 107 bytes
-_MAX_TEMP_DIR = 60
+#: Ray keeps unix sockets under its temporary folder (``<folder>/session_<date>_<time>_<us>
+#: _<pid>/sockets/plasma_store``, about 70 bytes): paths are limited to 107 bytes
+_MAX_TEMP_DIR = 36
+#: a temporary folder longer than this is not used for Ray's (``/tmp`` is)
+_MAX_TEMP_BASE = 20
 
 
 def import_ray() -> ModuleType:
@@ -83,30 +87,46 @@ def ray_available() -> bool:
         return False
 
 
-def default_temp_dir() -> Path:
-    """``<user cache>/mestudio/ray``: where a local Ray keeps its session files.
+def private_temp_dir() -> Path:
+    """A new, private folder for a local Ray's session files, removed by
+    :meth:`RaySession.close`.
 
-    Ray puts unix sockets in there, whose paths are limited to 107 bytes: when the user
-    cache path is too long, ``<temp>/mestudio-ray-<uid>`` is used.
+    Ray puts unix sockets in there (``session_<date>_<pid>/sockets/plasma_store``) whose
+    paths are limited to 107 bytes, so the folder is short by construction: made by
+    ``mkdtemp`` (mode 0700, a random name, never an existing path or a symlink) in the
+    temporary folder when its path is short, else in ``/tmp``. Its owner and mode are
+    checked after it was made.
     """
-    from platformdirs import user_cache_dir
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_TEMP_BASE or not os.path.isdir(base):
+        base = "/tmp" if os.path.isdir("/tmp") else base
+    folder = Path(tempfile.mkdtemp(prefix="mestudio-ray-", dir=base))
+    st = folder.lstat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o077):
+        raise ConfigError(f"cannot make a private folder for Ray in {base}")
+    if len(str(folder)) > _MAX_TEMP_DIR:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ConfigError(f"the temporary folder {base} is too long for Ray's sockets: set "
+                          "TMPDIR to a short path")
+    return folder
 
-    path = Path(user_cache_dir("mestudio", appauthor=False)) / "ray"
-    if len(str(path)) > _MAX_TEMP_DIR:
-        uid = os.getuid() if hasattr(os, "getuid") else 0
-        path = Path(tempfile.gettempdir()) / f"mestudio-ray-{uid}"
-    return path
 
+def _private_auth_token() -> None:
+    """A local Ray uses token authentication; unless the user configured it, its token
+    goes to its processes through the environment (inherited) instead of being written
+    to ``~/.ray/auth_token``, outside mestudio's documented files."""
+    if any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+                                       "RAY_AUTH_TOKEN_PATH")):
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    try:  # Ray caches the token (and its absence) per process: read it again
+        from ray._raylet import AuthenticationTokenLoader, Config
 
-def prune_sessions(temp_dir: str | os.PathLike[str], keep: int = SESSIONS_KEPT) -> None:
-    """Delete all but the ``keep`` newest ``session_*`` folders (a local Ray's logs) in
-    ``temp_dir``."""
-    import shutil
-
-    sessions = sorted((p for p in Path(temp_dir).glob("session_2*")
-                       if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
-    for old in sessions[:-keep] if keep > 0 else sessions:
-        shutil.rmtree(old, ignore_errors=True)
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):  # pragma: no cover - another Ray version
+        logger.debug("Ray's token cache could not be reset")
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -130,6 +150,7 @@ class RaySession:
     ray: ModuleType
     address: str | None
     started: bool
+    temp_dir: Path | None = None
 
     @property
     def cluster(self) -> bool:
@@ -158,6 +179,9 @@ class RaySession:
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
         self.started = False
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
 
 
 def start_ray(address: str | None = None, *, num_cpus: int | None = None,
@@ -167,7 +191,8 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None,
     Args:
         address: cluster address; None/``""``: ``$RAY_ADDRESS`` or a local Ray.
         num_cpus: CPUs of a local Ray (default: the machine's cores); ignored for a cluster.
-        temp_dir: session folder of a local Ray (default :func:`default_temp_dir`).
+        temp_dir: session folder of a local Ray, kept (default: a private one made by
+            :func:`private_temp_dir`, removed by :meth:`RaySession.close`).
 
     Raises:
         ConfigError: Ray is missing, or the cluster cannot be reached.
@@ -179,17 +204,23 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None,
         return RaySession(ray, target, started=False)
     try:
         if target is not None:
-            ray.init(address=target, log_to_driver=False)
+            ray.init(address=target, log_to_driver=False, configure_logging=False)
             return RaySession(ray, target, started=True)
-        folder = Path(temp_dir) if temp_dir is not None else default_temp_dir()
-        folder = folder.expanduser().resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        prune_sessions(folder, SESSIONS_KEPT - 1)  # with the new one: SESSIONS_KEPT
-        ray.init(num_cpus=max(1, int(num_cpus or os.cpu_count() or 1)),
-                 include_dashboard=False, log_to_driver=False, _temp_dir=str(folder))
     except ConnectionError as exc:
         raise ConfigError(f"cannot connect to the Ray cluster {target}: {exc}") from None
-    return RaySession(ray, None, started=True)
+    own = temp_dir is None
+    folder = private_temp_dir() if own else Path(temp_dir).expanduser().resolve()  # type: ignore[arg-type]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _private_auth_token()
+        ray.init(num_cpus=max(1, int(num_cpus or os.cpu_count() or 1)),
+                 include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _temp_dir=str(folder))
+    except BaseException:
+        if own:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return RaySession(ray, None, started=True, temp_dir=folder if own else None)
 
 
 @contextmanager

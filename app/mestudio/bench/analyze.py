@@ -178,8 +178,9 @@ def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any
     from ray.cluster_utils import Cluster
 
     t_start = time.perf_counter()
+    temp = raysupport.private_temp_dir()
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "temp_dir": str(raysupport.default_temp_dir()),
+        "num_cpus": 1, "temp_dir": str(temp),
         "include_dashboard": False})
     try:
         for _ in range(2):
@@ -197,6 +198,7 @@ def _cluster_run(inputs: list[str], out: Path, max_frames: int) -> dict[str, Any
     finally:
         ray.shutdown()
         cluster.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
     per_node = Counter(r.node for r in report.results)
     fig = _batch_figures("ray, 3-node cluster (1 CPU each)", wall, _summary(out))
     fig["cluster_start_s"] = start_s
