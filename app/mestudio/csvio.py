@@ -206,14 +206,14 @@ class FramesCsvWriter:
 def spotter_columns(roi_names: Sequence[str]) -> tuple[str, ...]:
     """The spotting columns of ``frames.csv`` for these ROIs, in order."""
     return (*(f"signal_{r}" for r in roi_names), "signal_combined", "spot_threshold",
-            "spot_baseline", "spot_state")
+            "spot_baseline", "spot_state", "spot_activity")
 
 
 def spotter_values(state: SpotterState | None, roi_names: Sequence[str]) -> dict[str, Any]:
     """The spotting cells of one frame (empty when there is no state or no face)."""
     if state is None:
         return {}
-    out: dict[str, Any] = {"spot_state": state.state,
+    out: dict[str, Any] = {"spot_state": state.state, "spot_activity": state.activity,
                            "spot_threshold": state.threshold, "spot_baseline": state.baseline}
     if state.state != "no_face":
         for r in roi_names:

@@ -11,7 +11,8 @@ fallback policy) and drives it through one of two loops: :class:`mestudio.live.L
    crop;
 2. **signal**: :class:`~mestudio.spotting.signal.RoiSignal` measures the motion of each ROI
    on the aligned crop (pixels, head motion removed);
-3. **spot**: :class:`~mestudio.spotting.spotter.OnlineSpotter` updates its threshold and
+3. **spot**: the online spotter (:func:`~mestudio.spotting.config.make_spotter`: the
+   expression spotter of :mod:`mestudio.spotting.expression` by default) updates its threshold and
    state and emits the events whose offset became final at this frame;
 4. **recognition**: the aligned crop goes into the recogniser's ring buffer; micro events
    (and macro events with ``recognition.macro``) are queued for recognition on a worker thread
@@ -153,11 +154,11 @@ class _FaceState:
 
     def __init__(self, face_id: int, config: AppConfig) -> None:
         from mestudio.spotting.signal import RoiSignal
-        from mestudio.spotting.spotter import OnlineSpotter
+        from mestudio.spotting.config import make_spotter
 
         self.face_id = face_id
         self.signal = RoiSignal(config.spotter, tracker_config=config.tracker)
-        self.spotter = OnlineSpotter(config.spotter)
+        self.spotter = make_spotter(config.spotter)
 
 
 class Pipeline:
@@ -215,10 +216,10 @@ class Pipeline:
         self.keep_strain = False
         if self.spotting:
             from mestudio.spotting.signal import RoiSignal
-            from mestudio.spotting.spotter import OnlineSpotter
+            from mestudio.spotting.config import make_spotter
 
             self.signal = RoiSignal(self.config.spotter, tracker_config=self.config.tracker)
-            self.spotter = OnlineSpotter(self.config.spotter)
+            self.spotter = make_spotter(self.config.spotter)
             if self.multi is not None:
                 self.spotter = None  # each face has its own (_FaceState); signal: ROI names
         self.engine: Any = None

@@ -162,7 +162,11 @@ class SpotterState:
         combined: the combined signal the spotter thresholds (pixels).
         threshold: the adaptive threshold at this frame (pixels).
         baseline: running baseline of the person's own motion (pixels).
-        state: ``"calibrating"``, ``"idle"``, ``"rising"``, ``"in_event"`` or ``"no_face"``.
+        state: ``"calibrating"``, ``"idle"``, ``"rising"``, ``"in_event"`` or ``"no_face"``
+            (the flow-threshold detector's).
+        activity: what the face is doing (the expression spotter's view): ``"calibrating"``,
+            ``"rest"``, ``"moving"`` (talking, head motion), ``"expression"``,
+            ``"no_face"``; empty when the spotter does not tell.
     """
 
     signal: dict[str, float] = field(default_factory=dict)
@@ -170,6 +174,7 @@ class SpotterState:
     threshold: float = float("nan")
     baseline: float = float("nan")
     state: str = "idle"
+    activity: str = ""
 
 
 @dataclass

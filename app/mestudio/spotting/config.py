@@ -88,13 +88,33 @@ class SpotterConfig:
             the signal and ends any event in progress without emitting it.
         recalibrate_after_s: after the face has been absent this long, the baseline is
             re-learnt (a new person may have arrived).
+
+        method: ``"expression"`` (default: :class:`~mestudio.spotting.expression.
+            ExpressionSpotter`, expressions as held displacements from rest, talking left
+            out, micro-expressions from the flow-threshold detector) or ``"threshold"``
+            (:class:`~mestudio.spotting.spotter.OnlineSpotter` alone: every movement over
+            an adaptive threshold, as before; tuned on planted movements only).
+        expression_open_s: the opening in time: displacements held at least this long
+            count, shorter bumps (syllables, blinks) do not.
+        expression_unit_px: the unit of height above rest at sensitivity 0.5 (pixels of a
+            128-px crop; scaled with the sensitivity like ``min_rise_px``).
+        expression_offset: activity starts and ends at this many units above rest.
+        expression_k_brows, expression_k_cheeks, expression_k_mouth: an expression lifts
+            one part (brows, nose wings/cheeks, mouth corners) at least this many units
+            above its rest; less is "moving" (talking, head motion), not an event.
+        expression_split: a valley under this fraction of the smaller neighbouring peak
+            separates two expressions.
+        expression_merge_s: activity resuming within this gap continues the expression.
+        expression_min_s: each side of a split lasts at least this long.
+        rest_window_s: the rest level is a low percentile of the last this many seconds.
+        rest_quantile: that percentile (the face rests at least this share of the time).
     """
 
     sensitivity: float = 0.5
     reference_window_s: float = 0.5
     lowpass_hz: float = 5.0
     baseline_window_s: float = 4.0
-    calibration_s: float = 1.0
+    calibration_s: float = 0.5
     min_duration_s: float = 0.04
     micro_max_s: float = 0.5
     max_duration_s: float = 4.0
@@ -120,3 +140,33 @@ class SpotterConfig:
     rebaseline_s: float = 0.5
     gap_break_s: float = 0.5
     recalibrate_after_s: float = 2.0
+    method: str = "expression"
+    expression_open_s: float = 0.4
+    expression_unit_px: float = 1.2
+    expression_offset: float = 0.5
+    expression_k_brows: float = 6.0
+    expression_k_cheeks: float = 2.0
+    expression_k_mouth: float = 4.5
+    expression_split: float = 0.7
+    expression_merge_s: float = 0.2
+    expression_min_s: float = 0.2
+    rest_window_s: float = 8.0
+    rest_quantile: float = 10.0
+
+
+SPOTTER_METHODS = ("expression", "threshold")
+
+
+def make_spotter(config: SpotterConfig | None = None):  # noqa: ANN201 - either spotter
+    """The online spotter ``config.method`` names (see :class:`SpotterConfig`)."""
+    cfg = config or SpotterConfig()
+    if cfg.method == "threshold":
+        from mestudio.spotting.spotter import OnlineSpotter
+
+        return OnlineSpotter(cfg)
+    if cfg.method == "expression":
+        from mestudio.spotting.expression import ExpressionSpotter
+
+        return ExpressionSpotter(cfg)
+    raise ValueError(f"unknown spotter method {cfg.method!r}: use one of "
+                     f"{', '.join(SPOTTER_METHODS)}")

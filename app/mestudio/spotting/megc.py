@@ -143,9 +143,9 @@ def replay_spotter(calls: Sequence[tuple[int, float, dict[str, float] | None]],
                    config: Any) -> list[Any]:
     """The events a fresh :class:`OnlineSpotter` with ``config`` (a SpotterConfig) emits for
     the recorded calls, ``finish()`` included, in emission order."""
-    from mestudio.spotting.spotter import OnlineSpotter
+    from mestudio.spotting.config import make_spotter
 
-    spotter = OnlineSpotter(config)
+    spotter = make_spotter(config)
     events: list[Any] = []
     for index, t, sig in calls:
         events += spotter.update(index, t, sig)

@@ -1,0 +1,448 @@
+"""The spotter used on real faces: expressions as held displacements from the face at rest,
+micro-expressions from the flow-threshold detector, talking and other movement left out.
+
+Why (SPOTTING.md, "Real faces"; measured on the annotated real clips with
+``mestudio spot-eval --annotations``): the flow-threshold detector of
+:mod:`mestudio.spotting.spotter` adapts its threshold to the recent activity, so a long
+movement blinds it, a face that is expressive while it calibrates never gets an event, and
+talking (which moves the mouth and brows as much as many expressions) gives a stream of
+events. This detector keeps what it does well (micro-expressions: short bumps over the
+noise of a still face) and finds the rest differently:
+
+1. **Regions.** The per-ROI signal (displacement from the reference frame, pixels of a
+   128-px crop, head motion removed) is averaged per part: brows, nose wings/cheeks,
+   mouth corners (the ROI name before ``_``).
+2. **Held displacement.** A morphological *opening* in time (a running minimum then a
+   running maximum over ``expression_open_s``) keeps plateaus at least that long at their
+   height and removes shorter bumps: syllables, blinks leaking into the brows, tracker
+   jitter. It is centred, so a sample is final ``expression_open_s`` after it was seen.
+3. **Rest, never activity.** Each part's rest level is a low percentile
+   (``rest_quantile``) of its raw signal over the last ``rest_window_s`` seconds: the face
+   at rest, which activity cannot raise as long as the face rests a tenth of the time.
+   Heights are counted in a fixed unit (``expression_unit_px``, scaled by the
+   sensitivity), not in the spread of recent samples, so a long expression never raises
+   the bar for the next one. Detection starts ``calibration_s`` after the face appears.
+4. **Expression or movement.** A stretch where some part rises above its rest by more than
+   ``expression_offset`` units is *activity*; it is an *expression* when one part rises by
+   its own factor (``expression_k_brows`` / ``_cheeks`` / ``_mouth`` units): expressions
+   move the cheeks and nose wings (smiles, disgust) or hold the mouth far from rest,
+   while talking moves the mouth corners and brows moderately and the cheeks little. Below
+   that the face is "moving" (talking, head motion): shown as such, never an event.
+5. **One event per expression.** Onset and offset are where the held displacement crosses
+   ``expression_offset``; activity resuming within ``expression_merge_s`` continues the
+   event; a valley that falls below ``expression_split`` of the smaller of the two peaks
+   around it (each side at least ``expression_min_s`` long) ends one expression and starts
+   the next. Each part must be an expression on its own to be emitted.
+6. **Micro-expressions** come from :class:`~mestudio.spotting.spotter.OnlineSpotter`
+   (unchanged, the detector tuned on planted movements): its ``micro`` events are kept
+   unless they fall inside an expression found here; its ``macro`` events are replaced by
+   this detector's.
+
+Events are emitted once their offset and the merge window are final: at most
+``expression_open_s + expression_merge_s`` plus one frame after the offset
+(:attr:`ExpressionSpotter.delay_s`); micro events wait for the same decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mestudio.spotting.config import SpotterConfig
+from mestudio.spotting.spotter import OnlineSpotter, threshold_factor
+from mestudio.types import SpotEvent, SpotterState
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_WORDS = {
+    "calibrating": "getting to know the face",
+    "rest": "at rest",
+    "moving": "talking or moving",
+    "expression": "expression",
+    "no_face": "no face",
+}
+"""What the face is doing, in words for the window (:attr:`SpotterState.activity`)."""
+
+
+@dataclass
+class _Obs:
+    n: int
+    index: int
+    t: float
+    g: np.ndarray                  # (P,) per-part raw displacement (px)
+    segment: int
+    ero: np.ndarray | None = None  # running minimum
+    opened: np.ndarray | None = None
+    z: np.ndarray | None = None    # (P,) height above rest in units
+    s: float = 0.0                 # activity score: max z
+    e: float = 0.0                 # expression score: max z / k
+
+
+@dataclass
+class _Open:
+    start_n: int
+    peak: float
+    apex_n: int
+    best_e: float
+    t_open: float
+    valley: float = math.inf
+    valley_n: int = -1
+
+
+def _part_of(roi: str) -> str:
+    return roi.split("_", 1)[0]
+
+
+class ExpressionSpotter:
+    """Online spotter for real faces (module docstring); the interface of
+    :class:`~mestudio.spotting.spotter.OnlineSpotter`.
+
+    Attributes:
+        state: the spotter state at the newest frame (the micro detector's signal and
+            threshold, :attr:`SpotterState.activity` from this detector).
+        events: every event emitted so far (emission order; ``id`` = position).
+        micro: the micro-expression detector.
+        delay_s: how long after its offset an event is decided, at most (plus a frame).
+    """
+
+    def __init__(self, config: SpotterConfig | None = None) -> None:
+        self.config = cfg = config or SpotterConfig()
+        self.micro = OnlineSpotter(cfg)
+        half = replace(cfg, sensitivity=0.5)
+        self._unit = float(cfg.expression_unit_px * threshold_factor(cfg)
+                           / threshold_factor(half))
+        self._half = 0.5 * float(cfg.expression_open_s)
+        self.delay_s = float(cfg.expression_open_s + cfg.expression_merge_s)
+        self.events: list[SpotEvent] = []
+        self.state = SpotterState(state="calibrating", activity="calibrating")
+        self._names: tuple[str, ...] | None = None
+        self._parts: list[np.ndarray] = []
+        self._k = np.ones(0)
+        self._obs: deque[_Obs] = deque()
+        self._n = 0
+        self._segment = 0
+        self._last_t: float | None = None
+        self._held_micro: list[SpotEvent] = []
+        self._index_now = -1
+        self._pending_states: deque[tuple[int, float, SpotterState]] = deque()
+        self._activity: dict[int, str] = {}
+        self._reset_person()
+
+    # ------------------------------------------------------------------------ lifecycle
+    def _reset_person(self) -> None:
+        self._calib_start: float | None = None
+        self._rest_hist: deque[tuple[float, np.ndarray]] = deque()
+        self._cand: _Open | None = None
+        self._closed: tuple[_Open, int] | None = None   # (event, offset n) in merge window
+        self._done_n = -1          # last sample the detector has stepped over
+        self._done_t = -math.inf   # its timestamp
+        self._last_end_n = -1      # no onset before this sample (previous event)
+        self._armed = True
+        self._activity_now = "calibrating"
+
+    def reset(self) -> None:
+        """Forget the person (a new source or a new face); emitted events are kept."""
+        self._finish_segment(close_open=False)
+        self.micro.reset()
+        self._obs.clear()
+        self._last_t = None
+        self._reset_person()
+        self.state = SpotterState(state="calibrating", activity="calibrating")
+
+    @property
+    def roi_names(self) -> tuple[str, ...]:
+        return self._names or ()
+
+    # --------------------------------------------------------------------------- public
+    def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
+               ) -> list[SpotEvent]:
+        """Feed one frame (see :meth:`OnlineSpotter.update`). This detector reads the micro
+        detector's low-passed samples once they are final (a few frames later)."""
+        self._index_now = int(index)
+        micro = self.micro.update(index, timestamp_s, signal)
+        out = self._take_final(float(timestamp_s))
+        if signal is None:
+            out += self._finish_segment(close_open=False)
+            if self.micro._calib_start is None:  # the micro detector re-learns: so do we
+                self._reset_person()
+            self._activity_now = "no_face"
+        elif self._last_t is not None:  # up to the newest final sample
+            out += self._advance(self._last_t, force=False)
+        self._held_micro += micro
+        out += self._release_micro(force=False)
+        self._refresh_state()
+        return out
+
+    def _take_final(self, t_now: float) -> list[SpotEvent]:
+        """Take the micro detector's final (low-passed) samples as this detector's input."""
+        cfg = self.config
+        out: list[SpotEvent] = []
+        for index, t, st in self.micro.pop_finalized():
+            self._pending_states.append((index, t, st))
+            if st.state == "no_face" or not st.signal:
+                continue
+            if self._last_t is not None and (t < self._last_t or t - self._last_t
+                                             > cfg.gap_break_s):
+                out += self._finish_segment(close_open=False)
+                if t < self._last_t or t - self._last_t >= cfg.recalibrate_after_s:
+                    self._reset_person()
+            self._last_t = t
+            if self._names is None:
+                self._setup(tuple(st.signal))
+            vals = np.array([float(st.signal.get(k, 0.0)) for k in self._names or ()])
+            vals = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
+            g = np.array([vals[p].mean() if p.size else 0.0 for p in self._parts])
+            if self._calib_start is None:
+                self._calib_start = t
+            self._obs.append(_Obs(self._n, int(index), t, g, self._segment))
+            self._n += 1
+            self._rest_hist.append((t, g))
+            while self._rest_hist and self._rest_hist[0][0] < t - cfg.rest_window_s:
+                self._rest_hist.popleft()
+        return out
+
+    def finish(self) -> list[SpotEvent]:
+        """End of stream: decide everything still open (see :meth:`OnlineSpotter.finish`)."""
+        micro = self.micro.finish()
+        out = self._take_final(self._last_t if self._last_t is not None else 0.0)
+        out += self._finish_segment(close_open=True)
+        self._held_micro += micro
+        out += self._release_micro(force=True)
+        self._refresh_state()
+        return out
+
+    def pop_finalized(self) -> list[tuple[int, float, SpotterState]]:
+        """``(frame index, timestamp_s, state)`` of the frames whose state is final (the
+        micro detector's low-passed signal and this detector's activity)."""
+        out: list[tuple[int, float, SpotterState]] = []
+        while self._pending_states:
+            index, t, st = self._pending_states[0]
+            act = self._activity.pop(index, None)
+            if act is None and t > self._done_t and self._last_t is not None:
+                break  # not decided yet
+            self._pending_states.popleft()
+            out.append((index, t, replace(st, activity=act or self._activity_now)))
+        if len(self._activity) > 8192:
+            for k in sorted(self._activity)[:4096]:
+                del self._activity[k]
+        return out
+
+    # ------------------------------------------------------------------------- internals
+    def _setup(self, names: tuple[str, ...]) -> None:
+        cfg = self.config
+        self._names = names
+        parts = list(dict.fromkeys(_part_of(n) for n in names))
+        self._parts = [np.array([i for i, n in enumerate(names) if _part_of(n) == p])
+                       for p in parts]
+        factors = {"brow": cfg.expression_k_brows, "nose": cfg.expression_k_cheeks,
+                   "mouth": cfg.expression_k_mouth}
+        self._k = np.array([factors.get(p, cfg.expression_k_mouth) for p in parts])
+
+    def _rest(self) -> np.ndarray:
+        g = np.array([x for _, x in self._rest_hist])
+        return np.percentile(g, self.config.rest_quantile, axis=0)
+
+    def _advance(self, t_now: float, force: bool) -> list[SpotEvent]:
+        """Compute the running minimum and the opening of the samples old enough, then step
+        the detector over the newly opened ones."""
+        h = self._half + 1e-9
+        obs = list(self._obs)
+        out: list[SpotEvent] = []
+        for i, o in enumerate(obs):
+            if o.ero is None and (force or t_now - o.t >= h or o.segment != self._segment):
+                near = [q.g for q in obs[max(0, i - 64): i + 65]
+                        if q.segment == o.segment and abs(q.t - o.t) <= h]
+                o.ero = np.min(near, axis=0)
+        rest = self._rest() if self._rest_hist else None
+        for i, o in enumerate(obs):
+            if o.opened is not None or o.n <= self._done_n:
+                continue
+            if not (force or t_now - o.t >= 2 * h or o.segment != self._segment):
+                break
+            near = [q.ero for q in obs[max(0, i - 64): i + 65]
+                    if q.segment == o.segment and abs(q.t - o.t) <= h and q.ero is not None]
+            o.opened = np.max(near, axis=0)
+            base = rest if rest is not None else o.g
+            o.z = (o.opened - base) / self._unit
+            o.s = float(o.z.max()) if o.z.size else 0.0
+            o.e = float((o.z / self._k).max()) if o.z.size else 0.0
+            out += self._step(o, self._index_now)
+        horizon = self.config.max_duration_s + self.config.expression_open_s + 2.0
+        while len(self._obs) > 2 and self._obs[0].t < t_now - horizon \
+                and self._obs[0].n < self._done_n - 1:
+            self._obs.popleft()
+        return out
+
+    def _obs_n(self, n: int) -> _Obs | None:
+        if not self._obs or n < self._obs[0].n or n > self._obs[-1].n:
+            return None
+        return self._obs[n - self._obs[0].n]
+
+    def _step(self, o: _Obs, index_now: int) -> list[SpotEvent]:
+        cfg = self.config
+        self._done_n, self._done_t = o.n, o.t
+        off = cfg.expression_offset
+        out: list[SpotEvent] = []
+        calibrating = self._calib_start is None or o.t - self._calib_start < cfg.calibration_s
+        if self._closed is not None:
+            ev, end_n = self._closed
+            end = self._obs_n(end_n)
+            if end is None or o.t - end.t > cfg.expression_merge_s:
+                out += self._emit(ev, end_n, index_now)
+                self._closed = None
+            elif o.e > 1.0 and self._armed:  # moving again within the merge window
+                self._closed = None
+                self._cand = ev
+                ev.valley, ev.valley_n = math.inf, -1
+        c = self._cand
+        if c is None:
+            if not self._armed and o.s <= off:
+                self._armed = True
+            if not calibrating and self._armed and o.e > 1.0:
+                start = o.n
+                while True:
+                    prev = self._obs_n(start - 1)
+                    if (prev is None or prev.segment != o.segment or prev.n <= self._last_end_n
+                            or prev.opened is None or prev.s <= off
+                            or (self._calib_start is not None
+                                and prev.t - self._calib_start < cfg.calibration_s)):
+                        break
+                    start -= 1
+                self._cand = _Open(start, o.s, o.n, o.e, o.t)
+        else:
+            c.best_e = max(c.best_e, o.e)
+            if o.s <= off:
+                self._cand = None
+                self._closed = (c, o.n - 1)
+                self._last_end_n = o.n - 1
+            else:
+                if o.s < c.valley:
+                    c.valley, c.valley_n = o.s, o.n
+                v = self._obs_n(c.valley_n) if c.valley_n >= 0 else None
+                start = self._obs_n(c.start_n)
+                if (v is not None and start is not None
+                        and c.valley < cfg.expression_split * min(c.peak, o.s)
+                        and v.t - start.t >= cfg.expression_min_s
+                        and o.t - v.t >= cfg.expression_min_s):
+                    # A valley between two peaks: one expression ends, the next begins.
+                    first = _Open(c.start_n, c.peak, c.apex_n, c.best_e, c.t_open)
+                    first.best_e = max((q.e for q in self._span(c.start_n, c.valley_n - 1)),
+                                       default=0.0)
+                    out += self._emit(first, c.valley_n - 1, index_now)
+                    self._last_end_n = c.valley_n - 1
+                    rest = list(self._span(c.valley_n, o.n))
+                    best = max(rest, key=lambda q: q.s)
+                    self._cand = _Open(c.valley_n, best.s, best.n,
+                                       max(q.e for q in rest), v.t)
+                    c = self._cand
+                elif o.s > c.peak:
+                    c.peak, c.apex_n = o.s, o.n
+                    c.valley, c.valley_n = math.inf, -1
+            if self._cand is not None and o.t - self._cand.t_open > cfg.max_duration_s:
+                out += self._emit(self._cand, o.n, index_now)
+                self._cand = None
+                self._last_end_n = o.n
+                self._armed = False
+        act = ("calibrating" if calibrating else
+               "expression" if (self._cand is not None and self._cand.best_e > 1.0)
+               or o.e > 1.0 else "moving" if o.s > off else "rest")
+        self._activity[o.index] = act
+        self._activity_now = act
+        return out
+
+    def _span(self, a: int, b: int):  # noqa: ANN202 - a generator of _Obs
+        for n in range(a, b + 1):
+            q = self._obs_n(n)
+            if q is not None and q.opened is not None:
+                yield q
+
+    def _emit(self, c: _Open, end_n: int, index_now: int) -> list[SpotEvent]:
+        """The expression ``c`` ending at sample ``end_n`` as an event (none when it never
+        rose to an expression or is too short)."""
+        cfg = self.config
+        onset, offset = self._obs_n(c.start_n), self._obs_n(end_n)
+        if onset is None or offset is None or offset.index <= onset.index:
+            return []
+        span = list(self._span(c.start_n, end_n))
+        if not span or max(q.e for q in span) <= 1.0:
+            return []
+        apex = max(span, key=lambda q: q.s)
+        duration = offset.t - onset.t
+        if duration < cfg.min_duration_s - 1e-9:
+            return []
+        r = 0
+        names = self._names or ()
+        if apex.z is not None and self._parts:
+            part = int(np.argmax(apex.z / self._k))
+            idx = self._parts[part]
+            r = int(idx[0]) if idx.size else 0
+        ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
+                       onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
+                       kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
+                       roi=names[r] if names else "",
+                       peak=float(apex.opened[self._part_index(r)])
+                       if apex.opened is not None else 0.0,
+                       emitted_index=int(index_now), id=len(self.events))
+        self.events.append(ev)
+        log.debug("expression %d: %s %d-%d-%d (%.2f s)", ev.id, ev.kind, ev.onset, ev.apex,
+                  ev.offset, duration)
+        return [ev]
+
+    def _part_index(self, roi_index: int) -> int:
+        for i, p in enumerate(self._parts):
+            if roi_index in p:
+                return i
+        return 0
+
+    def _finish_segment(self, close_open: bool) -> list[SpotEvent]:
+        t = self._obs[-1].t if self._obs else 0.0
+        idx = self._obs[-1].index if self._obs else -1
+        out = self._advance(t, force=True) if self._obs else []
+        if self._cand is not None:
+            c, self._cand = self._cand, None
+            if close_open and self._obs:
+                out += self._emit(c, self._obs[-1].n, idx)
+        if self._closed is not None:
+            c, end_n = self._closed
+            self._closed = None
+            out += self._emit(c, end_n, idx)
+        self._segment += 1
+        self._armed = True
+        self._done_t = math.inf if close_open else self._done_t
+        return out
+
+    def _release_micro(self, force: bool) -> list[SpotEvent]:
+        """Micro events of the micro detector, once this detector has decided past their
+        offset: kept unless an expression found here covers them."""
+        out: list[SpotEvent] = []
+        keep: list[SpotEvent] = []
+        for ev in self._held_micro:
+            if ev.kind != "micro":
+                continue
+            decided = force or self._done_t >= ev.offset_s + self.config.expression_merge_s
+            if not decided:
+                keep.append(ev)
+                continue
+            covered = any(e.onset <= ev.offset and ev.onset <= e.offset for e in self.events)
+            if self._cand is not None:
+                c = self._obs_n(self._cand.start_n)
+                covered = covered or (c is not None and c.index <= ev.offset)
+            if covered:
+                log.debug("micro event %d-%d inside an expression: dropped", ev.onset,
+                          ev.offset)
+                continue
+            ev = replace(ev, id=len(self.events), emitted_index=max(ev.emitted_index,
+                                                                    self._index_now))
+            self.events.append(ev)
+            out.append(ev)
+        self._held_micro = keep
+        return out
+
+    def _refresh_state(self) -> None:
+        st = self.micro.state
+        act = "no_face" if st.state == "no_face" else self._activity_now
+        self.state = replace(st, activity=act)
