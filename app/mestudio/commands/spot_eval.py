@@ -1,12 +1,23 @@
 """``mestudio spot-eval``: MEGC spotting scores, of events.json files against truth.json files
-(synthetic clips) or of the application's spotter over a long-video dataset.
+(synthetic clips), of the application's spotter over annotated real footage, or over a
+long-video dataset.
 
 Usage::
 
+    mestudio spot-eval --annotations real/annotations.csv --root real --out runs/real [--workers 2]
     mestudio spot-eval --pred a/events.json --truth a/truth.json [--pred b/events.json --truth b/truth.json ...]
     mestudio spot-eval --pred events.json --truth truth.json --iou 0.5 --json scores.json
     mestudio spot-eval --dataset casme_sq_lv --root /data/CASME_sq --out runs/casme_sq [--workers 2]
         [--model m.onnx] [--sensitivity 0.5] [--sweep sensitivity=0.3:0.9:0.1] [--force]
+
+Annotated mode (``--annotations FILE --root DIR``): the CSV format of the shared development
+set (:mod:`mestudio.spotting.annotated`); every clip is analysed by the application's own
+pipeline as a resumable batch (``OUT/<clip>/``, skipped when complete with the same
+settings, ``--force`` re-runs, ``--workers N`` at once), then scored per clip and pooled:
+hit rate of the clear expressions, IoU >= 0.5 P/R/F1 of expression events against the
+macro and subtle rows, false events per minute (and those inside talking/head/gaze
+stretches). Writes ``OUT/scores.json``, ``OUT/scores.txt`` and ``OUT/spotting.png`` (one row
+per clip: signal, threshold, annotated stretches, events).
 
 Dataset mode (``--dataset NAME --root DIR``; NAME one of ``casme_sq_lv``, ``samm_lv``,
 ``casme3``): every long video of the release (:mod:`mestudio.training.datasets.longvideo`)
@@ -33,13 +44,16 @@ not spotting targets. A missing or malformed file exits with code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 NAME = "spot-eval"
-HELP = ("MEGC spotting scores: events.json against synthetic truth.json, or the spotter run "
-        "over a long-video dataset (--dataset casme_sq_lv|samm_lv|casme3 --root DIR)")
+HELP = ("spotting scores: events.json against synthetic truth.json, the spotter run over "
+        "annotated real footage (--annotations FILE --root DIR) or over a long-video dataset "
+        "(--dataset casme_sq_lv|samm_lv|casme3 --root DIR)")
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +67,15 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="minimum interval IoU for a true positive (default 0.5, MEGC)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write the scores to this JSON file")
+    an = parser.add_argument_group(
+        "annotated real footage (--annotations FILE --root DIR; uses --out, --workers, "
+        "--force, --sensitivity)")
+    an.add_argument("--annotations", type=Path, default=None, metavar="FILE",
+                    help="a CSV of annotated expressions (clip,face,onset,apex,offset,kind,"
+                         "expression,confidence[,note]; kind macro/subtle/non-expression): "
+                         "every clip under --root is analysed by the app's own spotter and "
+                         "scored (hit rate, IoU >= 0.5 F1, false events per minute), with a "
+                         "picture per clip")
     ds = parser.add_argument_group("long-video datasets (MEGC protocol)")
     ds.add_argument("--dataset", default=None, metavar="NAME",
                     help="run the spotter over every long video of a release: casme_sq_lv "
@@ -84,6 +107,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.annotations is not None:
+        return _run_annotations(args)
     if args.dataset is not None:
         return _run_dataset(args)
     return _run_pairs(args)
@@ -221,6 +246,89 @@ def _run_dataset(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.get("status") == "failed"]
     for r in failed:
         print(f"mestudio spot-eval: failed: {r['video']}: {r['error']}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 1 if failed else 0
+
+
+def _run_annotations(args: argparse.Namespace) -> int:
+    """Analyse every annotated clip (resumable batch, ``--workers``) and score the events."""
+    import os
+    import sys
+
+    from mestudio.batch import make_jobs, run_batch
+    from mestudio.config import load_settings
+    from mestudio.errors import ConfigError
+    from mestudio.events_io import read_events_json
+    from mestudio.fsutil import atomic_write_text
+    from mestudio.progress import ProgressBar, show_progress
+    from mestudio.spotting import annotated as an
+
+    if args.root is None:
+        raise ConfigError("--annotations needs --root DIR (the folder of the clips)")
+    if args.dataset is not None or args.pred or args.truth:
+        raise ConfigError("give --annotations alone, not with --dataset or --pred/--truth")
+    if not 0.0 < args.iou <= 1.0:
+        raise ConfigError(f"--iou must be in (0, 1], got {args.iou}")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    rows = an.read_annotations(args.annotations.expanduser())
+    root = args.root.expanduser()
+    clips = an.clips_of(rows)
+    missing = [c for c in clips if not an.clip_path(root, c).is_file()]
+    if missing:
+        raise ConfigError(f"{len(missing)} annotated clip(s) not found under {root}: "
+                          + ", ".join(str(an.clip_path(root, c)) for c in missing[:3]))
+    cfg = load_settings()
+    if args.sensitivity is not None:
+        if not 0.0 <= args.sensitivity <= 1.0:
+            raise ConfigError(f"--sensitivity must be between 0 and 1, got {args.sensitivity}")
+        cfg.spotter.sensitivity = float(args.sensitivity)
+    out = Path(os.path.abspath((args.out or Path("spot-eval-annotated")).expanduser()))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder")
+    inputs = [str(an.clip_path(root, c)) for c in clips]
+    jobs = make_jobs(inputs, out, cfg, recognition=False, max_frames=args.max_frames,
+                     force=args.force)
+    enabled = show_progress(args)
+    with ProgressBar(enabled, desc="clips", unit="clip") as bar:
+        done = [0]
+        bar.update(0, len(jobs))
+
+        def on_done(i: int, result: Any) -> None:
+            done[0] += 1
+            bar.update(done[0], len(jobs))
+
+        report = run_batch(jobs, out, workers=min(args.workers, len(jobs)), on_done=on_done)
+    scores, pictures, failed = [], [], []
+    for clip, job, res in zip(clips, jobs, report.results, strict=True):
+        if res.status not in ("ok", "skipped"):
+            failed.append(f"{clip}: {res.error or res.status}")
+            continue
+        folder = Path(job.out_dir)
+        events, meta = read_events_json(folder / "events.json")
+        events = [e for e in events if e.face_id == 0]
+        fps = float(meta.get("fps") or 0.0)
+        n = int(meta.get("n_frames") or 0)
+        scores.append(an.score_clip(clip, rows, events, n, fps, iou=args.iou))
+        pictures.append({"name": clip, "signal": an.read_frame_signal(folder / "frames.csv"),
+                         "rows": [r for r in rows if r.clip == clip], "events": events})
+    if not scores:
+        for f in failed:
+            print(f"mestudio spot-eval: failed: {f}", file=sys.stderr)
+        return 1
+    table = an.format_table(scores)
+    print(table)
+    missed = an.pooled(scores).missed
+    if missed:
+        print("missed: " + "; ".join(missed))
+    doc = {"annotations": str(args.annotations), "root": str(root), "iou": args.iou,
+           "spotter": dataclasses.asdict(cfg.spotter),
+           "clips": [s.as_dict() for s in scores], "pooled": an.pooled(scores).as_dict()}
+    paths = [atomic_write_text(out / "scores.json", json.dumps(doc, indent=2) + "\n"),
+             atomic_write_text(out / "scores.txt", table + "\n"),
+             an.plot_clips(out / "spotting.png", pictures)]
+    for f in failed:
+        print(f"mestudio spot-eval: failed: {f}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if failed else 0
 

@@ -251,7 +251,8 @@ def read_frame_signal(frames_csv: str | os.PathLike[str], face: int = 0
                       ) -> dict[str, list[float]]:
     """The per-frame columns a picture needs from an analysis's ``frames.csv``: frame,
     combined signal, threshold (NaN where missing), and the spotter's state."""
-    out: dict[str, list[Any]] = {"frame": [], "signal": [], "threshold": [], "state": []}
+    out: dict[str, list[Any]] = {"frame": [], "signal": [], "threshold": [], "state": [],
+                                 "activity": []}
     with open(frames_csv, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if "face_id" in row and row.get("face_id") not in ("", None, str(face)):
@@ -263,17 +264,19 @@ def read_frame_signal(frames_csv: str | os.PathLike[str], face: int = 0
                 except ValueError:
                     out[key].append(math.nan)
             out["state"].append(row.get("spot_state", ""))
+            out["activity"].append(row.get("spot_activity", "") or "")
     return out
 
 
 _KIND_COLOURS = {"macro": "#2e7d32", "subtle": "#9ccc65", "non-expression": "#bdbdbd"}
 _EVENT_COLOURS = {"micro": "#d32f2f", "macro": "#1565c0", "speech": "#ff9800"}
+_ACTIVITY_COLOURS = {"moving": "#ffb74d", "expression": "#64b5f6"}
 
 
 def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) -> Path:
-    """One row per clip: the combined signal and threshold, the annotated stretches (green:
-    expressions, grey: talking/head/gaze) and the events (blue macro, red micro, orange
-    speech). ``clips``: dicts with ``name``, ``signal`` (:func:`read_frame_signal`), ``rows``
+    """One row per clip: the micro detector's combined signal and threshold, the annotated
+    stretches (green: expressions, grey: talking/head/gaze), the events (blue macro, red
+    micro) and what the spotter saw (orange: moving or talking, light blue: expression). ``clips``: dicts with ``name``, ``signal`` (:func:`read_frame_signal`), ``rows``
     and ``events``. Written atomically as PNG."""
     import matplotlib
 
@@ -299,13 +302,17 @@ def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) ->
             s, t = _event_interval(e)
             ax.axvspan(s, t + 1, ymin=0.42, ymax=0.55,
                        color=_EVENT_COLOURS.get(_event_kind(e), "#000000"), alpha=0.9, lw=0)
+        for f, act in zip(frames, sig.get("activity", ()), strict=False):
+            if act in _ACTIVITY_COLOURS:
+                ax.axvspan(f, f + 1, ymin=0.58, ymax=0.64, color=_ACTIVITY_COLOURS[act], lw=0)
         ax.set_xlim(0, max(frames[-1] if frames else 1, 1))
         ax.set_ylim(0, top * 1.05)
         ax.set_ylabel(clip_name(c["name"]), rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0].set_title("signal (black), threshold (dashed); annotated: expression (green), "
-                      "talking/head/gaze (grey); events: macro (blue), micro (red), "
-                      "speech (orange)", fontsize=9)
+    axes[0].set_title("micro detector: signal (black), threshold (dashed); annotated: "
+                      "expression (green), talking/head/gaze (grey); events: macro (blue), "
+                      "micro (red); the spotter saw: moving/talking (orange), expression "
+                      "(light blue)", fontsize=9)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
     import io

@@ -38,9 +38,10 @@ noise of a still face) and finds the rest differently:
    unless they fall inside an expression found here; its ``macro`` events are replaced by
    this detector's.
 
-Events are emitted once their offset and the merge window are final: at most
-``expression_open_s + expression_merge_s`` plus one frame after the offset
-(:attr:`ExpressionSpotter.delay_s`); micro events wait for the same decision.
+Events are emitted once their offset and the merge window are final: at most the
+low-pass look-ahead + ``expression_open_s + expression_merge_s`` plus one frame after the
+offset (:attr:`ExpressionSpotter.delay_s`, 0.68 s by default); micro events wait for the
+same decision.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class ExpressionSpotter:
             threshold, :attr:`SpotterState.activity` from this detector).
         events: every event emitted so far (emission order; ``id`` = position).
         micro: the micro-expression detector.
-        delay_s: how long after its offset an event is decided, at most (plus a frame).
+        delay_s: how long after its offset an event is decided, at most (plus a frame):
+            the micro detector's low-pass look-ahead, the opening and the merge window.
     """
 
     def __init__(self, config: SpotterConfig | None = None) -> None:
@@ -116,7 +118,11 @@ class ExpressionSpotter:
         self._unit = float(cfg.expression_unit_px * threshold_factor(cfg)
                            / threshold_factor(half))
         self._half = 0.5 * float(cfg.expression_open_s)
-        self.delay_s = float(cfg.expression_open_s + cfg.expression_merge_s)
+        self.delay_s = float(self.micro.delay_s + cfg.expression_open_s
+                             + cfg.expression_merge_s)
+        #: every event is emitted at most this long after its offset (three frame
+        #: intervals of rounding included, at 25 fps and more)
+        self.emit_within_s = self.delay_s + 0.12
         self.events: list[SpotEvent] = []
         self.state = SpotterState(state="calibrating", activity="calibrating")
         self._names: tuple[str, ...] | None = None
@@ -423,7 +429,7 @@ class ExpressionSpotter:
         for ev in self._held_micro:
             if ev.kind != "micro":
                 continue
-            decided = force or self._done_t >= ev.offset_s + self.config.expression_merge_s
+            decided = force or self._done_t >= ev.offset_s
             if not decided:
                 keep.append(ev)
                 continue
