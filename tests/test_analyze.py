@@ -21,7 +21,7 @@ from mestudio.spotting.rois import ROI_NAMES
 
 DEMO = "demo:duration=10,seed=0,blinks=1"
 SPOT_COLUMNS = [*(f"signal_{r}" for r in ROI_NAMES), "signal_combined", "spot_threshold",
-                "spot_baseline", "spot_state"]
+                "spot_baseline", "spot_state", "spot_activity"]
 
 
 def _analyze(*argv: str) -> tuple[int, str]:
@@ -55,10 +55,12 @@ def test_analyze_writes_the_three_files_with_documented_columns(spotted) -> None
     assert rows[0]["spot_state"] == "calibrating"
     states = {r["spot_state"] for r in rows}
     assert {"calibrating", "idle", "in_event"} <= states
+    assert rows[0]["spot_activity"] == "calibrating"
+    assert {r["spot_activity"] for r in rows} <= {"calibrating", "rest", "moving", "expression"}
     for r in rows:
         assert r["face_found"] == "1"
         assert all(r[c] != "" for c in SPOT_COLUMNS)          # every frame has a value
-        values = [float(r[c]) for c in SPOT_COLUMNS[:-1]]
+        values = [float(r[c]) for c in SPOT_COLUMNS[:-2]]
         assert np.isfinite(values).all() and min(values[:len(ROI_NAMES)]) >= 0
     with (out / "events.csv").open(newline="") as f:
         ev_header = next(csv.reader(f))

@@ -51,7 +51,9 @@ def test_micro_events_are_found_near_the_planted_ones(demo_run) -> None:
 
 def test_events_are_emitted_online_within_the_configured_delay(demo_run) -> None:
     results, _late, pipeline, _planted, fps = demo_run
-    delay = AppConfig().spotter.emit_delay_s
+    # the flow-threshold spotter: emit_delay_s; the expression spotter waits for its
+    # opening and merge window too (ExpressionSpotter.emit_within_s)
+    delay = getattr(pipeline.spotter, "emit_within_s", AppConfig().spotter.emit_delay_s)
     for r in results:
         for ev in r.events:
             assert ev.emitted_index == r.frame.index

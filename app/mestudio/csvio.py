@@ -7,8 +7,10 @@ per-frame columns a later stage adds through ``extra`` dicts. The spotting stage
 (:func:`spotter_columns`) ``signal_<roi>`` per ROI (pixels of flow magnitude in a 128-px
 aligned crop, head motion removed, low-passed), ``signal_combined`` (the spotter's detection
 score expressed in pixels, compared with ``spot_threshold``), ``spot_threshold`` and
-``spot_baseline`` (pixels) and ``spot_state`` (``calibrating``, ``idle``, ``rising``,
-``in_event``, ``no_face``); see :mod:`mestudio.spotting.spotter`. Missing values are empty cells; ``face_found`` is 1/0;
+``spot_baseline`` (pixels), ``spot_state`` (the micro detector's: ``calibrating``, ``idle``,
+``rising``, ``in_event``, ``no_face``; see :mod:`mestudio.spotting.spotter`) and
+``spot_activity`` (what the face is doing: ``calibrating``, ``rest``, ``moving`` (talking,
+head motion), ``expression``, ``no_face``; see :mod:`mestudio.spotting.expression`). Missing values are empty cells; ``face_found`` is 1/0;
 coordinates are frame pixels. A frame whose image could not be decoded
 (``FrameResult.info["status"] == "unreadable"``; ``mestudio analyze`` adds a ``status``
 column: ``ok`` or ``unreadable``) has ``face_found``, ``n_faces`` and ``confidence`` empty.

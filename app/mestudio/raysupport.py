@@ -111,15 +111,24 @@ def private_temp_dir() -> Path:
     return folder
 
 
+_TOKEN: list[str] = []
+
+
 def _private_auth_token() -> None:
-    """A local Ray uses token authentication; unless the user configured it, its token
-    goes to its processes through the environment (inherited) instead of being written
-    to ``~/.ray/auth_token``, outside mestudio's documented files."""
-    if any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
-                                       "RAY_AUTH_TOKEN_PATH")):
+    """A local Ray uses token authentication; unless the user configured it, its token (one
+    per process) goes to its processes through the environment (inherited) instead of being
+    written to ``~/.ray/auth_token``, outside mestudio's documented files."""
+    if not _TOKEN:
+        _TOKEN.append(secrets.token_hex(32))
+    ours = _TOKEN[0]
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    if os.environ.get("RAY_AUTH_TOKEN_PATH") or (token and token != ours) or (
+            os.environ.get("RAY_AUTH_MODE") and token != ours):
+        return  # the user's own configuration
+    if token == ours and os.environ.get("RAY_AUTH_MODE") == "token":
         return
     os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    os.environ["RAY_AUTH_TOKEN"] = ours
     try:  # Ray caches the token (and its absence) per process: read it again
         from ray._raylet import AuthenticationTokenLoader, Config
 

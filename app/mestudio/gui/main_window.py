@@ -748,7 +748,9 @@ class MainWindow(QMainWindow):
         if packet.merged:
             self.video.set_frame(res.frame.image, res.face, capture_time=packet.capture_time,
                                  flow=packet.flow, strain=packet.strain, faces=faces,
-                                 selected=self._plot_face if self._multi else None)
+                                 selected=self._plot_face if self._multi else None,
+                                 activity=res.spotter.activity if res.spotter is not None
+                                 else "")
         states = 0
         for _index, _t, state in packet.samples:
             if state is not None:

@@ -121,6 +121,13 @@ def mask_outlines(masks: dict[str, np.ndarray]) -> dict[str, list[QPolygonF]]:
     return out
 
 
+def activity_words(activity: str) -> str:
+    """The spotter's view of a face in words (``"talking or moving"``), "" when unknown."""
+    from mestudio.spotting.expression import ACTIVITY_WORDS
+
+    return ACTIVITY_WORDS.get(activity, "") if activity and activity != "no_face" else ""
+
+
 class VideoView(QWidget):
     """Shows frames with overlays. Call :meth:`set_frame` at display rate.
 
@@ -141,6 +148,7 @@ class VideoView(QWidget):
         self._array: np.ndarray | None = None
         self._qimage: QImage | None = None
         self._face: FaceObservation | None = None
+        self._activity = ""
         self._faces: list[FaceResult] = []
         self._selected_face: int | None = None
         self._emotion_face: int | None = None
@@ -194,7 +202,7 @@ class VideoView(QWidget):
     def set_frame(self, image: np.ndarray, face: FaceObservation | None = None, *,
                   capture_time: float | None = None, flow: np.ndarray | None = None,
                   strain: np.ndarray | None = None, faces: list[FaceResult] | None = None,
-                  selected: int | None = None) -> None:
+                  selected: int | None = None, activity: str = "") -> None:
         """Show a new frame.
 
         Args:
@@ -207,7 +215,11 @@ class VideoView(QWidget):
                 numbers (every-face mode) each is drawn in its colour with its number, and
                 ``face`` is the one the overlays (flow, strain, ROIs) belong to.
             selected: the highlighted face's number (whose signal the plot shows).
+            activity: what the spotter thinks the face is doing
+                (:attr:`~mestudio.types.SpotterState.activity`), shown in words under the
+                face box (every-face mode: each face's own, from ``faces``).
         """
+        self._activity = activity_words(activity)
         self._array = image
         self._faces = [f for f in (faces or []) if f.face_id != 0]
         self._selected_face = selected
@@ -437,6 +449,8 @@ class VideoView(QWidget):
                 p.setFont(self._font_small)
                 p.drawText(QPointF(r.left() + 2, r.bottom() + 14),
                            f"face {face.confidence:.2f} · {face.mode}")
+                if self._activity:
+                    p.drawText(QPointF(r.left() + 2, r.bottom() + 30), self._activity)
             if self._overlays["landmarks"] and face.landmarks is not None and not self._faces:
                 p.setPen(Qt.PenStyle.NoPen)
                 p.setBrush(QBrush(LANDMARK_COLOUR))
@@ -492,7 +506,9 @@ class VideoView(QWidget):
             p.setPen(QPen(colour, 3.5 if selected else 1.8))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(r)
-            text = f"face {f.face_id}" + (" · plot" if selected else "")
+            words = activity_words(f.spotter.activity if f.spotter is not None else "")
+            text = f"face {f.face_id}" + (" · plot" if selected else "") + (
+                f" · {words}" if words else "")
             tag = QRectF(r.left(), r.bottom() + 3, fm.horizontalAdvance(text) + 10,
                          fm.height() + 4)
             if selected:
