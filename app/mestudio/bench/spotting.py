@@ -19,11 +19,21 @@ next to its F1 on planted events, at several sensitivities.
   after — the second macro and the later micros must still be found (the baseline and the
   noise unit must recover after a long movement).
 
+* **Annotated real footage** — the shared development set (``data/real``, its
+  ``annotations.csv``): hit rate of the clear expressions, IoU >= 0.5 F1 against the
+  expression rows, false events per minute (:mod:`mestudio.spotting.annotated`, the scores
+  of ``spot-eval --annotations``).
+* **Micro-expressions planted on real moving faces** — :func:`synthesize_clip` on the
+  talking/expressive real clips (the face followed every frame, 3 micro-expressions of
+  2.5 % of the face width per 8 s, nothing else added): recall and precision of kind micro.
+
 The ROI signal does not depend on the sensitivity: each clip is tracked and its signal
-computed once, then replayed through a new
-:class:`~mestudio.spotting.spotter.OnlineSpotter` per sensitivity (the same events as a full
-run). ``--compare FILE`` replays the same signals through another spotter module (e.g. a
-copy of an older ``spotter.py``) for before/after figures.
+computed once, then replayed through a new spotter per sensitivity (the same events as a
+full run): ``expression`` (the default,
+:class:`~mestudio.spotting.expression.ExpressionSpotter`) and ``threshold`` (the
+flow-threshold :class:`~mestudio.spotting.spotter.OnlineSpotter` alone, as before).
+``--compare FILE`` replays the same signals through another spotter module (e.g. a copy of
+an older ``spotter.py``) for before/after figures.
 """
 
 from __future__ import annotations
@@ -212,7 +222,8 @@ def _score(runs: list[tuple[list[Any], list[dict[str, Any]]]]) -> dict[str, Any]
     out: dict[str, Any] = {}
     for kind in ("micro", "macro"):
         s = sc[kind]
-        out[kind] = {"tp": s.tp, "fp": s.fp, "fn": s.fn, "f1": s.f1}
+        out[kind] = {"tp": s.tp, "fp": s.fp, "fn": s.fn, "f1": s.f1,
+                     "recall": s.recall, "precision": s.precision}
     return out
 
 
@@ -228,9 +239,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     use_shared_models()
     sens = [float(x) for x in str(args.sensitivities).split(",") if x.strip()]
     base_cfg = SpotterConfig()
-    from mestudio.spotting.spotter import OnlineSpotter
+    from mestudio.spotting.config import make_spotter
 
-    spotters: dict[str, Any] = {"current": OnlineSpotter}
+    spotters: dict[str, Any] = {
+        "expression": lambda cfg: make_spotter(replace(cfg, method="expression")),
+        "threshold": lambda cfg: make_spotter(replace(cfg, method="threshold"))}
     if args.compare:
         spotters["compare"] = _load_spotter(Path(args.compare))
     t_start = time.perf_counter()
@@ -283,6 +296,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{len(synth)} synthetic clips{' + recovery clips' if recovery else ''} in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
 
+    annotated = _annotated_signals()
+    planted_real = _planted_on_real(args.seeds)
     results: dict[str, Any] = {"sensitivities": sens, "minutes": args.minutes,
                                "seeds": args.seeds, "spotters": {}}
     for name, cls in spotters.items():
@@ -305,9 +320,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if recovery:
                 row["recovery"] = _score([outside(replay(sig, cfg, cls), tr, span)
                                           for sig, tr, span in recovery])
+            if annotated is not None:
+                row["annotated"] = _score_annotated(annotated, cfg, cls)
+            if planted_real:
+                row["planted_real"] = _score([(replay(sig, cfg, cls), tr)
+                                              for sig, tr in planted_real])
             rows.append(row)
         results["spotters"][name] = rows
         _print_table(name if len(spotters) > 1 else "", rows, list(real))
+        _print_real(rows)
     results["seconds"] = time.perf_counter() - t_start
     return results
 
@@ -333,3 +354,87 @@ def _print_table(title: str, rows: list[dict[str, Any]], clips: list[str]) -> No
         print(line)
     print("µ/min: false micro events per minute (M: macro per minute; talking is real "
           "movement); F1 on planted events (µ micro, M macro), MEGC protocol")
+
+
+def _annotated_signals() -> tuple[list[Any], list[tuple[str, Signals, float, int]]] | None:
+    """The annotated development set's rows and each clip's recorded signal, or None."""
+    from mestudio.capture import open_source
+    from mestudio.shareddata import shared_data_dir
+    from mestudio.spotting import annotated as an
+    from mestudio.spotting.config import SpotterConfig
+
+    data = shared_data_dir()
+    csv_path = data / "real" / "annotations.csv" if data else None
+    if csv_path is None or not csv_path.is_file():
+        print("annotated real clips (data/real) not found: that section is skipped")
+        return None
+    t0 = time.perf_counter()
+    rows = an.read_annotations(csv_path)
+    clips = []
+    for clip in an.clips_of(rows):
+        path = an.clip_path(csv_path.parent, clip)
+        if not path.is_file():
+            continue
+        with open_source(path) as src:
+            sig = compute_signals(iter(src), SpotterConfig())
+            fps = float(src.fps or 30.0)
+        clips.append((clip, sig, fps, len(sig)))
+    print(f"{len(clips)} annotated real clips in {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows, clips
+
+
+def _score_annotated(annotated: tuple[list[Any], list[tuple[str, Signals, float, int]]],
+                     cfg: Any, cls: Any) -> dict[str, Any]:
+    from mestudio.spotting import annotated as an
+
+    rows, clips = annotated
+    total = an.pooled(an.score_clip(clip, rows, replay(sig, cfg, cls), n, fps)
+                      for clip, sig, fps, n in clips)
+    return total.as_dict()
+
+
+PLANTED_REAL = ("real/liveportrait_d11.mp4", "real/liveportrait_d13.mp4",
+                "video/frontal_speech.mp4", "real/liveportrait_d10.mp4",
+                "real/liveportrait_d12.mp4", "real/liveportrait_d9.mp4")
+"""Real moving faces (talking, head motion, expressions) that micro-expressions are
+planted on."""
+
+
+def _planted_on_real(seeds: int) -> list[tuple[Signals, list[dict[str, Any]]]]:
+    from mestudio.shareddata import shared_data_dir
+    from mestudio.spotting.config import SpotterConfig
+    from mestudio.synth import synthesize_clip
+
+    data = shared_data_dir()
+    if data is None or seeds <= 0:
+        return []
+    t0 = time.perf_counter()
+    out = []
+    for k, name in enumerate(PLANTED_REAL):
+        path = data / name
+        if not path.is_file():
+            continue
+        clip = synthesize_clip(path, fps=None, duration_s=8.0, seed=k, n_micro=3, n_macro=0,
+                               n_blinks=0, distractors=False, amplitude=0.025)
+        truth = [e for e in clip.truth()["events"] if e["kind"] == "micro"]
+        out.append((compute_signals(_clip_frames(clip), SpotterConfig()), truth))
+    print(f"{len(out)} real moving faces with planted micro-expressions in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def _print_real(rows: list[dict[str, Any]]) -> None:
+    if not any("annotated" in r or "planted_real" in r for r in rows):
+        return
+    print(f"{'sens':>5} {'real: hit':>10} {'IoU F1':>7} {'false/min':>10} {'in talk/min':>12} "
+          f"{'planted-on-real µR':>19} {'µP':>6}")
+    for r in rows:
+        a, pr = r.get("annotated") or {}, r.get("planted_real")
+        micro = pr["micro"] if pr else {}
+        print(f"{r['sensitivity']:>5.2f} {_fmt(a.get('hit_rate')):>10} {_fmt(a.get('iou_f1')):>7} "
+              f"{_fmt(a.get('false_per_min')):>10} "
+              f"{_fmt(a.get('false_in_non_expression_per_min')):>12} "
+              f"{_fmt(micro.get('recall')):>19} {_fmt(micro.get('precision')):>6}")
+    print("real: the annotated development set (hit rate of clear expressions, IoU >= 0.5 F1, "
+          "false events per minute); planted-on-real: micro-expressions planted on real "
+          "moving faces (recall, precision of kind micro)")

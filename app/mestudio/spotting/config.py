@@ -108,6 +108,9 @@ class SpotterConfig:
         expression_min_s: each side of a split lasts at least this long.
         rest_window_s: the rest level is a low percentile of the last this many seconds.
         rest_quantile: that percentile (the face rests at least this share of the time).
+        still_before_s: a macro movement of the flow-threshold detector that is too small
+            for an expression is still reported when the face was at rest this long before
+            it (a posed or planted movement on a still face; talking never is).
     """
 
     sensitivity: float = 0.5
@@ -152,6 +155,7 @@ class SpotterConfig:
     expression_min_s: float = 0.2
     rest_window_s: float = 8.0
     rest_quantile: float = 10.0
+    still_before_s: float = 1.0
 
 
 SPOTTER_METHODS = ("expression", "threshold")

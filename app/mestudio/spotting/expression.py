@@ -149,6 +149,7 @@ class ExpressionSpotter:
         self._last_end_n = -1      # no onset before this sample (previous event)
         self._armed = True
         self._activity_now = "calibrating"
+        self._recent_activity: deque[tuple[float, str]] = deque()
 
     def reset(self) -> None:
         """Forget the person (a new source or a new face); emitted events are kept."""
@@ -357,6 +358,9 @@ class ExpressionSpotter:
                "expression" if (self._cand is not None and self._cand.best_e > 1.0)
                or o.e > 1.0 else "moving" if o.s > off else "rest")
         self._activity[o.index] = act
+        self._recent_activity.append((o.t, act))
+        while self._recent_activity and self._recent_activity[0][0] < o.t - 10.0:
+            self._recent_activity.popleft()
         self._activity_now = act
         return out
 
@@ -421,15 +425,27 @@ class ExpressionSpotter:
         self._done_t = math.inf if close_open else self._done_t
         return out
 
+    def _still_before(self, t: float) -> bool:
+        """Whether the face was at rest (no activity above ``expression_offset``) for
+        ``still_before_s`` seconds before ``t``, as far as this detector has seen."""
+        span = self.config.still_before_s
+        seen = [a for ts, a in self._recent_activity if t - span - 1e-9 <= ts < t]
+        return bool(seen) and self._recent_activity[0][0] <= t - span + 0.05 and all(
+            a in ("rest", "calibrating") for a in seen)
+
     def _release_micro(self, force: bool) -> list[SpotEvent]:
-        """Micro events of the micro detector, once this detector has decided past their
-        offset: kept unless an expression found here covers them."""
+        """Events of the micro detector, once this detector has decided past their offset:
+        micro events unless an expression found here covers them; macro events only on a
+        face that was still before them (a planted or posed movement on a still face, which
+        talking never is) and not covered either."""
         out: list[SpotEvent] = []
         keep: list[SpotEvent] = []
         for ev in self._held_micro:
-            if ev.kind != "micro":
-                continue
             decided = force or self._done_t >= ev.offset_s
+            if ev.kind != "micro" and (not decided or not self._still_before(ev.onset_s)):
+                if not decided:
+                    keep.append(ev)
+                continue
             if not decided:
                 keep.append(ev)
                 continue
