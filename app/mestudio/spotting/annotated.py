@@ -309,10 +309,10 @@ def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) ->
         ax.set_ylim(0, top * 1.05)
         ax.set_ylabel(clip_name(c["name"]), rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0].set_title("micro detector: signal (black), threshold (dashed); annotated: "
-                      "expression (green), talking/head/gaze (grey); events: macro (blue), "
-                      "micro (red); the spotter saw: moving/talking (orange), expression "
-                      "(light blue)", fontsize=9)
+    axes[0].set_title("annotated: expression (dark green; subtle: light green), talking/head/"
+                      "gaze (grey) · events: macro (blue), micro (red)\nthe spotter saw: "
+                      "moving or talking (orange), an expression (light blue) · micro "
+                      "detector: signal (black), threshold (dashed)", fontsize=9)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
     import io
