@@ -135,7 +135,8 @@ class ExpressionSpotter:
         self._held_micro: list[SpotEvent] = []
         self._index_now = -1
         self._pending_states: deque[tuple[int, float, SpotterState]] = deque()
-        self._activity: dict[int, str] = {}
+        self._activity: dict[int, tuple[str, float]] = {}
+        self._e_now = 0.0
         self._reset_person()
 
     # ------------------------------------------------------------------------ lifecycle
@@ -228,11 +229,12 @@ class ExpressionSpotter:
         out: list[tuple[int, float, SpotterState]] = []
         while self._pending_states:
             index, t, st = self._pending_states[0]
-            act = self._activity.pop(index, None)
-            if act is None and t > self._done_t and self._last_t is not None:
+            known = self._activity.pop(index, None)
+            if known is None and t > self._done_t and self._last_t is not None:
                 break  # not decided yet
             self._pending_states.popleft()
-            out.append((index, t, replace(st, activity=act or self._activity_now)))
+            act, e = known if known is not None else (self._activity_now, self._e_now)
+            out.append((index, t, self._view(st, act, e)))
         if len(self._activity) > 8192:
             for k in sorted(self._activity)[:4096]:
                 del self._activity[k]
@@ -357,7 +359,8 @@ class ExpressionSpotter:
         act = ("calibrating" if calibrating else
                "expression" if (self._cand is not None and self._cand.best_e > 1.0)
                or o.e > 1.0 else "moving" if o.s > off else "rest")
-        self._activity[o.index] = act
+        self._activity[o.index] = (act, o.e)
+        self._e_now = o.e
         self._recent_activity.append((o.t, act))
         while self._recent_activity and self._recent_activity[0][0] < o.t - 10.0:
             self._recent_activity.popleft()
@@ -464,7 +467,32 @@ class ExpressionSpotter:
         self._held_micro = keep
         return out
 
+    def _view(self, st: SpotterState, activity: str, e: float) -> SpotterState:
+        """The micro detector's state ``st`` as this detector sees the frame: its activity,
+        and for the plot and ``frames.csv`` the expression score in pixels
+        (``combined = e * threshold``, an expression where it exceeds ``threshold``: the
+        height that makes the cheeks an expression; baseline 0, the face at rest)."""
+        if st.state == "no_face":
+            return replace(st, activity="no_face")
+        thr = self._unit * self.config.expression_k_cheeks
+        return replace(st, activity=activity, combined=float(max(e, 0.0) * thr),
+                       threshold=float(thr), baseline=0.0)
+
+    def _provisional(self) -> float:
+        """The expression score at the newest final sample, from the samples seen so far
+        (a one-sided running minimum instead of the centred opening): for the live view."""
+        if not self._obs or not self._rest_hist or not self._parts:
+            return 0.0
+        newest = self._obs[-1]
+        near = [q.g for q in self._obs if q.segment == newest.segment
+                and newest.t - q.t <= self._half + 1e-9]
+        z = (np.min(near, axis=0) - self._rest()) / self._unit
+        return float((z / self._k).max()) if z.size else 0.0
+
     def _refresh_state(self) -> None:
         st = self.micro.state
-        act = "no_face" if st.state == "no_face" else self._activity_now
-        self.state = replace(st, activity=act)
+        if st.state == "no_face" or self._calib_start is None:
+            self.state = replace(st, activity="no_face" if st.state == "no_face"
+                                 else self._activity_now)
+            return
+        self.state = self._view(st, self._activity_now, self._provisional())
