@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mestudio.csvio import append_xlsx_row, safe_row
+from mestudio.csvio import append_xlsx_row, clean_text, safe_row
 from mestudio.errors import MestudioError
 from mestudio.fsutil import atomic_path, atomic_write_text
 from mestudio.types import Prediction, SpotEvent
@@ -133,9 +133,10 @@ class Annotation:
         if origin not in ORIGINS:
             raise AnnotationError(f"event {ev.id}: origin must be one of {ORIGINS}, got {origin!r}")
         label = d["label"] if "label" in d else d.get("emotion")
-        return Annotation(ev, label=None if label in (None, "") else str(label),
-                          aus=str(d.get("aus") or ""), note=str(d.get("note") or ""),
-                          origin=origin)
+        label = clean_text(str(label)).strip() if label not in (None, "") else ""
+        return Annotation(ev, label=label or None,
+                          aus=clean_text(str(d.get("aus") or "")),
+                          note=clean_text(str(d.get("note") or "")), origin=origin)
 
 
 # ------------------------------------------------------------------ commands (undo/redo)
@@ -412,18 +413,18 @@ class AnnotationDocument:
     def set_label(self, ann_id: int, label: str | None) -> None:
         """Set the coder's emotion label (None or "" clears it)."""
         a = self.get(ann_id)
-        label = (label or "").strip() or None
+        label = clean_text(label or "").strip() or None
         origin = a.origin if a.origin == "manual" or label == a.predicted else "edited"
         self._replace(a, dataclasses.replace(a, label=label, origin=origin), "change label")
 
     def set_aus(self, ann_id: int, aus: str) -> None:
         """Set the action units text (e.g. ``"AU4+AU7"``)."""
         a = self.get(ann_id)
-        self._replace(a, dataclasses.replace(a, aus=aus.strip()), "change action units")
+        self._replace(a, dataclasses.replace(a, aus=clean_text(aus).strip()), "change action units")
 
     def set_note(self, ann_id: int, note: str) -> None:
         a = self.get(ann_id)
-        self._replace(a, dataclasses.replace(a, note=note), "change note")
+        self._replace(a, dataclasses.replace(a, note=clean_text(note)), "change note")
 
     def store_prediction(self, ann_id: int, prediction: Prediction) -> bool:
         """Store the model's prediction computed for an annotation's current frames (an added

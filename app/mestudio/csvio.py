@@ -32,6 +32,7 @@ import io
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,16 +56,36 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
+def clean_text(value: str) -> str:
+    """``value`` without control characters (C0 and C1, DEL, NUL; a spreadsheet cell or an
+    xlsx file cannot hold them): tabs and line breaks become spaces, the rest is dropped."""
+    if value.isprintable():
+        return value
+    return "".join(" " if c in "\t\n\r\v\f" else c for c in value
+                   if c.isprintable() or c in "\t\n\r\v\f" or c == " ")
+
+
 def is_formula_like(value: Any) -> bool:
     """True when ``value`` is text that a spreadsheet would run as a formula (``=HYPERLINK(...)``,
-    ``+cmd``, ``@SUM``, a leading tab/CR). A plain number written as text (``"-0.25"``) is not."""
-    return (isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
-            and _PLAIN_NUMBER.fullmatch(value) is None)
+    ``+cmd``, ``@SUM``, a leading tab/CR), also after leading spaces (a space, NBSP, an
+    ideographic space) and in full-width forms (``＝``, ``＋``, ``－``, ``＠``), which
+    spreadsheets read the same way. A plain number written as text (``"-0.25"``) is not."""
+    if not isinstance(value, str):
+        return False
+    head = unicodedata.normalize("NFKC", value[:64]).lstrip()
+    if not head:
+        return False
+    return (head.startswith(FORMULA_TRIGGERS) or value.startswith(FORMULA_TRIGGERS)) and \
+        _PLAIN_NUMBER.fullmatch(unicodedata.normalize("NFKC", value).strip()) is None
 
 
 def safe_text(value: Any) -> Any:
-    """A CSV cell that a spreadsheet shows as text: formula-like text gets a leading single
-    quote (``'=HYPERLINK(...)``); numbers and other text are returned unchanged."""
+    """A CSV cell that a spreadsheet shows as text: control characters removed
+    (:func:`clean_text`), then formula-like text gets a leading single quote
+    (``'=HYPERLINK(...)``); numbers and other text are returned unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = clean_text(value)
     return "'" + value if is_formula_like(value) else value
 
 
@@ -77,7 +98,7 @@ def append_xlsx_row(ws: Any, row: Sequence[Any]) -> None:
     """Append ``row`` to an openpyxl worksheet with every text cell stored as text: openpyxl
     would otherwise store ``"=HYPERLINK(...)"`` as a live formula. Formula-like text also gets
     Excel's quote prefix (shown as typed, not re-evaluated when edited). Numbers stay numbers."""
-    ws.append(list(row))
+    ws.append([clean_text(v) if isinstance(v, str) else v for v in row])
     for cell in ws[ws.max_row]:
         if isinstance(cell.value, str):
             cell.data_type = "s"
