@@ -163,6 +163,19 @@ def fast_exit(code: int) -> None:
     os._exit(code)
 
 
+def _non_finite_option(args: argparse.Namespace) -> str | None:
+    """The message for a number option given as ``nan`` or ``inf`` (argparse's ``float``
+    accepts them; no option of mestudio means anything by them), else None."""
+    import math
+
+    for name, value in vars(args).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            shown = ", ".join(str(v) for v in values)
+            return f"--{name.replace('_', '-')} must be a finite number, got {shown}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 an error the user can
     fix: bad input, disk full, read-only folder, damaged database; 130 interrupted)."""
@@ -172,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     setup_logging(args.verbose, args.quiet)
+    bad = _non_finite_option(args)
+    if bad is not None:
+        print(f"mestudio {args.command}: error: {bad}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args._run(args) or 0)
     except MestudioError as exc:

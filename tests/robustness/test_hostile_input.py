@@ -186,3 +186,16 @@ def test_analyze_refuses_a_model_with_bidi_class_names(model_proto, video, tmp_p
         assert len(said) == 1 and "class #1" in said[0]
     if (out / "events.csv").exists():
         assert "\u202e" not in (out / "events.csv").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("argv", [
+    ["analyze", "demo", "--fps", "nan"], ["analyze", "demo", "--fps", "inf"],
+    ["analyze", "demo", "--sensitivity", "nan"], ["synth", "--duration", "inf"],
+    ["synth", "--amplitude", "0.01", "nan"]])
+def test_non_finite_numbers_are_refused_in_one_line(argv, tmp_path, capsys):
+    """``--fps nan`` gave a traceback in the spotter and ``--fps inf`` wrote every timestamp
+    as 0 (issue 22, item 6): any number option refuses nan and inf, before anything runs."""
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "must be a finite number" in _one_line_error(capsys)
+    assert not out.exists()

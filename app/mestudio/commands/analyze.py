@@ -213,7 +213,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, bool]:
     _check_model_path(args.model)
     cfg = apply_face_arguments(args, load_settings())
     if args.fps is not None:
-        if args.fps <= 0:
+        if not args.fps > 0:
             raise ConfigError("--fps must be positive")
         cfg.capture.sequence_fps = args.fps
     if args.sensitivity is not None:
