@@ -98,3 +98,40 @@ def test_groups_and_confusion_png(tmp_path):
     assert m["groups"]["samm"]["accuracy"] == 0.5
     png = save_confusion_png(m["confusion"], CLASSES, tmp_path / "cm.png", title="t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
+
+
+def test_report_files_are_written_under_a_temporary_name(tmp_path, monkeypatch):
+    """The training report (json, md, confusion png) appears only complete: each file is
+    written beside its target and renamed over it (issue 22, item 14); a failing write
+    leaves the previous report as it was."""
+    import os
+
+    from mestudio.training import report as report_mod
+    from mestudio.training.report import write_report
+
+    monkeypatch.setattr(report_mod, "markdown", lambda r, png=None: f"# report\n![cm]({png})\n")
+    labels = {"casme2/a": 0, "casme2/b": 1, "samm/c": 2}
+    m = pooled_metrics(pool_predictions([{k: _onehot(v) for k, v in labels.items()}], labels,
+                                        CLASSES))
+    report = {**m, "classes": list(CLASSES), "dataset": "casme2", "protocol": "loso",
+              "model": "m3enet", "config": {}}
+    renamed: list[str] = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renamed.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    paths = write_report(report, tmp_path)
+    assert sorted(renamed) == sorted(p.name for p in paths.values())
+    before = {p: p.read_bytes() for p in paths.values()}
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError):
+        write_report(report, tmp_path)
+    assert {p: p.read_bytes() for p in paths.values()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())

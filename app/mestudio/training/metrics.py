@@ -284,5 +284,8 @@ def save_confusion_png(confusion: Sequence[Sequence[int]] | np.ndarray, classes:
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    from mestudio.fsutil import atomic_path
+
+    with atomic_path(out, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=110)
     return out

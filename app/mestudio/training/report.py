@@ -255,10 +255,11 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike[str],
                              out / f"{stem}_confusion.png",
                              title=f"{_row_name(report)} on {report['dataset']} "
                                    f"({report['protocol'].upper()})")
-    js = out / f"{stem}.json"
-    js.write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
-    md = out / f"{stem}.md"
-    md.write_text(markdown(report, png.name), encoding="utf-8")
+    from mestudio.fsutil import atomic_write_text
+
+    js = atomic_write_text(out / f"{stem}.json",
+                           json.dumps(report, indent=1, default=float) + "\n")
+    md = atomic_write_text(out / f"{stem}.md", markdown(report, png.name))
     return {"json": js, "markdown": md, "confusion": png}
 
 
