@@ -222,6 +222,20 @@ def test_inputs_expand_folders_and_lists_with_unique_names(tmp_path: Path) -> No
         batch.expand_inputs([f"@{tmp_path / 'nope.txt'}"])
 
 
+def test_a_folder_with_a_link_loop_lists_each_recording_once(tmp_path: Path) -> None:
+    """``dir/sub/up -> ..`` made the folder's video be analysed 41 times (issue 22, item 7):
+    folders and files are followed once, by their real path."""
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    (videos / "x.mp4").write_bytes(b"x")
+    (videos / "sub" / "y.mp4").write_bytes(b"y")
+    (videos / "sub" / "up").symlink_to("..", target_is_directory=True)
+    (videos / "same.mp4").symlink_to(videos / "x.mp4")
+    inputs = batch.expand_inputs([str(videos), str(videos / "x.mp4")])
+    # name order: same.mp4 (a link to x.mp4) comes first and stands for x.mp4
+    assert inputs == [str(videos / "same.mp4"), str(videos / "sub" / "y.mp4")]
+
+
 def test_a_stop_cancels_the_inputs_not_started(tmp_path: Path) -> None:
     from mestudio.config import AppConfig
 

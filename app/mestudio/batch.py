@@ -120,15 +120,23 @@ def _children(folder: Path) -> Iterator[Path]:
             yield p
 
 
-def _expand_folder(folder: Path) -> list[str]:
+def _expand_folder(folder: Path, seen: set[str] | None = None) -> list[str]:
     """A folder of recordings: its image-sequence sub-folders and videos, recursively, in
-    name order; a folder that holds images is one image sequence."""
+    name order; a folder that holds images is one image sequence. A folder reached again
+    through a link (a loop such as ``sub/up -> ..``, or two links to one folder) is
+    listed once, by its real path."""
+    seen = set() if seen is None else seen
+    real = os.path.realpath(folder)
+    if real in seen:
+        log.info("%s: a link to a folder already listed, skipped", folder)
+        return []
+    seen.add(real)
     if _has_images(folder):
         return [str(folder)]
     found: list[str] = []
     for child in sorted(_children(folder), key=lambda p: p.name):
         if child.is_dir():
-            found.extend(_expand_folder(child))
+            found.extend(_expand_folder(child, seen))
         else:
             found.append(str(child))
     return found
@@ -191,7 +199,10 @@ def expand_inputs(specs: Sequence[str]) -> list[str]:
                 out.extend(_expand_one(entry, base=Path(os.path.abspath(lst)).parent))
         else:
             out.extend(_expand_one(spec))
-    unique = list(dict.fromkeys(out))
+    # Each recording once, by its real path (links and ``..`` name the same file twice).
+    by_real = {(os.path.realpath(x) if os.path.exists(x) else x): x for x in reversed(out)}
+    unique = [x for x in dict.fromkeys(out) if by_real.get(
+        os.path.realpath(x) if os.path.exists(x) else x) == x]
     if len(unique) < len(out):
         log.info("%d input(s) named more than once: each is analysed once",
                  len(out) - len(unique))
