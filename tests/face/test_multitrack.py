@@ -255,3 +255,21 @@ def test_max_faces_on_photo_takes_the_two_largest(make_tracker, data_dir: Path) 
     assert [fid for fid, _ in res] == [1, 2]
     for (_, obs), det in zip(res, dets[:2], strict=True):
         assert obs.box is not None and iou(obs.box, det.box) > 0.5
+
+
+def test_three_overlapping_tracks_drop_duplicates_without_error() -> None:
+    """Three tracks on one face (a crowd at --max-faces 8 gave them): the second is
+    dropped as a duplicate of the first, and the third must then not be compared with the
+    dropped one (``TypeError: 'NoneType' object is not subscriptable``, issue 22, item 5)."""
+    from mestudio.face.multitrack import Track
+    from mestudio.types import FaceObservation
+
+    mt = MultiFaceTracker()
+    boxes = {1: (100.0, 100.0, 80.0, 80.0), 2: (102.0, 101.0, 80.0, 80.0),
+             3: (104.0, 99.0, 80.0, 80.0)}
+    for fid, box in boxes.items():
+        mt.tracks[fid] = Track(fid, mt._models, 0.0, 0.0, box,
+                               observation=FaceObservation(face_found=True, box=box))
+    mt._drop_duplicates()
+    found = [fid for fid, tr in mt.tracks.items() if tr.observation.face_found]
+    assert found == [1]

@@ -340,7 +340,10 @@ class MultiFaceTracker:
         seen.sort(key=lambda tr: tr.face_id)
         for i, a in enumerate(seen):
             for b in seen[i + 1:]:
+                # a track dropped as a duplicate earlier in this loop has no box any more
+                if a.observation.box is None or b.observation.box is None:
+                    continue
                 if b.face_id in self.tracks and a.face_id in self.tracks and \
-                        iou(a.observation.box, b.observation.box) > DUPLICATE_IOU:  # type: ignore[arg-type]
+                        iou(a.observation.box, b.observation.box) > DUPLICATE_IOU:
                     b.tracker.reset()
                     b.observation = FaceObservation(face_found=False, n_faces=self._n_faces)
