@@ -199,3 +199,30 @@ def test_non_finite_numbers_are_refused_in_one_line(argv, tmp_path, capsys):
     assert main([*argv, "--out", str(out)]) == 2
     assert "must be a finite number" in _one_line_error(capsys)
     assert not out.exists()
+
+
+def test_model_text_is_data_never_terminal_control(model_proto, video, tmp_path, capsys):
+    """A model whose name and description carry a newline, an ANSI escape and a bidi
+    override (issue 22, item 3): printed and stored without them, the work goes on."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(model_proto)
+    evil = '<img src=x onerror=alert(1)>\nEVIL\x1b[2J\u202e'
+    keys = {p.key for p in model.metadata_props}
+    for key in ("mestudio.name", "mestudio.description"):
+        if key not in keys:
+            model.metadata_props.add(key=key, value="")
+    for p in model.metadata_props:
+        if p.key in ("mestudio.name", "mestudio.description"):
+            p.value = evil
+    path = tmp_path / "evil.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "out"
+    assert main(["analyze", str(video), "--out", str(out), "--model", str(path),
+                 "--max-frames", "4"]) == 0
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err, (out / "events.json").read_text("utf-8")):
+        assert "\x1b" not in text and "\u202e" not in text and "\nEVIL" not in text
+    doc = json.loads((out / "events.json").read_text("utf-8"))
+    assert "EVIL" in json.dumps(doc)            # kept as plain text, not dropped

@@ -113,6 +113,37 @@ def check_classes(path: str | os.PathLike[str], classes: Any) -> list[str]:
     return list(classes)
 
 
+#: Longest metadata text kept (characters); the rest is cut with an ellipsis.
+MAX_META_TEXT = 4000
+
+
+def plain_text(text: str, limit: int = MAX_META_TEXT) -> str:
+    """``text`` from a model file made safe to print, store and show: line breaks and tabs
+    become spaces; control, format (bidirectional, zero-width), surrogate and private-use
+    characters are removed (an ANSI escape cannot clear a terminal, a newline cannot forge a
+    log line); at most ``limit`` characters."""
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in "\t\n\r\v\f" or cat in ("Zl", "Zp"):
+            out.append(" ")
+        elif cat[0] != "C":
+            out.append(ch)
+    clean = "".join(out)
+    return clean if len(clean) <= limit else clean[:limit - 1] + "…"
+
+
+def _plain_values(value: Any) -> Any:
+    """:func:`plain_text` on every string inside a decoded metadata value."""
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, list):
+        return [_plain_values(v) for v in value]
+    if isinstance(value, dict):
+        return {plain_text(str(k), 200): _plain_values(v) for k, v in value.items()}
+    return value
+
+
 def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
     """``{key: value}`` -> ``{"mestudio.key": text}`` (JSON for everything but string keys)."""
     out = {}
@@ -125,7 +156,9 @@ def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
 
 
 def decode_metadata(props: Mapping[str, str]) -> dict[str, Any]:
-    """Inverse of :func:`encode_metadata`; keys without the prefix are ignored.
+    """Inverse of :func:`encode_metadata`; keys without the prefix are ignored. Every text
+    but the class names (validated by :func:`check_classes`, which refuses bad ones) goes
+    through :func:`plain_text`: a model file's name, description or dataset text is data.
 
     Raises:
         ValueError: when a JSON value cannot be parsed (naming the key).
@@ -136,12 +169,13 @@ def decode_metadata(props: Mapping[str, str]) -> dict[str, Any]:
             continue
         key = full_key[len(PREFIX):]
         if key in STRING_KEYS:
-            out[key] = text
+            out[key] = plain_text(text)
             continue
         try:
-            out[key] = json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"metadata {full_key} is not valid JSON: {exc}") from exc
+        out[key] = value if key == "classes" else _plain_values(value)
     return out
 
 
