@@ -320,6 +320,10 @@ def analyze_to_folder(source: Any, out: Path, config: Any, *, recognition: bool,
     except OSError as exc:
         raise MestudioError(f"cannot create output folder {out}: "
                             f"{exc.strerror or exc}") from exc
+    from mestudio.fsutil import remove_stale_temps
+
+    if remove_stale_temps(out, (csv_path.name, json_path.name, events_csv_path.name)):
+        log.info("%s: removed the unfinished files of an earlier run that was killed", out)
     with contextlib.ExitStack() as outputs:
         tmp_csv = outputs.enter_context(atomic_path(csv_path))
         tmp_json = outputs.enter_context(atomic_path(json_path))

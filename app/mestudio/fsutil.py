@@ -30,7 +30,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir",
+           "remove_stale_temps"]
 
 
 _NO_FSYNC = {errno.EINVAL, getattr(errno, "ENOTSUP", errno.EINVAL),
@@ -64,6 +65,26 @@ def temp_target(path: str | os.PathLike[str]) -> str | None:
     match = _TEMP_NAME.fullmatch(name)
     return None if match is None else os.path.join(os.path.dirname(os.fspath(path)),
                                                    match.group(1))
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], names: tuple[str, ...]) -> int:
+    """Remove the temporary files (:func:`_new_temp`) that a run killed before it could
+    rename them left beside ``names`` in ``folder``; call it before a run writes those
+    files again. Returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        target = temp_target(entry.path)
+        if target is None or os.path.basename(target) not in names:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 def _fsync_file(path: Path) -> None:

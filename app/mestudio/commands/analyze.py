@@ -139,15 +139,17 @@ def _model_text(info: dict[str, Any] | None, recognition: bool) -> str:
 
 
 class StopRequest:
-    """Context manager that turns the first Ctrl+C (SIGINT) into a request to stop after the
-    current frame (:attr:`requested`); a second Ctrl+C raises :class:`KeyboardInterrupt` as
-    usual. Outside the main thread (where signals cannot be caught) it does nothing."""
+    """Context manager that turns the first Ctrl+C (SIGINT) or termination request (SIGTERM:
+    ``kill``, a service manager, a closing session) into a request to stop after the
+    current frame (:attr:`requested`): what was found so far is written. A second one
+    raises :class:`KeyboardInterrupt` as usual. Outside the main thread (where signals
+    cannot be caught) it does nothing."""
 
     def __init__(self) -> None:
         self.requested = False
         self.last_frame = -1
         self._told = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
         self._installed = False
 
     def seen(self, result: Any) -> None:
@@ -158,8 +160,9 @@ class StopRequest:
         """Whether to stop now (``analyze_video``'s ``stop``); says so once on stderr."""
         if self.requested and not self._told:
             self._told = True
-            log.warning("stopped by Ctrl+C after frame %d; writing the events found so far "
-                        "(Ctrl+C again to stop at once)", self.last_frame)
+            log.warning("stopped by Ctrl+C or a termination signal after frame %d; writing "
+                        "the events found so far (Ctrl+C again to stop at once)",
+                        self.last_frame)
         return self.requested
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -169,7 +172,9 @@ class StopRequest:
 
     def __enter__(self) -> StopRequest:
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+                if sig is not None:
+                    self._previous[sig] = signal.signal(sig, self._handle)
             self._installed = True
         except ValueError:  # not the main thread
             self._installed = False
@@ -177,7 +182,9 @@ class StopRequest:
 
     def __exit__(self, *exc: object) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+            for sig, previous in self._previous.items():
+                signal.signal(sig, previous)
+            self._previous.clear()
             self._installed = False
 
 
