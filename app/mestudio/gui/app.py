@@ -421,12 +421,16 @@ def run_gui(window_factory: Callable[[], QWidget], args: argparse.Namespace, *,
                   f"{headless_max_s:g} s); use --exit-after/--screenshot, or unset "
                   "QT_QPA_PLATFORM on a desktop", file=sys.stderr)
 
-    # Ctrl+C in the terminal: Python only runs signal handlers between bytecodes, so wake
-    # the interpreter regularly.
-    previous = signal.getsignal(signal.SIGINT)
+    # Ctrl+C in the terminal, or SIGTERM (kill, a service manager stopping a kiosk): the
+    # window closes as when its close button is pressed (what was found is kept). Python
+    # only runs signal handlers between bytecodes, so wake the interpreter regularly.
+    stops = [s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None]
+    previous = {s: signal.getsignal(s) for s in stops}
     in_main = _is_main_thread()
     if in_main:
         signal.signal(signal.SIGINT, lambda *a: finish("Ctrl+C"))
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, lambda *a: finish("a termination signal"))
     tick = QTimer(window)
     tick.timeout.connect(lambda: None)
     tick.start(250)
@@ -453,7 +457,8 @@ def run_gui(window_factory: Callable[[], QWidget], args: argparse.Namespace, *,
         # return at once and timers would never fire again.
         QCoreApplication.removePostedEvents(app, QEvent.Type.Quit)
         if in_main:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         try:
             tick.stop()
             window.destroyed.disconnect(quit_if_running)
