@@ -202,3 +202,26 @@ def test_kiosk_session_survives_an_unplugged_camera(tmp_path):
     session.close()
     assert "reconnecting" in states
     assert states[-1] == "watching" and FlakyCamera.opened >= 2
+
+
+def test_counts_are_of_what_was_written_when_the_disk_is_full(tmp_path):
+    """A full disk: every write fails; the close line said ``logged {'micro': 1, 'macro':
+    6, 'visit': 1}`` with 0 rows written (issue 22, item 10). Counts are of stored rows."""
+    from mestudio.analytics.eventlog import EventLogError
+
+    cfg = AppConfig()
+    cfg.kiosk.prediction_wait_s = 1.0
+    script = [(_ev(0, 10, 18), None), (_ev(1, 30, 70, "macro"), None)]
+    pipe = Scripted(script, face=(5, 60))
+    cap = LiveCapture(lambda: Clip(90), pace=True)
+    session = KioskSession(cfg, lambda: Clip(90), tmp_path / "k.sqlite", pipeline=pipe,
+                           capture=cap, clock=FakeClock())
+
+    def full(*a, **k):
+        raise EventLogError("database or disk is full")
+
+    session.elog.log_spot_event = full
+    session.elog.log = full
+    _run(session)
+    assert session.logged == {"micro": 0, "macro": 0, "visit": 0}
+    assert any("disk is full" in n for n in session.notices)

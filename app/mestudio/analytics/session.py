@@ -326,24 +326,33 @@ class KioskSession:
         return dict(self._counts_today)
 
     # ---------------------------------------------------------------- logging
+    def _written(self, op: Callable[[], Any]) -> bool:
+        """Run an event-log write (:meth:`_with_log`); whether it was stored."""
+        def write() -> bool:
+            op()
+            return True
+
+        return bool(self._with_log(write, fallback=False))
+
     def _log(self, ev: SpotEvent, when: float) -> None:
-        self._with_log(lambda: self.elog.log_spot_event(ev, exhibit=self.exhibit,
-                                                        time_unix=when))
+        written = self._written(lambda: self.elog.log_spot_event(ev, exhibit=self.exhibit,
+                                                                 time_unix=when))
         if ev.id >= 0:
             self._logged_ids[ev.id] = None
             while len(self._logged_ids) > 4096:  # bounded memory over days of running
                 self._logged_ids.popitem(last=False)
-        self.logged[ev.kind] += 1
-        self._counts_today[ev.kind] = self._counts_today.get(ev.kind, 0) + 1
+        if written:  # counts are of what the log holds (a full disk stores nothing)
+            self.logged[ev.kind] += 1
+            self._counts_today[ev.kind] = self._counts_today.get(ev.kind, 0) + 1
         self.last_event = ev
         self.last_event_wall = self._clock()
 
     def _log_visit(self, duration_s: float, end_wall: float, face: int = 0) -> None:
-        self._with_log(lambda: self.elog.log("visit", duration_s=duration_s,
-                                             exhibit=self.exhibit,
-                                             time_unix=end_wall - duration_s, face=face))
-        self.logged["visit"] += 1
-        self._counts_today["visit"] = self._counts_today.get("visit", 0) + 1
+        if self._written(lambda: self.elog.log("visit", duration_s=duration_s,
+                                               exhibit=self.exhibit,
+                                               time_unix=end_wall - duration_s, face=face)):
+            self.logged["visit"] += 1
+            self._counts_today["visit"] = self._counts_today.get("visit", 0) + 1
 
     def _handle_events(self, result: FrameResult | None, now: float,
                        updated: list[SpotEvent] | None = None) -> None:
