@@ -153,8 +153,8 @@ class _FaceState:
     """The spotting state of one face (every-face mode): its own ROI signal and spotter."""
 
     def __init__(self, face_id: int, config: AppConfig) -> None:
-        from mestudio.spotting.signal import RoiSignal
         from mestudio.spotting.config import make_spotter
+        from mestudio.spotting.signal import RoiSignal
 
         self.face_id = face_id
         self.signal = RoiSignal(config.spotter, tracker_config=config.tracker)
@@ -215,8 +215,8 @@ class Pipeline:
         self.keep_flow = False
         self.keep_strain = False
         if self.spotting:
-            from mestudio.spotting.signal import RoiSignal
             from mestudio.spotting.config import make_spotter
+            from mestudio.spotting.signal import RoiSignal
 
             self.signal = RoiSignal(self.config.spotter, tracker_config=self.config.tracker)
             self.spotter = make_spotter(self.config.spotter)

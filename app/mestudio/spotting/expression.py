@@ -332,10 +332,10 @@ class ExpressionSpotter:
                 if o.s < c.valley:
                     c.valley, c.valley_n = o.s, o.n
                 v = self._obs_n(c.valley_n) if c.valley_n >= 0 else None
-                start = self._obs_n(c.start_n)
-                if (v is not None and start is not None
+                first_obs = self._obs_n(c.start_n)
+                if (v is not None and first_obs is not None
                         and c.valley < cfg.expression_split * min(c.peak, o.s)
-                        and v.t - start.t >= cfg.expression_min_s
+                        and v.t - first_obs.t >= cfg.expression_min_s
                         and o.t - v.t >= cfg.expression_min_s):
                     # A valley between two peaks: one expression ends, the next begins.
                     first = _Open(c.start_n, c.peak, c.apex_n, c.best_e, c.t_open)
