@@ -46,6 +46,7 @@ same decision.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import deque
@@ -143,9 +144,11 @@ class ExpressionSpotter:
     def _reset_person(self) -> None:
         self._calib_start: float | None = None
         self._rest_hist: deque[tuple[float, np.ndarray]] = deque()
+        self._rest_cache: tuple[int, np.ndarray] | None = None
         self._cand: _Open | None = None
         self._closed: tuple[_Open, int] | None = None   # (event, offset n) in merge window
         self._done_n = -1          # last sample the detector has stepped over
+        self._ero_next = 0         # first sample whose running minimum is not known
         self._done_t = -math.inf   # its timestamp
         self._last_end_n = -1      # no onset before this sample (previous event)
         self._armed = True
@@ -252,34 +255,52 @@ class ExpressionSpotter:
         self._k = np.array([factors.get(p, cfg.expression_k_mouth) for p in parts])
 
     def _rest(self) -> np.ndarray:
-        g = np.array([x for _, x in self._rest_hist])
-        return np.percentile(g, self.config.rest_quantile, axis=0)
+        """Each part's rest level (computed once per new sample)."""
+        if self._rest_cache is None or self._rest_cache[0] != self._n:
+            g = np.array([x for _, x in self._rest_hist])
+            self._rest_cache = (self._n, np.percentile(g, self.config.rest_quantile, axis=0))
+        return self._rest_cache[1]
 
     def _advance(self, t_now: float, force: bool) -> list[SpotEvent]:
-        """Compute the running minimum and the opening of the samples old enough, then step
-        the detector over the newly opened ones."""
-        h = self._half + 1e-9
-        obs = list(self._obs)
+        """Compute the running minimum and the opening of the samples old enough (each
+        once, in order), then step the detector over the newly opened ones."""
         out: list[SpotEvent] = []
-        for i, o in enumerate(obs):
-            if o.ero is None and (force or t_now - o.t >= h or o.segment != self._segment):
-                near = [q.g for q in obs[max(0, i - 64): i + 65]
-                        if q.segment == o.segment and abs(q.t - o.t) <= h]
-                o.ero = np.min(near, axis=0)
+        if not self._obs:
+            return out
+        h = self._half + 1e-9
+        obs = self._obs
+        first, last = obs[0].n, obs[-1].n
+
+        def window(i: int, o: _Obs) -> list[_Obs]:
+            return [q for q in itertools.islice(obs, max(0, i - 64), min(len(obs), i + 65))
+                    if q.segment == o.segment and abs(q.t - o.t) <= h]
+
+        n = max(self._ero_next, first)
+        while n <= last:
+            o = obs[n - first]
+            if o.ero is None:
+                if not (force or t_now - o.t >= h or o.segment != self._segment):
+                    break
+                o.ero = np.min([q.g for q in window(n - first, o)], axis=0)
+            n += 1
+        self._ero_next = n
         rest = self._rest() if self._rest_hist else None
-        for i, o in enumerate(obs):
-            if o.opened is not None or o.n <= self._done_n:
+        n = max(self._done_n + 1, first)
+        while n < self._ero_next:
+            o = obs[n - first]
+            if o.opened is not None:  # stepped before the person was forgotten
+                n += 1
                 continue
             if not (force or t_now - o.t >= 2 * h or o.segment != self._segment):
                 break
-            near = [q.ero for q in obs[max(0, i - 64): i + 65]
-                    if q.segment == o.segment and abs(q.t - o.t) <= h and q.ero is not None]
-            o.opened = np.max(near, axis=0)
+            o.opened = np.max([q.ero for q in window(n - first, o) if q.ero is not None],
+                              axis=0)
             base = rest if rest is not None else o.g
             o.z = (o.opened - base) / self._unit
             o.s = float(o.z.max()) if o.z.size else 0.0
             o.e = float((o.z / self._k).max()) if o.z.size else 0.0
             out += self._step(o, self._index_now)
+            n += 1
         horizon = self.config.max_duration_s + self.config.expression_open_s + 2.0
         while len(self._obs) > 2 and self._obs[0].t < t_now - horizon \
                 and self._obs[0].n < self._done_n - 1:
@@ -484,8 +505,10 @@ class ExpressionSpotter:
         if not self._obs or not self._rest_hist or not self._parts:
             return 0.0
         newest = self._obs[-1]
-        near = [q.g for q in self._obs if q.segment == newest.segment
-                and newest.t - q.t <= self._half + 1e-9]
+        near = list(itertools.takewhile(
+            lambda q: q.segment == newest.segment and newest.t - q.t <= self._half + 1e-9,
+            reversed(self._obs)))
+        near = [q.g for q in near]
         z = (np.min(near, axis=0) - self._rest()) / self._unit
         return float((z / self._k).max()) if z.size else 0.0
 
