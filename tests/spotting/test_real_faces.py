@@ -194,3 +194,19 @@ def test_spot_eval_annotations_bad_input_is_one_line(tmp_path, capsys):
     assert main(["spot-eval", "--annotations", str(good), "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not found" in err[0]
+
+
+def test_spot_eval_plants_micro_expressions_on_the_real_clips(shared_dir, tmp_path):
+    """``--plant-micro N``: N micro-expressions planted on each annotated clip (following
+    its face), their recall and precision reported and written."""
+    real = _real(shared_dir)
+    csv_path = _write(tmp_path, HEADER + "../video/single_face,0,17,36,71,macro,smile,high,\n")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["spot-eval", "--annotations", str(csv_path), "--root", str(real),
+                     "--out", str(tmp_path / "e"), "--plant-micro", "1"]) == 0
+    doc = json.loads((tmp_path / "e" / "scores.json").read_text())
+    assert doc["planted_micro"]["planted"] == 1
+    assert "micro-expressions planted on the real clips (1 planted)" in buf.getvalue()
+    assert main(["spot-eval", "--annotations", str(csv_path), "--root", str(real),
+                 "--plant-micro", "9"]) == 2

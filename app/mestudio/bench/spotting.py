@@ -400,24 +400,32 @@ PLANTED_REAL = ("real/liveportrait_d11.mp4", "real/liveportrait_d13.mp4",
 planted on."""
 
 
-def _planted_on_real(seeds: int) -> list[tuple[Signals, list[dict[str, Any]]]]:
-    from mestudio.shareddata import shared_data_dir
+def planted_on_real(videos: Sequence[Path], seconds: float = 8.0, per_clip: int = 3,
+                    amplitude: float = 0.025) -> list[tuple[Signals, list[dict[str, Any]]]]:
+    """Micro-expressions planted on real moving faces: for each video, ``per_clip``
+    micro-expressions (``amplitude`` of the face width, the face followed every frame,
+    nothing else added) over its first ``seconds``; the recorded signal of each clip and
+    its planted micro-expressions (replay them with :func:`replay`)."""
     from mestudio.spotting.config import SpotterConfig
     from mestudio.synth import synthesize_clip
+
+    out = []
+    for k, path in enumerate(videos):
+        clip = synthesize_clip(path, fps=None, duration_s=seconds, seed=k, n_micro=per_clip,
+                               n_macro=0, n_blinks=0, distractors=False, amplitude=amplitude)
+        truth = [e for e in clip.truth()["events"] if e["kind"] == "micro"]
+        out.append((compute_signals(_clip_frames(clip), SpotterConfig()), truth))
+    return out
+
+
+def _planted_on_real(seeds: int) -> list[tuple[Signals, list[dict[str, Any]]]]:
+    from mestudio.shareddata import shared_data_dir
 
     data = shared_data_dir()
     if data is None or seeds <= 0:
         return []
     t0 = time.perf_counter()
-    out = []
-    for k, name in enumerate(PLANTED_REAL):
-        path = data / name
-        if not path.is_file():
-            continue
-        clip = synthesize_clip(path, fps=None, duration_s=8.0, seed=k, n_micro=3, n_macro=0,
-                               n_blinks=0, distractors=False, amplitude=0.025)
-        truth = [e for e in clip.truth()["events"] if e["kind"] == "micro"]
-        out.append((compute_signals(_clip_frames(clip), SpotterConfig()), truth))
+    out = planted_on_real([data / n for n in PLANTED_REAL if (data / n).is_file()])
     print(f"{len(out)} real moving faces with planted micro-expressions in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     return out
