@@ -5,7 +5,7 @@ recognition with nothing but a kind spec and a ``@register``-ed network."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +294,13 @@ def test_a_network_with_a_new_input_kind_needs_no_other_module(toy_kind, tmp_pat
     assert ev.prediction is not None
     assert np.allclose(ev.prediction.probs, expected.probs, atol=1e-6)
     assert ev.prediction.cams is not None and ev.prediction.streams == ("apex",)
+    # review recomputes the prediction through the same contract (issue 22, item 13: a
+    # kind whose make_inputs takes no fps failed there with "unexpected keyword 'fps'")
+    from mestudio.capture.demo import DemoSource
+    from mestudio.event_details import compute_event_details
+
+    demo = DemoSource()
+    shown = compute_event_details(demo.read, replace(ev, onset=40, apex=44, offset=48),
+                                  engine=engine)
+    assert not [n for n in shown.notes if "recognition failed" in n], shown.notes
+    assert shown.prediction is not None and shown.prediction.streams == ("apex",)

@@ -153,7 +153,7 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
             times = [read_frame(i).timestamp_s for i in used]
             span = times[-1] - times[0]
             fps = [(len(used) - 1) / span if span > 0 else 30.0]
-        pred = engine.predict(kind.make_inputs([model_crops], cfg, fps=fps))[0]
+        pred = engine.predict(pp.model_inputs(kind, [model_crops], cfg, fps=fps))[0]
     except Exception as exc:  # noqa: BLE001 - show the rest of the panel
         log.warning("recognition of event %d failed: %s", event.id, exc)
         out.notes.append(f"recognition failed: {exc}")

@@ -799,6 +799,18 @@ def input_kind(name: str) -> InputKind:
                          f"{', '.join(sorted(INPUT_KINDS)) or 'none'}") from None
 
 
+def model_inputs(kind: InputKind, jobs: Sequence[Sequence[np.ndarray]],
+                 cfg: PreprocessConfig | None = None, *, device: str | None = None,
+                 fps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+    """``kind.make_inputs`` as every caller (live, analyze, review, training, bench) must
+    call it: ``fps`` is passed only when there is one, so a kind that never needs the
+    frame rate may leave it out of its signature (the contract: ``make_inputs(jobs, cfg,
+    device=None[, fps=None])``)."""
+    if fps is None:
+        return kind.make_inputs(jobs, cfg, device=device)
+    return kind.make_inputs(jobs, cfg, device=device, fps=fps)
+
+
 KEYFRAMES = register_input_kind(KeyframeKind(
     "keyframes", ("flow", "frames"),
     description="onset->apex flow (u, v, strain) + onset/apex/offset frames"))

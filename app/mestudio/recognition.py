@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import ConfigError
-from mestudio.preprocess import DEFAULT_INPUT_KIND, PreprocessConfig, clip_rate
+from mestudio.preprocess import DEFAULT_INPUT_KIND, PreprocessConfig, clip_rate, model_inputs
 from mestudio.preprocess import input_kind as kind_spec
 from mestudio.preprocess import pick_keyframes as pick_keyframes  # re-exported
 from mestudio.types import FaceObservation, Prediction, SpotEvent
@@ -175,9 +175,7 @@ def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any]
 
     def make_inputs(jobs: Sequence[Sequence[np.ndarray]],
                     fps: Sequence[float] | None = None) -> Mapping[str, np.ndarray]:
-        if fps is None:  # kinds that never need the rate need not take it
-            return kind.make_inputs(jobs, cfg, device=device)
-        return kind.make_inputs(jobs, cfg, device=device, fps=fps)
+        return model_inputs(kind, jobs, cfg, device=device, fps=fps)
 
     return make_inputs
 

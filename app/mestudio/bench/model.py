@@ -102,7 +102,8 @@ def _event_latency(engine: Any, rounds: int) -> dict[str, float] | None:
         return None
 
     def once() -> None:
-        engine.predict(kind.make_inputs([crops], cfg, fps=[30.0] if cfg.evm else None))
+        engine.predict(preprocess.model_inputs(kind, [crops], cfg,
+                                               fps=[30.0] if cfg.evm else None))
 
     try:
         return _time(once, max(2, rounds // 2), 5)

@@ -288,10 +288,11 @@ def _inputs_from_crops(sample: Any, spec: FeatureSpec, cfg: Any | None,
     if transform is not None:
         images = [transform(im) for im in images]
     kind = _input_kind(spec.kind)
-    if getattr(cfg, "evm", ""):  # magnification filters in time: it needs the frame rate
-        result = kind.make_inputs([images], cfg, fps=[sample_clip_rate(sample, numbers)])
-    else:
-        result = kind.make_inputs([images], cfg)
+    # magnification filters in time: it needs the frame rate
+    fps = [sample_clip_rate(sample, numbers)] if getattr(cfg, "evm", "") else None
+    from mestudio.preprocess import model_inputs
+
+    result = model_inputs(kind, [images], cfg, fps=fps)
     out = {}
     for name in spec.input_names:
         arr = np.asarray(result[name][0], dtype=np.float32)
