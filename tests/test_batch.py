@@ -287,3 +287,45 @@ def test_parallel_runs_start_the_biggest_inputs_first(tmp_path: Path) -> None:
             for p in (small, Path("demo:duration=1"), big, folder)]
     assert batch.largest_first(jobs, [0, 1, 2, 3]) == [2, 3, 0, 1]
     assert batch.largest_first(jobs, [0, 1]) == [0, 1]
+
+
+def test_a_killed_worker_costs_no_input(tmp_path: Path) -> None:
+    """kill -9 of one worker process (issue 22, item 8): it failed the killed input and one
+    more; now the inputs of the broken pool run again, once, and all succeed."""
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    out = tmp_path / "out"
+    inputs = ["demo:duration=6,seed=1", "demo:duration=6,seed=2", "demo:duration=6,seed=3"]
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["code"], result["stdout"] = _analyze(*inputs, "--out", str(out), "--workers",
+                                                    "2", "--no-recognition")
+
+    t = threading.Thread(target=run)
+    t.start()
+    me = psutil.Process()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and t.is_alive():
+        busy = any(p.name.startswith(".frames.csv.") for d in out.glob("*") if d.is_dir()
+                   for p in d.iterdir()) if out.is_dir() else False
+        if busy:
+            for child in me.children(recursive=True):
+                try:
+                    parent = child.parent()
+                    if parent is not None and "forkserver" in " ".join(parent.cmdline()):
+                        child.send_signal(signal.SIGKILL)
+                        killed = child.pid
+                        break
+                except psutil.Error:
+                    continue
+        time.sleep(0.05)
+    t.join(timeout=300)
+    assert killed is not None, "no worker process was found to kill"
+    assert result["code"] == 0, result
+    assert [r["status"] for r in _summary(out)] == ["ok"] * 3

@@ -848,9 +848,12 @@ def _worker_context(recognition: bool) -> multiprocessing.context.BaseContext:
 def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file: Path,
                    stop: Callable[[], bool], done: Callable[[int, JobResult], None]) -> bool:
     """Run ``todo`` in ``n`` worker processes, at most ``n`` submitted at a time (so a stop
-    cancels everything not started). A worker that dies (killed, out of memory) fails the
-    inputs it and its siblings were running; the rest go on in a new pool."""
+    cancels everything not started). A worker that dies (killed, out of memory) breaks the
+    pool and every input running in it (which one died cannot be told); those inputs are
+    run again, once, in a new pool, and fail only when the pool breaks under them a
+    second time."""
     queue = list(todo)
+    retried: set[int] = set()
     interrupted = False
     level = logging.getLogger().getEffectiveLevel()
     ctx = _worker_context(any(jobs[i].recognition for i in todo))
@@ -874,9 +877,15 @@ def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file:
                         done(i, fut.result())
                     except cf.process.BrokenProcessPool as exc:
                         broken = True
+                        if i not in retried and not interrupted:
+                            retried.add(i)
+                            queue.insert(0, i)
+                            log.warning("%s: a worker process died while it ran; running "
+                                        "it again", jobs[i].input)
+                            continue
                         done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
                                           status="failed", error="the worker process "
-                                          f"running it died ({_one_line(str(exc))[:120]})"))
+                                          f"running it died twice ({_one_line(str(exc))[:120]})"))
                     except Exception as exc:
                         done(i, JobResult(input=jobs[i].input, output=jobs[i].out_dir,
                                           status="failed", error=_error_text(exc)))
