@@ -457,3 +457,11 @@ def test_demo_command_makes_a_screenshot_after_n_frames(tmp_path, real_pipeline)
     assert "processed" in proc.stdout and "latency" in proc.stdout
     processed = int(proc.stdout.split("processed ")[1].split(",")[0])
     assert processed >= 20
+
+
+def test_help_keys_lists_every_shortcut(make_window):
+    """Help ▸ Keys lacked Ctrl+R (review) and Ctrl+Shift+R (record) (issue 22, item 18)."""
+    window = make_window()
+    text = window.keys_text()
+    for keys in ("Ctrl+R", "Ctrl+Shift+R", "Ctrl+O", "F11"):
+        assert keys in text, keys

@@ -484,3 +484,11 @@ def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
     assert panel.shown_cam_stream() == "v"
     qtbot.mouseClick(panel.cam_tiles["v"], Qt.MouseButton.LeftButton)  # again: back to auto
     assert panel.cam_stream == "auto" and panel.shown_cam_stream() == "strain"
+
+
+def test_help_keys_lists_every_shortcut(window):
+    """Help ▸ Keys lacked Ctrl+O / Ctrl+Shift+O (issue 22, item 18): it now lists every
+    shortcut of the window's actions."""
+    text = window.keys_text()
+    for keys in ("Ctrl+O", "Ctrl+Shift+O", "F1"):
+        assert keys in text, keys

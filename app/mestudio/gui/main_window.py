@@ -589,10 +589,19 @@ class MainWindow(QMainWindow):
         else:
             self.showFullScreen()
 
+    def keys_text(self) -> str:
+        """What Help ▸ Keys shows: the key table of the module docstring, then every other
+        shortcut of the window's actions (review, recording)."""
+        from mestudio.gui.widgets import unlisted_shortcuts
+
+        text = (__doc__ or "").split("Keys: ")[1].split("\n\n")[0].replace(
+            "\n", " ").replace(" · ", "\n")
+        return "\n".join([text, *unlisted_shortcuts(self, text)])
+
     def _show_keys(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Keys", (__doc__ or "").split(
-            "Keys: ")[1].split("\n\n")[0].replace("\n", " ").replace(" · ", "\n"),
-            QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(QMessageBox.Icon.Information, "Keys", self.keys_text(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
         box.open()
 
     def _show_about(self) -> None:

@@ -1116,8 +1116,16 @@ class ReviewWindow(QMainWindow):
         (log.warning if error else log.info)("review: %s", text)
         self.statusBar().showMessage(("⚠ " if error else "") + text, 8000)
 
+    def keys_text(self) -> str:
+        """What F1 / Help ▸ Keys shows: the key table, then every other shortcut of the
+        window's actions."""
+        from mestudio.gui.widgets import unlisted_shortcuts
+
+        text = keys_help()
+        return "\n".join([text, *unlisted_shortcuts(self, text)])
+
     def show_keys(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Review keys", keys_help(),
+        box = QMessageBox(QMessageBox.Icon.Information, "Review keys", self.keys_text(),
                           QMessageBox.StandardButton.Ok, self)
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.setObjectName("ReviewKeys")

@@ -52,3 +52,22 @@ def plain_tooltip(text: str) -> str:
     if not text:
         return ""
     return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
+
+
+def unlisted_shortcuts(window: Any, listed: str) -> list[str]:
+    """``"KEYS  what it does"`` for every action of ``window`` whose shortcut ``listed`` (a
+    written key table) does not mention: what a later module added (review, recording)
+    is never missing from Help ▸ Keys."""
+    import re
+
+    from PySide6.QtGui import QAction, QKeySequence
+
+    lines: dict[str, str] = {}
+    for act in window.findChildren(QAction):
+        what = act.text().replace("&", "").rstrip("…").strip()
+        for seq in act.shortcuts():
+            keys = seq.toString(QKeySequence.SequenceFormat.PortableText)
+            if keys and what and not re.search(rf"(?<![\w+]){re.escape(keys)}(?![\w+])",
+                                               listed):
+                lines.setdefault(keys, f"{keys}  {what}")
+    return [lines[k] for k in sorted(lines)]
