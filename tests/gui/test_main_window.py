@@ -465,3 +465,13 @@ def test_help_keys_lists_every_shortcut(make_window):
     text = window.keys_text()
     for keys in ("Ctrl+R", "Ctrl+Shift+R", "Ctrl+O", "F11"):
         assert keys in text, keys
+
+
+def test_window_titles_do_not_repeat_the_application_name(make_window):
+    """Qt adds the application's display name to every title on Linux; a title that
+    starts with "mestudio" showed it twice (issue 22, item 18)."""
+    from PySide6.QtGui import QGuiApplication
+
+    window = make_window()
+    assert "mestudio" in QGuiApplication.applicationDisplayName()
+    assert "mestudio" not in window.windowTitle()

@@ -337,7 +337,7 @@ class KioskWindow(QWidget):
         super().__init__(parent)
         self.config = config
         self.setObjectName("KioskWindow")
-        self.setWindowTitle(f"mestudio kiosk — {config.kiosk.exhibit}")
+        self.setWindowTitle(f"kiosk — {config.kiosk.exhibit}")  # Qt adds the application name
         self.setCursor(Qt.CursorShape.BlankCursor)
         self._exit_allowed = False
         self._screenshot_sent = False

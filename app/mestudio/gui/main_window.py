@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("MainWindow")
-        self.setWindowTitle("mestudio")
+        self.setWindowTitle("")  # Qt adds the application name
         self.resize(1360, 860)
         self._config = config if config is not None else default_config()
         self.worker = worker if worker is not None else PipelineWorker(self._config)
@@ -662,7 +662,7 @@ class MainWindow(QMainWindow):
         w, h = info.size
         fps = f", {info.fps:.0f} fps" if info.fps else ""
         size = f" ({w}×{h}{fps})" if w and h else ""
-        self.setWindowTitle(f"mestudio — {info.label}{size}")
+        self.setWindowTitle(f"{info.label}{size}")  # Qt adds the application name
         self.act_play.setEnabled(True)
         self._set_play_text(False)
         if self.worker.stats().status != "reconnecting":

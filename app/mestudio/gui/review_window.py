@@ -495,7 +495,7 @@ class ReviewWindow(QMainWindow):
             doc = AnnotationDocument([], fps=self.fps, n_frames=self.n_frames,
                                      source=path.name, micro_max_s=micro_max)
         self._set_doc(doc)
-        self.setWindowTitle(f"mestudio review — {path.name}")
+        self.setWindowTitle(f"review — {path.name}")
         self.timeline.set_frames(self.n_frames)
         self._show_signals()
         self._restart_details_loader()
@@ -1013,7 +1013,7 @@ class ReviewWindow(QMainWindow):
     def _update_title(self) -> None:
         name = self.path.name if hasattr(self, "path") else ""
         star = " *" if self.doc is not None and self.doc.modified else ""
-        self.setWindowTitle(f"mestudio review — {name}{star}")
+        self.setWindowTitle(f"review — {name}{star}")  # Qt adds the application name
 
     # ------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str] | None = None) -> Path | None:

@@ -183,7 +183,7 @@ class SettingsDialog(QDialog):
     def __init__(self, config: AppConfig, parent: QWidget | None = None,
                  settings_file: Path | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("mestudio settings")
+        self.setWindowTitle("Settings")
         self.setObjectName("SettingsDialog")
         self.setMinimumWidth(520)
         self._original = config
