@@ -225,3 +225,25 @@ def test_counts_are_of_what_was_written_when_the_disk_is_full(tmp_path):
     _run(session)
     assert session.logged == {"micro": 0, "macro": 0, "visit": 0}
     assert any("disk is full" in n for n in session.notices)
+
+
+def test_todays_counts_are_of_this_exhibit(tmp_path):
+    """Two exhibits share one log: the footer of "Demo" showed mostly the other exhibit's
+    counts (issue 22, item 17). Counts are per exhibit."""
+    from mestudio.analytics.eventlog import EventLog
+
+    db = tmp_path / "k.sqlite"
+    import time as _time
+
+    with EventLog(db) as elog:
+        for i in range(5):
+            elog.log_spot_event(_ev(i, 10 + i, 12 + i), exhibit="Hall", time_unix=_time.time())
+        elog.log_spot_event(_ev(9, 40, 42), exhibit="Demo", time_unix=_time.time())
+    cfg = AppConfig()
+    cfg.kiosk.exhibit = "Demo"
+    session = KioskSession(cfg, lambda: Clip(10), db, pipeline=Scripted([]),
+                           capture=LiveCapture(lambda: Clip(10), pace=True), clock=FakeClock())
+    try:
+        assert session.counts_today()["micro"] == 1
+    finally:
+        session.close()

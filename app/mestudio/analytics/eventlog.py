@@ -497,13 +497,18 @@ class EventLog:
         log.debug("%s", self.damage)
         return sorted(rows, key=lambda r: r[0])
 
-    def count(self, kind: str | None = None, since: float | None = None) -> int:
-        """Number of rows (of one kind, since a time in seconds since the epoch)."""
+    def count(self, kind: str | None = None, since: float | None = None,
+              exhibit: str | None = None) -> int:
+        """Number of rows (of one kind, since a time in seconds since the epoch, of one
+        exhibit)."""
         sql = "SELECT COUNT(*) FROM events WHERE 1=1"
         params: list[object] = []
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
+        if exhibit is not None:
+            sql += " AND exhibit = ?"
+            params.append(exhibit)
         if since is not None:
             sql += " AND time_unix >= ?"
             params.append(since)

@@ -287,7 +287,8 @@ class KioskSession:
                                                        microsecond=0).timestamp()
         self._midnight = midnight
         return self._with_log(
-            lambda: {k: self.elog.count(k, since=midnight) for k in ("micro", "macro", "visit")},
+            lambda: {k: self.elog.count(k, since=midnight, exhibit=self.exhibit)
+                     for k in ("micro", "macro", "visit")},
             {"micro": 0, "macro": 0, "visit": 0})
 
     # ---------------------------------------------------------------- damage
