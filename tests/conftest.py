@@ -12,6 +12,16 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not os.environ.get("MPLCONFIGDIR"):
+    # test modules import matplotlib themselves: its folder goes to a temporary one, not
+    # to the HOME of the machine running the suite
+    import atexit
+    import shutil
+    import tempfile
+
+    _MPL = tempfile.mkdtemp(prefix="mpl-")
+    os.environ["MPLCONFIGDIR"] = _MPL
+    atexit.register(shutil.rmtree, _MPL, True)
 
 ROOT = Path(__file__).resolve().parents[1]
 

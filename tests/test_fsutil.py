@@ -82,3 +82,22 @@ def test_events_settings_and_annotations_files_are_readable_by_others(tmp_path: 
     assert load_settings(paths[2]) == AppConfig()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "events.json",
                                                           "settings.json"]
+
+
+def test_matplotlib_writes_under_mestudio_cache_not_home(tmp_path):
+    """Charts (stats, training reports, spot-eval pictures) import matplotlib, which made
+    ``~/.config/matplotlib``: its folder is mestudio's cache now."""
+    import os
+    import subprocess
+    import sys
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), XDG_CONFIG_HOME=str(home / ".config"))
+    code = ("from mestudio.fsutil import agg_matplotlib; m = agg_matplotlib(); "
+            "import matplotlib.pyplot; print(m.get_configdir())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == str(cache / "mestudio" / "matplotlib")
+    assert list(home.rglob("*")) == []

@@ -30,8 +30,28 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir",
-           "remove_stale_temps"]
+__all__ = ["agg_matplotlib", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "fsync_dir", "remove_stale_temps"]
+
+
+def agg_matplotlib():  # noqa: ANN201 - the matplotlib module
+    """matplotlib with its Agg back-end (no display), its configuration and font cache in
+    mestudio's own cache folder (``<user cache>/mestudio/matplotlib``) instead of
+    ``~/.config/matplotlib`` and ``~/.cache/matplotlib``: the program writes nothing
+    outside its documented places. A ``MPLCONFIGDIR`` the user set is kept."""
+    import sys
+
+    if "matplotlib" not in sys.modules and not os.environ.get("MPLCONFIGDIR"):
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("mestudio", appauthor=False)) / "matplotlib"
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.environ["MPLCONFIGDIR"] = str(folder)
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    return matplotlib
 
 
 _NO_FSYNC = {errno.EINVAL, getattr(errno, "ENOTSUP", errno.EINVAL),

@@ -201,9 +201,9 @@ def chart_figure(table: StatsTable, *, title: str | None = None,
     (the GUI's emotion colours, :mod:`mestudio.colours`) and macro-expressions per bucket,
     visits as a line on a second axis with whole-number ticks, and the legend beside the
     plot, never over a bar."""
-    import matplotlib
+    from mestudio.fsutil import agg_matplotlib
 
-    matplotlib.use("Agg", force=False)
+    agg_matplotlib()
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

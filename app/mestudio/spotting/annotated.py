@@ -278,9 +278,9 @@ def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) ->
     stretches (green: expressions, grey: talking/head/gaze), the events (blue macro, red
     micro) and what the spotter saw (orange: moving or talking, light blue: expression). ``clips``: dicts with ``name``, ``signal`` (:func:`read_frame_signal`), ``rows``
     and ``events``. Written atomically as PNG."""
-    import matplotlib
+    from mestudio.fsutil import agg_matplotlib
 
-    matplotlib.use("Agg")
+    agg_matplotlib()
     from matplotlib.figure import Figure
 
     from mestudio.fsutil import atomic_write_bytes

@@ -489,14 +489,18 @@ class ExpressionSpotter:
         return out
 
     def _view(self, st: SpotterState, activity: str, e: float) -> SpotterState:
-        """The micro detector's state ``st`` as this detector sees the frame: its activity,
-        and for the plot and ``frames.csv`` the expression score in pixels
-        (``combined = e * threshold``, an expression where it exceeds ``threshold``: the
-        height that makes the cheeks an expression; baseline 0, the face at rest)."""
+        """The micro detector's state ``st`` as the plot and ``frames.csv`` show it: this
+        detector's activity, and one score for both detectors in pixels against one
+        threshold (the height that makes the cheeks an expression; baseline 0, the face at
+        rest): ``combined = threshold * max(expression score, micro score / k)``. It is
+        above the threshold at the apex of every event; talking can cross it without an
+        event (a movement the micro detector saw that is not an expression)."""
         if st.state == "no_face":
             return replace(st, activity="no_face")
         thr = self._unit * self.config.expression_k_cheeks
-        return replace(st, activity=activity, combined=float(max(e, 0.0) * thr),
+        span = st.threshold - st.baseline
+        micro = (st.combined - st.baseline) / span if math.isfinite(span) and span > 0 else 0.0
+        return replace(st, activity=activity, combined=float(max(e, micro, 0.0) * thr),
                        threshold=float(thr), baseline=0.0)
 
     def _provisional(self) -> float:

@@ -257,9 +257,9 @@ def save_confusion_png(confusion: Sequence[Sequence[int]] | np.ndarray, classes:
 
     Uses matplotlib's Agg back-end (no display needed).
     """
-    import matplotlib
+    from mestudio.fsutil import agg_matplotlib
 
-    matplotlib.use("Agg", force=False)
+    agg_matplotlib()
     from matplotlib.figure import Figure
 
     cm = np.asarray(confusion, dtype=np.int64)
