@@ -509,10 +509,9 @@ class ExpressionSpotter:
         if not self._obs or not self._rest_hist or not self._parts:
             return 0.0
         newest = self._obs[-1]
-        near = list(itertools.takewhile(
+        near = [q.g for q in itertools.takewhile(
             lambda q: q.segment == newest.segment and newest.t - q.t <= self._half + 1e-9,
-            reversed(self._obs)))
-        near = [q.g for q in near]
+            reversed(self._obs))]
         z = (np.min(near, axis=0) - self._rest()) / self._unit
         return float((z / self._k).max()) if z.size else 0.0
 
