@@ -210,3 +210,17 @@ def test_spot_eval_plants_micro_expressions_on_the_real_clips(shared_dir, tmp_pa
     assert "micro-expressions planted on the real clips (1 planted)" in buf.getvalue()
     assert main(["spot-eval", "--annotations", str(csv_path), "--root", str(real),
                  "--plant-micro", "9"]) == 2
+
+
+def test_memory_is_bounded_when_nobody_pops_the_states():
+    """The live window and the kiosk never ask for the finalised states: the spotter keeps
+    at most a few thousand of them (hours of a kiosk must not grow its memory)."""
+    import math
+
+    spotter = ExpressionSpotter(SpotterConfig())
+    names = ("brow_left", "brow_right", "nose_left", "nose_right", "mouth_left", "mouth_right")
+    for i in range(6000):
+        v = 0.2 + 3.0 * max(0.0, math.sin(i / 40.0))
+        spotter.update(i, i / 30.0, {n: v for n in names})
+    assert len(spotter._pending_states) <= 4096 and len(spotter._activity) <= 4096
+    assert len(spotter._obs) < 1000

@@ -135,7 +135,8 @@ class ExpressionSpotter:
         self._last_t: float | None = None
         self._held_micro: list[SpotEvent] = []
         self._index_now = -1
-        self._pending_states: deque[tuple[int, float, SpotterState]] = deque()
+        # at most the last 4096 when nobody pops them (the live window and the kiosk do not)
+        self._pending_states: deque[tuple[int, float, SpotterState]] = deque(maxlen=4096)
         self._activity: dict[int, tuple[str, float]] = {}
         self._e_now = 0.0
         self._reset_person()
@@ -238,9 +239,6 @@ class ExpressionSpotter:
             self._pending_states.popleft()
             act, e = known if known is not None else (self._activity_now, self._e_now)
             out.append((index, t, self._view(st, act, e)))
-        if len(self._activity) > 8192:
-            for k in sorted(self._activity)[:4096]:
-                del self._activity[k]
         return out
 
     # ------------------------------------------------------------------------- internals
@@ -381,6 +379,8 @@ class ExpressionSpotter:
                "expression" if (self._cand is not None and self._cand.best_e > 1.0)
                or o.e > 1.0 else "moving" if o.s > off else "rest")
         self._activity[o.index] = (act, o.e)
+        if len(self._activity) > 4096:  # bounded when nobody pops the states
+            del self._activity[next(iter(self._activity))]
         self._e_now = o.e
         self._recent_activity.append((o.t, act))
         while self._recent_activity and self._recent_activity[0][0] < o.t - 10.0:
