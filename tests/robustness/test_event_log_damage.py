@@ -145,3 +145,34 @@ def test_stats_on_read_only_media(small_fs: SmallFs) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "5 logged events" in proc.stdout
     assert sorted(p.name for p in small_fs.path.iterdir()) == ["events.sqlite"]
+
+
+def test_kiosk_started_on_a_full_disk_waits_for_space(small_fs: SmallFs) -> None:
+    """A kiosk started on a full disk exited 2 with "disk I/O error" (issue 22, item 10):
+    it starts, says "disk full", tries again every 5 s, and runs once there is space."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = small_fs.path / "events.sqlite"
+    small_fs.fill(leave=0)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONUNBUFFERED": "1"}
+    log = small_fs.path.parent / "kiosk.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mestudio", "kiosk", "--source", "demo",
+                                 "--db", str(db), "--windowed", "--exit-after", "60"],
+                                stdout=err, stderr=err, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "kiosk cannot start" not in log.read_text():
+            time.sleep(0.2)
+        for filler in small_fs.path.glob("filler-*"):
+            filler.unlink()                        # space again: the next try starts it
+        while time.monotonic() < deadline and "capture running" not in log.read_text():
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+    text = log.read_text()
+    assert rc == 0, text
+    assert "disk full" in text and "capture running" in text, text
+    assert "kiosk session closed" in text and "Traceback" not in text

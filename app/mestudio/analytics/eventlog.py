@@ -90,9 +90,31 @@ class EventLogError(MestudioError):
         damaged: SQLite reports the file as corrupt (not a permission or space problem).
     """
 
-    def __init__(self, message: str, *, damaged: bool = False) -> None:
+    def __init__(self, message: str, *, damaged: bool = False,
+                 disk_full: bool = False) -> None:
         super().__init__(message)
         self.damaged = damaged
+        #: the disk of the log has (almost) no space left: a passing condition to wait out
+        self.disk_full = disk_full
+
+
+#: Free space (bytes) under which a failed write is put down to a full disk.
+DISK_FULL_BYTES = 256 * 1024
+
+
+def disk_full(path: str | os.PathLike[str]) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing folder) has less
+    than :data:`DISK_FULL_BYTES` free."""
+    import shutil
+
+    p = Path(path)
+    for folder in (p, *p.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free < DISK_FULL_BYTES
+            except OSError:
+                return False
+    return False
 
 
 #: SQLite result codes of a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB).
@@ -234,9 +256,15 @@ class EventLog:
             self._conn = sqlite3.connect(str(self.path), isolation_level=None,
                                          check_same_thread=False, timeout=10.0)
         except sqlite3.DatabaseError as exc:
+            if disk_full(self.path):
+                raise EventLogError(f"disk full: the event log {self.path} cannot be "
+                                    f"written ({exc})", disk_full=True) from exc
             raise EventLogError(f"cannot open event log {self.path}: {exc}; check the path "
                                 "and permissions, or give another file with --db") from exc
         except OSError as exc:
+            if disk_full(self.path):
+                raise EventLogError(f"disk full: the event log {self.path} cannot be "
+                                    f"written ({exc})", disk_full=True) from exc
             raise EventLogError(f"cannot create event log {self.path}: {exc}") from exc
         try:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -260,6 +288,9 @@ class EventLog:
             raise
         except sqlite3.DatabaseError as exc:
             damaged = is_damage(exc)
+            if not damaged and disk_full(self.path):
+                raise EventLogError(f"disk full: the event log {self.path} cannot be "
+                                    f"written ({exc})", disk_full=True) from exc
             what = "is damaged" if damaged else "cannot be opened"
             raise EventLogError(f"event log {self.path} {what}: {exc}; check the path and "
                                 "permissions, or give another file with --db",
@@ -387,8 +418,11 @@ class EventLog:
                     self._conn.execute("ROLLBACK")
                 except sqlite3.DatabaseError:
                     pass
-                raise EventLogError(f"cannot write to event log {self.path}: {exc}",
-                                    damaged=is_damage(exc)) from exc
+                damaged = is_damage(exc)
+                full = not damaged and disk_full(self.path)
+                raise EventLogError(f"{'disk full: ' if full else ''}cannot write to event "
+                                    f"log {self.path}: {exc}", damaged=damaged,
+                                    disk_full=full) from exc
         rowid = int(cur.lastrowid or 0)
         log.debug("logged %s event %d (%s, %s)", kind, rowid, emotion, confidence)
         return rowid

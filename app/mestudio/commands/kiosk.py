@@ -62,17 +62,26 @@ def build_config(args: argparse.Namespace):  # noqa: ANN201 - AppConfig, importe
 
 
 def run(args: argparse.Namespace) -> int:
-    from mestudio.analytics.eventlog import EventLog, resolve_db_path
+    from mestudio.analytics.eventlog import EventLog, EventLogError, resolve_db_path
     from mestudio.analytics.session import KioskSession
     from mestudio.errors import SourceError
     from mestudio.gui.app import run_gui
 
     cfg = build_config(args)
     db = resolve_db_path(args.db, cfg.kiosk.db_path)
-    # A bad --db fails now, in one line; a damaged log is moved aside and a fresh one started.
-    elog = EventLog(db, exhibit=cfg.kiosk.exhibit, recover=True)
-    elog.close()
-    if elog.recovered is not None:
+    # A bad --db fails now, in one line; a damaged log is moved aside and a fresh one started;
+    # a full disk is waited out (the kiosk shows it and tries again every 5 s).
+    try:
+        elog = EventLog(db, exhibit=cfg.kiosk.exhibit, recover=True)
+    except EventLogError as exc:
+        if not exc.disk_full:
+            raise
+        print(f"mestudio kiosk: warning: {exc}; the kiosk starts and tries again every 5 s",
+              file=sys.stderr)
+        elog = None
+    if elog is not None:
+        elog.close()
+    if elog is not None and elog.recovered is not None:
         print(f"mestudio kiosk: warning: the event log {db} was damaged: moved aside to "
               f"{elog.recovered.name}; a fresh log was started", file=sys.stderr)
     spec: str | int
