@@ -176,3 +176,36 @@ def test_kiosk_started_on_a_full_disk_waits_for_space(small_fs: SmallFs) -> None
     assert rc == 0, text
     assert "disk full" in text and "capture running" in text, text
     assert "kiosk session closed" in text and "Traceback" not in text
+
+
+def test_stats_reads_a_log_truncated_to_half(tmp_path: Path) -> None:
+    """A log cut to half its size (a copy interrupted, a full disk) was refused outright as
+    "not a mestudio event log" (issue 22, item 11): the rows that can be read are shown."""
+    db = tmp_path / "events.sqlite"
+    _log_with_rows(db, 3000)
+    size = os.path.getsize(db)
+    with open(db, "r+b") as f:
+        f.truncate(size // 2 // PAGE * PAGE)
+    proc = mestudio("stats", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    warn = [ln for ln in proc.stderr.splitlines() if "damaged" in ln]
+    assert len(warn) == 1 and str(db) in warn[0]
+    read = int(proc.stdout.split(": ", 1)[1].split()[0])
+    assert 500 < read < 3000 and "damaged file: incomplete" in proc.stdout
+
+
+def test_stats_says_when_an_index_page_is_damaged(tmp_path: Path) -> None:
+    """A damaged index page passed silently (issue 22, item 11): the rows are all there, and
+    the file's damage is said."""
+    db = tmp_path / "events.sqlite"
+    _log_with_rows(db, 3000)
+    conn = sqlite3.connect(str(db))
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events_time'"
+                        ).fetchone()[0]
+    conn.close()
+    _damage(db, root - 1, pages=1)
+    proc = mestudio("stats", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    assert "3000 logged events" in proc.stdout
+    warn = [ln for ln in proc.stderr.splitlines() if "damaged" in ln]
+    assert len(warn) == 1 and str(db) in warn[0]

@@ -235,8 +235,29 @@ class EventLog:
         uri += "?immutable=1" if immutable else "?mode=ro"
         try:
             self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._check_schema()
+            try:
+                self._check_schema()
+            except EventLogError as exc:
+                if not exc.damaged:
+                    raise
+                # A damaged (e.g. truncated) file: SQLite refuses its schema as a whole
+                # when a table or index lies beyond the end. Read without that check (this
+                # connection never writes) and keep what can be read; say what happened.
+                self._conn.close()
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._conn.execute("PRAGMA writable_schema=ON")
+                if "events" not in self._table_names():
+                    raise
+                self.damage = (f"{self.path} is damaged ({str(exc).split('(')[-1].rstrip(')')})"
+                               "; showing the rows that can be read")
             self._columns = self._read_columns()
+            if not self.damage:
+                try:
+                    check = str(self._conn.execute("PRAGMA quick_check").fetchone()[0])
+                except sqlite3.DatabaseError as exc:
+                    check = str(exc)
+                if check != "ok":  # e.g. a damaged index page: the table may read fine
+                    self.damage = f"{self.path} is damaged ({check.splitlines()[0]})"
         except EventLogError:
             self._conn.close()
             raise
@@ -246,6 +267,13 @@ class EventLog:
                 raise EventLogError(f"{self.path} is damaged ({exc}); nothing could be read",
                                     damaged=True) from exc
             raise EventLogError(f"{self.path} is not a mestudio event log ({exc})") from exc
+
+    def _table_names(self) -> set[str]:
+        try:
+            return {r[0] for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError:
+            return set()
 
     def _open(self) -> None:
         """Open (creating when missing) for writing; EventLogError(damaged=True) when the
