@@ -329,3 +329,39 @@ def test_a_killed_worker_costs_no_input(tmp_path: Path) -> None:
     assert killed is not None, "no worker process was found to kill"
     assert result["code"] == 0, result
     assert [r["status"] for r in _summary(out)] == ["ok"] * 3
+
+
+def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 of ``mestudio analyze --workers 2`` left the fork server, the resource
+    tracker and the workers running (issue 22, item 8): they all end by themselves."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "mestudio", "analyze",
+                             "demo:duration=120,seed=1", "demo:duration=120,seed=2", "--out",
+                             str(out), "--workers", "2", "--no-recognition", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    main_proc = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 90
+    family: list[psutil.Process] = []
+    while time.monotonic() < deadline:
+        family = main_proc.children(recursive=True)
+        busy = out.is_dir() and any(p.name.startswith(".frames.csv.")
+                                    for d in out.iterdir() if d.is_dir() for p in d.iterdir())
+        if busy and len(family) >= 3:   # fork server, resource tracker, workers
+            break
+        time.sleep(0.1)
+    assert len(family) >= 3, family
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(family, timeout=20)
+    for p in alive:
+        p.kill()
+    assert alive == [], [(p.pid, p.cmdline()[:3]) for p in alive]

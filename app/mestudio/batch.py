@@ -48,6 +48,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -584,13 +585,34 @@ def _worker_sigint(signum: int, frame: FrameType | None) -> None:
     _WORKER_STOP[0] = True
 
 
-def _init_worker(log_level: int) -> None:
+def _init_worker(log_level: int, parent_pid: int | None = None) -> None:
     """Initializer of the local worker processes: one thread per library before anything
-    heavy is imported, Ctrl+C asks to stop after the current frame, warnings on stderr."""
+    heavy is imported, Ctrl+C asks to stop after the current frame, warnings on stderr, and
+    the worker ends when the ``mestudio`` process that started it is gone (killed with
+    ``kill -9``: nobody would read its result, and the fork server and resource tracker
+    live as long as a worker holds their pipes)."""
     limit_threads()
     signal.signal(signal.SIGINT, _worker_sigint)
     logging.basicConfig(level=max(log_level, logging.WARNING), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s", force=True)
+    if parent_pid is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True,
+                         name="mestudio-parent-watch").start()
+
+
+def _exit_with_parent(parent_pid: int, every_s: float = 0.5) -> None:
+    """End this worker process as soon as process ``parent_pid`` no longer exists."""
+    import psutil
+
+    while True:
+        time.sleep(every_s)
+        try:
+            alive = psutil.pid_exists(parent_pid) and \
+                psutil.Process(parent_pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:
+            os._exit(1)
 
 
 def _ray_task(job: BatchJob) -> JobResult:
@@ -859,7 +881,7 @@ def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file:
     ctx = _worker_context(any(jobs[i].recognition for i in todo))
     while queue and not interrupted:
         pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx,
-                                      initializer=_init_worker, initargs=(level,))
+                                      initializer=_init_worker, initargs=(level, os.getpid()))
         running: dict[cf.Future[JobResult], int] = {}
         broken = False
         try:
