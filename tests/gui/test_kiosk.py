@@ -89,7 +89,7 @@ def test_kiosk_window_shows_the_state_logs_and_exits_only_with_the_keys(qtbot, t
     win.show()
     qtbot.waitUntil(lambda: "surprise" in win.headline.text(), timeout=10000)
     assert "not a lie detector" in win.notice.text()
-    assert "micro-expressions: 1" in win.footer.text() and "hall-3" in win.footer.text()
+    assert "fleeting expressions: 1" in win.footer.text() and "hall-3" in win.footer.text()
     assert win.frames_shown > 0  # the live mirror shows frames (never stored)
     assert win.cursor().shape() == Qt.CursorShape.BlankCursor
     qtbot.waitUntil(lambda: win.status().processed >= 45, timeout=10000)  # a 1.5 s visit
@@ -164,3 +164,28 @@ def test_kiosk_command_refuses_a_folder_as_database(tmp_path, capsys):
     assert main(["kiosk", "--db", str(tmp_path), "--source", "demo"]) == 2
     err = capsys.readouterr().err
     assert "is a folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_visitor_words_are_plain_and_staff_see_the_numbers():
+    """The visitor screen showed "negative (macro)", "agreement 87 %", "real-data model ·
+    3 classes" (issue 22, item 17): visitors read plain words, staff press the staff key."""
+    import numpy as np
+
+    from mestudio.analytics.session import KioskStatus
+    from mestudio.gui.kiosk_window import describe
+    from mestudio.types import Prediction, SpotEvent
+
+    pred = Prediction(np.array([0.87, 0.1, 0.03], np.float32), "negative", 0.87,
+                      ("negative", "positive", "surprise"))
+    for kind, onset, offset, words in (("micro", 10, 16, "A fleeting frown!"),
+                                       ("macro", 10, 60, "You frowned")):
+        ev = SpotEvent(onset, onset + 2, offset, onset / 30, (onset + 2) / 30, offset / 30,
+                       kind, "mouth", 1.0, prediction=pred)
+        status = KioskStatus(state="watching", face_found=True, last_event=ev,
+                             last_event_wall=1000.0)
+        _mood, headline, detail = describe(status, greeting_s=10.0, now=1001.0)
+        assert headline == words
+        for staff_word in ("%", "macro", "micro", "model", "negative", "agreement"):
+            assert staff_word not in headline + detail, (staff_word, headline, detail)
+        _mood, _h, staff = describe(status, greeting_s=10.0, now=1001.0, staff=True)
+        assert "87 %" in staff and "negative" in staff

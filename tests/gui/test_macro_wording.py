@@ -63,4 +63,7 @@ def test_every_window_shows_the_kind_of_a_macro_prediction(qtbot, fakes):
     status = KioskStatus(state="watching", face_found=True, last_event=ev,
                          last_event_wall=1000.0)
     _mood, headline, detail = describe(status, greeting_s=10.0, now=1001.0)
-    assert "happiness (macro)" in headline and MACRO_CAVEAT in detail
+    # visitors read plain words; staff (the staff key) see the class and where it comes from
+    assert headline == "You smiled" and "macro" not in detail and "%" not in detail
+    _mood, _headline, detail = describe(status, greeting_s=10.0, now=1001.0, staff=True)
+    assert "happiness (macro)" in detail and MACRO_CAVEAT in detail

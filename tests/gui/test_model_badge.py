@@ -171,8 +171,10 @@ def test_uncertain_event_in_the_review_table_and_the_kiosk_text(qtbot, fakes):
     status = KioskStatus(state="watching", face_found=True, last_event=ev,
                          last_event_wall=1000.0)
     mood, headline, detail = describe(status, greeting_s=10.0, now=1001.0)
-    assert "micro-expression (uncertain)" in headline
-    assert "positive" not in headline + detail and "agreement 40 %" in detail
+    assert headline == "A fleeting expression!"       # no emotion named, in visitor words
+    assert "positive" not in headline + detail and "%" not in detail
+    mood, headline, detail = describe(status, greeting_s=10.0, now=1001.0, staff=True)
+    assert "micro-expression (uncertain)" in detail and "agreement 40 %" in detail
 
 
 # ----------------------------------------------------------------------------- kiosk
@@ -217,6 +219,9 @@ def test_kiosk_shows_the_model_mark(qtbot, tmp_path, real_model):
     qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
     win.resize(1024, 600)
     win.show()
+    qtbot.wait(500)
+    assert not win.model_mark.isVisible()  # staff words: not on the visitor screen
+    win.toggle_staff()                     # the staff key (Ctrl+Shift+D)
     qtbot.waitUntil(lambda: win.model_mark.isVisible(), timeout=10000)
     assert win.model_mark.text() == "real-data model · 3 classes"
     assert win.model_mark.textFormat() == Qt.TextFormat.PlainText

@@ -31,7 +31,6 @@ from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.predtext import (
     MACRO_CAVEAT,
     SYNTHETIC_BADGE_COLOUR,
-    UNCERTAIN_TEXT,
     agreement_text,
     emotion_text,
     model_mark,
@@ -69,11 +68,56 @@ def load_notice() -> str:
     return FALLBACK_NOTICE
 
 
-def describe(status: KioskStatus, greeting_s: float, now: float | None = None
-             ) -> tuple[str, str, str]:
+#: Words for visitors, per emotion label: (a micro-expression, a longer expression).
+VISITOR_WORDS = {
+    "happiness": ("A fleeting smile!", "You smiled"),
+    "positive": ("A fleeting smile!", "You smiled"),
+    "surprise": ("A flash of surprise!", "You looked surprised"),
+    "negative": ("A fleeting frown!", "You frowned"),
+    "sadness": ("A flash of sadness!", "You looked sad"),
+    "disgust": ("A flash of disgust!", "You looked disgusted"),
+    "anger": ("A flash of anger!", "You looked cross"),
+    "fear": ("A flash of fear!", "You looked afraid"),
+    "contempt": ("A flash of contempt!", "A look of contempt"),
+    "repression": ("A held-back expression!", "A held-back expression"),
+}
+#: Said with every guess on the visitor screen.
+VISITOR_CAVEAT = "Computers often get this wrong."
+#: The kiosk's staff key: shows the model's numbers under the visitor text.
+STAFF_KEYS = "Ctrl+Shift+D"
+
+
+def visitor_headline(label: str, kind: str) -> str:
+    """A visitor's words for an expression the model named ``label``: "You smiled", "A
+    flash of surprise!" (a label from a model file that is not in :data:`VISITOR_WORDS`
+    is shown as it is, as plain text)."""
+    micro, macro = VISITOR_WORDS.get(label.lower(), (f"A flash of {label}!",
+                                                     f"An expression like {label}"))
+    return micro if kind == "micro" else macro
+
+
+def staff_details(ev: Any) -> str:
+    """The numbers staff see under the visitor text (the staff key): kind, class,
+    confidence, the ensemble's agreement, where the emotion comes from."""
+    pred = ev.prediction
+    if pred is None:
+        return f"staff: {ev.kind} event, no emotion"
+    parts = [f"staff: {ev.kind}", emotion_text(pred, ev.kind),
+             f"{pred.confidence * 100:.0f} %"]
+    agreement = agreement_text(pred)
+    if agreement:
+        parts.append(agreement)
+    if ev.kind == "macro":
+        parts.append(MACRO_CAVEAT)
+    return " · ".join(parts)
+
+
+def describe(status: KioskStatus, greeting_s: float, now: float | None = None,
+             staff: bool = False) -> tuple[str, str, str]:
     """The big friendly text of a status: ``(mood, headline, detail)``; ``mood`` names the
     face icon's expression (:data:`MOODS` values, ``"watching"``, ``"waiting"``,
-    ``"sleeping"``)."""
+    ``"sleeping"``). Visitor words only (no percentages, classes or model names); with
+    ``staff`` the detail adds the model's numbers (:func:`staff_details`)."""
     now = time.time() if now is None else now
     ev = status.last_event
     if status.state == "reconnecting":
@@ -85,36 +129,30 @@ def describe(status: KioskStatus, greeting_s: float, now: float | None = None
     if status.state == "ended":
         return "sleeping", "The demonstration has ended", ""
     if ev is not None and now - status.last_event_wall <= greeting_s:
-        ms = ev.duration_s * 1000
-        if ev.kind == "macro" and ev.prediction is not None:
-            mpred = ev.prediction
-            if mpred.emotion is None:
-                return ("happy", "A clear expression",
-                        f"A facial movement of {ev.duration_s:.1f} s — the model is not sure "
-                        "which emotion it resembles.")
-            return (MOODS.get(mpred.label.lower(), "neutral"),
-                    f"A clear expression: {emotion_text(mpred, ev.kind)}",
-                    f"A facial movement of {ev.duration_s:.1f} s — {MACRO_CAVEAT}.")
-        if ev.kind == "micro":
-            pred = ev.prediction
-            agreement = agreement_text(pred) if pred is not None else ""
-            if pred is not None and pred.emotion is None:  # uncertain: no emotion shown
-                return ("surprised", f"A {UNCERTAIN_TEXT}!",
-                        f"A fleeting movement of {ms:.0f} ms — the model is not sure which "
-                        "emotion it resembles" + (f" ({agreement})." if agreement else "."))
-            if pred is not None:
-                return (MOODS.get(pred.label.lower(), "neutral"),
-                        f"A flash of {pred.label}!",
-                        f"A micro-expression of {ms:.0f} ms — the model is "
-                        f"{pred.confidence * 100:.0f} % sure"
-                        + (f", {agreement}" if agreement else "")
-                        + " (it is often wrong).")
-            return "surprised", "A micro-expression!", f"A fleeting movement of {ms:.0f} ms."
-        return "happy", "A clear expression", f"A facial movement of {ev.duration_s:.1f} s."
+        mood, headline, detail = _describe_event(ev)
+        if staff:
+            detail = f"{detail}\n{staff_details(ev)}"
+        return mood, headline, detail
     if status.face_found:
         return "watching", "I am watching for fleeting expressions…", \
             "Try a very quick smile or a raised eyebrow."
     return "waiting", "Step in front of the camera", "Look at the screen and make a quick face."
+
+
+def _describe_event(ev: Any) -> tuple[str, str, str]:
+    pred = ev.prediction
+    if ev.kind == "micro":
+        ms = ev.duration_s * 1000
+        if pred is not None and pred.emotion is not None:
+            return (MOODS.get(pred.label.lower(), "neutral"),
+                    visitor_headline(pred.label, "micro"),
+                    f"It lasted {ms:.0f} ms — too quick to notice. {VISITOR_CAVEAT}")
+        return ("surprised", "A fleeting expression!",
+                f"It lasted {ms:.0f} ms — too quick to notice, and too quick to name.")
+    if pred is not None and pred.emotion is not None:
+        return (MOODS.get(pred.label.lower(), "neutral"), visitor_headline(pred.label, "macro"),
+                f"An expression of {ev.duration_s:.1f} s. {VISITOR_CAVEAT}")
+    return "happy", "A clear expression", f"An expression of {ev.duration_s:.1f} s."
 
 
 class FaceIcon(QWidget):
@@ -401,6 +439,11 @@ class KioskWindow(QWidget):
             raise MestudioError(f"kiosk exit keys {config.kiosk.exit_keys!r} are not a valid key "
                                 "combination; use e.g. Ctrl+Shift+Q")
         self.exit_shortcut = QShortcut(seq, self)
+        #: Staff details (the model's numbers, which model runs) shown under the visitor
+        #: text; toggled with STAFF_KEYS.
+        self.staff = False
+        self.staff_shortcut = QShortcut(QKeySequence(STAFF_KEYS), self)
+        self.staff_shortcut.activated.connect(self.toggle_staff)
         self.exit_shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
         self.exit_shortcut.activated.connect(self.request_exit)
 
@@ -467,6 +510,8 @@ class KioskWindow(QWidget):
         self._mark_source = (info, on)
         text, description, synthetic = model_mark(info if isinstance(info, dict) and on
                                                   else None)
+        if not self.staff and not synthetic:  # staff words: shown with the staff key
+            text = ""
         if text != self.model_mark.text():
             self.model_mark.setText(text)
             self.model_mark.setToolTip(plain_tooltip(description))
@@ -475,9 +520,17 @@ class KioskWindow(QWidget):
             self._mark_synthetic = synthetic
             self._restyle()
 
+    def toggle_staff(self) -> None:
+        """Show or hide the staff details (the model's numbers and name)."""
+        self.staff = not self.staff
+        self._mark_source = None  # the model mark follows
+        self._update_model_mark()
+        self._refresh_text()
+
     def _refresh_text(self) -> None:
         status = self._status or KioskStatus(state="starting")
-        mood, headline, detail = describe(status, self.config.kiosk.greeting_s)
+        mood, headline, detail = describe(status, self.config.kiosk.greeting_s,
+                                          staff=self.staff)
         colour = "#eef1f6"
         ev = status.last_event
         if ev is not None and ev.prediction is not None and \
@@ -496,7 +549,7 @@ class KioskWindow(QWidget):
         c = status.counts
         self.footer.setText(
             f"Today at {self.config.kiosk.exhibit} — visits: {self.visits_today()} · "
-            f"micro-expressions: {c.get('micro', 0)} · other expressions: "
+            f"fleeting expressions: {c.get('micro', 0)} · other expressions: "
             f"{c.get('macro', 0)}  —  "
             "not a lie detector · no images are stored"
             + (f"  —  {status.notice}" if getattr(status, "notice", "") else ""))
