@@ -381,3 +381,24 @@ def pg_point(x: float, y: float):
     from PySide6.QtCore import QPointF
 
     return QPointF(x, y)
+
+
+def test_adjacent_event_labels_do_not_overlap(qtbot):
+    """Two events a fraction of a second apart: their labels overlapped (issue 22, item
+    18); the second goes one row lower, both still above the curves."""
+    from mestudio.gui.widgets.signal_plot import SignalPlot
+
+    plot = SignalPlot()
+    qtbot.addWidget(plot)
+    plot.resize(700, 220)
+    plot.show()
+    qtbot.waitExposed(plot)
+    t = np.arange(300) / 30.0
+    evs = [SpotEvent(a, a + 3, a + 8, a / 30, (a + 3) / 30, (a + 8) / 30, "micro", "brows",
+                     0.9, id=i) for i, a in enumerate((100, 108, 200))]
+    plot.set_whole_video(t, {"brow_left": np.full(300, 0.2)}, threshold=np.full(300, 0.6),
+                         combined=np.full(300, 0.25), events=evs)
+    qtbot.wait(50)
+    rects = [plot._regions[i][2].sceneBoundingRect() for i in range(3)]
+    assert not rects[0].intersects(rects[1])
+    assert rects[2].top() == rects[0].top()          # far apart: the first row again

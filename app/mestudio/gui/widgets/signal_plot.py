@@ -16,6 +16,7 @@ Times are seconds on the x axis; signals are pixels of flow magnitude.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -39,6 +40,11 @@ LEGEND_ROW_PX = 18
 #: Free space above the highest sample, as a fraction of the shown range: the event labels
 #: sit there, above the curves.
 HEADROOM = 0.28
+#: Event label rows: a label that would overlap the previous one takes the next row down
+#: (at most this many; each a label's height lower, from the top of the plot).
+LABEL_ROWS = (0, 1, 2)
+#: A label's height (pixels), the step between rows.
+LABEL_ROW_PX = 22.0
 COMBINED_COLOUR = "#f2f4f8"
 
 
@@ -96,6 +102,7 @@ class SignalPlot(pg.PlotWidget):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._roi_order: list[str] = []
         self._regions: dict[int, tuple[SpotEvent, pg.LinearRegionItem, pg.InfLineLabel]] = {}
+        self._label_ends = [-math.inf] * len(LABEL_ROWS)  # per label row: where it is free
         self._anon = 0
         item = self.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
@@ -212,6 +219,7 @@ class SignalPlot(pg.PlotWidget):
         self._roi_order.clear()
         for key in list(self._regions):
             self._remove_region(key)
+        self._label_ends = [-math.inf] * len(LABEL_ROWS)
         self._dirty = False
         self.setXRange(0, self.window_s, padding=0)
 
@@ -322,13 +330,30 @@ class SignalPlot(pg.PlotWidget):
                                      movable=False, brush=pg.mkBrush(fill),
                                      pen=pg.mkPen(edge, width=1))
         region.setZValue(-10)
-        # at the top of the line, in the headroom above the curves (never on them at y = 0)
-        label = pg.InfLineLabel(region.lines[0], text=self._event_text(ev), position=0.98,
+        # at the top of the line, in the headroom above the curves (never on them at y = 0);
+        # a label that would run into the previous one goes one row lower
+        text = self._event_text(ev)
+        row = self._label_row(ev.onset_s, text)
+        plot_px = max(float(self.getPlotItem().getViewBox().height()), 60.0)
+        label = pg.InfLineLabel(region.lines[0], text=text,
+                                position=max(0.98 - row * LABEL_ROW_PX / plot_px, 0.5),
                                 anchors=[(0, 0), (0, 0)], color=colour.name())
         self.addItem(region, ignoreBounds=True)
         self._regions[key] = (ev, region, label)
         while len(self._regions) > self.max_regions:
             self._remove_region(next(iter(self._regions)))
+
+    def _label_row(self, start_s: float, text: str) -> int:
+        """The first label row free at ``start_s`` for a label of ``text`` (its width in
+        seconds at the current zoom), else the one that frees first."""
+        (x0, x1), _ = self.viewRange()
+        sec_per_px = max(x1 - x0, 1e-6) / max(self.width() - 60, 200)
+        width_s = (7.0 * len(text) + 10.0) * sec_per_px
+        ends = self._label_ends
+        row = next((r for r, end in enumerate(ends) if end <= start_s),
+                   min(range(len(ends)), key=lambda r: ends[r]))
+        ends[row] = start_s + width_s
+        return row
 
     def update_event(self, ev: SpotEvent) -> None:
         """Refresh an event's interval and label (e.g. its prediction arrived)."""
@@ -345,6 +370,7 @@ class SignalPlot(pg.PlotWidget):
         """Replace every shaded interval."""
         for key in list(self._regions):
             self._remove_region(key)
+        self._label_ends = [-math.inf] * len(LABEL_ROWS)
         for ev in events:
             self.add_event(ev)
 
@@ -376,10 +402,10 @@ class SignalPlot(pg.PlotWidget):
             self._threshold.setData(t, np.asarray(threshold, dtype=np.float64))
         self._fit_y([np.asarray(v, dtype=np.float64) for v in
                      [*signals.values(), *(c for c in (combined, threshold) if c is not None)]])
-        self.set_events(events)
         self._cursor.show()
         span = (float(t[0]), float(t[-1])) if len(t) else (0.0, 1.0)
         self.setXRange(span[0], max(span[1], span[0] + 1e-3), padding=0.01)
+        self.set_events(events)  # after the range: label rows depend on the zoom
         self.getPlotItem().setMouseEnabled(x=True, y=False)
         self.set_note("" if len(t) else "no signal")
 
