@@ -82,3 +82,19 @@ def test_stats_on_a_missing_database_is_a_one_line_error(tmp_path, capsys):
 def test_empty_log_renders_a_no_events_chart(tmp_path):
     png = render_chart(aggregate([], "day"), tmp_path / "e.png")
     assert png.stat().st_size > 1000
+
+
+def test_recognised_macro_events_have_emotion_columns_and_confidence():
+    """``stats`` showed ``mean_confidence -`` and no emotion for recognised macro events
+    (issue 22, item 18)."""
+    from mestudio.analytics.eventlog import LoggedEvent
+    from mestudio.analytics.stats import aggregate
+
+    t = 1_700_000_000.0
+    rows = [LoggedEvent(1, "", t, "hall", "macro", "happiness", 0.8, 1.2, 0),
+            LoggedEvent(2, "", t + 1, "hall", "macro", "happiness", 0.6, 1.0, 0),
+            LoggedEvent(3, "", t + 2, "hall", "macro", None, None, 2.0, 0)]
+    table = aggregate(rows, by="exhibit")
+    assert table.header() == ["exhibit", "visits", "mean_visit_s", "micro", "macro",
+                              "macro_happiness", "mean_confidence"]
+    assert table.as_records() == [["hall", 0, None, 0, 3, 2, 0.7]]

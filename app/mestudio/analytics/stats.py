@@ -44,7 +44,9 @@ class StatsRow:
         visit_time_s: total time faces were in view, seconds.
         micro, macro: number of micro-/macro-expressions.
         emotions: micro-expression count per recognised emotion (``unrecognised`` for none).
-        confidence_sum, confidence_n: for the mean recognition confidence.
+        macro_emotions: macro-expression count per recognised emotion (only those with one).
+        confidence_sum, confidence_n: for the mean recognition confidence (micro and macro
+            events with a confidence).
     """
 
     key: str
@@ -53,6 +55,7 @@ class StatsRow:
     micro: int = 0
     macro: int = 0
     emotions: dict[str, int] = field(default_factory=dict)
+    macro_emotions: dict[str, int] = field(default_factory=dict)
     confidence_sum: float = 0.0
     confidence_n: int = 0
 
@@ -67,11 +70,13 @@ class StatsRow:
 
 @dataclass
 class StatsTable:
-    """The result of :func:`aggregate`: rows sorted by key, emotion columns sorted by name."""
+    """The result of :func:`aggregate`: rows sorted by key, emotion columns sorted by name
+    (``macro_emotions``: the emotions recognised for macro-expressions, when any were)."""
 
     by: str
     rows: list[StatsRow]
     emotions: list[str]
+    macro_emotions: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> StatsRow:
@@ -86,11 +91,14 @@ class StatsTable:
             t.confidence_n += r.confidence_n
             for e, n in r.emotions.items():
                 t.emotions[e] = t.emotions.get(e, 0) + n
+            for e, n in r.macro_emotions.items():
+                t.macro_emotions[e] = t.macro_emotions.get(e, 0) + n
         return t
 
     def header(self) -> list[str]:
         return [self.by, "visits", "mean_visit_s", "micro", "macro",
-                *[f"micro_{e}" for e in self.emotions], "mean_confidence"]
+                *[f"micro_{e}" for e in self.emotions],
+                *[f"macro_{e}" for e in self.macro_emotions], "mean_confidence"]
 
     def as_records(self, with_total: bool = False) -> list[list[object]]:
         """Rows as lists matching :meth:`header` (None for undefined means)."""
@@ -99,6 +107,7 @@ class StatsTable:
             mv, mc = r.mean_visit_s, r.mean_confidence
             out.append([r.key, r.visits, None if mv is None else round(mv, 2), r.micro, r.macro,
                         *[r.emotions.get(e, 0) for e in self.emotions],
+                        *[r.macro_emotions.get(e, 0) for e in self.macro_emotions],
                         None if mc is None else round(mc, 3)])
         return out
 
@@ -128,6 +137,7 @@ def aggregate(events: Iterable[LoggedEvent], by: str = "day") -> StatsTable:
         raise ConfigError(f"unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}")
     rows: dict[str, StatsRow] = {}
     emotions: set[str] = set()
+    macro_emotions: set[str] = set()
     for ev in events:
         key = bucket_key(ev, by)
         row = rows.setdefault(key, StatsRow(key))
@@ -136,6 +146,12 @@ def aggregate(events: Iterable[LoggedEvent], by: str = "day") -> StatsTable:
             row.visit_time_s += ev.duration_s
         elif ev.kind == "macro":
             row.macro += 1
+            if ev.emotion:  # recognised (a macro-expression model, or the micro one's hint)
+                row.macro_emotions[ev.emotion] = row.macro_emotions.get(ev.emotion, 0) + 1
+                macro_emotions.add(ev.emotion)
+                if ev.confidence is not None:
+                    row.confidence_sum += ev.confidence
+                    row.confidence_n += 1
         elif ev.kind == "micro":
             row.micro += 1
             emo = ev.emotion or UNRECOGNISED
@@ -145,7 +161,7 @@ def aggregate(events: Iterable[LoggedEvent], by: str = "day") -> StatsTable:
                 row.confidence_sum += ev.confidence
                 row.confidence_n += 1
     ordered = sorted(emotions, key=lambda e: (e == UNRECOGNISED, e))
-    return StatsTable(by, [rows[k] for k in sorted(rows)], ordered)
+    return StatsTable(by, [rows[k] for k in sorted(rows)], ordered, sorted(macro_emotions))
 
 
 def format_table(table: StatsTable) -> str:
