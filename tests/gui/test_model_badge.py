@@ -261,3 +261,20 @@ def test_settings_dialog_lists_both_models_with_descriptions(qtbot, tmp_path,
     assert again.model.combo.currentIndex() == again.model.combo.findData(
         saved.recognition.model)
     assert again.model.browse_button.isEnabled()  # another file can still be chosen
+
+
+def test_settings_dialog_shows_the_whole_model_description(qtbot, tmp_path):
+    """The settings dialog cut the model description to two lines (issue 22, item 18):
+    the label is as tall as its wrapped text needs, the path breaks after its slashes."""
+    from mestudio.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(AppConfig(), settings_file=tmp_path / "settings.json")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    qtbot.wait(50)
+    desc = dialog.model.description
+    assert desc.text()
+    assert desc.height() >= desc.heightForWidth(desc.width()) > 0
+    assert desc.text().replace("\u200b", "") == dialog.model.items()[
+        dialog.model.combo.currentIndex()][1]

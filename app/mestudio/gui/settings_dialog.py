@@ -156,7 +156,20 @@ class _ModelChoice(QWidget):
 
     def _show_description(self, index: int) -> None:
         ok = 0 <= index < len(self._descriptions)
-        self.description.setText(self._descriptions[index] if ok else "")
+        # a long path breaks after its slashes (a zero-width space), not off the edge
+        text = self._descriptions[index] if ok else ""
+        self.description.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
+        self._fit_description()
+
+    def _fit_description(self) -> None:
+        """Give the wrapped description the height its lines need at its width (a form
+        layout otherwise gives a word-wrapped label one or two lines and cuts the rest)."""
+        width = self.description.width() or self.description.sizeHint().width()
+        self.description.setMinimumHeight(max(0, self.description.heightForWidth(width)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().resizeEvent(event)
+        self._fit_description()
 
     def _browse(self) -> None:
         start = self.text() or str(Path.home())
