@@ -402,3 +402,29 @@ def test_adjacent_event_labels_do_not_overlap(qtbot):
     rects = [plot._regions[i][2].sceneBoundingRect() for i in range(3)]
     assert not rects[0].intersects(rects[1])
     assert rects[2].top() == rects[0].top()          # far apart: the first row again
+
+
+def test_gradcam_inset_leaves_the_face_and_its_tag_visible(qtbot):
+    """At 800x600 the Grad-CAM inset covered the face box and the emotion tag (issue 22,
+    item 18): it goes to a corner away from the face."""
+    from PySide6.QtCore import QRectF
+
+    from mestudio.gui.widgets.video_view import VideoView
+    from mestudio.types import FaceObservation
+
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    image = np.full((480, 640, 3), 90, np.uint8)
+    box = (440.0, 40.0, 160.0, 180.0)                  # a face in the top right corner
+    view.set_frame(image, FaceObservation(face_found=True, box=box))
+    view.set_event_view(np.full((64, 64, 3), 128, np.uint8), None)
+    view.repaint()
+    qtbot.wait(20)
+    assert view.inset_rect is not None
+    target = view.image_rect()
+    s = target.width() / 640
+    face = QRectF(target.x() + box[0] * s, target.y() + box[1] * s, box[2] * s, box[3] * s)
+    assert not view.inset_rect.intersects(face.adjusted(0, -40, 0, 0))

@@ -941,7 +941,9 @@ class MainWindow(QMainWindow):
         self._fit_status_bar()
 
     #: Status labels in the order they keep their place in a narrow window.
-    STATUS_PRIORITY = ("model", "capture", "processed", "latency", "dropped", "device")
+    #: the status labels a narrow window keeps first (the model's name is also in the
+    #: badge and the title; the drops and the latency say whether the figures can be trusted)
+    STATUS_PRIORITY = ("processed", "dropped", "latency", "device", "capture", "model")
 
     def _fit_status_bar(self) -> None:
         """A narrow window hides the least useful status labels rather than cutting them

@@ -149,6 +149,8 @@ class VideoView(QWidget):
         self._qimage: QImage | None = None
         self._face: FaceObservation | None = None
         self._activity = ""
+        #: where the Grad-CAM inset was drawn last (widget pixels), None when not shown
+        self.inset_rect: QRectF | None = None
         self._faces: list[FaceResult] = []
         self._selected_face: int | None = None
         self._emotion_face: int | None = None
@@ -417,6 +419,15 @@ class VideoView(QWidget):
         view = QTransform(scale, 0, 0, scale, target.x(), target.y())
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         face = self._face
+        # The Grad-CAM inset goes under the face's drawings, in a corner away from the
+        # faces (their boxes and emotion tags stay visible in a small window).
+        self.inset_rect = None
+        if self._overlays["gradcam"]:
+            boxes = [f.face.box for f in self._faces if f.face.face_found and f.face.box]
+            if face is not None and face.face_found and face.box is not None:
+                boxes.append(face.box)
+            self._draw_inset(p, [view.mapRect(QRectF(*b)) for b in boxes])
+            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         if face is not None and face.face_found:
             if self._inverse is not None:
                 crop_to_widget = self._inverse * view
@@ -463,8 +474,6 @@ class VideoView(QWidget):
             p.setFont(self._font_small)
             p.setPen(QColor("#ffb347"))
             p.drawText(QPointF(target.left() + 10, target.bottom() - 10), "no face found")
-        if self._overlays["gradcam"]:
-            self._draw_inset(p)
         self._draw_banner(p)
         p.end()
         if not self._latency_reported and self._capture_time is not None:
@@ -556,17 +565,29 @@ class VideoView(QWidget):
         p.setPen(QColor("#101114"))
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
-    def _draw_inset(self, p: QPainter) -> None:
+    def _draw_inset(self, p: QPainter, faces: list[QRectF] | None = None) -> None:
+        """The Grad-CAM inset, in the first corner (top right, top left, bottom right,
+        bottom left) where it covers none of ``faces`` (widget rectangles, with room above
+        each for its emotion tag); top right when every corner covers one."""
         if self._event_crop_q is None:
             return
         side = max(96.0, min(220.0, self.width() * 0.24, self.height() * 0.4))
         margin = 10.0
-        rect = QRectF(self.width() - side - margin, margin, side, side)
+        caption_h = 38.0
+        w, h = float(self.width()), float(self.height())
+        corners = [QRectF(w - side - margin, margin, side, side),
+                   QRectF(margin, margin, side, side),
+                   QRectF(w - side - margin, h - side - caption_h - margin, side, side),
+                   QRectF(margin, h - side - caption_h - margin, side, side)]
+        taken = [r.adjusted(-4, -48, 4, 4) for r in faces or []]  # the tag sits above
+        rect = next((c for c in corners
+                     if not any(c.adjusted(-4, -4, 4, caption_h).intersects(t)
+                                for t in taken)), corners[0])
+        self.inset_rect = QRectF(rect)
         p.resetTransform()
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(14, 15, 18, 230))
-        caption_h = 38.0
         p.drawRoundedRect(rect.adjusted(-4, -4, 4, caption_h), 6, 6)
         p.drawImage(rect, self._event_crop_q)
         shown = self.shown_cam_stream()
