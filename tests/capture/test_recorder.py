@@ -112,9 +112,18 @@ def test_events_json_is_current_while_recording(tmp_path):
 def test_bad_recording_settings_are_user_errors(tmp_path):
     with pytest.raises(SourceError, match="frames per second"):
         SessionRecorder(tmp_path / "a", fps=0, size=(W, H))
-    SessionRecorder(tmp_path / "b", fps=25, size=(W, H)).close()
+    rec = SessionRecorder(tmp_path / "b", fps=25, size=(W, H))
+    rec.write_frame(Frame(0, 0.0, np.zeros((H, W, 3), np.uint8)))
+    rec.close()
     with pytest.raises(SourceError, match="already holds a recording"):
         SessionRecorder(tmp_path / "b", fps=25, size=(W, H))
+
+
+def test_a_recording_without_a_frame_leaves_no_folder(tmp_path):
+    """Started and stopped before any frame (e.g. at the end of a clip): review would
+    refuse the folder, so none is kept (issue 22, item 15)."""
+    rec = SessionRecorder(tmp_path / "empty", fps=25, size=(W, H))
+    assert rec.close() == tmp_path / "empty" and not (tmp_path / "empty").exists()
 
 
 _CRASHER = textwrap.dedent("""

@@ -428,3 +428,27 @@ def test_gradcam_inset_leaves_the_face_and_its_tag_visible(qtbot):
     s = target.width() / 640
     face = QRectF(target.x() + box[0] * s, target.y() + box[1] * s, box[2] * s, box[3] * s)
     assert not view.inset_rect.intersects(face.adjusted(0, -40, 0, 0))
+
+
+def test_a_recording_ended_by_a_replay_says_so_and_an_empty_one_leaves_no_folder(
+        qtbot, make_window, fakes, tmp_path):
+    """Recording, the clip ends, Space replays: the recording ended with no notice; started
+    at the clip's end, a replay left a 0-frame folder that review refuses (issue 22, item
+    15). Now the video says why it stopped, and a recording without a frame leaves nothing."""
+    window = make_window(pipeline_fn=fakes.scripted_factory())
+    window.open_callable(lambda: fakes.SyntheticSource(n=30, fps=60.0), "clip",
+                         is_camera=False)
+    qtbot.waitUntil(lambda: window.source_info is not None, timeout=15000)
+    folder = window.recording.start(tmp_path / "recordings")
+    with qtbot.waitSignal(window.finished, timeout=30000):
+        pass
+    window.toggle_play()                      # replay: the recording stops...
+    assert "recording stopped (the clip is played again)" in window.video._banner  # visibly
+    qtbot.waitUntil(lambda: (folder / "events.json").is_file(), timeout=15000)
+    with qtbot.waitSignal(window.finished, timeout=30000):
+        pass
+    empty = window.recording.start(tmp_path / "recordings")   # at the end of the clip
+    window.toggle_play()                      # replay at once: not a frame recorded
+    assert window.recording.recorder is None
+    qtbot.waitUntil(lambda: not empty.exists(), timeout=15000)
+    assert any("no frame was recorded" in m for m in window.messages)

@@ -262,6 +262,14 @@ class SessionRecorder:
             self._writer.release()
         self._ts_file.close()
         self.closed = True
+        if self.n_frames == 0 and not self._events:
+            # nothing was recorded (started at the end of a clip, stopped at once): a folder
+            # without a video would only be refused by review
+            import shutil
+
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+            log.info("recording %s had no frame: folder removed", self.out_dir)
+            return self.out_dir
         self._write_events(complete=True)
         log.info("recording closed: %s (%d frames, %d events)", self.out_dir, self.n_frames,
                  len(self._events))

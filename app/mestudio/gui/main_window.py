@@ -413,13 +413,14 @@ class MainWindow(QMainWindow):
         a ``("callable", ...)`` tuple for :meth:`open_callable`), None before any."""
         return self._spec
 
-    def _stop_recording(self) -> bool:
+    def _stop_recording(self, reason: str = "the source changed") -> bool:
         """Stop and save a running recording (File ▸ Record session) before the source
-        changes, while the worker still holds this source's events. True when one ran."""
+        changes, while the worker still holds this source's events, and say so on the
+        video. True when one ran."""
         recording = getattr(self, "recording", None)
         if recording is None or getattr(recording, "recorder", None) is None:
             return False
-        recording.stop()
+        recording.stop(reason=reason)
         return True
 
     def open_source(self, spec: Any) -> None:
@@ -462,10 +463,13 @@ class MainWindow(QMainWindow):
         """Pause / resume; after the end of a file, play it again from the start (a running
         recording is stopped and saved first: the replay is not part of it)."""
         if self._ended:
-            if self._stop_recording():
-                self.statusBar().showMessage(
-                    "recording stopped and saved before the replay", 10000)
+            stopped = self._stop_recording("the clip is played again")
             self._reopen()
+            if stopped:  # after the reopen, which clears the video's banner; for 8 s
+                note = self.messages[-1]
+                self.video.set_banner(note)
+                QTimer.singleShot(8000, self, lambda: self.video.set_banner("")
+                                  if self.video.banner() == note else None)
             return
         paused = not self.worker.is_paused()
         self.worker.set_paused(paused)

@@ -66,8 +66,8 @@ class RecordingController(QObject):
         if toolbar is not None:
             toolbar.addAction(self.action)
         source_changed = getattr(window, "source_changed", None)
-        if source_changed is not None:
-            source_changed.connect(lambda *_: self.stop())
+        if source_changed is not None:  # a new source or a replay: this recording ends
+            source_changed.connect(lambda *_: self.stop(reason="the source changed"))
 
     def choose_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self.window, "Recordings folder",
@@ -113,8 +113,10 @@ class RecordingController(QObject):
         self.window.show_message(f"recording to {out}", banner=False)
         return out
 
-    def stop(self) -> Path | None:
-        """Stop recording; the worker finalises the files. Returns the recording folder."""
+    def stop(self, reason: str = "") -> Path | None:
+        """Stop recording; the worker finalises the files. Returns the recording folder
+        (None when nothing was recorded: a recording without a frame leaves no folder).
+        ``reason``: why it stopped when the user did not ask (shown on the video)."""
         rec, self.recorder = self.recorder, None
         if self.action.isChecked():
             self.action.blockSignals(True)
@@ -123,9 +125,15 @@ class RecordingController(QObject):
         if rec is None:
             return None
         self.window.worker.remove_result_sink(rec, final=True)
+        why = f"{reason}: " if reason else ""
+        if rec.n_frames == 0:  # e.g. started at the end of a clip: nothing to review
+            self.window.show_message(f"recording stopped ({why}no frame was recorded): no "
+                                     "folder kept", banner=bool(reason))
+            return None
         self.last = rec.out_dir
-        self.window.show_message(f"recording saved in {rec.out_dir} — review it with "
-                                 "File ▸ Review a video or recording", banner=False)
+        self.window.show_message(f"recording {'stopped (' + reason + ') and ' if reason else ''}"
+                                 f"saved in {rec.out_dir} — review it with File ▸ Review a "
+                                 "video or recording", banner=bool(reason))
         return rec.out_dir
 
 
