@@ -452,3 +452,35 @@ def test_a_recording_ended_by_a_replay_says_so_and_an_empty_one_leaves_no_folder
     assert window.recording.recorder is None
     qtbot.waitUntil(lambda: not empty.exists(), timeout=15000)
     assert any("no frame was recorded" in m for m in window.messages)
+
+
+def test_an_event_tag_is_never_drawn_on_another_persons_face(qtbot):
+    """Every face analysed: the emotion of face 5's event was drawn over the face shown
+    when face 5 was not in view (issue 22, item 16). It is drawn on face 5 while it is in
+    view, else in the corner with its number."""
+    from mestudio.gui.widgets.video_view import VideoView
+    from mestudio.types import FaceObservation, FaceResult
+
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    image = np.full((480, 640, 3), 90, np.uint8)
+    other = FaceObservation(face_found=True, box=(60.0, 100.0, 150.0, 170.0))
+    five = FaceObservation(face_found=True, box=(400.0, 100.0, 150.0, 170.0))
+    view.set_emotion("happiness", 0.8, "micro", show_s=30.0, face_id=5)
+    view.set_frame(image, other, faces=[FaceResult(2, other, None, None, None),
+                                        FaceResult(5, five, None, None, None)])
+    view.repaint()
+    qtbot.wait(20)
+    target = view.image_rect()
+    s = target.width() / 640
+    assert view.emotion_rect is not None
+    assert view.emotion_rect.left() >= target.x() + 400 * s - 1          # over face 5
+    view.set_frame(image, other, faces=[FaceResult(2, other, None, None, None)])
+    view.repaint()
+    qtbot.wait(20)
+    assert view.emotion_rect is not None
+    assert view.emotion_rect.right() < target.x() + 60 * s or \
+        view.emotion_rect.bottom() < target.y() + 100 * s - 30             # not on face 2

@@ -151,6 +151,8 @@ class VideoView(QWidget):
         self._activity = ""
         #: where the Grad-CAM inset was drawn last (widget pixels), None when not shown
         self.inset_rect: QRectF | None = None
+        #: where the emotion tag was drawn last (widget pixels), None when not shown
+        self.emotion_rect: QRectF | None = None
         self._faces: list[FaceResult] = []
         self._selected_face: int | None = None
         self._emotion_face: int | None = None
@@ -481,13 +483,17 @@ class VideoView(QWidget):
             if self.paint_listener is not None:
                 self.paint_listener(time.perf_counter() - self._capture_time)
 
-    def _emotion_target(self, face: FaceObservation) -> FaceObservation:
-        """The face the emotion tag goes to: the event's face while it is in view, else the
-        shown face."""
+    def _emotion_target(self, face: FaceObservation) -> FaceObservation | None:
+        """The face the emotion tag goes to: the event's face while it is in view; None when
+        the event belongs to a face that is not in view (never another person's face: the
+        tag then stands in the image's corner, with the face's number); the shown face when
+        the event has no face number (the single-face mode)."""
+        if self._emotion_face is None:
+            return face
         for f in self._faces:
             if f.face_id == self._emotion_face and f.face.face_found:
                 return f.face
-        return face
+        return None
 
     def _draw_faces(self, p: QPainter, view: QTransform, scale: float) -> None:
         """Every face (every-face mode): its landmarks, and its box and number in its own
@@ -544,19 +550,27 @@ class VideoView(QWidget):
             return f"{uncertain_text(kind)}{agree}", MICRO_COLOUR
         return f"{kind}-expression", MICRO_COLOUR if kind == "micro" else MACRO_COLOUR
 
-    def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation) -> None:
+    def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation | None
+                      ) -> None:
         tag = self.emotion_tag()
-        if tag is None or face.box is None:
+        self.emotion_rect = None
+        if tag is None or (face is not None and face.box is None):
             return
-        x, y, w, _h = face.box
-        anchor = view.map(QPointF(x, y))
         text, colour = tag[0], QColor(tag[1])
+        if face is None or face.box is None:  # its face left: in the corner, its number
+            target = self.image_rect()
+            anchor = QPointF(target.left() + 8, target.top() + 60)
+            text = f"face {self._emotion_face}: {text}"
+        else:
+            x, y, _w, _h = face.box
+            anchor = view.map(QPointF(x, y))
         p.setFont(self._font_big)
         fm = p.fontMetrics()
         tw, th = fm.horizontalAdvance(text) + 16, fm.height() + 8
         rect = QRectF(anchor.x(), anchor.y() - th - 6, tw, th)
         if rect.top() < 2:
             rect.moveTop(2)
+        self.emotion_rect = QRectF(rect)
         p.setPen(Qt.PenStyle.NoPen)
         bg = QColor(colour)
         bg.setAlpha(225)
