@@ -232,7 +232,8 @@ def test_review_prediction_of_an_added_event_is_stored(qtbot, video, tmp_path):
 
 
 # ------------------------------------------------------------------ item 14: live window
-def test_replay_stops_a_running_recording_first(qtbot, make_window, fakes, tmp_path):
+def _recorded_to_the_end(qtbot, make_window, fakes, tmp_path):
+    """A live window that played a 30-frame clip to its end while recording it."""
     window = make_window(pipeline_fn=fakes.scripted_factory())
     window.open_callable(lambda: fakes.SyntheticSource(n=30, fps=60.0), "clip",
                          is_camera=False)
@@ -240,6 +241,11 @@ def test_replay_stops_a_running_recording_first(qtbot, make_window, fakes, tmp_p
     folder = window.recording.start(tmp_path / "recordings")
     with qtbot.waitSignal(window.finished, timeout=30000):
         pass
+    return window, folder
+
+
+def test_replay_stops_a_running_recording_first(qtbot, make_window, fakes, tmp_path):
+    window, folder = _recorded_to_the_end(qtbot, make_window, fakes, tmp_path)
     window.toggle_play()  # Space after the end: replay
     assert window.recording.recorder is None  # stopped before the replay's first frame
     events_json = folder / "events.json"
@@ -435,13 +441,7 @@ def test_a_recording_ended_by_a_replay_says_so_and_an_empty_one_leaves_no_folder
     """Recording, the clip ends, Space replays: the recording ended with no notice; started
     at the clip's end, a replay left a 0-frame folder that review refuses (issue 22, item
     15). Now the video says why it stopped, and a recording without a frame leaves nothing."""
-    window = make_window(pipeline_fn=fakes.scripted_factory())
-    window.open_callable(lambda: fakes.SyntheticSource(n=30, fps=60.0), "clip",
-                         is_camera=False)
-    qtbot.waitUntil(lambda: window.source_info is not None, timeout=15000)
-    folder = window.recording.start(tmp_path / "recordings")
-    with qtbot.waitSignal(window.finished, timeout=30000):
-        pass
+    window, folder = _recorded_to_the_end(qtbot, make_window, fakes, tmp_path)
     window.toggle_play()                      # replay: the recording stops...
     assert "recording stopped (the clip is played again)" in window.video._banner  # visibly
     qtbot.waitUntil(lambda: (folder / "events.json").is_file(), timeout=15000)
