@@ -484,3 +484,34 @@ def test_an_event_tag_is_never_drawn_on_another_persons_face(qtbot):
     assert view.emotion_rect is not None
     assert view.emotion_rect.right() < target.x() + 60 * s or \
         view.emotion_rect.bottom() < target.y() + 100 * s - 30             # not on face 2
+
+
+def test_review_panel_shows_the_numbers_of_the_file(qtbot, video):
+    """Review's panel showed other numbers than events.json and the table (71 % against
+    49 %) and replaced the stored prediction on a 2-frame apex move without a word (issue
+    22, item 12). An event as recognised shows the stored numbers; an edit of its frames
+    predicts again and says so."""
+    from mestudio.event_details import EventDetails
+    from mestudio.types import Prediction
+
+    classes = ("negative", "positive", "surprise")
+    win = _review(qtbot, video)
+    try:
+        ann = win.doc.annotations[0]
+        stored = Prediction(np.asarray([0.49, 0.3, 0.21], np.float32), "negative", 0.49,
+                            classes)
+        win.doc.store_prediction(ann.id, stored)
+        win.doc.get(ann.id)
+        win.select(ann.id)
+        ann = win.doc.get(ann.id)
+        other = Prediction(np.asarray([0.2, 0.71, 0.09], np.float32), "positive", 0.71, classes)
+        win._on_details(EventDetails(event=ann.event, prediction=other))
+        assert win.panel.probs._label == "negative"              # the file's numbers
+        assert win.doc.get(ann.id).event.prediction is stored
+        win.doc.set_apex(ann.id, ann.apex + 2)                     # a real edit
+        ann = win.doc.get(ann.id)
+        win._on_details(EventDetails(event=ann.event, prediction=other))
+        assert win.doc.get(ann.id).event.prediction is other
+        assert any("predicted again" in m for m in win.messages)
+    finally:
+        win.shutdown()

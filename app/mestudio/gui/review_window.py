@@ -37,6 +37,7 @@ the returned ``Frame.index`` is ``i``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -85,6 +86,7 @@ from mestudio.gui.review_panels import (
 from mestudio.gui.widgets import plain_label
 from mestudio.gui.widgets.signal_plot import SignalPlot
 from mestudio.gui.widgets.video_view import VideoView
+from mestudio.predtext import emotion_text
 from mestudio.types import Frame, SpotEvent
 
 log = logging.getLogger(__name__)
@@ -839,12 +841,23 @@ class ReviewWindow(QMainWindow):
         if (details.event.id, details.event.onset, details.event.apex, details.event.offset) != \
                 (ann.id, ann.onset, ann.apex, ann.offset):
             return  # stale: the event was edited since
-        if details.prediction is not None and (ann.origin != "auto"
-                                               or ann.event.prediction is None):
+        stored = ann.event.prediction
+        if details.prediction is not None and (ann.origin != "auto" or stored is None):
             # the prediction of an added or edited event is stored with it (table, JSON,
-            # coding sheet), not only shown
-            self.doc.store_prediction(ann.id, details.prediction)
+            # coding sheet), not only shown; an edit of its frames says it predicted again
+            if self.doc.store_prediction(ann.id, details.prediction) and stored is not None:
+                self.show_message(f"event {ann.id}: its frames changed, so it was predicted "
+                                  f"again ({emotion_text(details.prediction, ann.kind)})")
             ann = self.doc.get(ann.id)
+        elif stored is not None and details.prediction is not None:
+            # An event as spotted and recognised (live, analyze): the panel shows the numbers
+            # of the file and the table, not those of review's own re-alignment; the
+            # Grad-CAM pictures come from that re-alignment, and say so when it differs.
+            if details.prediction.label != stored.label:
+                details.notes.append(
+                    "Grad-CAM of review's own alignment of the frames, which the model "
+                    f"reads as {emotion_text(details.prediction, ann.kind)}")
+            details = dataclasses.replace(details, prediction=stored)
         self.panel.set_details(details, ann.label)
         self.details_shown.emit(details)
 
