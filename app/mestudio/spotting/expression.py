@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mestudio.spotting.config import SpotterConfig
-from mestudio.spotting.spotter import OnlineSpotter, threshold_factor
+from mestudio.spotting.spotter import OnlineSpotter, sensitivity_scale
 from mestudio.types import SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,11 @@ class _Obs:
 
 @dataclass
 class _Open:
+    """An expression in progress: its first sample, highest activity score so far, highest
+    expression score, when it opened, and the lowest score since its peak."""
+
     start_n: int
     peak: float
-    apex_n: int
     best_e: float
     t_open: float
     valley: float = math.inf
@@ -115,9 +117,7 @@ class ExpressionSpotter:
     def __init__(self, config: SpotterConfig | None = None) -> None:
         self.config = cfg = config or SpotterConfig()
         self.micro = OnlineSpotter(cfg)
-        half = replace(cfg, sensitivity=0.5)
-        self._unit = float(cfg.expression_unit_px * threshold_factor(cfg)
-                           / threshold_factor(half))
+        self._unit = float(cfg.expression_unit_px * sensitivity_scale(cfg))
         self._half = 0.5 * float(cfg.expression_open_s)
         self.delay_s = float(self.micro.delay_s + cfg.expression_open_s
                              + cfg.expression_merge_s)
@@ -176,7 +176,7 @@ class ExpressionSpotter:
         detector's low-passed samples once they are final (a few frames later)."""
         self._index_now = int(index)
         micro = self.micro.update(index, timestamp_s, signal)
-        out = self._take_final(float(timestamp_s))
+        out = self._take_final()
         if signal is None:
             out += self._finish_segment(close_open=False)
             if self.micro._calib_start is None:  # the micro detector re-learns: so do we
@@ -189,7 +189,7 @@ class ExpressionSpotter:
         self._refresh_state()
         return out
 
-    def _take_final(self, t_now: float) -> list[SpotEvent]:
+    def _take_final(self) -> list[SpotEvent]:
         """Take the micro detector's final (low-passed) samples as this detector's input."""
         cfg = self.config
         out: list[SpotEvent] = []
@@ -220,7 +220,7 @@ class ExpressionSpotter:
     def finish(self) -> list[SpotEvent]:
         """End of stream: decide everything still open (see :meth:`OnlineSpotter.finish`)."""
         micro = self.micro.finish()
-        out = self._take_final(self._last_t if self._last_t is not None else 0.0)
+        out = self._take_final()
         out += self._finish_segment(close_open=True)
         self._held_micro += micro
         out += self._release_micro(force=True)
@@ -320,7 +320,7 @@ class ExpressionSpotter:
             ev, end_n = self._closed
             end = self._obs_n(end_n)
             if end is None or o.t - end.t > cfg.expression_merge_s:
-                out += self._emit(ev, end_n, index_now)
+                out += self._emit(ev.start_n, end_n, index_now)
                 self._closed = None
             elif o.e > 1.0 and self._armed:  # moving again within the merge window
                 self._closed = None
@@ -340,7 +340,7 @@ class ExpressionSpotter:
                                 and prev.t - self._calib_start < cfg.calibration_s)):
                         break
                     start -= 1
-                self._cand = _Open(start, o.s, o.n, o.e, o.t)
+                self._cand = _Open(start, o.s, o.e, o.t)
         else:
             c.best_e = max(c.best_e, o.e)
             if o.s <= off:
@@ -357,21 +357,17 @@ class ExpressionSpotter:
                         and v.t - first_obs.t >= cfg.expression_min_s
                         and o.t - v.t >= cfg.expression_min_s):
                     # A valley between two peaks: one expression ends, the next begins.
-                    first = _Open(c.start_n, c.peak, c.apex_n, c.best_e, c.t_open)
-                    first.best_e = max((q.e for q in self._span(c.start_n, c.valley_n - 1)),
-                                       default=0.0)
-                    out += self._emit(first, c.valley_n - 1, index_now)
+                    out += self._emit(c.start_n, c.valley_n - 1, index_now)
                     self._last_end_n = c.valley_n - 1
-                    rest = list(self._span(c.valley_n, o.n))
-                    best = max(rest, key=lambda q: q.s)
-                    self._cand = _Open(c.valley_n, best.s, best.n,
-                                       max(q.e for q in rest), v.t)
+                    after = list(self._span(c.valley_n, o.n))
+                    self._cand = _Open(c.valley_n, max(q.s for q in after),
+                                       max(q.e for q in after), v.t)
                     c = self._cand
                 elif o.s > c.peak:
-                    c.peak, c.apex_n = o.s, o.n
+                    c.peak = o.s
                     c.valley, c.valley_n = math.inf, -1
             if self._cand is not None and o.t - self._cand.t_open > cfg.max_duration_s:
-                out += self._emit(self._cand, o.n, index_now)
+                out += self._emit(self._cand.start_n, o.n, index_now)
                 self._cand = None
                 self._last_end_n = o.n
                 self._armed = False
@@ -394,43 +390,34 @@ class ExpressionSpotter:
             if q is not None and q.opened is not None:
                 yield q
 
-    def _emit(self, c: _Open, end_n: int, index_now: int) -> list[SpotEvent]:
-        """The expression ``c`` ending at sample ``end_n`` as an event (none when it never
-        rose to an expression or is too short)."""
+    def _emit(self, start_n: int, end_n: int, index_now: int) -> list[SpotEvent]:
+        """The stretch of samples ``start_n..end_n`` as an event (none when it never rose
+        to an expression or is too short)."""
         cfg = self.config
-        onset, offset = self._obs_n(c.start_n), self._obs_n(end_n)
+        onset, offset = self._obs_n(start_n), self._obs_n(end_n)
         if onset is None or offset is None or offset.index <= onset.index:
             return []
-        span = list(self._span(c.start_n, end_n))
+        span = list(self._span(start_n, end_n))
         if not span or max(q.e for q in span) <= 1.0:
             return []
         apex = max(span, key=lambda q: q.s)
         duration = offset.t - onset.t
         if duration < cfg.min_duration_s - 1e-9:
             return []
-        r = 0
+        # the part furthest above its expression factor at the apex; its first ROI names it
+        part = int(np.argmax(apex.z / self._k)) if apex.z is not None and self._parts else 0
+        rois = self._parts[part] if self._parts else np.zeros(0, int)
         names = self._names or ()
-        if apex.z is not None and self._parts:
-            part = int(np.argmax(apex.z / self._k))
-            idx = self._parts[part]
-            r = int(idx[0]) if idx.size else 0
         ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
                        onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
                        kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
-                       roi=names[r] if names else "",
-                       peak=float(apex.opened[self._part_index(r)])
-                       if apex.opened is not None else 0.0,
+                       roi=names[int(rois[0]) if rois.size else 0] if names else "",
+                       peak=float(apex.opened[part]) if apex.opened is not None else 0.0,
                        emitted_index=int(index_now), id=len(self.events))
         self.events.append(ev)
         log.debug("expression %d: %s %d-%d-%d (%.2f s)", ev.id, ev.kind, ev.onset, ev.apex,
                   ev.offset, duration)
         return [ev]
-
-    def _part_index(self, roi_index: int) -> int:
-        for i, p in enumerate(self._parts):
-            if roi_index in p:
-                return i
-        return 0
 
     def _finish_segment(self, close_open: bool) -> list[SpotEvent]:
         t = self._obs[-1].t if self._obs else 0.0
@@ -439,11 +426,11 @@ class ExpressionSpotter:
         if self._cand is not None:
             c, self._cand = self._cand, None
             if close_open and self._obs:
-                out += self._emit(c, self._obs[-1].n, idx)
+                out += self._emit(c.start_n, self._obs[-1].n, idx)
         if self._closed is not None:
             c, end_n = self._closed
             self._closed = None
-            out += self._emit(c, end_n, idx)
+            out += self._emit(c.start_n, end_n, idx)
         self._segment += 1
         self._armed = True
         self._done_t = math.inf if close_open else self._done_t
@@ -465,13 +452,10 @@ class ExpressionSpotter:
         out: list[SpotEvent] = []
         keep: list[SpotEvent] = []
         for ev in self._held_micro:
-            decided = force or self._done_t >= ev.offset_s
-            if ev.kind != "micro" and (not decided or not self._still_before(ev.onset_s)):
-                if not decided:
-                    keep.append(ev)
+            if not (force or self._done_t >= ev.offset_s):
+                keep.append(ev)  # not decided yet
                 continue
-            if not decided:
-                keep.append(ev)
+            if ev.kind != "micro" and not self._still_before(ev.onset_s):
                 continue
             covered = any(e.onset <= ev.offset and ev.onset <= e.offset for e in self.events)
             if self._cand is not None:

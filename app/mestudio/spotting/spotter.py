@@ -155,10 +155,15 @@ def threshold_factor(config: SpotterConfig) -> float:
                  ** s)
 
 
+def sensitivity_scale(config: SpotterConfig) -> float:
+    """How a height given at sensitivity 0.5 scales at ``config.sensitivity`` (the law of
+    the threshold factor): 1 at 0.5, larger when stricter."""
+    return float(threshold_factor(config) / threshold_factor(replace(config, sensitivity=0.5)))
+
+
 def min_rise(config: SpotterConfig) -> float:
     """Smallest peak height above the baseline (pixels) at ``config.sensitivity``."""
-    half = replace(config, sensitivity=0.5)
-    return float(config.min_rise_px * threshold_factor(config) / threshold_factor(half))
+    return float(config.min_rise_px * sensitivity_scale(config))
 
 
 class OnlineSpotter:
