@@ -392,6 +392,8 @@ class VideoSignals:
         times: ``(N,)`` frame times in seconds (NaN for frames not analysed).
         rois: per-ROI ``(N,)`` motion in pixels.
         combined, threshold: ``(N,)`` or None.
+        activity: ``(N,)`` what the spotter saw the face doing (``spot_activity``: ``rest``,
+            ``moving``, ``expression``, ...; "" where unknown), or None without that column.
         face_id: the face these signals are of, in a long-format ``frames.csv``
             (NaN where that face was not tracked); None for a single-face file.
         faces: long format: every face's signals by ``face_id`` (this object's values are
@@ -402,6 +404,7 @@ class VideoSignals:
     rois: dict[str, np.ndarray] = field(default_factory=dict)
     combined: np.ndarray | None = None
     threshold: np.ndarray | None = None
+    activity: np.ndarray | None = None
     face_id: int | None = None
     faces: dict[int, VideoSignals] = field(default_factory=dict, repr=False, compare=False)
 
@@ -455,6 +458,7 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
     frames = [int(float(r["frame"])) for r in rows]
     n = max(max(frames) + 1, n_frames or 0)
     threshold_col = next((c for c in ("spot_threshold", "threshold") if c in cols), None)
+    activity_col = "spot_activity" if "spot_activity" in cols else None
 
     def column(name: str | None, picked: Sequence[int]) -> np.ndarray | None:
         if name is None:
@@ -468,6 +472,14 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
                 pass
         return out
 
+    def text_column(name: str | None, picked: Sequence[int]) -> np.ndarray | None:
+        if name is None:
+            return None
+        out = np.full(n, "", dtype=object)
+        for k in picked:
+            out[frames[k]] = rows[k].get(name) or ""
+        return out
+
     everything = range(len(rows))
     times = column(time_col, everything)
     if times is None:
@@ -477,7 +489,8 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
         rois = {roi: arr for c, roi in roi_cols.items()
                 if (arr := column(c, picked)) is not None}
         return VideoSignals(times=times, rois=rois, combined=column(combined_col, picked),
-                            threshold=column(threshold_col, picked), face_id=face_id)
+                            threshold=column(threshold_col, picked),
+                            activity=text_column(activity_col, picked), face_id=face_id)
 
     if "face_id" not in cols:
         return signals(everything, None)

@@ -259,8 +259,11 @@ def _run_annotations(args: argparse.Namespace) -> int:
     import os
     import sys
 
+    import numpy as np
+
     from mestudio.batch import make_jobs, run_batch
     from mestudio.config import load_settings
+    from mestudio.csvio import VideoSignals, read_frames_csv
     from mestudio.errors import ConfigError
     from mestudio.events_io import read_events_json
     from mestudio.fsutil import atomic_write_text
@@ -317,7 +320,8 @@ def _run_annotations(args: argparse.Namespace) -> int:
         fps = float(meta.get("fps") or 0.0)
         n = int(meta.get("n_frames") or 0)
         scores.append(an.score_clip(clip, rows, events, n, fps, iou=args.iou))
-        pictures.append({"name": clip, "signal": an.read_frame_signal(folder / "frames.csv"),
+        signal = read_frames_csv(folder / "frames.csv", n) or VideoSignals(np.zeros(0))
+        pictures.append({"name": clip, "signal": signal,
                          "rows": [r for r in rows if r.clip == clip], "events": events})
     if not scores:
         for f in failed:
@@ -350,7 +354,7 @@ def _planted_micro(args: argparse.Namespace, clips: list[str], root: Path,
     from mestudio.progress import ProgressBar, show_progress
     from mestudio.spotting import annotated as an
     from mestudio.spotting.config import make_spotter
-    from mestudio.spotting.metrics import score_by_kind
+    from mestudio.spotting.metrics import format_score, score_by_kind
 
     runs = []
     with ProgressBar(show_progress(args), desc="planting", unit="clip") as bar:
@@ -362,7 +366,8 @@ def _planted_micro(args: argparse.Namespace, clips: list[str], root: Path,
         bar.update(len(clips), len(clips))
     s = score_by_kind(runs)["micro"]
     print(f"micro-expressions planted on the real clips ({s.tp + s.fn} planted): recall "
-          f"{an._fmt(s.recall)}, precision {an._fmt(s.precision)}, F1 {an._fmt(s.f1)}")
+          f"{format_score(s.recall, 0, 2)}, precision {format_score(s.precision, 0, 2)}, "
+          f"F1 {format_score(s.f1, 0, 2)}")
     return {"planted": s.tp + s.fn, "found": s.tp, "false": s.fp, "recall": s.recall,
             "precision": s.precision, "f1": s.f1}
 

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mestudio.csvio import clean_text
 from mestudio.errors import ConfigError
 from mestudio.spotting.metrics import SpotScore, match_intervals
 
@@ -67,8 +70,8 @@ class AnnotatedRow:
 
 
 def _clean(text: str) -> str:
-    """Plain text: control characters removed, whitespace trimmed."""
-    return "".join(c for c in text if c.isprintable() or c == " ").strip()
+    """Plain text (:func:`mestudio.csvio.clean_text`), whitespace trimmed."""
+    return clean_text(text).strip()
 
 
 def read_annotations(path: str | os.PathLike[str]) -> list[AnnotatedRow]:
@@ -247,37 +250,17 @@ def format_table(scores: Sequence[ClipScore]) -> str:
     return "\n".join(lines)
 
 
-def read_frame_signal(frames_csv: str | os.PathLike[str], face: int = 0
-                      ) -> dict[str, list[float]]:
-    """The per-frame columns a picture needs from an analysis's ``frames.csv``: frame,
-    combined signal, threshold (NaN where missing), and the spotter's state."""
-    out: dict[str, list[Any]] = {"frame": [], "signal": [], "threshold": [], "state": [],
-                                 "activity": []}
-    with open(frames_csv, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if "face_id" in row and row.get("face_id") not in ("", None, str(face)):
-                continue
-            out["frame"].append(int(row["frame"]))
-            for key, col in (("signal", "signal_combined"), ("threshold", "spot_threshold")):
-                try:
-                    out[key].append(float(row.get(col) or "nan"))
-                except ValueError:
-                    out[key].append(math.nan)
-            out["state"].append(row.get("spot_state", ""))
-            out["activity"].append(row.get("spot_activity", "") or "")
-    return out
-
-
 _KIND_COLOURS = {"macro": "#2e7d32", "subtle": "#9ccc65", "non-expression": "#bdbdbd"}
 _EVENT_COLOURS = {"micro": "#d32f2f", "macro": "#1565c0", "speech": "#ff9800"}
 _ACTIVITY_COLOURS = {"moving": "#ffb74d", "expression": "#64b5f6"}
 
 
 def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) -> Path:
-    """One row per clip: the micro detector's combined signal and threshold, the annotated
-    stretches (green: expressions, grey: talking/head/gaze), the events (blue macro, red
-    micro) and what the spotter saw (orange: moving or talking, light blue: expression). ``clips``: dicts with ``name``, ``signal`` (:func:`read_frame_signal`), ``rows``
-    and ``events``. Written atomically as PNG."""
+    """One row per clip: the spotter's plotted score and threshold, the annotated stretches
+    (green: expressions, grey: talking/head/gaze), the events (blue macro, red micro) and
+    what the spotter saw (orange: moving or talking, light blue: expression). ``clips``:
+    dicts with ``name``, ``signal`` (a :class:`~mestudio.csvio.VideoSignals` of the clip's
+    ``frames.csv``, by frame number), ``rows`` and ``events``. Written atomically as PNG."""
     from mestudio.fsutil import agg_matplotlib
 
     agg_matplotlib()
@@ -290,10 +273,12 @@ def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) ->
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     for ax, c in zip(axes, clips, strict=False):
         sig = c["signal"]
-        frames = sig["frame"]
-        top = max([v for v in sig["signal"] if math.isfinite(v)] + [1.0])
-        ax.plot(frames, sig["signal"], lw=0.8, color="black", label="signal")
-        ax.plot(frames, sig["threshold"], lw=0.8, color="#7b1fa2", ls="--", label="threshold")
+        frames = np.arange(len(sig.times))
+        combined = sig.combined if sig.combined is not None else np.full(len(frames), np.nan)
+        top = float(np.nanmax(combined, initial=1.0)) if len(frames) else 1.0
+        ax.plot(frames, combined, lw=0.8, color="black", label="signal")
+        if sig.threshold is not None:
+            ax.plot(frames, sig.threshold, lw=0.8, color="#7b1fa2", ls="--", label="threshold")
         for r in c["rows"]:
             y0, y1 = (0.0, 0.18) if r.kind == "non-expression" else (0.2, 0.38)
             ax.axvspan(r.onset, r.offset + 1, ymin=y0, ymax=y1,
@@ -302,17 +287,17 @@ def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) ->
             s, t = _event_interval(e)
             ax.axvspan(s, t + 1, ymin=0.42, ymax=0.55,
                        color=_EVENT_COLOURS.get(_event_kind(e), "#000000"), alpha=0.9, lw=0)
-        for f, act in zip(frames, sig.get("activity", ()), strict=False):
+        for f, act in enumerate(sig.activity if sig.activity is not None else ()):
             if act in _ACTIVITY_COLOURS:
                 ax.axvspan(f, f + 1, ymin=0.58, ymax=0.64, color=_ACTIVITY_COLOURS[act], lw=0)
-        ax.set_xlim(0, max(frames[-1] if frames else 1, 1))
+        ax.set_xlim(0, max(len(frames) - 1, 1))
         ax.set_ylim(0, top * 1.05)
         ax.set_ylabel(clip_name(c["name"]), rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_title("annotated: expression (dark green; subtle: light green), talking/head/"
                       "gaze (grey) · events: macro (blue), micro (red)\nthe spotter saw: "
-                      "moving or talking (orange), an expression (light blue) · micro "
-                      "detector: signal (black), threshold (dashed)", fontsize=9)
+                      "moving or talking (orange), an expression (light blue) · score "
+                      "(black), threshold (dashed)", fontsize=9)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
     import io
