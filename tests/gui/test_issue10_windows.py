@@ -357,7 +357,8 @@ def test_main_window_at_800x600_keeps_every_tool_and_column(qtbot, make_window, 
     qtbot.waitUntil(lambda: not window.toolBarBreak(window.view_toolbar), timeout=3000)
 
 
-def test_plot_legend_and_event_labels_leave_the_curves_free(qtbot):
+def _shown_plot(qtbot):
+    """A 700x220 signal plot, shown."""
     from mestudio.gui.widgets.signal_plot import SignalPlot
 
     plot = SignalPlot()
@@ -365,6 +366,12 @@ def test_plot_legend_and_event_labels_leave_the_curves_free(qtbot):
     plot.resize(700, 220)
     plot.show()
     qtbot.waitExposed(plot)
+    return plot
+
+
+def test_plot_legend_and_event_labels_leave_the_curves_free(qtbot):
+
+    plot = _shown_plot(qtbot)
     t = np.arange(300) / 30.0
     comb = 0.25 + 0.9 * np.exp(-((t - 9.6) ** 2) / 0.01)  # a peak under the old legend
     ev = SpotEvent(280, 288, 295, 280 / 30, 288 / 30, 295 / 30, "micro", "brows", 0.9, id=0)
@@ -392,13 +399,8 @@ def pg_point(x: float, y: float):
 def test_adjacent_event_labels_do_not_overlap(qtbot):
     """Two events a fraction of a second apart: their labels overlapped (issue 22, item
     18); the second goes one row lower, both still above the curves."""
-    from mestudio.gui.widgets.signal_plot import SignalPlot
 
-    plot = SignalPlot()
-    qtbot.addWidget(plot)
-    plot.resize(700, 220)
-    plot.show()
-    qtbot.waitExposed(plot)
+    plot = _shown_plot(qtbot)
     t = np.arange(300) / 30.0
     evs = [SpotEvent(a, a + 3, a + 8, a / 30, (a + 3) / 30, (a + 8) / 30, "micro", "brows",
                      0.9, id=i) for i, a in enumerate((100, 108, 200))]
