@@ -412,19 +412,26 @@ def test_adjacent_event_labels_do_not_overlap(qtbot):
     assert rects[2].top() == rects[0].top()          # far apart: the first row again
 
 
-def test_gradcam_inset_leaves_the_face_and_its_tag_visible(qtbot):
-    """At 800x600 the Grad-CAM inset covered the face box and the emotion tag (issue 22,
-    item 18): it goes to a corner away from the face."""
-    from PySide6.QtCore import QRectF
-
+def _shown_view(qtbot):
+    """An 800x600 video view, shown."""
     from mestudio.gui.widgets.video_view import VideoView
-    from mestudio.types import FaceObservation
 
     view = VideoView()
     qtbot.addWidget(view)
     view.resize(800, 600)
     view.show()
     qtbot.waitExposed(view)
+    return view
+
+
+def test_gradcam_inset_leaves_the_face_and_its_tag_visible(qtbot):
+    """At 800x600 the Grad-CAM inset covered the face box and the emotion tag (issue 22,
+    item 18): it goes to a corner away from the face."""
+    from PySide6.QtCore import QRectF
+
+    from mestudio.types import FaceObservation
+
+    view = _shown_view(qtbot)
     image = np.full((480, 640, 3), 90, np.uint8)
     box = (440.0, 40.0, 160.0, 180.0)                  # a face in the top right corner
     view.set_frame(image, FaceObservation(face_found=True, box=box))
@@ -460,14 +467,9 @@ def test_an_event_tag_is_never_drawn_on_another_persons_face(qtbot):
     """Every face analysed: the emotion of face 5's event was drawn over the face shown
     when face 5 was not in view (issue 22, item 16). It is drawn on face 5 while it is in
     view, else in the corner with its number."""
-    from mestudio.gui.widgets.video_view import VideoView
     from mestudio.types import FaceObservation, FaceResult
 
-    view = VideoView()
-    qtbot.addWidget(view)
-    view.resize(800, 600)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot)
     image = np.full((480, 640, 3), 90, np.uint8)
     other = FaceObservation(face_found=True, box=(60.0, 100.0, 150.0, 170.0))
     five = FaceObservation(face_found=True, box=(400.0, 100.0, 150.0, 170.0))
