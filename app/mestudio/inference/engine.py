@@ -412,16 +412,31 @@ class InferenceEngine:
         agreement = out.get("agreement")
         cams = normalise_cams(out["cam"]) if "cam" in out else None
         classes = self.classes
+        no_emotion, min_conf = self.no_emotion_rule
         preds = []
         for i in range(probs.shape[0]):
             k = int(np.argmax(probs[i]))
+            unsure = (agreement is not None and float(agreement[i]) < self.min_agreement) or \
+                classes[k] in no_emotion or float(probs[i, k]) < min_conf
             preds.append(Prediction(
                 probs=probs[i], label=classes[k], confidence=float(probs[i, k]), classes=classes,
                 cams=None if cams is None else cams[i], streams=self.streams,
                 model_name=self.name, synthetic=self.synthetic,
                 agreement=None if agreement is None else float(agreement[i]),
-                uncertain=agreement is not None and float(agreement[i]) < self.min_agreement))
+                uncertain=unsure))
         return preds
+
+    @property
+    def no_emotion_rule(self) -> tuple[frozenset[str], float]:
+        """``(classes that name no expression, least top-1 probability)`` from the model's
+        metadata (``no_emotion_classes``, ``min_confidence``; the expression model: neutral,
+        0.4): a prediction of such a class, or less sure than that, is ``uncertain``."""
+        names = self.metadata.get("no_emotion_classes") or []
+        classes = frozenset(str(n) for n in names if isinstance(n, str)) \
+            if isinstance(names, list) else frozenset()
+        conf = self.metadata.get("min_confidence", 0.0)
+        ok = isinstance(conf, (int, float)) and not isinstance(conf, bool) and 0 <= conf <= 1
+        return classes, float(conf) if ok else 0.0
 
     def close(self) -> None:
         """Release the ONNX Runtime session."""
