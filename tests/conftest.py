@@ -27,6 +27,18 @@ if not os.environ.get("MPLCONFIGDIR"):
     os.environ["MPLCONFIGDIR"] = _MPL
     atexit.register(shutil.rmtree, _MPL, True)
 
+# The user folders are temporary ones from the start, not only inside each test (the
+# autouse fixture below): fixtures of module or session scope run before it, and the models
+# `make install` puts in the real user cache must not change what a test sees.
+import atexit as _atexit
+import shutil as _shutil
+import tempfile as _tempfile
+
+_XDG = _tempfile.mkdtemp(prefix="mestudio-xdg-")
+_atexit.register(_shutil.rmtree, _XDG, True)
+for _var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+    os.environ[_var] = os.path.join(_XDG, _var.lower())
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

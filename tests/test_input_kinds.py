@@ -89,7 +89,22 @@ def test_builtin_specs_and_contract_shapes() -> None:
     assert contract.expected_inputs("clip", 32, 1, 8) == {
         "clip": ("N", 8, 1, 32, 32), "flow_seq": ("N", 7, 2, 32, 32)}
     assert dict(contract.INPUT_NAMES) == {"keyframes": ("flow", "frames"),
-                                          "clip": ("clip", "flow_seq")}
+                                          "clip": ("clip", "flow_seq"), "face": ("face",)}
+
+
+def test_the_face_kind_takes_the_apex_crop_scaled_like_the_expression_model() -> None:
+    from mestudio.inference import contract
+    from mestudio.preprocess import FACE, face_config
+
+    assert contract.expected_inputs("face", 64, 1) == {"face": ("N", 1, 64, 64)}
+    available = [(i, i) for i in (3, 5, 9, 12)]
+    assert FACE.select(available, 3, 8, 12) == [9]       # the crop nearest the apex
+    assert FACE.select([], 3, 8, 12) is None
+    dark = np.zeros((128, 128, 3), np.uint8)
+    light = np.full((128, 128, 3), 255, np.uint8)
+    x = FACE.make_inputs([[dark], [light]], face_config())["face"]
+    assert x.shape == (2, 1, 64, 64) and x.dtype == np.float32
+    assert x[0].max() == pytest.approx(-1.0) and x[1].min() == pytest.approx(1.0)
 
 
 def test_keyframe_spec_makes_exactly_the_old_inputs() -> None:

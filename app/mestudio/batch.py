@@ -279,13 +279,18 @@ def settings_fingerprint(config: Any, recognition: bool, max_frames: int | None)
     d = dataclasses.asdict(config)
     d.pop("kiosk", None)
     d.get("recognition", {}).pop("threads", None)
-    model = str(d.get("recognition", {}).get("model") or "")
-    model_stat = None
-    if model and os.path.isfile(model):
-        st = os.stat(model)
-        model_stat = [st.st_size, st.st_mtime_ns]
+    stats = []
+    for key in ("model", "macro_model"):
+        model = str(d.get("recognition", {}).get(key) or "")
+        model_stat = None
+        if model and os.path.isfile(model):
+            st = os.stat(model)
+            model_stat = [st.st_size, st.st_mtime_ns]
+        stats.append(model_stat)
     doc = {"settings": d, "recognition": bool(recognition), "max_frames": max_frames,
-           "model_file": model_stat, "version": __version__}
+           "model_file": stats[0], "version": __version__}
+    if stats[1] is not None:
+        doc["macro_model_file"] = stats[1]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -690,12 +695,35 @@ def check_storage(out_root: Path, inputs: Sequence[str]) -> None:
             raise MestudioError(f"--ray: input {spec} must be an absolute path")
 
 
+def resolve_models(config: Any) -> Any:
+    """``config`` with ``recognition.model`` and ``recognition.macro_model`` set to the files
+    in use: the default model when none is named, the expression model when found (else
+    ``"off"``). Named files are kept as they are (the worker reports a missing one)."""
+    from mestudio.inference.engine import EXPRESSION_MODEL_NAME, default_model_path
+    from mestudio.modelfiles import find_model
+
+    rc = config.recognition
+    model = rc.model or str(default_model_path() or "")
+    macro = str(rc.macro_model or "").strip()
+    if rc.macro and not macro:
+        found = find_model(EXPRESSION_MODEL_NAME)
+        macro = str(found) if found is not None else "off"
+    return dataclasses.replace(config, recognition=dataclasses.replace(
+        rc, model=model, macro_model=macro))
+
+
 def make_jobs(inputs: Sequence[str], out_root: Path, config: Any, *, recognition: bool,
               max_frames: int | None, force: bool = False) -> list[BatchJob]:
-    """One :class:`BatchJob` per input (output folders from :func:`output_names`)."""
+    """One :class:`BatchJob` per input (output folders from :func:`output_names`).
+
+    With recognition, the models are found here, once (:func:`resolve_models`): every worker
+    process or Ray task uses the files this process found, whatever its own environment
+    (user folders, ``$MESTUDIO_MODELS_DIR``) would find."""
     out_root = Path(os.path.abspath(out_root))
     config = dataclasses.replace(config, recognition=dataclasses.replace(
         config.recognition, threads=1))
+    if recognition:
+        config = resolve_models(config)
     shash = settings_fingerprint(config, recognition, max_frames)
     return [BatchJob(input=spec, out_dir=str(out_root / name), config=config,
                      recognition=recognition, max_frames=max_frames, settings_hash=shash,

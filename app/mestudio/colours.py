@@ -17,6 +17,10 @@ EMOTION_COLOURS = {
     "others": "#9aa3b2",
     "positive": "#f7c948",
     "negative": "#ff6b6b",
+    # the expression model's class names (FER2013)
+    "happy": "#f7c948",
+    "sad": "#7f8cff",
+    "angry": "#ff6b6b",
 }
 DEFAULT_EMOTION_COLOUR = "#9aa3b2"
 

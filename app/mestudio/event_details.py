@@ -24,7 +24,7 @@ from mestudio.overlays import (
     scalar_to_bgr,
     stream_names,
 )
-from mestudio.predtext import MACRO_CAVEAT
+from mestudio.predtext import EXPRESSION_NOTE, MACRO_CAVEAT
 from mestudio.types import Frame, Prediction, SpotEvent
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class EventDetails:
 
 
 def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
-                          engine: Any = None, tracker_config: Any = None) -> EventDetails:
+                          engine: Any = None, tracker_config: Any = None,
+                          macro_engine: Any = None) -> EventDetails:
     """Compute the pictures of one event (call it off the GUI thread).
 
     Args:
@@ -88,6 +89,8 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         event: the event (onset/apex/offset frame indices).
         engine: an ``InferenceEngine`` to recompute the prediction and Grad-CAM, or None.
         tracker_config: face tracker settings for the alignment.
+        macro_engine: the expression model; a macro event is then recognised by it (from
+            its apex frame, aligned on its own as in live recognition), as in the pipeline.
     """
     out = EventDetails(event=event, prediction=event.prediction)
     keys = ("onset", "apex", "offset")
@@ -121,7 +124,10 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
     flow = np.asarray(inputs["flow"], np.float32)  # (3, S, S): u, v, strain
     out.flow = thumbnail(flow_to_bgr(flow[0], flow[1]))
     out.strain = thumbnail(scalar_to_bgr(flow[2]))
-    if event.kind == "macro":
+    if event.kind == "macro" and macro_engine is not None:
+        engine = macro_engine  # named by the expression model, as in live recognition
+        out.notes.append(EXPRESSION_NOTE)
+    elif event.kind == "macro":
         # recognised like a micro event, from its own interval; say where the emotion comes from
         out.notes.append(MACRO_CAVEAT)
         from mestudio.recognition import model_allows_macro
@@ -141,6 +147,8 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         # recognition (mestudio.preprocess.InputKind); the frames are aligned like the key
         # frames above (the transform of the onset frame).
         kind = pp.input_kind(str(getattr(engine, "input_kind", pp.DEFAULT_INPUT_KIND)))
+        if engine is macro_engine:
+            cfg = pp.PreprocessConfig.from_metadata(engine.preprocess_config)
         used = kind.select([(i, i) for i in range(event.onset, event.offset + 1)],
                            event.onset, event.apex, event.offset, cfg)
         if used is None:
@@ -148,6 +156,8 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         model_crops = crops if used == [event.onset, event.apex, event.offset] else \
             pp.align_keyframes([read_frame(i).image for i in used], cfg.flow_size,
                                tracker_config)
+        if kind.name == "face":  # one still face: the Grad-CAM goes over that crop
+            crops = [crops[0], model_crops[0], crops[2]]
         fps = None
         if cfg.evm:  # magnification works in Hz: the rate of the chosen frames
             times = [read_frame(i).timestamp_s for i in used]

@@ -9,7 +9,7 @@
                  "onset_s": 0.4, "apex_s": 0.5, "offset_s": 0.633, "duration_s": 0.233,
                  "kind": "micro", "roi": "brow_left", "peak": 0.81, "emitted_index": 27,
                  "emotion": null, "confidence": null, "agreement": null,
-                 "uncertain": false, "probabilities": {}}]}
+                 "uncertain": false, "recognised_by": null, "probabilities": {}}]}
 
 Frame indices are inclusive and count from 0 in the source; times are seconds; ``peak`` is
 the spotting signal in pixels. ``face_id`` is the face the event belongs to: its track number
@@ -19,6 +19,9 @@ the single-face mode; files without it read as 0. ``emotion``/``confidence``/``p
 ensemble's members that agree with its top class (``null`` for single models); an event whose
 agreement is below the recogniser's threshold has ``"uncertain": true`` and
 ``"emotion": null`` (shown as "micro-expression (uncertain)"), its probabilities kept.
+``recognised_by`` says which model named the event: ``"micro"`` (the micro-expression
+model) or ``"expression"`` (the expression model of macro events, FER2013 classes);
+``null`` before recognition.
 
 ``events.csv`` has one row per event with the same fields, ``prob_<class>`` columns for the
 class probabilities and empty cells where a value is missing (pandas reads them as NaN).
@@ -53,7 +56,7 @@ TRUTH_FORMAT = "mestudio-truth/1"
 
 CSV_COLUMNS = ("id", "face_id", "onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "duration_s",
                "kind", "roi", "peak", "emitted_index", "emotion", "confidence", "agreement",
-               "uncertain")
+               "uncertain", "recognised_by")
 
 
 class EventsFileError(MestudioError):
@@ -92,6 +95,7 @@ def event_to_dict(ev: SpotEvent) -> dict[str, Any]:
         "confidence": _num(pred.confidence) if pred is not None else None,
         "agreement": _num(pred.agreement) if pred is not None else None,
         "uncertain": bool(pred.uncertain) if pred is not None else False,
+        "recognised_by": pred.source if pred is not None else None,
         "probabilities": probs,
     }
 
@@ -137,7 +141,8 @@ def event_from_dict(d: dict[str, Any]) -> SpotEvent:
                 confidence=float(conf) if conf is not None else (float(p.max()) if p.size else
                                                                  math.nan),
                 classes=classes, agreement=float(agreement) if agreement is not None else None,
-                uncertain=uncertain)
+                uncertain=uncertain,
+                source="expression" if d.get("recognised_by") == "expression" else "micro")
         return SpotEvent(
             onset=onset, apex=apex, offset=offset, onset_s=onset_s, apex_s=apex_s,
             offset_s=offset_s, kind=kind,  # type: ignore[arg-type]

@@ -225,6 +225,8 @@ class Pipeline:
         self.engine: Any = None
         self._owns_engine = False
         self.recognizer: Any = None
+        #: The expression model naming macro events (None: none fetched, or off).
+        self.macro_engine: Any = None
         self.model_info: dict[str, Any] | None = None
         if recognition and self.spotting:
             self._start_recognition(engine, max_pending)
@@ -292,6 +294,7 @@ class Pipeline:
             self._owns_engine = True
         from mestudio.recognition import Recognizer, buffer_seconds
 
+        macro_engine = self._expression_engine(rc)
         sc = self.config.spotter
         try:
             self.recognizer = Recognizer(
@@ -299,7 +302,8 @@ class Pipeline:
                     sc.micro_max_s, sc.emit_delay_s,
                     max_event_s=sc.max_duration_s if rc.macro else None),
                 max_pending=max_pending, threads=rc.threads,
-                warmup_size=self.config.tracker.align_size, macro=rc.macro)
+                warmup_size=self.config.tracker.align_size, macro=rc.macro,
+                macro_engine=macro_engine)
         except (ImportError, ValueError) as exc:
             log.warning("recognition unavailable: %s", exc)
             self._notes.append(f"{NO_MODEL} — recognition unavailable: {exc}")
@@ -308,10 +312,27 @@ class Pipeline:
             self._owns_engine = False
             return
         self.engine = engine
+        self.macro_engine = macro_engine
         self.model_info = describe_model(engine)
+        if macro_engine is not None:
+            self.model_info["macro_model"] = describe_model(macro_engine)
         log.debug("recognition model %s (%s)", self.model_info.get("name"),
                  "synthetic demo model" if self.model_info.get("synthetic") else
                  self.model_info.get("training_data", ""))
+
+    def _expression_engine(self, rc: Any) -> Any:
+        """The expression model for macro events, or None (off, not fetched, or unusable:
+        then a note says macro events are named by the micro-expression model)."""
+        if not rc.macro:
+            return None
+        try:
+            from mestudio.inference.engine import expression_engine_from_config
+
+            return expression_engine_from_config(rc)
+        except (MestudioError, ImportError) as exc:
+            log.warning("expression model unavailable: %s", exc)
+            self._notes.append(f"no expression model for macro events — {exc}")
+            return None
 
     # ------------------------------------------------------------------------ status
     @property
@@ -619,9 +640,12 @@ class Pipeline:
         self._closed = True
         if self.recognizer is not None:
             self.recognizer.close()
-        if self._owns_engine and self.engine is not None:
+        owned = [self.engine] if self._owns_engine else []
+        for engine in [*owned, self.macro_engine]:
+            if engine is None:
+                continue
             try:
-                self.engine.close()
+                engine.close()
             except Exception:  # noqa: BLE001 - closing must not raise
                 log.debug("closing the engine failed", exc_info=True)
 

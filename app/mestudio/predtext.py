@@ -5,11 +5,15 @@ An ensemble whose members disagree gives an ``uncertain`` prediction: it is show
 "micro-expression (uncertain)", never with an emotion (:attr:`Prediction.emotion` is None),
 and with the members' agreement where the confidence would be.
 
-Macro-expressions. When recognition handles macro events too (``recognition.macro``), a
-macro event's emotion comes from a model trained on micro-expressions: it is always shown
-with the kind, ``"happiness (macro)"`` (:func:`emotion_text` with ``kind="macro"``), and the
-longer views (details, tooltips, kiosk) add :data:`MACRO_CAVEAT`. A macro event without a
-prediction is ``"macro · no emotion"`` (:data:`MACRO_NO_EMOTION`).
+Macro-expressions. With the expression model (``mestudio models fetch``: FER2013, real
+faces), a macro event is named by it and shown as ``"happiness (expression model)"``
+(the model's ``happy`` read as a noun, :data:`EXPRESSION_WORDS`), with
+:data:`EXPRESSION_NOTE` in the longer views. Without it, a macro event's emotion comes from
+a model trained on micro-expressions: it is shown with the kind, ``"happiness (macro)"``,
+and the longer views (details, tooltips, kiosk) add :data:`MACRO_CAVEAT`
+(:func:`macro_caveat` picks the right one). A macro event without a prediction is
+``"macro · no emotion"`` (:data:`MACRO_NO_EMOTION`). :func:`named_by_text` says which model
+named an event, in one line.
 """
 
 from __future__ import annotations
@@ -28,6 +32,18 @@ MACRO_SUFFIX = " (macro)"
 MACRO_CAVEAT = ("macro-expression: the emotion comes from a model trained on "
                 "micro-expressions, take it as a hint")
 
+#: What an expression-model prediction is followed by.
+EXPRESSION_SUFFIX = " (expression model)"
+
+#: The note shown with an expression-model prediction (details notes, tooltips).
+EXPRESSION_NOTE = ("named by the expression model (trained on FER2013 photos of real faces): "
+                   "it names the facial expression, not a felt emotion")
+
+#: How the expression model's class names read (nouns, like the micro-expression classes).
+EXPRESSION_WORDS = {"happy": "happiness", "sad": "sadness", "angry": "anger",
+                    "surprise": "surprise", "fear": "fear", "disgust": "disgust",
+                    "neutral": "neutral"}
+
 #: The caption of a macro event without a prediction.
 MACRO_NO_EMOTION = "macro · no emotion"
 
@@ -35,22 +51,57 @@ MACRO_NO_EMOTION = "macro · no emotion"
 SYNTHETIC_BADGE_COLOUR = "#e8a33d"
 
 
-def uncertain_text(kind: str = "micro") -> str:
-    """:data:`UNCERTAIN_TEXT`, or ``"macro-expression (uncertain)"`` for a macro event."""
+def is_expression(pred: Prediction | None) -> bool:
+    """Whether ``pred`` comes from the expression model (not a micro-expression model)."""
+    return pred is not None and getattr(pred, "source", "micro") == "expression"
+
+
+def uncertain_text(kind: str = "micro", pred: Prediction | None = None) -> str:
+    """:data:`UNCERTAIN_TEXT`, ``"macro-expression (uncertain)"`` for a macro event, or
+    ``"macro-expression (no clear expression)"`` when the expression model saw none."""
+    if is_expression(pred):
+        return "macro-expression (no clear expression)"
     return "macro-expression (uncertain)" if kind == "macro" else UNCERTAIN_TEXT
 
 
-def kind_suffix(kind: str = "micro") -> str:
-    """:data:`MACRO_SUFFIX` for a macro event, ``""`` otherwise."""
+def label_text(pred: Prediction) -> str:
+    """The class as shown: the expression model's ``happy`` as ``happiness``; a
+    micro-expression model's class as it is."""
+    return EXPRESSION_WORDS.get(pred.label, pred.label) if is_expression(pred) else pred.label
+
+
+def kind_suffix(kind: str = "micro", pred: Prediction | None = None) -> str:
+    """:data:`EXPRESSION_SUFFIX` for an expression-model prediction, :data:`MACRO_SUFFIX`
+    for another macro event, ``""`` otherwise."""
+    if is_expression(pred):
+        return EXPRESSION_SUFFIX
     return MACRO_SUFFIX if kind == "macro" else ""
 
 
+def macro_caveat(pred: Prediction | None) -> str:
+    """The note of a macro event's prediction: :data:`EXPRESSION_NOTE` or
+    :data:`MACRO_CAVEAT`."""
+    return EXPRESSION_NOTE if is_expression(pred) else MACRO_CAVEAT
+
+
 def emotion_text(pred: Prediction, kind: str = "micro") -> str:
-    """The emotion (``"happiness"``, a macro event's ``"happiness (macro)"``), or
-    :func:`uncertain_text` for an uncertain prediction."""
+    """The emotion (``"happiness"``, a macro event's ``"happiness (macro)"`` or
+    ``"happiness (expression model)"``), or :func:`uncertain_text` for an uncertain
+    prediction."""
     if pred.emotion is None:
-        return uncertain_text(kind)
-    return pred.emotion + kind_suffix(kind)
+        return uncertain_text(kind, pred)
+    return label_text(pred) + kind_suffix(kind, pred)
+
+
+def named_by_text(pred: Prediction, kind: str = "micro") -> str:
+    """Which model named the event, in one line: ``"macro-expression: happiness (expression
+    model, fer2013_mini_xception)"`` or ``"micro-expression: positive (ststnet_megc2019)"``."""
+    what = "no clear expression" if pred.emotion is None else label_text(pred)
+    model = pred.model_name or ("expression model" if is_expression(pred) else
+                                "micro-expression model")
+    if is_expression(pred):
+        model = f"expression model, {model}" if pred.model_name else model
+    return f"{kind}-expression: {what} ({model})"
 
 
 def agreement_text(pred: Prediction) -> str:
@@ -71,7 +122,7 @@ def confidence_text(pred: Prediction) -> str:
 def prediction_text(pred: Prediction, kind: str = "micro") -> str:
     """One line: ``"happiness 83 %"``, ``"negative 71 % · agreement 94 %"``,
     ``"micro-expression (uncertain) · agreement 55 %"``; a macro event's
-    ``"happiness (macro) 64 %"``."""
+    ``"happiness (macro) 64 %"`` or ``"happiness (expression model) 94 %"``."""
     conf = confidence_text(pred)
     return emotion_text(pred, kind) + ("" if conf == "—" else f" {conf}" if not pred.uncertain
                                  else f" · {conf}")
@@ -88,4 +139,10 @@ def model_mark(info: dict[str, Any] | None) -> tuple[str, str, bool]:
     synthetic = bool(info.get("synthetic"))
     n_classes = len(info.get("classes") or [])
     badge = model_badge(synthetic, n_classes) if synthetic or n_classes else "real-data model"
-    return badge, describe_metadata(info), synthetic
+    description = describe_metadata(info)
+    macro = info.get("macro_model")
+    if isinstance(macro, dict) and macro:
+        badge += " + expression model"
+        description += (f"; macro expressions: {describe_metadata(macro)} (trained on "
+                        f"{macro.get('training_data') or 'real faces'})")
+    return badge, description, synthetic

@@ -41,7 +41,13 @@ macro whose onset is older than the buffer is recognised from the oldest buffere
 (onset clipped, counted in ``stats.clipped``); when even its apex is gone it is skipped
 (``stats.too_long``) — never an error.
 
-**Caveat**: the shipped and synthetic models are trained on *micro*-expressions (and the
+**The expression model.** With ``macro_engine`` (the FER2013 mini-XCEPTION built by
+``mestudio models fetch``), macro events are recognised by it instead, from the apex crop
+(input kind ``face``), while micro events stay with the micro-expression model. Both run on
+the same worker thread from the same crop buffer; a batch never mixes the two models. Each
+:class:`~mestudio.types.Prediction` says which answered (``source``).
+
+**Caveat** (no expression model): the shipped and synthetic models are trained on *micro*-expressions (and the
 synthetic ones on synthetic action-unit patterns). Their answer on a macro-expression is
 the class of the micro-expression pattern it resembles most, not a validated recognition
 of macro-expressions: front ends must label such predictions as coming from a
@@ -194,11 +200,41 @@ def _init_worker(threads: int) -> None:
 
 
 @dataclass
+class _Route:
+    """One model the recogniser runs: its engine, input kind, configuration and inputs."""
+
+    engine: Any
+    kind: Any
+    cfg: PreprocessConfig
+    inputs_fn: InputsFn
+
+    def make(self, crops: list[Sequence[np.ndarray]], fps: list[float]
+             ) -> Mapping[str, np.ndarray]:
+        """The inputs of a batch; the frame rates only for models that need them."""
+        return self.inputs_fn(crops, fps=fps) if self.cfg.evm else self.inputs_fn(crops)
+
+
+def _route(engine: Any, inputs_fn: InputsFn | None) -> _Route:
+    kind_name = str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND))
+    kind = kind_spec(kind_name)
+    meta = getattr(engine, "preprocess_config", None)
+    if inputs_fn is None:
+        device = "cuda" if "CUDA" in str(getattr(engine, "provider", "")) else None
+        inputs_fn = preprocess_inputs_fn(kind_name, meta, device)
+    try:
+        cfg = _config(meta)  # which crops make a job (clip kinds: clip_len)
+    except ConfigError:  # only with a caller's inputs_fn (the default one parsed it)
+        cfg = PreprocessConfig()
+    return _Route(engine, kind, cfg, inputs_fn)
+
+
+@dataclass
 class _Job:
     event: SpotEvent
     crops: list[np.ndarray]
     submitted_at: float
     fps: float = 30.0  # rate of the chosen crops (models that magnify need it)
+    route: _Route | None = None
 
 
 @dataclass
@@ -271,6 +307,9 @@ class Recognizer:
             (:func:`model_allows_macro`); the kinds in effect are :attr:`kinds`. Keep
             ``buffer_s`` long enough (:func:`buffer_seconds` with ``max_event_s``). See the
             module docstring for the frames used and the micro-model caveat.
+        macro_engine: the expression model (an engine of input kind ``face``, trained on
+            real faces): with ``macro``, macro events go to it (their apex crop) and micro
+            events to ``engine``; None = ``engine`` recognises both kinds as before.
 
     Attributes:
         kinds: the event kinds :meth:`submit` recognises (``("micro",)`` or
@@ -283,27 +322,24 @@ class Recognizer:
     def __init__(self, engine: Any, *, buffer_s: float = 1.3, max_pending: int = 8,
                  max_batch: int = 8, inputs_fn: InputsFn | None = None,
                  with_cam: bool = True, threads: int = 1, warmup_size: int = 0,
-                 macro: bool = True) -> None:
+                 macro: bool = True, macro_engine: Any = None) -> None:
         self.engine = engine
         self.input_kind = str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND))
-        self._kind = kind_spec(self.input_kind)
-        meta = getattr(engine, "preprocess_config", None)
-        if inputs_fn is None:
-            device = "cuda" if "CUDA" in str(getattr(engine, "provider", "")) else None
-            inputs_fn = preprocess_inputs_fn(self.input_kind, meta, device)
-        try:
-            self._cfg = _config(meta)  # which crops make a job (clip kinds: clip_len)
-        except ConfigError:  # only with a caller's inputs_fn (the default one parsed it)
-            self._cfg = PreprocessConfig()
-        self._inputs_fn = inputs_fn
+        self._main = _route(engine, inputs_fn)
+        self._kind, self._cfg = self._main.kind, self._main.cfg
+        #: The expression model's route (macro events), or None: macro events go to
+        #: ``engine`` when it allows them.
+        self._macro: _Route | None = _route(macro_engine, None) \
+            if macro and macro_engine is not None else None
+        self.macro_engine = macro_engine if self._macro is not None else None
         self.max_pending = max(1, int(max_pending))
         self.max_batch = max(1, int(max_batch))
         self.with_cam = with_cam
         #: One crop buffer per face_id (face 0: the single-face mode's; :attr:`buffer`).
         self._buffers: dict[int, CropBuffer] = {0: CropBuffer(buffer_s)}
         self._buffer_s = buffer_s
-        self.kinds: tuple[str, ...] = ("micro", "macro") if macro and model_allows_macro(
-            engine) else ("micro",)
+        self.kinds: tuple[str, ...] = ("micro", "macro") if macro and (
+            self._macro is not None or model_allows_macro(engine)) else ("micro",)
         self.stats = RecognitionStats()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -371,8 +407,9 @@ class Recognizer:
             self.stats.clipped += 1
             log.debug("%s event %d: onset %d clipped to the buffer's oldest frame %d",
                       event.kind, event.id, event.onset, oldest)
+        route = self._macro if event.kind == "macro" and self._macro is not None else self._main
         available = buffer.crops_between(event.onset, event.offset)
-        crops = self._kind.select(available, event.onset, event.apex, event.offset, self._cfg)
+        crops = route.kind.select(available, event.onset, event.apex, event.offset, route.cfg)
         if crops is None:
             self.stats.skipped += 1
             oldest = buffer.oldest_index
@@ -381,10 +418,10 @@ class Recognizer:
                         "in its interval" if oldest is None or oldest <= event.onset
                         else f"(buffer starts at frame {oldest})")
             return False
-        job = _Job(event, crops, time.perf_counter())
-        if self._cfg.evm:  # magnification works in Hz: the rate of the chosen crops
-            chosen = self._kind.select([(i, i) for i, _ in available], event.onset,
-                                       event.apex, event.offset, self._cfg) or []
+        job = _Job(event, crops, time.perf_counter(), route=route)
+        if route.cfg.evm:  # magnification works in Hz: the rate of the chosen crops
+            chosen = route.kind.select([(i, i) for i, _ in available], event.onset,
+                                       event.apex, event.offset, route.cfg) or []
             source_fps = buffer.rate_between(event.onset, event.offset) or 30.0
             job.fps = clip_rate([float(i) for i in chosen], source_fps)
         with self._lock:
@@ -446,25 +483,23 @@ class Recognizer:
         self.clear()
 
     # --------------------------------------------------------------------- worker thread
-    def _make(self, crops: list[Sequence[np.ndarray]], fps: list[float]
-              ) -> Mapping[str, np.ndarray]:
-        """The inputs of a batch; the frame rates only for models that need them."""
-        return self._inputs_fn(crops, fps=fps) if self._cfg.evm else self._inputs_fn(crops)
-
     def _warmup(self, size: int) -> None:
-        if self._closed:  # closed while torch was loading (a short recording): no need
-            return
-        blank = np.full((size, size, 3), 128, np.uint8)
-        still = [(i, blank) for i in range(8)]  # a motionless event of 8 frames
-        crops = self._kind.select(still, 0, 4, 7, self._cfg) or [blank]
-        t0 = time.perf_counter()
-        try:
-            self.engine.predict(self._make([crops], [30.0]), cam=self.with_cam)
-        except Exception as exc:  # noqa: BLE001 - the real events will report it
-            if not self._closed:
-                log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
-            return
-        log.debug("recognition warm-up took %.0f ms", (time.perf_counter() - t0) * 1e3)
+        for route in (self._main, self._macro):
+            if self._closed:  # closed while torch was loading (a short recording): no need
+                return
+            if route is None:
+                continue
+            blank = np.full((size, size, 3), 128, np.uint8)
+            still = [(i, blank) for i in range(8)]  # a motionless event of 8 frames
+            crops = route.kind.select(still, 0, 4, 7, route.cfg) or [blank]
+            t0 = time.perf_counter()
+            try:
+                route.engine.predict(route.make([crops], [30.0]), cam=self.with_cam)
+            except Exception as exc:  # noqa: BLE001 - the real events will report it
+                if not self._closed:
+                    log.warning("recognition warm-up failed: %s: %s", type(exc).__name__, exc)
+                continue
+            log.debug("recognition warm-up took %.0f ms", (time.perf_counter() - t0) * 1e3)
 
     def _drain(self) -> None:
         while True:
@@ -473,14 +508,19 @@ class Recognizer:
                     self._draining = False
                     self._idle.notify_all()
                     return
-                batch = [self._queue.popleft()
-                         for _ in range(min(self.max_batch, len(self._queue)))]
+                # one batch = consecutive jobs of one model
+                route = self._queue[0].route
+                batch = []
+                while self._queue and len(batch) < self.max_batch and \
+                        self._queue[0].route is route:
+                    batch.append(self._queue.popleft())
                 self._busy = len(batch)
             preds: list[Prediction] | None = None
             error = ""
             try:
-                inputs = self._make([job.crops for job in batch], [job.fps for job in batch])
-                preds = list(self.engine.predict(inputs, cam=self.with_cam))
+                use = route or self._main
+                inputs = use.make([job.crops for job in batch], [job.fps for job in batch])
+                preds = list(use.engine.predict(inputs, cam=self.with_cam))
                 if len(preds) != len(batch):
                     raise RuntimeError(f"the engine returned {len(preds)} predictions for "
                                        f"{len(batch)} events")

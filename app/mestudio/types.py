@@ -90,8 +90,11 @@ class Prediction:
         synthetic: True when the model was trained on synthetic data only.
         agreement: for ensembles, the share (0..1) of members whose top class is ``label``;
             None for single models.
-        uncertain: True when ``agreement`` is below the recogniser's threshold: the event
-            is shown as a micro-expression without an emotion.
+        uncertain: True when ``agreement`` is below the recogniser's threshold, or (the
+            expression model) the top class names no expression (neutral) or is less sure
+            than the model's ``min_confidence``: the event is shown without an emotion.
+        source: which recogniser answered: ``"micro"`` (a micro-expression model) or
+            ``"expression"`` (the expression model of macro events, trained on FER2013).
     """
 
     probs: np.ndarray
@@ -104,6 +107,7 @@ class Prediction:
     synthetic: bool = False
     agreement: float | None = None
     uncertain: bool = False
+    source: str = "micro"
 
     @property
     def emotion(self) -> str | None:

@@ -218,13 +218,13 @@ def _recognise_live_with_evm(engine) -> None:
     cfg = PC.from_metadata(engine.preprocess_config)
     made: list = []
     rec = Recognizer(engine, buffer_s=2.0, with_cam=False)
-    inner = rec._inputs_fn
+    inner = rec._main.inputs_fn
 
     def spy(jobs, fps=None):
         made.append((jobs, fps))
         return inner(jobs, fps=fps)
 
-    rec._inputs_fn = spy
+    rec._main.inputs_fn = spy
     crops = _crops(2 * cfg.clip_len - 1, 64)
     for i, crop in enumerate(crops):
         rec.add_frame(i, i / 60.0, FaceObservation(face_found=True, aligned=crop))

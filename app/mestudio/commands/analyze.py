@@ -68,6 +68,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
                         help="recognition model (.onnx made by `mestudio export`; default: the "
                              "shipped models/m3enet_synthetic.onnx)")
+    parser.add_argument("--macro-model", default=None, metavar="PATH|off",
+                        help="expression model that names macro events (default: "
+                             "fer2013_mini_xception.onnx when `mestudio models fetch` has built "
+                             "it; off: the recognition model names them as micro-expressions)")
     parser.add_argument("--no-recognition", action="store_true",
                         help="spot events only; leave emotion, confidence and probabilities "
                              "empty")
@@ -231,6 +235,10 @@ def _settings(args: argparse.Namespace) -> tuple[Any, bool]:
     if args.model is not None:
         cfg.recognition.model = str(args.model.expanduser())
         cfg.recognition.enabled = True
+    if args.macro_model is not None:
+        choice = str(args.macro_model).strip()
+        cfg.recognition.macro_model = choice if choice.lower() == "off" else \
+            str(Path(choice).expanduser())
     return cfg, recognition
 
 

@@ -49,6 +49,14 @@ def _onnx_models() -> tuple[list[str], bool]:
         lines.append(f"{e.path.name}: {e.badge}{' (default)' if e.default else ''} — "
                      f"{e.description} [{e.path.parent}]")
     default = next((e for e in entries if e.default), None)
+    from mestudio.inference.engine import EXPRESSION_MODEL_NAME
+    from mestudio.modelfiles import find_model
+
+    expression = find_model(EXPRESSION_MODEL_NAME)
+    lines.append(f"{EXPRESSION_MODEL_NAME}: expression model for macro events (FER2013) "
+                 f"[{expression.parent}]" if expression is not None else
+                 f"{EXPRESSION_MODEL_NAME}: missing — macro events are named by the "
+                 "micro-expression model (get it: mestudio models fetch fer-expression)")
     return lines, default is None or default.synthetic
 
 

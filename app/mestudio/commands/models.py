@@ -102,6 +102,8 @@ def _fetch(args: argparse.Namespace) -> int:
             and not args.force:
         print("every model file is already present (use --force to download again)")
     failed = []
+    # one file named: its whole message on stderr and exit 2 (the CLI's error line)
+    single = bool(args.names) and len(todo) + len(bundles) == 1
     for e in todo:
         if not e.url:
             print(f"{e.name}: no download URL in the manifest; skipped")
@@ -109,6 +111,8 @@ def _fetch(args: argparse.Namespace) -> int:
         try:
             path = modelfiles.fetch(e, args.dest, progress=show_progress(args))
         except (OfflineError, ModelFileError) as exc:
+            if single:
+                raise
             failed.append(e.name)
             print(f"{e.name}: not downloaded: {str(exc).splitlines()[0]} (until then: "
                   f"{e.fallback})")
@@ -118,8 +122,8 @@ def _fetch(args: argparse.Namespace) -> int:
         try:
             _fetch_bundle(b, args)
         except (OfflineError, ModelFileError) as exc:
-            if len(bundles) == 1 and not entries:
-                raise  # the one thing asked for: its whole message, exit 2
+            if single:
+                raise
             failed.append(b.name)
             print(f"{b.name}: not downloaded: {str(exc).splitlines()[0]}")
     if not args.names:

@@ -76,6 +76,13 @@ def register(parser: argparse.ArgumentParser) -> None:
                          "every clip under --root is analysed by the app's own spotter and "
                          "scored (hit rate, IoU >= 0.5 F1, false events per minute), with a "
                          "picture per clip")
+    an.add_argument("--no-labels", action="store_true",
+                    help="spotting only: do not recognise the events nor score their labels "
+                         "(faster)")
+    an.add_argument("--macro-model", default=None, metavar="PATH|off",
+                    help="the expression model that names macro events (default: "
+                         "fer2013_mini_xception.onnx when fetched; off: the micro-expression "
+                         "model names them)")
     an.add_argument("--plant-micro", type=int, default=0, metavar="N",
                     help="also plant N micro-expressions (2.5 %% of the face width) on each "
                          "annotated clip, following its face, and report the recall and "
@@ -296,8 +303,11 @@ def _run_annotations(args: argparse.Namespace) -> int:
     out = Path(os.path.abspath((args.out or Path("spot-eval-annotated")).expanduser()))
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
+    if args.macro_model is not None:
+        cfg.recognition.macro_model = str(args.macro_model)
+    labels = not args.no_labels
     inputs = [str(an.clip_path(root, c)) for c in clips]
-    jobs = make_jobs(inputs, out, cfg, recognition=False, max_frames=args.max_frames,
+    jobs = make_jobs(inputs, out, cfg, recognition=labels, max_frames=args.max_frames,
                      force=args.force)
     enabled = show_progress(args)
     with ProgressBar(enabled, desc="clips", unit="clip") as bar:
@@ -309,7 +319,7 @@ def _run_annotations(args: argparse.Namespace) -> int:
             bar.update(done[0], len(jobs))
 
         report = run_batch(jobs, out, workers=min(args.workers, len(jobs)), on_done=on_done)
-    scores, pictures, failed = [], [], []
+    scores, pictures, failed, label_rows = [], [], [], []
     for clip, job, res in zip(clips, jobs, report.results, strict=True):
         if res.status not in ("ok", "skipped"):
             failed.append(f"{clip}: {res.error or res.status}")
@@ -320,6 +330,8 @@ def _run_annotations(args: argparse.Namespace) -> int:
         fps = float(meta.get("fps") or 0.0)
         n = int(meta.get("n_frames") or 0)
         scores.append(an.score_clip(clip, rows, events, n, fps, iou=args.iou))
+        if labels:
+            label_rows += an.label_rows(clip, rows, events)
         signal = read_frames_csv(folder / "frames.csv", n) or VideoSignals(np.zeros(0))
         pictures.append({"name": clip, "signal": signal,
                          "rows": [r for r in rows if r.clip == clip], "events": events})
@@ -333,10 +345,18 @@ def _run_annotations(args: argparse.Namespace) -> int:
     missed = an.pooled(scores).missed
     if missed:
         print("missed: " + "; ".join(missed))
+    label_doc = None
+    if labels:
+        label_rows = _apex_labels(label_rows, root, cfg)
+        label_doc = an.label_summary(label_rows)
+        label_text = an.format_labels(label_doc)
+        print(label_text)
+        table = f"{table}\n\n{label_text}"
+        label_doc["rows"] = [r.as_dict() for r in label_rows]
     doc = {"annotations": str(args.annotations), "root": str(root), "iou": args.iou,
            "spotter": dataclasses.asdict(cfg.spotter),
            "clips": [s.as_dict() for s in scores], "pooled": an.pooled(scores).as_dict(),
-           "planted_micro": planted}
+           "labels": label_doc, "planted_micro": planted}
     paths = [atomic_write_text(out / "scores.json", json.dumps(doc, indent=2) + "\n"),
              atomic_write_text(out / "scores.txt", table + "\n"),
              an.plot_clips(out / "spotting.png", pictures)]
@@ -344,6 +364,49 @@ def _run_annotations(args: argparse.Namespace) -> int:
         print(f"mestudio spot-eval: failed: {f}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if failed else 0
+
+
+def _apex_labels(rows: list[Any], root: Path, cfg: Any) -> list[Any]:
+    """The expression model's label of each row's annotated apex frame (aligned like the
+    live crops: the face found on that frame); rows unchanged without an expression model."""
+    import dataclasses as dc
+
+    import cv2
+
+    from mestudio.errors import MestudioError
+    from mestudio.inference.engine import expression_engine_from_config
+    from mestudio.preprocess import FACE, PreprocessConfig, align_keyframes
+    from mestudio.spotting import annotated as an
+
+    try:
+        engine = expression_engine_from_config(cfg.recognition)
+    except MestudioError as exc:
+        print(f"no expression model for the apex frames: {exc}")
+        return rows
+    if engine is None:
+        print("no expression model for the apex frames (mestudio models fetch fer-expression)")
+        return rows
+    pre = PreprocessConfig.from_metadata(engine.preprocess_config)
+    out = []
+    for r in rows:
+        cap = cv2.VideoCapture(str(an.clip_path(root, r.clip)))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, r.apex)
+        ok, frame = cap.read()
+        cap.release()
+        try:
+            if not ok:
+                raise MestudioError(f"frame {r.apex} cannot be read")
+            crop = align_keyframes([frame], cfg.tracker.align_size, cfg.tracker)[0]
+        except (MestudioError, ValueError) as exc:
+            print(f"{r.clip} frame {r.apex}: no apex label ({exc})")
+            out.append(r)
+            continue
+        pred = engine.predict(FACE.make_inputs([[crop]], pre), cam=False)[0]
+        out.append(dc.replace(r, apex_raw=pred.label,
+                              apex_label=None if pred.emotion is None else
+                              an.three_class(pred.label)))
+    engine.close()
+    return out
 
 
 def _planted_micro(args: argparse.Namespace, clips: list[str], root: Path,

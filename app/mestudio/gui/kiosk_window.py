@@ -29,11 +29,12 @@ from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
 from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.predtext import (
-    MACRO_CAVEAT,
     SYNTHETIC_BADGE_COLOUR,
     agreement_text,
     emotion_text,
+    macro_caveat,
     model_mark,
+    named_by_text,
 )
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ FALLBACK_NOTICE = (
 MOODS = {"happiness": "happy", "positive": "happy", "surprise": "surprised",
          "fear": "surprised", "disgust": "disgusted", "contempt": "disgusted",
          "anger": "angry", "sadness": "sad", "negative": "sad", "repression": "neutral",
-         "others": "neutral"}
+         "others": "neutral",
+         # the expression model's classes (FER2013)
+         "happy": "happy", "sad": "sad", "angry": "angry"}
 
 
 def load_notice() -> str:
@@ -80,6 +83,10 @@ VISITOR_WORDS = {
     "fear": ("A flash of fear!", "You looked afraid"),
     "contempt": ("A flash of contempt!", "A look of contempt"),
     "repression": ("A held-back expression!", "A held-back expression"),
+    # the expression model's classes (FER2013), which name macro expressions
+    "happy": ("A fleeting smile!", "You smiled"),
+    "sad": ("A flash of sadness!", "You looked sad"),
+    "angry": ("A flash of anger!", "You looked cross"),
 }
 #: Said with every guess on the visitor screen.
 VISITOR_CAVEAT = "Computers often get this wrong."
@@ -107,8 +114,9 @@ def staff_details(ev: Any) -> str:
     agreement = agreement_text(pred)
     if agreement:
         parts.append(agreement)
+    parts.append(named_by_text(pred, ev.kind))
     if ev.kind == "macro":
-        parts.append(MACRO_CAVEAT)
+        parts.append(macro_caveat(pred))
     return " · ".join(parts)
 
 

@@ -859,7 +859,8 @@ class MainWindow(QMainWindow):
                                    pred.confidence if pred else None, ev.kind, EMOTION_TAG_S,
                                    uncertain=bool(pred and pred.uncertain),
                                    agreement=pred.agreement if pred else None,
-                                   face_id=ev.face_id)
+                                   face_id=ev.face_id,
+                                   source=pred.source if pred else "micro")
 
     def _set_streams(self, streams: list[str]) -> None:
         """Fill the stream selector: ``auto`` (named after the stream it stands for with

@@ -49,6 +49,8 @@ class EventDetailsLoader(QObject):
             between threads).
         engine_factory: returns the ``InferenceEngine`` to use, or None (called once, in the
             thread).
+        macro_engine_factory: returns the expression model for macro events, or None
+            (called once, in the thread).
 
     Signals:
         ready(object): an :class:`EventDetails` for the latest request.
@@ -60,10 +62,12 @@ class EventDetailsLoader(QObject):
 
     def __init__(self, open_source: Callable[[], Any],
                  engine_factory: Callable[[], Any] | None = None,
-                 tracker_config: Any = None, parent: QObject | None = None) -> None:
+                 tracker_config: Any = None, parent: QObject | None = None,
+                 macro_engine_factory: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self._open_source = open_source
         self._engine_factory = engine_factory
+        self._macro_engine_factory = macro_engine_factory
         self._tracker_config = tracker_config
         self._cond = threading.Condition()
         self._request: SpotEvent | None = None
@@ -104,7 +108,7 @@ class EventDetailsLoader(QObject):
 
     def _run(self) -> None:
         source = None
-        engine = None
+        engine = macro_engine = None
         engine_loaded = False
         try:
             while True:
@@ -127,8 +131,14 @@ class EventDetailsLoader(QObject):
                                 engine = self._engine_factory()
                             except Exception as exc:  # noqa: BLE001
                                 log.warning("no recognition model for review: %s", exc)
+                        if self._macro_engine_factory is not None:
+                            try:
+                                macro_engine = self._macro_engine_factory()
+                            except Exception as exc:  # noqa: BLE001
+                                log.warning("no expression model for review: %s", exc)
                     details = compute_event_details(source.read, event, engine=engine,
-                                                    tracker_config=self._tracker_config)
+                                                    tracker_config=self._tracker_config,
+                                                    macro_engine=macro_engine)
                 except Exception as exc:  # noqa: BLE001 - report, keep serving
                     log.exception("event details failed")
                     with self._cond:

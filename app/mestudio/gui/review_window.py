@@ -244,6 +244,10 @@ class ReviewWindow(QMainWindow):
         self._pipeline_factory = pipeline_factory
         self._engine_factory = engine_factory if engine_factory is not None else \
             self._default_engine
+        # the expression model for macro events, with the configured models (a caller's
+        # own engine_factory recognises everything itself)
+        self._macro_engine_factory = self._default_macro_engine if engine_factory is None \
+            else None
         self._analysis: AnalysisWorker | None = None
         self._details: EventDetailsLoader | None = None
         self._cache: OrderedDict[int, Frame] = OrderedDict()
@@ -283,6 +287,19 @@ class ReviewWindow(QMainWindow):
         for line in notes:
             log.info("review: %s", line)
         return engine
+
+    def _default_macro_engine(self) -> Any:
+        """The expression model that names macro events (as in live recognition), or None."""
+        from mestudio.errors import MestudioError
+        from mestudio.inference.engine import expression_engine_from_config
+
+        if not self.config.recognition.enabled:
+            return None
+        try:
+            return expression_engine_from_config(self.config.recognition)
+        except (MestudioError, ImportError) as exc:
+            log.info("review: no expression model: %s", exc)
+            return None
 
     # ------------------------------------------------------------ building
     def _build_widgets(self) -> None:
@@ -522,7 +539,8 @@ class ReviewWindow(QMainWindow):
             self._details.stop()
         path = str(self.path)
         self._details = EventDetailsLoader(lambda: self._open_fn(path), self._engine_factory,
-                                           self.config.tracker, parent=self)
+                                           self.config.tracker, parent=self,
+                                           macro_engine_factory=self._macro_engine_factory)
         self._details.ready.connect(self._on_details)
         self._details.failed.connect(lambda msg: self.show_message(
             f"event pictures failed: {msg}", error=True))

@@ -238,6 +238,19 @@ class SettingsDialog(QDialog):
         form.addRow(self.recognition)
         self.model = _ModelChoice(config.recognition.model)
         form.addRow("Model", self.model)
+        self.macro_off = QCheckBox("Name macro expressions with the expression model "
+                                   "(trained on real faces: FER2013)")
+        self.macro_off.setToolTip(
+            "On: smiles, frowns and surprise lasting longer than a micro-expression are named "
+            "by the expression model (mestudio models fetch builds it). Off: the model above "
+            "names them as it would a micro-expression.")
+        form.addRow(self.macro_off)
+        self.macro_model = _FileField(
+            "" if config.recognition.macro_model.lower() == "off"
+            else config.recognition.macro_model, "ONNX models (*.onnx);;All files (*)",
+            "fer2013_mini_xception.onnx from the model folders")
+        form.addRow("Expression model", self.macro_model)
+        self.macro_off.toggled.connect(self.macro_model.setEnabled)
         self.min_agreement = QDoubleSpinBox()
         self.min_agreement.setRange(0.0, 1.0)
         self.min_agreement.setSingleStep(0.05)
@@ -313,6 +326,10 @@ class SettingsDialog(QDialog):
         self.max_duration.setValue(cfg.spotter.max_duration_s)
         self.recognition.setChecked(cfg.recognition.enabled)
         self.model.set_path(cfg.recognition.model)
+        on = cfg.recognition.macro_model.strip().lower() != "off"
+        self.macro_off.setChecked(on)
+        self.macro_model.setEnabled(on)
+        self.macro_model.edit.setText(cfg.recognition.macro_model if on else "")
         self.min_agreement.setValue(cfg.recognition.min_agreement)
         device = cfg.recognition.device if cfg.recognition.device in DEVICES else "auto"
         self.device.setCurrentText(device)
@@ -333,6 +350,8 @@ class SettingsDialog(QDialog):
         cfg.spotter.max_duration_s = float(self.max_duration.value())
         cfg.recognition.enabled = self.recognition.isChecked()
         cfg.recognition.model = self.model.text()
+        cfg.recognition.macro_model = self.macro_model.text() if self.macro_off.isChecked() \
+            else "off"
         cfg.recognition.min_agreement = float(self.min_agreement.value())
         cfg.recognition.device = self.device.currentText()
         cfg.tracker.detector_model = self.detector.text()
@@ -350,7 +369,8 @@ class SettingsDialog(QDialog):
         if not s.min_duration_s < s.micro_max_s <= s.max_duration_s:
             out.append("Durations must satisfy: shortest event < longest micro-expression "
                        "<= longest event.")
-        for label, text in (("Model", cfg.recognition.model),
+        macro = "" if cfg.recognition.macro_model == "off" else cfg.recognition.macro_model
+        for label, text in (("Model", cfg.recognition.model), ("Expression model", macro),
                             ("Face detector", cfg.tracker.detector_model),
                             ("Landmark model", cfg.tracker.landmark_model)):
             if text and not Path(text).expanduser().is_file():

@@ -102,6 +102,8 @@ def find_models(extra: list[str | os.PathLike[str]] | None = None) -> list[Model
         meta = read_metadata(path)
         if meta is None or "classes" not in meta:
             continue
+        if meta.get("event_kinds") == ["macro"]:
+            continue  # the expression model: it names macro events, chosen on its own
         seen.add(path.name)
         classes = tuple(str(c) for c in meta.get("classes") or [])
         out.append(ModelEntry(

@@ -20,6 +20,10 @@ class RecognitionConfig:
             micro-expression model makes of it and is shown as such
             (:mod:`mestudio.recognition`).
         model: path of an exported ONNX model ("" = the shipped default model).
+        macro_model: the expression model that names macro events (trained on real faces:
+            FER2013): "" = ``fer2013_mini_xception.onnx`` when ``mestudio models fetch``
+            has built it (else macro events go to ``model``), a path, or "off" (macro
+            events go to ``model``, as a micro-expression model reads them).
         device: "auto" (CUDA when available), "cuda" or "cpu".
         threads: ONNX Runtime intra-op threads (0 = ONNX Runtime's default).
         min_agreement: for ensembles (models with an ``agreement`` output): below this share
@@ -31,6 +35,7 @@ class RecognitionConfig:
     enabled: bool = True
     macro: bool = True
     model: str = ""
+    macro_model: str = ""
     device: str = "auto"
     threads: int = 1
     min_agreement: float = DEFAULT_MIN_AGREEMENT

@@ -423,8 +423,17 @@ class InferenceEngine:
                 cams=None if cams is None else cams[i], streams=self.streams,
                 model_name=self.name, synthetic=self.synthetic,
                 agreement=None if agreement is None else float(agreement[i]),
-                uncertain=unsure))
+                uncertain=unsure, source=self.source))
         return preds
+
+    @property
+    def source(self) -> str:
+        """``"expression"`` for a model of still faces that names macro expressions (input
+        kind ``face``, or ``event_kinds`` = macro only), else ``"micro"``."""
+        kinds = self.metadata.get("event_kinds")
+        if self.input_kind == "face" or kinds == ["macro"]:
+            return "expression"
+        return "micro"
 
     @property
     def no_emotion_rule(self) -> tuple[frozenset[str], float]:
@@ -484,6 +493,31 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
             "`mestudio export`, or pass a model file")
     return InferenceEngine(path, device=cfg.device, threads=cfg.threads,
                            min_agreement=cfg.min_agreement)
+
+
+#: File name of the expression model built by ``mestudio models fetch fer-expression``.
+EXPRESSION_MODEL_NAME = "fer2013_mini_xception.onnx"
+
+
+def expression_engine_from_config(config: Any = None) -> InferenceEngine | None:
+    """The expression model of a :class:`~mestudio.inference.config.RecognitionConfig`
+    (``macro_model``): None when it is ``"off"``, when macro recognition is off, or when
+    the default one has not been fetched.
+
+    Raises:
+        ModelFileError: a named file that is missing or invalid, or the default one damaged.
+    """
+    from mestudio.inference.config import RecognitionConfig
+    from mestudio.modelfiles import find_model
+
+    cfg = config or RecognitionConfig()
+    choice = str(cfg.macro_model or "").strip()
+    if not cfg.macro or choice.lower() == "off":
+        return None
+    path = find_model(EXPRESSION_MODEL_NAME, choice or None)
+    if path is None:
+        return None
+    return InferenceEngine(path, device=cfg.device, threads=cfg.threads)
 
 
 def load_engine(config: Any) -> tuple[InferenceEngine | None, list[str]]:

@@ -23,6 +23,13 @@ Scores (per clip and pooled over the clips):
   minute of video; and, of those, the ones inside a ``non-expression`` stretch (talking, head
   turns, gaze), per minute.
 
+Labels (:func:`label_rows`, :func:`label_summary`): the ``macro`` rows whose description
+names a class (:data:`LABEL_RULES`: smile/laugh -> positive, surprise -> surprise,
+frown/sad/worried/fear -> negative) are scored twice: the label of the event that overlaps
+them (named by the expression model or the micro-expression model, mapped to the three
+classes by :data:`THREE_CLASS`), and the expression model's label of the annotated apex
+frame (filled in by the command, which reads the frames), each with a confusion table.
+
 Nothing here reads a video: :func:`score_clip` takes the events, :func:`plot_clips` the
 per-frame signal (``frames.csv`` columns) for the picture.
 """
@@ -32,7 +39,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,3 +312,150 @@ def plot_clips(path: str | os.PathLike[str], clips: Sequence[dict[str, Any]]) ->
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+# ------------------------------------------------------------------------------- labels
+#: Keywords of an annotation's description -> the three classes both recognisers can be
+#: compared on (the micro-expression model's: negative, positive, surprise). The first rule
+#: that matches wins; descriptions that match none (a pout, a tongue out, a grimace, a
+#: smirk) are not scored.
+LABEL_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("", ("smirk",)),
+    ("positive", ("smile", "laugh")),
+    ("surprise", ("surprise", "jaw drop")),
+    ("negative", ("frown", "sad", "crying", "cry", "worried", "fear", "disgust", "anger",
+                  "angry")),
+)
+#: A class of either model -> the three classes (FER2013 and the 7-class micro sets).
+THREE_CLASS = {"happy": "positive", "happiness": "positive", "positive": "positive",
+               "surprise": "surprise", "negative": "negative", "angry": "negative",
+               "anger": "negative", "disgust": "negative", "fear": "negative",
+               "sad": "negative", "sadness": "negative", "contempt": "negative",
+               "repression": "negative"}
+LABEL_CLASSES = ("negative", "positive", "surprise")
+
+
+def expected_class(description: str) -> str | None:
+    """The class an annotation's description implies (:data:`LABEL_RULES`), or None."""
+    text = description.lower()
+    for cls, words in LABEL_RULES:
+        if any(w in text for w in words):
+            return cls or None
+    return None
+
+
+def three_class(label: str | None) -> str | None:
+    """A model's class as negative/positive/surprise; None for neutral, others, unknown."""
+    return THREE_CLASS.get(str(label).lower()) if label else None
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One annotated expression with a class: what the overlapping event was called, and
+    what the expression model says of the annotated apex frame."""
+
+    clip: str
+    onset: int
+    apex: int
+    offset: int
+    expression: str
+    expected: str
+    #: the 3-class label of the overlapping event (None: no event, or no emotion)
+    event_label: str | None
+    #: which model named that event: "expression", "micro" or "" (none)
+    event_source: str
+    event_spotted: bool
+    #: the expression model on the apex frame: raw class and 3-class (None: none given)
+    apex_raw: str | None = None
+    apex_label: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _event_prediction(ev: Any) -> tuple[str | None, str]:
+    pred = ev.get("prediction") if isinstance(ev, dict) else getattr(ev, "prediction", None)
+    if pred is None:
+        return None, ""
+    return (None if pred.emotion is None else three_class(pred.label)), str(pred.source)
+
+
+def label_rows(clip: str, rows: Sequence[AnnotatedRow], events: Sequence[Any]) -> list[LabelRow]:
+    """The labelled ``macro`` rows of ``clip`` with the label of the event that overlaps
+    each most (expression events only)."""
+    out = []
+    expr_events = [e for e in events if _event_kind(e) in EXPRESSION_EVENT_KINDS]
+    for r in rows:
+        if r.clip != clip or r.kind != "macro":
+            continue
+        expected = expected_class(r.expression)
+        if expected is None:
+            continue
+        best, overlap = None, 0
+        for ev in expr_events:
+            a, b = _event_interval(ev)
+            common = min(b, r.offset) - max(a, r.onset) + 1
+            if common > overlap:
+                best, overlap = ev, common
+        label, source = _event_prediction(best) if best is not None else (None, "")
+        out.append(LabelRow(clip, r.onset, r.apex, r.offset, r.expression, expected, label,
+                            source, best is not None))
+    return out
+
+
+def _confusion(pairs: Sequence[tuple[str, str | None]]) -> dict[str, dict[str, int]]:
+    table = {c: {p: 0 for p in (*LABEL_CLASSES, "none")} for c in LABEL_CLASSES}
+    for want, got in pairs:
+        table[want][got or "none"] += 1
+    return table
+
+
+def label_summary(rows: Sequence[LabelRow]) -> dict[str, Any]:
+    """Accuracy (overall and per class) and confusion tables of the event labels (the events
+    that overlap a labelled expression) and of the apex-frame labels."""
+    def part(pairs: list[tuple[str, str | None]]) -> dict[str, Any]:
+        right = sum(w == g for w, g in pairs)
+        per = {c: {"n": sum(w == c for w, _ in pairs),
+                   "right": sum(w == g == c for w, g in pairs)} for c in LABEL_CLASSES}
+        for v in per.values():
+            v["accuracy"] = v["right"] / v["n"] if v["n"] else None
+        return {"n": len(pairs), "right": right,
+                "accuracy": right / len(pairs) if pairs else None,
+                "per_class": per, "confusion": _confusion(pairs)}
+
+    spotted = [r for r in rows if r.event_spotted]
+    by_source: dict[str, Any] = {}
+    for source in sorted({r.event_source for r in spotted if r.event_source}):
+        by_source[source] = part([(r.expected, r.event_label) for r in spotted
+                                  if r.event_source == source])
+    apex = [(r.expected, r.apex_label) for r in rows if r.apex_raw is not None]
+    return {"labelled": len(rows), "spotted": len(spotted),
+            "events": part([(r.expected, r.event_label) for r in spotted]),
+            "events_by_model": by_source,
+            "apex": part(apex) if apex else None}
+
+
+def format_labels(summary: Mapping[str, Any]) -> str:
+    """The label part of the report: accuracies and confusion tables."""
+    lines = [f"labels: {summary['labelled']} annotated expressions with a class "
+             f"(smile/laugh -> positive, surprise -> surprise, frown/sad/worried/fear -> "
+             f"negative), {summary['spotted']} overlapped by an event"]
+
+    def block(title: str, part: Mapping[str, Any]) -> None:
+        per = ", ".join(f"{c} {v['right']}/{v['n']}" for c, v in part["per_class"].items()
+                        if v["n"])
+        lines.append(f"{title}: {part['right']}/{part['n']} right "
+                     f"({_fmt(part['accuracy'])}); per class: {per}")
+        head = "  truth \\ said  " + " ".join(f"{c:>9}" for c in (*LABEL_CLASSES, "none"))
+        lines.append(head)
+        for want, row in part["confusion"].items():
+            if sum(row.values()):
+                lines.append(f"  {want:<14} " + " ".join(f"{row[c]:>9d}" for c in row))
+
+    if summary["spotted"]:
+        block("event labels", summary["events"])
+        for source, part in summary["events_by_model"].items():
+            lines.append(f"  named by the {source} model: {part['right']}/{part['n']}")
+    if summary.get("apex"):
+        block("expression model on the annotated apex frame", summary["apex"])
+    return "\n".join(lines)

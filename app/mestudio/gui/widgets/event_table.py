@@ -21,7 +21,14 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
 from mestudio.overlays import face_colour
-from mestudio.predtext import MACRO_CAVEAT, UNCERTAIN_TEXT, agreement_text, emotion_text
+from mestudio.predtext import (
+    UNCERTAIN_TEXT,
+    agreement_text,
+    emotion_text,
+    is_expression,
+    macro_caveat,
+    named_by_text,
+)
 from mestudio.types import SpotEvent
 
 COLUMNS: tuple[str, ...] = ("#", "time", "duration", "kind", "ROI", "emotion", "confidence",
@@ -108,7 +115,10 @@ class EventTableModel(QAbstractTableModel):
                     f"strongest in {ev.roi}, peak {ev.peak:.3f} px")
             if ev.face_id > 0:
                 text = f"face {ev.face_id}: " + text
-            if pred is not None and pred.uncertain:
+            if pred is not None and pred.uncertain and is_expression(pred):
+                text += (f"\n{named_by_text(pred, ev.kind)}: neutral or below the model's "
+                         "least confidence, no emotion is shown")
+            elif pred is not None and pred.uncertain:
                 text += (f"\n{UNCERTAIN_TEXT}: the ensemble's members disagree "
                          f"({agreement_text(pred)}), no emotion is shown")
             elif pred is not None:
@@ -116,8 +126,9 @@ class EventTableModel(QAbstractTableModel):
                                          for c, p in zip(pred.classes, pred.probs, strict=False))
                 if pred.agreement is not None:
                     text += f"; {agreement_text(pred)} of the ensemble's members"
+                text += f"\n{named_by_text(pred, ev.kind)}"
                 if ev.kind == "macro":
-                    text += f"\n{MACRO_CAVEAT}"
+                    text += f"\n{macro_caveat(pred)}"
             return plain_tooltip(text)  # class and ROI names come from model files
         elif role == Qt.ItemDataRole.UserRole:
             return ev

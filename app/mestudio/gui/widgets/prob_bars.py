@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import emotion_colour
-from mestudio.predtext import MACRO_CAVEAT, agreement_text, uncertain_text
+from mestudio.predtext import agreement_text, macro_caveat, uncertain_text
 from mestudio.types import Prediction, SpotEvent
 
 
@@ -62,12 +62,13 @@ class ProbBars(QWidget):
             self._classes = tuple(prediction.classes)
             self._probs = np.asarray(prediction.probs, dtype=np.float32).reshape(-1)
             self._label = prediction.label
-            # a macro event's emotion comes from a micro-trained model: say so
+            # a macro event: say which model named it (the expression model, or a
+            # micro-trained one)
             macro = event is not None and event.kind == "macro"
-            self._message = MACRO_CAVEAT if macro else ""
+            self._message = macro_caveat(prediction) if macro else ""
             if prediction.agreement is not None:
                 self._title += f" · {agreement_text(prediction)}"
-        self.setToolTip(MACRO_CAVEAT if prediction is not None and event is not None
+        self.setToolTip(macro_caveat(prediction) if prediction is not None and event is not None
                         and event.kind == "macro" else "")
         self.update()
 

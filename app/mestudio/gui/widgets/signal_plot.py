@@ -309,10 +309,10 @@ class SignalPlot(pg.PlotWidget):
     def _event_text(ev: SpotEvent) -> str:
         pred = ev.prediction
         if pred is not None:
-            from mestudio.predtext import kind_suffix, uncertain_text
+            from mestudio.predtext import emotion_text
 
-            return uncertain_text(ev.kind) if pred.uncertain else \
-                f"{pred.label}{kind_suffix(ev.kind)} {pred.confidence * 100:.0f}%"
+            return emotion_text(pred, ev.kind) if pred.uncertain else \
+                f"{emotion_text(pred, ev.kind)} {pred.confidence * 100:.0f}%"
         return ev.kind
 
     def add_event(self, ev: SpotEvent) -> None:

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
 from mestudio.overlays import AUTO_STREAM, FACE_COLOURS, OVERLAYS, face_colour
-from mestudio.predtext import kind_suffix, uncertain_text
+from mestudio.predtext import EXPRESSION_SUFFIX, EXPRESSION_WORDS, kind_suffix, uncertain_text
 from mestudio.types import FaceObservation, FaceResult
 
 __all__ = ["BOX_COLOUR", "DEFAULT_OVERLAYS", "FACE_COLOURS", "OVERLAY_LABELS", "OVERLAYS",
@@ -277,7 +277,8 @@ class VideoView(QWidget):
 
     def set_emotion(self, label: str | None, confidence: float | None, kind: str,
                     show_s: float = 3.0, *, uncertain: bool = False,
-                    agreement: float | None = None, face_id: int | None = None) -> None:
+                    agreement: float | None = None, face_id: int | None = None,
+                    source: str = "micro") -> None:
         """Tag the face with the last event for ``show_s`` seconds: ``label`` and
         ``confidence`` of its prediction (and the ensemble's ``agreement``), or only its
         ``kind`` when ``label`` is None; ``uncertain``: "micro-expression (uncertain)".
@@ -285,7 +286,7 @@ class VideoView(QWidget):
         if uncertain:
             label, confidence = None, None
         self._emotion_face = face_id or None
-        self._emotion = (label, confidence, kind, uncertain, agreement)
+        self._emotion = (label, confidence, kind, uncertain, agreement, source)
         self._emotion_until = time.perf_counter() + show_s
         self.update()
 
@@ -539,15 +540,20 @@ class VideoView(QWidget):
         """The face tag's text and colour while it is shown, else None."""
         if self._emotion is None or time.perf_counter() > self._emotion_until:
             return None
-        label, conf, kind, uncertain, agreement = self._emotion
+        label, conf, kind, uncertain, agreement, source = self._emotion
         agree = f" · agreement {agreement * 100:.0f} %" if agreement is not None else ""
+        expression = source == "expression"
         if label:
-            shown = label + kind_suffix(kind)  # "happiness (macro)"
+            # "happiness (macro)", "happiness (expression model)"
+            shown = (EXPRESSION_WORDS.get(label, label) + EXPRESSION_SUFFIX if expression
+                     else label + kind_suffix(kind))
             text = (f"{shown}  {conf * 100:.0f} %{agree}" if conf is not None
                     else shown + agree)
             return text, emotion_colour(label)
         if uncertain:
-            return f"{uncertain_text(kind)}{agree}", MICRO_COLOUR
+            text = "macro-expression (no clear expression)" if expression \
+                else uncertain_text(kind)
+            return f"{text}{agree}", MICRO_COLOUR
         return f"{kind}-expression", MICRO_COLOUR if kind == "micro" else MACRO_COLOUR
 
     def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation | None
