@@ -1,5 +1,5 @@
 """``mestudio reproduce PAPER``: fill a paper's tables with our networks and write the
-comparison with the published numbers.
+comparison with every published cell.
 
 ::
 
@@ -7,16 +7,19 @@ comparison with the published numbers.
         [--epochs N] [--seeds 1,2,3] [--workers N] [--ray [ADDRESS]]
     mestudio reproduce im3dr-mfer --root /data/ME [--light]
 
-``m3enet``: Table 2 (M3ENet and the baselines, LOSO, on every dataset found under
-``--root``: CASME, CASME II, CAS(ME)², SAMM, MMEW), Table 3 (the ablations, averaged over
-the datasets), Table 4 (parameters, MACs, FLOPs counted the paper's way, batch-1 latency on
-the CPU and on CUDA when present). ``im3dr-mfer``: the IM3DR-MFER ablations (baseline, flow
-only, + MSCAF, − CASANet, full, + EVM).
+``m3enet``: Table 2 (the ten baselines and M3ENet, LOSO, on CASME I, CASME II, CAS(ME)², SAMM
+and MMEW, and their average), Table 3 (the six ablation rows, averaged over the datasets),
+Table 4 (parameters and FLOPs of the eight networks, counted the way that reproduces the
+paper's figures, beside the configurations that reproduce them; batch-1 latency on CUDA when
+present, on the CPU for reference). ``im3dr-mfer``: accuracy of the full model and the four
+ablation rows the summary names, LOSO with 3 classes on CASME II, SAMM and the MEGC 2019
+composite (CASME II + SAMM + SMIC, 442 samples).
 
 Every cell runs ``mestudio train`` with the options a user would type and stores its result
 (``OUT/cells/...``); running the command again skips the cells already done, and a cell
 interrupted mid-way resumes its finished folds. The report is ``OUT/reproduce_<paper>.md``
-and ``.csv`` (ours / paper / difference), rewritten atomically after every table.
+and ``.csv``: every published cell with ours beside it, or why ours is absent ("needs the
+licensed dataset", "needs a GPU"), rewritten atomically after every table.
 """
 
 from __future__ import annotations
@@ -41,18 +44,23 @@ def register(parser: argparse.ArgumentParser) -> None:
                         dest="dataset_paths",
                         help="a release that is not found under --root (repeatable)")
     parser.add_argument("--datasets", default=None, metavar="LIST",
-                        help="only these datasets (e.g. casme2,samm; default: all found)")
+                        help="only these datasets (e.g. casme2,samm; default: the paper's, "
+                             "all found)")
     parser.add_argument("--tables", default=None, metavar="LIST",
-                        help="tables to fill (m3enet: 2,3,4; default: all)")
+                        help="tables to fill (m3enet: 2,3,4; im3dr-mfer: results; default: "
+                             "all)")
     parser.add_argument("--rows", default=None, metavar="LIST",
-                        help="only these rows (e.g. m3enet,ststnet,full,no-aug)")
+                        help="only these rows of the training tables (e.g. m3enet,ststnet,"
+                             "standard,no-aug; im3dr-mfer: baseline,flow-only,mscaf,"
+                             "no-casanet,full); Table 4 is always measured whole")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="results folder (default runs/reproduce-<paper>)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold (train's default)")
     parser.add_argument("--seeds", default=None, metavar="LIST", help="seeds, e.g. 1,2,3")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--mapping", default=None, metavar="MAP",
-                        help="class mapping of every dataset (train's default: 5class / native)")
+                        help="class mapping of every dataset (m3enet: train's default, "
+                             "5class / native; im3dr-mfer: 3class)")
     parser.add_argument("--align", default=None, choices=("tracker", "keyframes", "none"),
                         help="how frames become aligned crops (train's default: tracker)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -96,13 +104,13 @@ def _train_function():  # noqa: ANN202 - Callable[[list[str]], int]
 def run(args: argparse.Namespace) -> int:
     from mestudio.errors import ConfigError
     from mestudio.reproduce import (
-        PAPER_DATASETS,
         Options,
         discover_datasets,
         run_tables,
         select_tables,
         write_report,
     )
+    from mestudio.reproduce.tables import paper_datasets
 
     tables = select_tables(args.paper, _list(args.tables))
     explicit = {}
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise ConfigError(f"--dataset expects NAME=PATH, got {item!r}")
         explicit[name.strip()] = Path(path).expanduser()
-    wanted = _list(args.datasets) or list(PAPER_DATASETS)
+    wanted = _list(args.datasets) or list(paper_datasets(args.paper))
     needs_data = any(t.kind != "complexity" for t in tables)
     datasets = discover_datasets(args.root, wanted, explicit) if needs_data else {}
     datasets = {k: v for k, v in datasets.items() if k in wanted or k in explicit}

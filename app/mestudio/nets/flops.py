@@ -10,10 +10,12 @@ additions of convolutions and linear layers (one per output element), normalisat
 (batch/layer/group norm in inference form: a scale and a shift, two per element),
 activations (ReLU, SiLU, GELU, sigmoid, ...: one per element) and tensor additions (residual
 shortcuts: one per element). Its ``paper_flops`` = MACs + biases + normalisation +
-activations is the count that matches the M3ENet paper's Table 4: for M3ENet (K = 5, 48 px,
-grey) 41.97 M MACs + 0.23 M biases + 0.45 M BN + 0.16 M ReLU = 42.81 M (paper: "42.87 M
-FLOPs"); with the residual additions (0.08 M) it is 42.89 M (``flops``). Table 4 of
-``mestudio reproduce`` reports the MACs and ``paper_flops``.
+activations: for M3ENet (K = 5, 48 px, grey) 41.97 M MACs + 0.23 M biases + 0.45 M BN +
+0.16 M ReLU = 42.81 M; with the residual additions (0.08 M) it is 42.89 M (``flops``).
+Neither is the M3ENet paper's count: its Table 4 ("42.87 M FLOPs") follows the rules of the
+thop counter (MACs without biases, four per batch-norm element, nothing for activations),
+which :func:`mestudio.reproduce.complexity.thop_flops` applies and ``mestudio reproduce``
+reports.
 """
 
 from __future__ import annotations

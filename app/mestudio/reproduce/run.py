@@ -29,17 +29,21 @@ from typing import Any
 
 from mestudio.errors import ConfigError, DatasetError, MestudioError
 from mestudio.fsutil import atomic_write_text
-from mestudio.reproduce.tables import PAPER_DATASETS, PAPERS, Row, TableSpec
+from mestudio.reproduce.tables import PAPER_DATASETS, PAPERS, TABLE_ALIASES, Row, TableSpec
 
 logger = logging.getLogger(__name__)
 
 CELL_FORMAT = "mestudio-reproduce-cell/1"
+COMPLEXITY_FORMAT = "complexity/2"
+"""Version of the complexity cells' content (FLOPs by thop's rules, reference counts): a
+record of another version is measured again."""
 TrainFn = Callable[[list[str]], int]
 
 
 # ---- datasets ---------------------------------------------------------------------------------
 
 _NAME_RULES: tuple[tuple[str, str], ...] = (
+    (r"megc|composite|combined", "megc2019"),
     (r"cas\W*me\W*(\^|²|sq|square)|casme\W*2\W*sq|casme_?sq|cas\(me\)", "casme_sq"),
     (r"samm", "samm"),
     (r"mmew", "mmew"),
@@ -48,9 +52,13 @@ _NAME_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+COMPOSITES: frozenset[str] = frozenset({"megc2019"})
+"""Datasets made of several releases: looked for in ``--root`` itself as well."""
+
+
 def guess_dataset(folder_name: str) -> str | None:
     """The dataset a folder's name suggests (``CASME2`` -> ``casme2``,
-    ``CAS(ME)^2`` -> ``casme_sq``), or None."""
+    ``CAS(ME)^2`` -> ``casme_sq``, ``MEGC2019`` -> ``megc2019``), or None."""
     text = folder_name.strip().lower()
     for pattern, name in _NAME_RULES:
         if re.search(pattern, text):
@@ -68,14 +76,26 @@ def _usable(name: str, folder: Path) -> bool:
         return False
 
 
+def _has_list(name: str, folder: Path) -> bool:
+    """Whether ``folder`` holds the composite's list of samples (MEGC 2019:
+    ``combined_3class_gt.csv``): without it the loader would build a composite from whatever
+    releases lie there, which is not the published one."""
+    from mestudio.training.datasets.megc2019 import CSV_PATTERNS
+
+    return name == "megc2019" and any(any(folder.glob(p)) for p in CSV_PATTERNS)
+
+
 def discover_datasets(root: Path, wanted: Sequence[str] = PAPER_DATASETS,
                       explicit: dict[str, Path] | None = None) -> dict[str, Path]:
     """``{dataset name: release folder}`` of the datasets found under ``root``.
 
     ``explicit`` (``--dataset NAME=PATH``) is taken as given. Otherwise every sub-folder of
     ``root`` whose name suggests one of ``wanted`` (:func:`guess_dataset`) is checked with
-    that dataset's loader (a usable release: at least one sample); when none is found that
-    way, ``root`` itself and then every sub-folder are tried with every loader.
+    that dataset's loader (a usable release: at least one sample); a composite of several
+    releases (:data:`COMPOSITES`: the MEGC 2019 composite, whose releases and list usually sit
+    side by side in ``root``) not found that way is taken from ``root`` itself when its list
+    of samples is there; when nothing is found, ``root`` itself and then every sub-folder are
+    tried with every loader.
     """
     found: dict[str, Path] = {k: Path(v) for k, v in (explicit or {}).items()}
     root = Path(root).expanduser()
@@ -89,6 +109,10 @@ def discover_datasets(root: Path, wanted: Sequence[str] = PAPER_DATASETS,
         if name is not None and name in wanted and name not in found \
                 and _usable(name, folder):
             found[name] = folder
+    for name in wanted:
+        if name in COMPOSITES and name not in found and _has_list(name, root) \
+                and _usable(name, root):
+            found[name] = root
     if not found:
         for folder in [root, *subdirs]:
             for name in wanted:
@@ -111,7 +135,8 @@ class Options:
         train_args: further ``mestudio train`` arguments for every cell (settings).
         exec_args: executor arguments (``--workers``, ``--ray``, ...): not settings.
         cache: feature cache shared by the cells.
-        rows: only these row keys (empty: all).
+        rows: only these row keys of the training tables (empty: all); a complexity table
+            (no training, seconds) is always measured whole.
         latency_iters: timed runs per latency measurement.
         light: IM3DR-MFER rows with width 16 (``im3dr_mfer_light``'s) instead of 64.
     """
@@ -149,7 +174,8 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return "/".join(p for p in (f"table{self.table.key}", self.row.key, self.dataset) if p)
+        table = f"table{self.table.key}" if self.table.key.isdigit() else self.table.key
+        return "/".join(p for p in (table, self.row.key, self.dataset) if p)
 
 
 def cell_folder(out: Path, table: TableSpec, row: Row, dataset: str = "") -> Path:
@@ -198,7 +224,8 @@ def train_argv(cell: Cell, root: Path, opts: Options) -> list[str]:
     if row.ablation != "none":
         argv += ["--ablation", row.ablation]
     for name, value in (("--epochs", opts.epochs), ("--seeds", opts.seeds),
-                        ("--batch-size", opts.batch_size), ("--mapping", opts.mapping),
+                        ("--batch-size", opts.batch_size),
+                        ("--mapping", opts.mapping or cell.table.mapping),
                         ("--align", opts.align)):
         if value is not None:
             argv += [name, str(value)]
@@ -296,14 +323,20 @@ def measure_latency(model: Any, device: str, iters: int = 30, warmup: int = 5) -
 
 def run_complexity_cell(cell: Cell, opts: Options, num_classes: int = 5,
                         input_size: int = 48) -> dict[str, Any]:
-    """Parameters, MACs, paper-convention FLOPs and batch-1 latency (CPU; CUDA when
-    available) of one row; stored and skipped like a training cell."""
+    """Parameters, FLOPs counted the paper's way (:func:`~mestudio.reproduce.complexity.
+    thop_flops`), MACs and batch-1 latency (CPU; CUDA when available) of one row, plus the
+    counts of the row's reference configurations (the ones that reproduce the paper's
+    figures, :data:`~mestudio.reproduce.complexity.REFERENCES`); stored and skipped like a
+    training cell."""
     import torch
 
     from mestudio.nets import create_model
-    from mestudio.nets.flops import paper_complexity
+    from mestudio.nets.flops import count_params
+    from mestudio.reproduce.complexity import reference_counts, thop_flops
 
-    settings = [cell.row.model, num_classes, input_size, opts.latency_iters]
+    cuda = torch.cuda.is_available()
+    settings = [COMPLEXITY_FORMAT, cell.row.model, num_classes, input_size, opts.latency_iters,
+                cuda]
     key = _digest(settings)
     record = load_record(cell)
     if record and record.get("status") == "done" and record.get("key") == key:
@@ -316,18 +349,21 @@ def run_complexity_cell(cell: Cell, opts: Options, num_classes: int = 5,
         return {**base, "status": "unavailable", "error": reason}
     assert cell.row.model is not None
     model = create_model(cell.row.model, num_classes, input_size=input_size)
-    figs = paper_complexity(model)
-    metrics: dict[str, dict[str, Any]] = {k: {"mean": float(v), "std": None}
-                                          for k, v in figs.items()}
-    metrics["latency_cpu_ms"] = {"mean": measure_latency(model, "cpu", opts.latency_iters),
-                                 "std": None}
-    devices = {"cpu": f"{torch.get_num_threads()} torch threads"}
-    if torch.cuda.is_available():
-        metrics["latency_cuda_ms"] = {"mean": measure_latency(model, "cuda", opts.latency_iters),
-                                      "std": None}
+    figs = thop_flops(model, *model.example_inputs(1))
+    metrics: dict[str, dict[str, Any]] = {
+        "params": {"mean": float(count_params(model)), "std": None},
+        "flops": {"mean": float(figs["flops"]), "std": None},
+        "macs": {"mean": float(figs["macs"]), "std": None},
+        "latency_cpu_ms": {"mean": measure_latency(model, "cpu", opts.latency_iters),
+                           "std": None}}
+    devices = {"cpu": f"torch threads: {torch.get_num_threads()}"}
+    if cuda:
+        metrics["latency_gpu_ms"] = {"mean": measure_latency(model, "cuda", opts.latency_iters),
+                                     "std": None}
         devices["cuda"] = torch.cuda.get_device_name(0)
     record = {**base, "status": "done", "metrics": metrics, "devices": devices,
-              "config": model.config()}
+              "config": model.config(), "num_classes": num_classes,
+              "reference": reference_counts(cell.row.key, num_classes)}
     cell.folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cell.record_path, json.dumps(record, indent=1, default=float) + "\n")
     return record
@@ -349,6 +385,7 @@ def select_tables(paper: str, tables: Sequence[str] | None) -> list[TableSpec]:
     out = []
     for t in tables:
         key = t.strip().lower().removeprefix("table")
+        key = TABLE_ALIASES.get(paper, {}).get(key, key)
         if key not in specs:
             raise ConfigError(f"{paper} has no table {t!r}: use {', '.join(specs)}")
         out.append(specs[key])
@@ -362,8 +399,8 @@ def run_tables(paper: str, tables: Sequence[TableSpec], datasets: dict[str, Path
     records: list[dict[str, Any]] = []
     for table in tables:
         rows = [r for r in table.rows if not opts.rows or r.key in opts.rows]
-        if table.kind == "complexity":
-            for row in rows:
+        if table.kind == "complexity":  # no training: always measured whole
+            for row in table.rows:
                 cell = Cell(paper, table, row, "", cell_folder(opts.out, table, row))
                 rec = run_complexity_cell(cell, opts)
                 say(_progress(cell, rec))
