@@ -320,6 +320,24 @@ class FaceTracker:
         w, h = tr.rel_box[2] * ef.d, tr.rel_box[3] * ef.d
         return (float(cx - w / 2), float(cy - h / 2), float(w), float(h))
 
+    def _match(self, image: np.ndarray, dets: list[Detection], box: Box) -> Detection | None:
+        """The detection that continues the followed face (box overlap at least
+        ``match_iou``): from the whole-frame pass, else from a pass around the face's box
+        at full resolution (:meth:`~mestudio.face.detect._Detector.detect_near`: a small
+        face in a large frame), else None."""
+        cfg = self.config
+
+        def best_of(found: list[Detection]) -> Detection | None:
+            best = max(found, key=lambda d: iou(d.box, box), default=None)
+            return best if best is not None and iou(best.box, box) >= cfg.match_iou else None
+
+        best = best_of(dets)
+        if best is None:
+            t0 = time.perf_counter()
+            best = best_of(self.detector.detect_near(image, box))
+            self.timings_ms["detect"] += (time.perf_counter() - t0) * 1e3
+        return best
+
     def _lose(self) -> None:
         self._track = None
         self._last_search_t = None
@@ -349,8 +367,8 @@ class FaceTracker:
             return True
         dets = self._detect(image)
         box = self._box_of(tr.raw)
-        best = max(dets, key=lambda d: iou(d.box, box), default=None)
-        if best is not None and iou(best.box, box) >= cfg.match_iou:
+        best = self._match(image, dets, box)
+        if best is not None:
             if suspect:
                 # The detector still sees the face: refit from its eyes.
                 tr.raw, patch = self._fit(image, np.array(best.points["left_eye"]),
@@ -379,8 +397,8 @@ class FaceTracker:
         assert tr is not None
         dets = self._detect(image)
         box = self._box_of(tr.raw)
-        best = max(dets, key=lambda d: iou(d.box, box), default=None)
-        if best is None or iou(best.box, box) < cfg.match_iou:
+        best = self._match(image, dets, box)
+        if best is None:
             tr.misses += 1
             if tr.misses < cfg.lost_after_misses:
                 return True  # keep the last position for a frame or two
