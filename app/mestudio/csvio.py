@@ -384,6 +384,10 @@ class FaceRowBuffer:
 
 
 # ----------------------------------------------------------------- reading frames.csv back
+#: The face box columns of ``frames.csv``.
+BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
+
+
 @dataclass
 class VideoSignals:
     """Per-frame motion signals of the whole video (for the signal plot).
@@ -398,6 +402,8 @@ class VideoSignals:
             (NaN where that face was not tracked); None for a single-face file.
         faces: long format: every face's signals by ``face_id`` (this object's values are
             those of one of them, the face analysed longest); empty for a single-face file.
+        boxes: ``(N, 4)`` the face box ``(x, y, w, h)`` per frame (NaN where not found), or
+            None without the box columns (review marks the faces of a long-format file).
     """
 
     times: np.ndarray
@@ -407,6 +413,7 @@ class VideoSignals:
     activity: np.ndarray | None = None
     face_id: int | None = None
     faces: dict[int, VideoSignals] = field(default_factory=dict, repr=False, compare=False)
+    boxes: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def of_face(self, face_id: int | None) -> VideoSignals:
         """The signals of face ``face_id`` (long format), else these."""
@@ -488,9 +495,12 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
     def signals(picked: Sequence[int], face_id: int | None) -> VideoSignals:
         rois = {roi: arr for c, roi in roi_cols.items()
                 if (arr := column(c, picked)) is not None}
+        box = [column(c, picked) for c in BOX_COLUMNS] if all(
+            c in cols for c in BOX_COLUMNS) else None
         return VideoSignals(times=times, rois=rois, combined=column(combined_col, picked),
                             threshold=column(threshold_col, picked),
-                            activity=text_column(activity_col, picked), face_id=face_id)
+                            activity=text_column(activity_col, picked), face_id=face_id,
+                            boxes=None if box is None else np.stack(box, axis=1))
 
     if "face_id" not in cols:
         return signals(everything, None)

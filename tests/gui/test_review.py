@@ -492,3 +492,43 @@ def test_help_keys_lists_every_shortcut(window):
     text = window.keys_text()
     for keys in ("Ctrl+O", "Ctrl+Shift+O", "F1"):
         assert keys in text, keys
+
+
+def test_every_face_file_marks_the_faces_and_the_plot_follows_the_selected_face(
+        qtbot, numbered_video, tmp_path):
+    """An every-face analysis: the video marks each face with its number, the plot says
+    whose signal it shows and shades only that face's events; selecting an event of the
+    other face switches the plot (and the face marked " · plot") to that face."""
+    path = tmp_path / numbered_video.name
+    path.write_bytes(numbered_video.read_bytes())
+    ev1, ev2 = _ev(10, 14, 20, 0), _ev(60, 63, 68, 1)
+    ev1.face_id, ev2.face_id = 1, 2
+    write_events_json(tmp_path / "events.json", [ev1, ev2],
+                      {"source": path.name, "fps": FPS, "n_frames": N, "faces": "all"})
+    with (tmp_path / "frames.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "timestamp", "face_id", "face_found", "box_x", "box_y", "box_w",
+                    "box_h", "signal_brows", "signal_combined", "spot_threshold"])
+        for i in range(N):
+            w.writerow([i, f"{i / FPS:.4f}", 1, 1, 10, 20, 60, 70, 1.0, 1.0, 2.0])
+            if i >= 30:  # face 2 arrives later: face 1 is the one analysed longest
+                w.writerow([i, f"{i / FPS:.4f}", 2, 1, 120, 20, 50, 60, 3.0, 3.0, 2.0])
+    win = ReviewWindow(path, analyze=False, engine_factory=lambda: None)
+    win.ask_on_close = False
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    try:
+        assert win.plot.note().startswith("motion signal of face 1 (the face analysed longest")
+        assert [e.face_id for e, _ in win.plot.event_regions()] == [1]
+        win.go_to(40)
+        assert sorted(f.face_id for f in win.video.faces()) == [1, 2]
+        assert win.video.selected_face() == 1
+        win.select(1)  # face 2's event
+        assert win.plot_face == 2 and win.plot.note() == "motion signal of face 2"
+        assert [e.face_id for e, _ in win.plot.event_regions()] == [2]
+        assert win.video.selected_face() == 2
+        box = next(f.face.box for f in win.video.faces() if f.face_id == 2)
+        assert box == (120.0, 20.0, 50.0, 60.0)
+    finally:
+        win.shutdown()

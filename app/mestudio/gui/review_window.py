@@ -87,7 +87,7 @@ from mestudio.gui.widgets import plain_label
 from mestudio.gui.widgets.signal_plot import SignalPlot
 from mestudio.gui.widgets.video_view import VideoView
 from mestudio.predtext import emotion_text
-from mestudio.types import Frame, SpotEvent
+from mestudio.types import FaceObservation, FaceResult, Frame, SpotEvent
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +254,9 @@ class ReviewWindow(QMainWindow):
         self.source: Any = None
         self.doc: AnnotationDocument | None = None
         self.signals: VideoSignals | None = None
+        #: The face whose motion signal the plot shows (every-face files; None: the face
+        #: analysed longest), and which the video marks " · plot".
+        self.plot_face: int | None = None
         self.index = 0
         self.current_frame: Frame | None = None
         self.selected: int | None = None
@@ -492,6 +495,7 @@ class ReviewWindow(QMainWindow):
             raise MestudioError(f"{path} has no frames")
         ann_path = Path(events) if events is not None else find_annotation_file(path)
         self.signals = None
+        self.plot_face = None
         folders = [ann_path.parent] if ann_path is not None else []
         folders.append(path if path.is_dir() else path.parent)
         frames_csv = next((f / "frames.csv" for f in folders if (f / "frames.csv").is_file()),
@@ -501,6 +505,8 @@ class ReviewWindow(QMainWindow):
                 self.signals = read_frames_csv(frames_csv, self.n_frames)
             except (OSError, ValueError, KeyError) as exc:
                 self.show_message(f"frames.csv unreadable ({exc}); signals not shown")
+        # every face of the file is marked with its number (the plot's face thicker)
+        self.video.set_overlay("box", bool(self.signals is not None and self.signals.faces))
         micro_max = self.config.spotter.micro_max_s
         if ann_path is not None:
             doc = AnnotationDocument.load(ann_path, fps=self.fps, n_frames=self.n_frames,
@@ -673,9 +679,15 @@ class ReviewWindow(QMainWindow):
             self.plot.set_note("motion signal: analysing…" if self._analysis_running
                                else "no motion signal (no frames.csv, no analysis)")
         else:
+            sig = sig.of_face(self.plot_face)
             times = self._times_array()
             self.plot.set_whole_video(times, sig.rois, threshold=sig.threshold,
-                                      combined=sig.combined, events=doc_events)
+                                      combined=sig.combined, events=self._plot_events(doc_events))
+            self.plot.set_note("" if sig.face_id is None else
+                               f"motion signal of face {sig.face_id}"
+                               + ("" if self.plot_face is not None
+                                  else " (the face analysed longest; select an event of "
+                                       "another face to see its signal)"))
         self.plot.set_cursor(self._time_of(self.index))
 
     def _times_array(self) -> np.ndarray:
@@ -730,7 +742,7 @@ class ReviewWindow(QMainWindow):
                               "seeking in this file is not exact", error=True)
         self.index = i
         self.current_frame = frame
-        self.video.set_frame(frame.image)
+        self.video.set_frame(frame.image, faces=self._faces_at(i), selected=self._shown_face())
         self.timeline.set_cursor(i)
         self.plot.set_cursor(frame.timestamp_s)
         self._update_position()
@@ -843,11 +855,46 @@ class ReviewWindow(QMainWindow):
             return
         assert self.doc is not None
         ann = self.doc.get(ann_id)
+        sig = self.signals
+        if sig is not None and sig.faces and ann.event.face_id in sig.faces and \
+                ann.event.face_id != self._shown_face():
+            self.plot_face = ann.event.face_id  # the plot follows the event's face
+            self._show_signals()
+            if self.current_frame is not None and not jump:
+                self.video.set_frame(self.current_frame.image, faces=self._faces_at(self.index),
+                                     selected=self._shown_face())
         if jump:
             self.go_to(ann.onset)
         self.panel.set_loading(ann)
         if self._details is not None:
             self._details.request(ann.event)
+
+    def _plot_events(self, events: list[SpotEvent]) -> list[SpotEvent]:
+        """The events shaded on the plot: in an every-face file, those of the face whose
+        signal it shows (another face's event over this signal would mislead)."""
+        face = self._shown_face()
+        return events if face is None else [e for e in events if e.face_id == face]
+
+    def _shown_face(self) -> int | None:
+        """The face whose signal the plot shows (every-face files), else None."""
+        sig = self.signals
+        if sig is None or not sig.faces:
+            return None
+        return sig.of_face(self.plot_face).face_id
+
+    def _faces_at(self, i: int) -> list[FaceResult]:
+        """The faces of frame ``i`` in an every-face ``frames.csv``: number and box."""
+        sig = self.signals
+        if sig is None or not sig.faces:
+            return []
+        out = []
+        for fid, face in sig.faces.items():
+            boxes = face.boxes
+            if boxes is None or i >= len(boxes) or not np.isfinite(boxes[i]).all():
+                continue
+            box = tuple(float(v) for v in boxes[i])
+            out.append(FaceResult(fid, FaceObservation(face_found=True, box=box)))  # type: ignore[arg-type]
+        return out
 
     def _on_table_selected(self, ann_id: int) -> None:
         self.select(ann_id, jump=True)
@@ -1032,7 +1079,7 @@ class ReviewWindow(QMainWindow):
         self.table.set_annotations(anns, self.selected)
         self.timeline.set_annotations(anns)
         self.timeline.set_selected(self.selected)
-        self.plot.set_events([a.event for a in anns])
+        self.plot.set_events(self._plot_events([a.event for a in anns]))
         self.act_undo.setEnabled(bool(doc and doc.can_undo))
         self.act_redo.setEnabled(bool(doc and doc.can_redo))
         self.act_undo.setText(f"&Undo {doc.undo_text}" if doc and doc.can_undo else "&Undo")
