@@ -47,6 +47,10 @@ EXPRESSION_WORDS = {"happy": "happiness", "sad": "sadness", "angry": "anger",
 #: The caption of a macro event without a prediction.
 MACRO_NO_EMOTION = "macro · no emotion"
 
+#: What the first window says while the synthetic demo model is the one in use.
+REAL_MODEL_HINT = ("synthetic demo model in use: for the model trained on real "
+                   "micro-expressions run `mestudio models fetch ststnet-megc2019`")
+
 #: Colour of the synthetic-model badge (the real-data badge is not coloured).
 SYNTHETIC_BADGE_COLOUR = "#e8a33d"
 

@@ -102,6 +102,8 @@ def test_synthetic_model_badge_is_amber(qtbot, make_window, fakes):
     assert "synthetic" in window.model_badge.toolTip()
     _badge_fits(window)
     assert _amber_pixels(window.model_badge) > 20
+    # the first window says how to get the real-data model, in one command
+    assert any("mestudio models fetch ststnet-megc2019" in m for m in window.messages)
 
 
 def test_real_ensemble_badge_is_plain_with_its_description(qtbot, make_window, fakes,
@@ -112,6 +114,7 @@ def test_real_ensemble_badge_is_plain_with_its_description(qtbot, make_window, f
     assert "STSTNet" in window.model_badge.toolTip()  # the model's one-line description
     _badge_fits(window)
     assert _amber_pixels(window.model_badge) == 0
+    assert not any("models fetch" in m for m in window.messages)
 
 
 # ----------------------------------------------------------------------------- uncertain

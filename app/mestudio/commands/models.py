@@ -152,7 +152,7 @@ def _fetch_bundle(bundle, args: argparse.Namespace) -> None:  # noqa: ANN001 - M
     card = read_card(path) or {}
     count = f"{len(bundle.files)} files" if len(bundle.files) > 1 else bundle.files[0][0]
     print(f"{bundle.name}: {count} downloaded from {source}, matching its pinned sha256; "
-          "the downloads were deleted")
+          "the temporary copies were deleted")
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB): "
           f"{card.get('description') or bundle.description}")
     option = "--macro-model" if bundle.role == "expression" else "--model"

@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self._shown_event: SpotEvent | None = None
         self._latest_event: SpotEvent | None = None
         self._pipeline_info: dict[str, Any] = {}
+        self._hinted_real_model = False
         # every-face mode: the face the user chose (None: the largest), the face the plot
         # shows, each face's recent samples, the faces of the newest frame
         self._multi = self._config.tracker.faces == "all"
@@ -708,6 +709,13 @@ class MainWindow(QMainWindow):
         if info.get("warning"):
             notes.insert(0, info["warning"])
             self.show_message(info["warning"], banner=False)
+        elif info.get("synthetic") and not self._hinted_real_model:
+            # the first window says which model it uses, and how to get the real-data one
+            self._hinted_real_model = True
+            from mestudio.predtext import REAL_MODEL_HINT
+
+            notes.append(REAL_MODEL_HINT)
+            self.show_message(REAL_MODEL_HINT, banner=False)
         self.status_labels["model"].setToolTip(
             plain_tooltip("\n".join(["recognition model", *notes])))
 
