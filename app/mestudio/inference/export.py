@@ -406,6 +406,29 @@ def trace_onnx(module: Any, example: tuple[Any, ...], input_names: list[str],
         return onnx.load(os.fspath(raw))
 
 
+def write_companions(out: Path, meta: Mapping[str, Any], checks: Mapping[str, Any],
+                     card: bool = True) -> str:
+    """Write ``NAME.onnx.sha256`` and (``card``) the model card beside the finished model
+    file ``out``; returns the file's sha256."""
+    from mestudio.inference import card as model_card
+
+    digest = sha256_file(out)
+    atomic_write_text(out.with_name(out.name + ".sha256"), f"{digest}  {out.name}\n")
+    if card:
+        model_card.write_card(out, meta, checks, digest)
+    return digest
+
+
+def conclude_checks(checks: dict[str, Any], problems: list[str], what: str) -> dict[str, Any]:
+    """``checks`` with ``passed``; ModelFileError naming every problem (a bug to report)
+    when there is one. ``what``: e.g. ``"STSTNet ensemble check (ONNX Runtime vs torch)"``."""
+    checks["passed"] = not problems
+    if problems:
+        raise ModelFileError(f"{what} failed: " + "; ".join(problems)
+                             + " — please report this as a bug")
+    return checks
+
+
 def seal_proto(proto: Any, meta: dict[str, Any]) -> None:
     """Record the weights' sha256 in ``meta``, write ``meta`` as the ``mestudio.*``
     metadata of ``proto`` and check the graph (ModelFileError when it is not valid ONNX)."""
@@ -451,7 +474,6 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     """
     import onnx
 
-    from mestudio.inference import card as model_card
     from mestudio.nets.flops import complexity
     from mestudio.nets.gradcam import AnalyticGradCAM
 
@@ -538,10 +560,8 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
                      checks["logits_max_abs_diff"], f"{checks.get('cam_max_abs_diff', 0):.1e}")
     if fp16_check is not None:
         checks["fp16_check"] = fp16_check
-    digest = sha256_file(out)
-    atomic_write_text(out.with_name(out.name + ".sha256"), f"{digest}  {out.name}\n")
+    write_companions(out, meta, checks, card)
     if card:
-        model_card.write_card(out, meta, checks, digest)
         if "int8_check" in checks:
             _append_int8_card(out, checks["int8_check"])
     log.info("exported %s (%s, %.1f MB) in %.1f s", out, info["arch"],

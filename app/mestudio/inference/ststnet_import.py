@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from mestudio.errors import ModelFileError
-from mestudio.fsutil import atomic_path, atomic_write_text
+from mestudio.fsutil import atomic_path
 from mestudio.inference import contract
 
 log = logging.getLogger(__name__)
@@ -192,11 +192,9 @@ def _verify(path: Path, folds: Sequence[Any], atol: float = 1e-4, batch: int = 4
         problems.append(f"cam differs by {d_cam:.2e}")
     if not d_agree <= 1e-6:
         problems.append(f"agreement differs by {d_agree:.2e}")
-    checks["passed"] = not problems
-    if problems:
-        raise ModelFileError("STSTNet ensemble check failed (ONNX Runtime vs torch): "
-                             + "; ".join(problems) + " — please report this as a bug")
-    return checks
+    from mestudio.inference.export import conclude_checks
+
+    return conclude_checks(checks, problems, "STSTNet ensemble check (ONNX Runtime vs torch)")
 
 
 def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -223,13 +221,12 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     import onnx
     import torch
 
-    from mestudio.inference import card as model_card
     from mestudio.inference.export import (
         _ensure_inputs,
         _set_output_shapes,
         seal_proto,
-        sha256_file,
         trace_onnx,
+        write_companions,
     )
     from mestudio.nets.ststnet_fg2019 import STSTNetEnsemble, load_published_weights
 
@@ -269,9 +266,7 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     with atomic_path(out) as tmp_out:
         onnx.save(proto, os.fspath(tmp_out))
         checks = _verify(tmp_out, folds)
-    digest = sha256_file(out)
-    atomic_write_text(out.with_name(out.name + ".sha256"), f"{digest}  {out.name}\n")
-    model_card.write_card(out, meta, checks, digest)
+    write_companions(out, meta, checks)
     log.info("imported %d STSTNet folds into %s (%.0f KB) in %.1f s", len(folds), out,
              out.stat().st_size / 1e3, time.perf_counter() - t0)
     return out

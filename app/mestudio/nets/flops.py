@@ -20,7 +20,10 @@ reports.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +34,25 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (buffers such as BN running statistics are not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def run_hooked(model: nn.Module, inputs: tuple[torch.Tensor, ...], hook: Any,
+               modules: Iterable[nn.Module], context: Any = None) -> int:
+    """Run ``model(*inputs)`` once in eval mode without gradients, with the forward
+    ``hook`` on each of ``modules`` (and inside ``context``, a context manager, when given);
+    the hooks are removed and the previous train/eval mode restored whatever happens.
+    Returns the batch size (the counts per sample are the totals divided by it)."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), (context if context is not None else contextlib.nullcontext()):
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return inputs[0].shape[0] if inputs else 1
 
 
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
@@ -49,18 +71,8 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
         elif isinstance(module, nn.Linear):
             total += out.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (*_CONV, nn.Linear))]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    n = inputs[0].shape[0] if inputs else 1
+    n = run_hooked(model, inputs, hook,
+                   [m for m in model.modules() if isinstance(m, (*_CONV, nn.Linear))])
     return total // n
 
 
@@ -109,18 +121,9 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
                     counts["add"] += out.numel()
             return out
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (*_CONV, nn.Linear, *_NORMS))]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad(), _Elementwise():
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    n = inputs[0].shape[0] if inputs else 1
+    n = run_hooked(model, inputs, hook,
+                   [m for m in model.modules() if isinstance(m, (*_CONV, nn.Linear, *_NORMS))],
+                   _Elementwise())
     out = {k: v // n for k, v in counts.items()}
     out["paper_flops"] = out["macs"] + out["bias"] + out["norm"] + out["activation"]
     out["flops"] = out["paper_flops"] + out["add"]

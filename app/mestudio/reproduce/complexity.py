@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from mestudio.nets.baselines import EFFICIENTNET_B0_STAGES, INCEPTION_WIDTHS, BasicBlock, MBConv
-from mestudio.nets.flops import count_params
+from mestudio.nets.flops import count_params, run_hooked
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
@@ -94,18 +94,7 @@ def thop_flops(model: nn.Module, *inputs: Tensor) -> dict[str, int]:
         elif isinstance(module, (nn.LeakyReLU, nn.PReLU)):
             counts["other"] += x.numel()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if not list(m.children())]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    n = inputs[0].shape[0] if inputs else 1
+    n = run_hooked(model, inputs, hook, [m for m in model.modules() if not list(m.children())])
     out = {k: v // n for k, v in counts.items()}
     out["flops"] = sum(out.values())
     return out
