@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -320,19 +321,27 @@ class FaceTracker:
         w, h = tr.rel_box[2] * ef.d, tr.rel_box[3] * ef.d
         return (float(cx - w / 2), float(cy - h / 2), float(w), float(h))
 
-    def _match(self, image: np.ndarray, dets: list[Detection], box: Box) -> Detection | None:
+    def _match(self, image: np.ndarray, dets: list[Detection], box: Box,
+               rescue: bool) -> Detection | None:
         """The detection that continues the followed face (box overlap at least
-        ``match_iou``): from the whole-frame pass, else from a pass around the face's box
-        at full resolution (:meth:`~mestudio.face.detect._Detector.detect_near`: a small
-        face in a large frame), else None."""
+        ``match_iou``): from the whole-frame pass, else, when the face would otherwise be
+        lost or replaced (``rescue``) and the whole-frame pass sees no face near it, from a
+        pass around its box at full resolution (:meth:`~mestudio.face.detect._Detector.
+        detect_near`: a small face in a large frame), else None. A single miss of a
+        well-fitted face, or a face the whole-frame pass still sees, changes nothing."""
         cfg = self.config
 
         def best_of(found: list[Detection]) -> Detection | None:
             best = max(found, key=lambda d: iou(d.box, box), default=None)
             return best if best is not None and iou(best.box, box) >= cfg.match_iou else None
 
+        def close(d: Detection) -> bool:  # the whole-frame pass sees a face about there
+            dx = (d.box[0] + d.box[2] / 2) - (box[0] + box[2] / 2)
+            dy = (d.box[1] + d.box[3] / 2) - (box[1] + box[3] / 2)
+            return math.hypot(dx, dy) < max(box[2], box[3])
+
         best = best_of(dets)
-        if best is None:
+        if best is None and rescue and not any(close(d) for d in dets):
             t0 = time.perf_counter()
             best = best_of(self.detector.detect_near(image, box))
             self.timings_ms["detect"] += (time.perf_counter() - t0) * 1e3
@@ -367,7 +376,8 @@ class FaceTracker:
             return True
         dets = self._detect(image)
         box = self._box_of(tr.raw)
-        best = self._match(image, dets, box)
+        best = self._match(image, dets, box,
+                           rescue=suspect or tr.misses + 1 >= cfg.lost_after_misses)
         if best is not None:
             if suspect:
                 # The detector still sees the face: refit from its eyes.
@@ -397,7 +407,7 @@ class FaceTracker:
         assert tr is not None
         dets = self._detect(image)
         box = self._box_of(tr.raw)
-        best = self._match(image, dets, box)
+        best = self._match(image, dets, box, rescue=tr.misses + 1 >= cfg.lost_after_misses)
         if best is None:
             tr.misses += 1
             if tr.misses < cfg.lost_after_misses:
