@@ -19,6 +19,7 @@ import pytest
 from mestudio.cli import main
 from mestudio.config import AppConfig
 from mestudio.csvio import (
+    ALIGN_COLUMNS,
     BASE_COLUMNS,
     LONG_BASE_COLUMNS,
     FaceRowBuffer,
@@ -105,8 +106,10 @@ def test_all_faces_frames_csv_is_long_one_row_per_face_per_frame(runs) -> None: 
     header = _header(path)
     assert header[:len(LONG_BASE_COLUMNS)] == list(LONG_BASE_COLUMNS)
     assert header[:3] == ["frame", "timestamp", "face_id"]
-    lm = header[len(LONG_BASE_COLUMNS):header.index("status")]
+    lm = header[len(LONG_BASE_COLUMNS):header.index("align_m00")]
     assert lm and all(c.startswith(("x_", "y_")) for c in lm)
+    # each face's alignment transform follows its landmarks (review cuts the same crops)
+    assert header[header.index("align_m00"):header.index("status")] == list(ALIGN_COLUMNS)
     rois = [c for c in header if c.startswith("signal_") and c != "signal_combined"]
     assert header[header.index("status"):] == [
         "status", *spotter_columns([c[len("signal_"):] for c in rois])]

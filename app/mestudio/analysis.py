@@ -664,7 +664,7 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         tracker = getattr(pipeline, "tracker", None)
         writer = stack.enter_context(FramesCsvWriter(
             frames_csv, tuple(getattr(tracker, "landmark_names", ()) or ()),
-            ("status", *spotter_columns(rois)), long_format=every_face))
+            ("status", *spotter_columns(rois)), long_format=every_face, alignment=True))
         if every_face:
             face_sinks.append(FaceRowBuffer(StatusColumn(writer), rois))
         else:

@@ -2,8 +2,10 @@
 
 Fixed columns: ``frame, timestamp, face_found, n_faces, confidence, box_x, box_y, box_w,
 box_h``, then one ``x_<name>, y_<name>`` pair per landmark (names from the tracker, e.g.
-``x_left_eye_outer`` for the 5-point model, ``x_p36`` for the 68-point one), then any extra
-per-frame columns a later stage adds through ``extra`` dicts. The spotting stage adds
+``x_left_eye_outer`` for the 5-point model, ``x_p36`` for the 68-point one), then (written by
+``analyze``) the face's alignment transform ``align_m00 … align_m12`` (:data:`ALIGN_COLUMNS`:
+frame pixels to the aligned crop, 9 significant digits), then any extra per-frame columns a
+later stage adds through ``extra`` dicts. The spotting stage adds
 (:func:`spotter_columns`) ``signal_<roi>`` per ROI (pixels of flow magnitude in a 128-px
 aligned crop, head motion removed, low-passed), ``signal_combined`` (the spotter's detection
 score expressed in pixels, compared with ``spot_threshold``), ``spot_threshold`` and
@@ -46,6 +48,10 @@ from mestudio.types import FaceObservation, FaceResult, FrameResult, SpotterStat
 
 BASE_COLUMNS = ("frame", "timestamp", "face_found", "n_faces", "confidence",
                 "box_x", "box_y", "box_w", "box_h")
+#: The alignment transform of a frame (``FaceObservation.transform``: frame pixels to the
+#: aligned crop, ``[[m00, m01, m02], [m10, m11, m12]]``), written by ``analyze`` after the
+#: landmarks so that review cuts exactly the crops live recognition used.
+ALIGN_COLUMNS = ("align_m00", "align_m01", "align_m02", "align_m10", "align_m11", "align_m12")
 #: The fixed columns of the long format (one row per face per frame).
 LONG_BASE_COLUMNS = ("frame", "timestamp", "face_id", *BASE_COLUMNS[2:])
 
@@ -130,14 +136,18 @@ class FramesCsvWriter:
             the first ``extra`` dict passed to :meth:`write` fix them.
         long_format: one row per face per frame with a ``face_id`` column
             (:meth:`write_face`); else one row per frame (:meth:`write`).
+        alignment: add the :data:`ALIGN_COLUMNS` after the landmarks (9 significant
+            digits: the crop cut again from them is the same to the pixel).
 
     Raises:
         MestudioError: the file cannot be created.
     """
 
     def __init__(self, path: str | os.PathLike[str], landmark_names: Sequence[str] = (),
-                 extra_columns: Sequence[str] = (), long_format: bool = False) -> None:
+                 extra_columns: Sequence[str] = (), long_format: bool = False,
+                 alignment: bool = False) -> None:
         self.path = Path(path)
+        self.alignment = bool(alignment)
         self.landmark_names = tuple(landmark_names)
         self.long_format = bool(long_format)
         self.extra_columns: tuple[str, ...] | None = tuple(extra_columns) or None
@@ -155,6 +165,8 @@ class FramesCsvWriter:
         cols = list(LONG_BASE_COLUMNS if self.long_format else BASE_COLUMNS)
         for name in self.landmark_names:
             cols += [f"x_{name}", f"y_{name}"]
+        if self.alignment:
+            cols += ALIGN_COLUMNS
         return cols + list(self.extra_columns or ())
 
     def write(self, result: FrameResult, extra: Mapping[str, Any] | None = None) -> None:
@@ -201,6 +213,10 @@ class FramesCsvWriter:
                 row += [_cell(float(lm[k][0]), 2), _cell(float(lm[k][1]), 2)]
             else:
                 row += ["", ""]
+        if self.alignment:
+            m = face.transform if face.face_found else None
+            row += ([f"{float(v):.9g}" for v in np.asarray(m, np.float64).reshape(6)]
+                    if m is not None else [""] * len(ALIGN_COLUMNS))
         if self.extra_columns:
             extra = extra or {}
             unknown = set(extra) - set(self.extra_columns)
@@ -404,6 +420,8 @@ class VideoSignals:
             those of one of them, the face analysed longest); empty for a single-face file.
         boxes: ``(N, 4)`` the face box ``(x, y, w, h)`` per frame (NaN where not found), or
             None without the box columns (review marks the faces of a long-format file).
+        transforms: ``(N, 2, 3)`` the alignment transform per frame (NaN where not found),
+            or None without the :data:`ALIGN_COLUMNS` (files of older versions).
     """
 
     times: np.ndarray
@@ -414,6 +432,14 @@ class VideoSignals:
     face_id: int | None = None
     faces: dict[int, VideoSignals] = field(default_factory=dict, repr=False, compare=False)
     boxes: np.ndarray | None = field(default=None, repr=False, compare=False)
+    transforms: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def transform_at(self, i: int) -> np.ndarray | None:
+        """The alignment transform ``(2, 3)`` of frame ``i``, or None."""
+        t = self.transforms
+        if t is None or not 0 <= i < len(t) or not np.isfinite(t[i]).all():
+            return None
+        return t[i]
 
     def of_face(self, face_id: int | None) -> VideoSignals:
         """The signals of face ``face_id`` (long format), else these."""
@@ -497,10 +523,14 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
                 if (arr := column(c, picked)) is not None}
         box = [column(c, picked) for c in BOX_COLUMNS] if all(
             c in cols for c in BOX_COLUMNS) else None
+        align = [column(c, picked) for c in ALIGN_COLUMNS] if all(
+            c in cols for c in ALIGN_COLUMNS) else None
         return VideoSignals(times=times, rois=rois, combined=column(combined_col, picked),
                             threshold=column(threshold_col, picked),
                             activity=text_column(activity_col, picked), face_id=face_id,
-                            boxes=None if box is None else np.stack(box, axis=1))
+                            boxes=None if box is None else np.stack(box, axis=1),
+                            transforms=None if align is None else
+                            np.stack(align, axis=1).reshape(-1, 2, 3))
 
     if "face_id" not in cols:
         return signals(everything, None)

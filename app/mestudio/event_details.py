@@ -79,9 +79,31 @@ class EventDetails:
     cam_empty: frozenset[str] = frozenset()
 
 
+def recorded_crops(read_frame: Callable[[int], Frame], frames: list[int],
+                   transforms: Callable[[int], np.ndarray | None] | None,
+                   size: int) -> list[np.ndarray] | None:
+    """The aligned crops of ``frames`` cut with the transforms the analysis recorded
+    (``frames.csv``'s ``align_m*`` columns: exactly the crops live recognition and
+    ``analyze`` used), or None when one of them has no recorded transform."""
+    import cv2
+
+    if transforms is None:
+        return None
+    out = []
+    for i in frames:
+        m = transforms(i)
+        if m is None:
+            return None
+        out.append(cv2.warpAffine(read_frame(i).image, np.asarray(m, np.float64), (size, size),
+                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    return out
+
+
 def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
                           engine: Any = None, tracker_config: Any = None,
-                          macro_engine: Any = None) -> EventDetails:
+                          macro_engine: Any = None,
+                          transforms: Callable[[int], np.ndarray | None] | None = None
+                          ) -> EventDetails:
     """Compute the pictures of one event (call it off the GUI thread).
 
     Args:
@@ -91,6 +113,11 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         tracker_config: face tracker settings for the alignment.
         macro_engine: the expression model; a macro event is then recognised by it (from
             its apex frame, aligned on its own as in live recognition), as in the pipeline.
+        transforms: frame index -> the alignment transform the analysis recorded for the
+            event's face (``frames.csv``), or None. When every frame used has one, the crops
+            are cut with them at ``tracker_config.align_size``: the very crops of live
+            recognition, so an event gets the numbers of the file (one recognition path).
+            Otherwise the key frames are aligned here, by the face found on the onset.
     """
     out = EventDetails(event=event, prediction=event.prediction)
     keys = ("onset", "apex", "offset")
@@ -111,8 +138,14 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
             cfg = pp.PreprocessConfig.from_metadata(engine.preprocess_config)
         except Exception as exc:  # noqa: BLE001 - fall back to the defaults, and say so
             out.notes.append(f"model preprocessing settings unreadable ({exc}); defaults used")
+    from mestudio.face.config import TrackerConfig
+
+    align_size = (tracker_config or TrackerConfig()).align_size
+    recorded = recorded_crops(read_frame, [event.onset, event.apex, event.offset], transforms,
+                              align_size)
     try:
-        crops = pp.align_keyframes(images, cfg.flow_size, tracker_config)
+        crops = [pp._resize(c, cfg.flow_size) for c in recorded] if recorded is not None \
+            else pp.align_keyframes(images, cfg.flow_size, tracker_config)
         out.aligned = True
     except Exception as exc:  # noqa: BLE001 - no face in the frames: show them whole
         log.info("alignment failed for event %d: %s", event.id, exc)
@@ -153,9 +186,11 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
                            event.onset, event.apex, event.offset, cfg)
         if used is None:
             raise ValueError(f"the event is too short for a model of {kind.name} inputs")
-        model_crops = crops if used == [event.onset, event.apex, event.offset] else \
-            pp.align_keyframes([read_frame(i).image for i in used], cfg.flow_size,
-                               tracker_config)
+        model_crops = recorded_crops(read_frame, list(used), transforms, align_size)
+        if model_crops is None:
+            model_crops = crops if used == [event.onset, event.apex, event.offset] else \
+                pp.align_keyframes([read_frame(i).image for i in used], cfg.flow_size,
+                                   tracker_config)
         if kind.name == "face":  # one still face: the Grad-CAM goes over that crop
             crops = [crops[0], model_crops[0], crops[2]]
         fps = None

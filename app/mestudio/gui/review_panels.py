@@ -51,6 +51,9 @@ class EventDetailsLoader(QObject):
             thread).
         macro_engine_factory: returns the expression model for macro events, or None
             (called once, in the thread).
+        transforms_fn: an event -> its face's recorded alignment transforms (frame index ->
+            ``(2, 3)`` or None; ``frames.csv`` of the analysis), or None: the crops are then
+            those of live recognition (:func:`~mestudio.event_details.compute_event_details`).
 
     Signals:
         ready(object): an :class:`EventDetails` for the latest request.
@@ -63,8 +66,10 @@ class EventDetailsLoader(QObject):
     def __init__(self, open_source: Callable[[], Any],
                  engine_factory: Callable[[], Any] | None = None,
                  tracker_config: Any = None, parent: QObject | None = None,
-                 macro_engine_factory: Callable[[], Any] | None = None) -> None:
+                 macro_engine_factory: Callable[[], Any] | None = None,
+                 transforms_fn: Callable[[SpotEvent], Any] | None = None) -> None:
         super().__init__(parent)
+        self._transforms_fn = transforms_fn
         self._open_source = open_source
         self._engine_factory = engine_factory
         self._macro_engine_factory = macro_engine_factory
@@ -136,9 +141,11 @@ class EventDetailsLoader(QObject):
                                 macro_engine = self._macro_engine_factory()
                             except Exception as exc:  # noqa: BLE001
                                 log.warning("no expression model for review: %s", exc)
+                    transforms = self._transforms_fn(event) if self._transforms_fn else None
                     details = compute_event_details(source.read, event, engine=engine,
                                                     tracker_config=self._tracker_config,
-                                                    macro_engine=macro_engine)
+                                                    macro_engine=macro_engine,
+                                                    transforms=transforms)
                 except Exception as exc:  # noqa: BLE001 - report, keep serving
                     log.exception("event details failed")
                     with self._cond:

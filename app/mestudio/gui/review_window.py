@@ -546,7 +546,8 @@ class ReviewWindow(QMainWindow):
         path = str(self.path)
         self._details = EventDetailsLoader(lambda: self._open_fn(path), self._engine_factory,
                                            self.config.tracker, parent=self,
-                                           macro_engine_factory=self._macro_engine_factory)
+                                           macro_engine_factory=self._macro_engine_factory,
+                                           transforms_fn=self._recorded_transforms)
         self._details.ready.connect(self._on_details)
         self._details.failed.connect(lambda msg: self.show_message(
             f"event pictures failed: {msg}", error=True))
@@ -868,6 +869,18 @@ class ReviewWindow(QMainWindow):
         self.panel.set_loading(ann)
         if self._details is not None:
             self._details.request(ann.event)
+
+    def _recorded_transforms(self, event: SpotEvent) -> Any:
+        """Frame index -> the alignment transform ``analyze`` recorded for the event's face
+        (``frames.csv``), or None without them: the event panel then cuts the very crops
+        live recognition used, and shows the file's numbers."""
+        sig = self.signals
+        if sig is None:
+            return None
+        face = sig.of_face(event.face_id if sig.faces else None)
+        if face.transforms is None or (sig.faces and face.face_id != event.face_id):
+            return None
+        return face.transform_at
 
     def _plot_events(self, events: list[SpotEvent]) -> list[SpotEvent]:
         """The events shaded on the plot: in an every-face file, those of the face whose
