@@ -342,12 +342,18 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
 
     import psutil
 
+    import shutil
+    import tempfile
+
     out = tmp_path / "out"
+    # the killed process cannot remove its multiprocessing folder (the fork server's socket):
+    # a private, short temporary folder keeps it out of the machine's /tmp
+    private_tmp = tempfile.mkdtemp(prefix="mst-")
     proc = subprocess.Popen([sys.executable, "-m", "mestudio", "analyze",
                              "demo:duration=120,seed=1", "demo:duration=120,seed=2", "--out",
                              str(out), "--workers", "2", "--no-recognition", "--no-progress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": private_tmp})
     main_proc = psutil.Process(proc.pid)
     deadline = time.monotonic() + 90
     family: list[psutil.Process] = []
@@ -364,4 +370,5 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
     gone, alive = psutil.wait_procs(family, timeout=20)
     for p in alive:
         p.kill()
+    shutil.rmtree(private_tmp, ignore_errors=True)
     assert alive == [], [(p.pid, p.cmdline()[:3]) for p in alive]
