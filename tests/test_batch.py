@@ -335,15 +335,14 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
     """kill -9 of ``mestudio analyze --workers 2`` left the fork server, the resource
     tracker and the workers running (issue 22, item 8): they all end by themselves."""
     import os
+    import shutil
     import signal
     import subprocess
     import sys
+    import tempfile
     import time
 
     import psutil
-
-    import shutil
-    import tempfile
 
     out = tmp_path / "out"
     # the killed process cannot remove its multiprocessing folder (the fork server's socket):
