@@ -91,8 +91,8 @@ class Spotter(Protocol):
 
     state: SpotterState
 
-    def update(self, index: int, timestamp_s: float,
-               values: dict[str, float] | None) -> list[SpotEvent]: ...
+    def update(self, index: int, timestamp_s: float, values: dict[str, float] | None,
+               vectors: np.ndarray | None = None) -> list[SpotEvent]: ...
     def finish(self) -> list[SpotEvent]: ...
     def pop_finalized(self) -> list[tuple[int, float, SpotterState]]: ...
     def reset(self) -> None: ...
@@ -396,7 +396,8 @@ class Pipeline:
         if self.spotter is not None and self.signal is not None:
             values = self.signal.update(face, ts)
             t3 = time.perf_counter()
-            emitted = self.spotter.update(frame.index, ts, values)
+            emitted = self.spotter.update(frame.index, ts, values,
+                                          vectors=self.signal.last_vectors)
             t4 = time.perf_counter()
             timings["signal"] = (t3 - t2) * 1e3
             timings["spot"] = (t4 - t3) * 1e3
@@ -451,7 +452,8 @@ class Pipeline:
                 a = time.perf_counter()
                 values = st.signal.update(obs, ts)
                 b = time.perf_counter()
-                new = st.spotter.update(frame.index, ts, values)
+                new = st.spotter.update(frame.index, ts, values,
+                                        vectors=st.signal.last_vectors)
                 t_signal += b - a
                 t_spot += time.perf_counter() - b
                 for ev in new:

@@ -127,7 +127,7 @@ def test_a_planted_broad_expression_after_a_long_noisy_stretch_is_spotted(shared
     sig = compute_signals(_clip_frames(clip), SpotterConfig())
     sp = OnlineSpotter()
     events = []
-    for index, t, values in sig:
+    for index, t, values, _vectors in sig:
         events += sp.update(index, t, values)
     events += sp.finish()
     ev, truth = outside(events, clip.truth()["events"], span)

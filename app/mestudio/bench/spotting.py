@@ -61,7 +61,8 @@ STILL_NOISE = 2.0
 """Sensor noise (grey levels) added to a one-frame still clip."""
 SIZE = (320, 240)
 
-Signals = list[tuple[int, float, dict[str, float] | None]]
+#: ``(frame index, timestamp, ROI magnitudes or None, ROI displacement vectors or None)``
+Signals = list[tuple[int, float, dict[str, float] | None, np.ndarray | None]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +134,10 @@ def compute_signals(frames: Iterator[Any], config: Any) -> Signals:
     for frame in frames:
         face = tracker.update(frame)
         t = float(frame.timestamp_s)
-        out.append((int(frame.index), t, signal.update(face, t)))
+        values = signal.update(face, t)
+        vectors = signal.last_vectors
+        out.append((int(frame.index), t, values,
+                    None if values is None or vectors is None else vectors.copy()))
     return out
 
 
@@ -144,8 +148,8 @@ def replay(signals: Signals, config: Any, spotter_cls: Any = None) -> list[Any]:
         from mestudio.spotting.spotter import OnlineSpotter as spotter_cls
     sp = spotter_cls(config)
     events: list[Any] = []
-    for index, t, values in signals:
-        events += sp.update(index, t, values)
+    for index, t, values, vectors in signals:
+        events += sp.update(index, t, values, vectors=vectors)
     events += sp.finish()
     return events
 

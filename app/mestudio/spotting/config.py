@@ -106,6 +106,13 @@ class SpotterConfig:
             separates two expressions.
         expression_merge_s: activity resuming within this gap continues the expression.
         expression_min_s: each side of a split lasts at least this long.
+        expression_change: an expression also ends where the face's configuration changes
+            without returning to rest (a grin becomes a pout): the ROIs' displacement
+            vectors ``expression_change_s`` after a moment differ from those
+            ``expression_change_s`` before it by this many times the expression's median
+            displacement; 0 = never split this way.
+        expression_change_s: half the time over which that change is measured.
+        expression_change_min_s: each expression cut out this way lasts at least this long.
         rest_window_s: the rest level is a low percentile of the last this many seconds.
         rest_quantile: that percentile (the face rests at least this share of the time).
         still_before_s: a macro movement of the flow-threshold detector that is too small
@@ -153,6 +160,9 @@ class SpotterConfig:
     expression_split: float = 0.7
     expression_merge_s: float = 0.2
     expression_min_s: float = 0.2
+    expression_change: float = 1.5
+    expression_change_s: float = 0.1
+    expression_change_min_s: float = 0.3
     rest_window_s: float = 8.0
     rest_quantile: float = 10.0
     still_before_s: float = 1.0

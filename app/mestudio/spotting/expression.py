@@ -32,7 +32,12 @@ noise of a still face) and finds the rest differently:
    ``expression_offset``; activity resuming within ``expression_merge_s`` continues the
    event; a valley that falls below ``expression_split`` of the smaller of the two peaks
    around it (each side at least ``expression_min_s`` long) ends one expression and starts
-   the next. Each part must be an expression on its own to be emitted.
+   the next. Each part must be an expression on its own to be emitted. An expression is
+   also cut where the face's *configuration* changes without a return to rest (a grin
+   becoming a pout): the ROIs' displacement vectors (``RoiSignal.last_vectors``, passed to
+   :meth:`ExpressionSpotter.update`) ``expression_change_s`` after a moment differ from
+   those before it by ``expression_change`` times the expression's median displacement
+   (:meth:`ExpressionSpotter._configuration_cuts`).
 6. **Micro-expressions** come from :class:`~mestudio.spotting.spotter.OnlineSpotter`
    (unchanged, the detector tuned on planted movements): its ``micro`` events are kept
    unless they fall inside an expression found here; its ``macro`` events are replaced by
@@ -138,6 +143,8 @@ class ExpressionSpotter:
         # at most the last 4096 when nobody pops them (the live window and the kiosk do not)
         self._pending_states: deque[tuple[int, float, SpotterState]] = deque(maxlen=4096)
         self._activity: dict[int, tuple[str, float]] = {}
+        #: frame index -> (timestamp, the ROIs' displacement vectors, flattened)
+        self._vectors: dict[int, tuple[float, np.ndarray]] = {}
         self._e_now = 0.0
         self._reset_person()
 
@@ -161,6 +168,7 @@ class ExpressionSpotter:
         self._finish_segment(close_open=False)
         self.micro.reset()
         self._obs.clear()
+        self._vectors.clear()
         self._last_t = None
         self._reset_person()
         self.state = SpotterState(state="calibrating", activity="calibrating")
@@ -171,10 +179,17 @@ class ExpressionSpotter:
 
     # --------------------------------------------------------------------------- public
     def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
-               ) -> list[SpotEvent]:
+               vectors: np.ndarray | None = None) -> list[SpotEvent]:
         """Feed one frame (see :meth:`OnlineSpotter.update`). This detector reads the micro
-        detector's low-passed samples once they are final (a few frames later)."""
+        detector's low-passed samples once they are final (a few frames later).
+        ``vectors``: the ROIs' displacement vectors (``RoiSignal.last_vectors``), with
+        which an expression is split where the face's configuration changes."""
         self._index_now = int(index)
+        if vectors is not None and signal is not None:
+            self._vectors[int(index)] = (float(timestamp_s),
+                                        np.asarray(vectors, np.float64).reshape(-1))
+            while len(self._vectors) > 4096:  # bounded: longer than any event
+                del self._vectors[next(iter(self._vectors))]
         micro = self.micro.update(index, timestamp_s, signal)
         out = self._take_final()
         if signal is None:
@@ -392,14 +407,65 @@ class ExpressionSpotter:
 
     def _emit(self, start_n: int, end_n: int, index_now: int) -> list[SpotEvent]:
         """The stretch of samples ``start_n..end_n`` as an event (none when it never rose
-        to an expression or is too short)."""
-        cfg = self.config
+        to an expression or is too short), or as several where the face's configuration
+        changes (:meth:`_configuration_cuts`)."""
         onset, offset = self._obs_n(start_n), self._obs_n(end_n)
         if onset is None or offset is None or offset.index <= onset.index:
             return []
         span = list(self._span(start_n, end_n))
         if not span or max(q.e for q in span) <= 1.0:
             return []
+        cuts = self._configuration_cuts(span)
+        if not cuts:
+            return self._emit_one(span, index_now)
+        out: list[SpotEvent] = []
+        bounds = [0, *cuts, len(span)]
+        for a, b in itertools.pairwise(bounds):
+            out += self._emit_one(span[a:b], index_now, kind="macro")
+        return out
+
+    def _configuration_cuts(self, span: list[_Obs]) -> list[int]:
+        """Where, inside one expression, the face goes from one configuration to the next
+        without returning to rest: positions ``k`` of ``span`` where the ROIs' displacement
+        vectors (median of 5 frames) ``expression_change_s`` after ``k`` differ from those
+        ``expression_change_s`` before it by more than ``expression_change`` times the
+        expression's median displacement; the largest changes first, each piece at least
+        ``expression_change_min_s`` long. None without the vectors of every sample."""
+        cfg = self.config
+        if cfg.expression_change <= 0 or len(span) < 4:
+            return []
+        got = [self._vectors.get(q.index) for q in span]
+        if any(g is None for g in got):
+            return []
+        times = np.array([q.t for q in span])
+        vec = np.stack([g[1] for g in got if g is not None])
+        k5 = [np.median(vec[max(0, i - 2):i + 3], axis=0) for i in range(len(vec))]
+        v = np.stack(k5)
+        ref = float(np.median(np.linalg.norm(v, axis=1)))
+        if ref <= 1e-6:
+            return []
+        w, least = cfg.expression_change_s, cfg.expression_change_min_s - 1e-9
+        change = np.zeros(len(v))
+        for i in range(len(v)):
+            lo = int(np.searchsorted(times, times[i] - w - 1e-9))
+            hi = int(np.searchsorted(times, times[i] + w + 1e-9)) - 1
+            if lo < i < hi:
+                change[i] = float(np.linalg.norm(v[hi] - v[lo])) / ref
+        cuts: list[int] = []
+        for i in np.argsort(-change, kind="stable"):
+            if change[i] < cfg.expression_change:
+                break
+            if times[i] - times[0] < least or times[-1] - times[i - 1] < least:
+                continue
+            if all(abs(times[i] - times[j]) >= least for j in cuts):
+                cuts.append(int(i))
+        return sorted(cuts)
+
+    def _emit_one(self, span: list[_Obs], index_now: int,
+                  kind: str | None = None) -> list[SpotEvent]:
+        """One event of the samples ``span`` (``kind`` None: by its duration)."""
+        cfg = self.config
+        onset, offset = span[0], span[-1]
         apex = max(span, key=lambda q: q.s)
         duration = offset.t - onset.t
         if duration < cfg.min_duration_s - 1e-9:
@@ -408,9 +474,11 @@ class ExpressionSpotter:
         part = int(np.argmax(apex.z / self._k)) if apex.z is not None and self._parts else 0
         rois = self._parts[part] if self._parts else np.zeros(0, int)
         names = self._names or ()
+        if kind is None:
+            kind = "micro" if duration <= cfg.micro_max_s + 1e-9 else "macro"
         ev = SpotEvent(onset=onset.index, apex=apex.index, offset=offset.index,
                        onset_s=onset.t, apex_s=apex.t, offset_s=offset.t,
-                       kind="micro" if duration <= cfg.micro_max_s + 1e-9 else "macro",
+                       kind=kind,  # type: ignore[arg-type]
                        roi=names[int(rois[0]) if rois.size else 0] if names else "",
                        peak=float(apex.opened[part]) if apex.opened is not None else 0.0,
                        emitted_index=int(index_now), id=len(self.events))

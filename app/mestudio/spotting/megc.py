@@ -92,10 +92,13 @@ class RecordingSpotter:
         self._spotter = spotter
         self.calls: list[tuple[int, float, dict[str, float] | None]] = []
 
-    def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None) -> Any:
+    def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
+               vectors: Any = None) -> Any:
+        # the magnitudes are recorded, not the vectors: a replay (sweeps) does not split an
+        # expression where the face's configuration changes
         self.calls.append((int(index), float(timestamp_s),
                            None if signal is None else {k: float(v) for k, v in signal.items()}))
-        return self._spotter.update(index, timestamp_s, signal)
+        return self._spotter.update(index, timestamp_s, signal, vectors=vectors)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._spotter, name)

@@ -216,6 +216,11 @@ class RoiSignal:
         self._head_total = np.zeros(4)
         self._centre = (0.0, 0.0)
         self._radius = 0.0
+        #: ``(R, 2)`` mean displacement (dx, dy) of each ROI at the last frame, pixels of a
+        #: 128-px crop, head motion removed (zeros at a new reference; None without a
+        #: face): which way the face moved, where :meth:`update` gives how far. The
+        #: expression spotter tells one configuration of the face from the next with it.
+        self.last_vectors: np.ndarray | None = None
 
     def _scale(self) -> float:
         return SIGNAL_UNIT_PX / float(self.config.signal_size)
@@ -312,6 +317,7 @@ class RoiSignal:
             self.reference_age_s = 0.0
             self._last_raw = np.zeros((s * s, 2), np.float32)
             self._last_head = np.zeros(4)
+            self.last_vectors = np.zeros((len(self.roi_names), 2))
             return {k: 0.0 for k in self.roi_names}
         assert self._ref is not None
         # Method 4's stabilisation: the frame is warped back by the head motion (predicted
@@ -418,17 +424,20 @@ class RoiSignal:
         mag2 = uv[:, 0] ** 2 + uv[:, 1] ** 2
         scale = self._scale()
         out: dict[str, float] = {}
-        for name, (lo, hi) in zip(self.roi_names, self._spans, strict=True):
+        vectors = np.zeros((len(self.roi_names), 2))
+        for r, (name, (lo, hi)) in enumerate(zip(self.roi_names, self._spans, strict=True)):
             n = hi - lo
             if n == 0:
                 out[name] = 0.0
                 continue
+            vectors[r] = uv[lo:hi].mean(0) * scale
             k = max(1, int(round(self.config.top_fraction * n)))
             part = uv[lo:hi]
             if k < n:
                 part = part[np.argpartition(-mag2[lo:hi], k - 1)[:k]]
             m = part.mean(0)
             out[name] = float(math.hypot(m[0], m[1]) * scale)
+        self.last_vectors = vectors
         return out
 
     def _maybe_refresh(self, values: dict[str, float], gray: np.ndarray,

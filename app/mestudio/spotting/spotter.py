@@ -240,7 +240,7 @@ class OnlineSpotter:
 
     # --------------------------------------------------------------------------- public
     def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
-               ) -> list[SpotEvent]:
+               vectors: np.ndarray | None = None) -> list[SpotEvent]:
         """Feed one frame.
 
         Args:
@@ -249,6 +249,8 @@ class OnlineSpotter:
                 a jump longer than ``gap_break_s`` restarts the signal).
             signal: per-ROI motion from :class:`~mestudio.spotting.signal.RoiSignal`
                 (pixels), or None when no face is tracked in this frame.
+            vectors: the ROIs' displacement vectors (``RoiSignal.last_vectors``); this
+                detector does not use them (the expression spotter does).
 
         Returns:
             the events decided at this frame (usually none), each with ``emitted_index`` =
