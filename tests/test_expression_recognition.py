@@ -143,3 +143,13 @@ def test_review_names_a_macro_event_with_the_expression_model(
     assert pred is not None and pred.source == "expression" and pred.label == "happy"
     assert set(details.cams) == {"face"} and details.cams["face"].ndim == 3
     assert any("not a felt emotion" in n for n in details.notes)
+
+
+def test_a_missing_macro_model_is_one_line_and_exit_2(video_dir: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    out = tmp_path / "out"
+    code = main(["analyze", str(video_dir / "single_face.mp4"), "--out", str(out),
+                 "--no-progress", "--macro-model", str(tmp_path / "nothing.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--macro-model" in err[0] and "or off" in err[0]
+    assert not out.exists()

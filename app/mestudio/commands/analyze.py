@@ -208,6 +208,23 @@ def _check_model_path(path: Path | None) -> None:
                              "`mestudio export`, or leave --model out for the shipped model")
 
 
+def check_macro_model(value: str | None) -> str | None:
+    """``--macro-model``: ``off``, or a file that exists (a missing *default* expression
+    model is a degraded mode, a missing named one an error); the value to store."""
+    from mestudio.errors import ModelFileError
+
+    if value is None:
+        return None
+    choice = str(value).strip()
+    if choice.lower() == "off":
+        return "off"
+    p = Path(choice).expanduser()
+    if not p.is_file():
+        raise ModelFileError(f"--macro-model {value} is not a file; give the .onnx that "
+                             "`mestudio models fetch fer-expression` builds, or off")
+    return str(p)
+
+
 def run(args: argparse.Namespace) -> int:
     with StopRequest() as stop:
         return _run(args, stop)
@@ -235,10 +252,9 @@ def _settings(args: argparse.Namespace) -> tuple[Any, bool]:
     if args.model is not None:
         cfg.recognition.model = str(args.model.expanduser())
         cfg.recognition.enabled = True
-    if args.macro_model is not None:
-        choice = str(args.macro_model).strip()
-        cfg.recognition.macro_model = choice if choice.lower() == "off" else \
-            str(Path(choice).expanduser())
+    macro = check_macro_model(args.macro_model)
+    if macro is not None:
+        cfg.recognition.macro_model = macro
     return cfg, recognition
 
 

@@ -303,8 +303,11 @@ def _run_annotations(args: argparse.Namespace) -> int:
     out = Path(os.path.abspath((args.out or Path("spot-eval-annotated")).expanduser()))
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
-    if args.macro_model is not None:
-        cfg.recognition.macro_model = str(args.macro_model)
+    from mestudio.commands.analyze import check_macro_model
+
+    macro = check_macro_model(args.macro_model)
+    if macro is not None:
+        cfg.recognition.macro_model = macro
     labels = not args.no_labels
     inputs = [str(an.clip_path(root, c)) for c in clips]
     jobs = make_jobs(inputs, out, cfg, recognition=labels, max_frames=args.max_frames,
