@@ -228,28 +228,33 @@ def test_memory_is_bounded_when_nobody_pops_the_states():
     assert len(spotter._obs) < 1000
 
 
-def _held_expressions(change_at: float | None, seconds: float = 3.0) -> list[SpotEvent]:
-    """A face at rest for 2 s, then one held mouth-and-cheek displacement of ``seconds``
-    (the same magnitude throughout); at ``change_at`` s into it the displacement turns to
-    another direction (a grin becomes a pout) without going back to rest. Returns the
-    expression spotter's events."""
+def _held_calls(change_at: float | None, seconds: float = 3.0) -> list:
+    """Spotter calls ``(index, t, magnitudes, vectors)``: a face at rest for 2 s, then one
+    held mouth-and-cheek displacement of ``seconds`` (the same magnitude throughout); at
+    ``change_at`` s into it the mouth corners are pulled in instead of out (a grin becomes a
+    pout) without going back to rest."""
     import math
 
     names = ("brow_left", "brow_right", "nose_left", "nose_right", "mouth_left", "mouth_right")
-    spotter = ExpressionSpotter(SpotterConfig())
     fps, rest = 30.0, 60
-    n = rest + int(seconds * fps) + 60
-    events: list[SpotEvent] = []
-    for i in range(n):
-        t = i / fps
+    calls = []
+    for i in range(rest + int(seconds * fps) + 60):
         s = (i - rest) / fps
         on = 0.0 if s < 0 or s > seconds else min(1.0, s / 0.2, (seconds - s) / 0.2)
-        turned = change_at is not None and s >= change_at
-        angle = math.pi if turned else 0.0  # the corners pulled in, not out
+        angle = math.pi if change_at is not None and s >= change_at else 0.0
         vec = np.zeros((6, 2))
         for r, mag in ((2, 4.0), (3, 4.0), (4, 9.0), (5, 9.0)):  # cheeks and mouth corners
             vec[r] = mag * on * np.array([math.cos(angle + r), math.sin(angle + r)])
         values = {name: float(np.hypot(*vec[r])) + 0.1 for r, name in enumerate(names)}
+        calls.append((i, i / fps, values, vec))
+    return calls
+
+
+def _held_expressions(change_at: float | None, seconds: float = 3.0) -> list[SpotEvent]:
+    """The expression spotter's events for :func:`_held_calls`."""
+    spotter = ExpressionSpotter(SpotterConfig())
+    events: list[SpotEvent] = []
+    for i, t, values, vec in _held_calls(change_at, seconds):
         events += spotter.update(i, t, values, vectors=vec)
     return events + spotter.finish()
 
@@ -264,3 +269,18 @@ def test_one_held_expression_is_one_event_and_a_change_of_configuration_is_two()
     assert len(changed) == 2, changed
     cut = changed[1].onset - 60  # frames into the expression
     assert abs(cut - 45) <= 4 and changed[0].offset == changed[1].onset - 1
+
+
+def test_recorded_spotter_inputs_replay_the_configuration_cut(tmp_path):
+    """``spot-eval --dataset --sweep`` replays the recorded spotter inputs: the vectors are
+    recorded too, so a replay cuts an expression where the live run did."""
+    from mestudio.spotting.megc import load_spotter_inputs, replay_spotter, save_spotter_inputs
+
+    calls = _held_calls(1.5)
+    save_spotter_inputs(tmp_path / "inputs.npz", calls)
+    loaded = load_spotter_inputs(tmp_path / "inputs.npz")
+    assert np.allclose(loaded[100][3], calls[100][3])
+    live = [(e.onset, e.offset) for e in _held_expressions(1.5) if e.kind == "macro"]
+    replayed = [(e.onset, e.offset) for e in replay_spotter(loaded, SpotterConfig())
+                if e.kind == "macro"]
+    assert replayed == live and len(live) == 2

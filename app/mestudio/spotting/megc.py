@@ -90,68 +90,81 @@ class RecordingSpotter:
 
     def __init__(self, spotter: Any) -> None:
         self._spotter = spotter
-        self.calls: list[tuple[int, float, dict[str, float] | None]] = []
+        self.calls: list[Call] = []
 
     def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
                vectors: Any = None) -> Any:
-        # the magnitudes are recorded, not the vectors: a replay (sweeps) does not split an
-        # expression where the face's configuration changes
         self.calls.append((int(index), float(timestamp_s),
-                           None if signal is None else {k: float(v) for k, v in signal.items()}))
+                           None if signal is None else {k: float(v) for k, v in signal.items()},
+                           None if vectors is None or signal is None
+                           else np.array(vectors, np.float64)))
         return self._spotter.update(index, timestamp_s, signal, vectors=vectors)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._spotter, name)
 
 
-def save_spotter_inputs(path: Path, calls: Sequence[tuple[int, float, dict[str, float] | None]]
-                        ) -> None:
+#: One recorded spotter call: frame index, timestamp, ROI magnitudes (None: no face) and
+#: the ROIs' displacement vectors ``(R, 2)`` (None: not recorded).
+Call = tuple[int, float, "dict[str, float] | None", "np.ndarray | None"]
+
+
+def save_spotter_inputs(path: Path, calls: Sequence[Call]) -> None:
     """Write the recorded calls to ``path`` (npz, atomically): ``index`` (N,) int64,
     ``timestamp`` (N,) float64, ``signal`` (N, R) float64 (NaN = key absent), ``face`` (N,)
-    bool (False = ``signal`` None), ``rois`` (R,) names in first-seen order."""
+    bool (False = ``signal`` None), ``rois`` (R,) names in first-seen order, ``vectors``
+    (N, V, 2) float64 (NaN = not recorded; V the vectors' rows, in the signal's ROI order)."""
     from mestudio.fsutil import atomic_path
 
     rois: list[str] = []
-    for _, _, sig in calls:
+    for _, _, sig, _ in calls:
         for k in sig or {}:
             if k not in rois:
                 rois.append(k)
     values = np.full((len(calls), len(rois)), np.nan, dtype=np.float64)
     col = {k: j for j, k in enumerate(rois)}
-    for i, (_, _, sig) in enumerate(calls):
+    rows = max((len(c[3]) for c in calls if c[3] is not None), default=0)
+    vectors = np.full((len(calls), rows, 2), np.nan, dtype=np.float64)
+    for i, (_, _, sig, vec) in enumerate(calls):
         for k, v in (sig or {}).items():
             values[i, col[k]] = v
+        if vec is not None and len(vec) == rows:
+            vectors[i] = np.asarray(vec, np.float64).reshape(rows, 2)
     with atomic_path(path, keep_suffix=True) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, index=np.array([c[0] for c in calls], dtype=np.int64),
                      timestamp=np.array([c[1] for c in calls], dtype=np.float64),
                      signal=values, face=np.array([c[2] is not None for c in calls], bool),
-                     rois=np.array(rois, dtype=str))
+                     rois=np.array(rois, dtype=str), vectors=vectors)
 
 
-def load_spotter_inputs(path: Path) -> list[tuple[int, float, dict[str, float] | None]]:
-    """The calls written by :func:`save_spotter_inputs`, as they were made."""
+def load_spotter_inputs(path: Path) -> list[Call]:
+    """The calls written by :func:`save_spotter_inputs`, as they were made (files of
+    earlier versions have no vectors: None)."""
     with np.load(path) as z:
         rois = [str(r) for r in z["rois"]]
-        out: list[tuple[int, float, dict[str, float] | None]] = []
-        for i, t, row, face in zip(z["index"], z["timestamp"], z["signal"], z["face"],
-                                   strict=True):
+        vectors = z["vectors"] if "vectors" in z.files else None
+        out: list[Call] = []
+        for n, (i, t, row, face) in enumerate(zip(z["index"], z["timestamp"], z["signal"],
+                                                  z["face"], strict=True)):
             sig = ({k: float(v) for k, v in zip(rois, row, strict=True) if not math.isnan(v)}
                    if face else None)
-            out.append((int(i), float(t), sig))
+            vec = None
+            if vectors is not None and vectors.shape[1] and np.isfinite(vectors[n]).all():
+                vec = np.array(vectors[n])
+            out.append((int(i), float(t), sig, vec))
     return out
 
 
-def replay_spotter(calls: Sequence[tuple[int, float, dict[str, float] | None]],
-                   config: Any) -> list[Any]:
-    """The events a fresh :class:`OnlineSpotter` with ``config`` (a SpotterConfig) emits for
-    the recorded calls, ``finish()`` included, in emission order."""
+def replay_spotter(calls: Sequence[Call], config: Any) -> list[Any]:
+    """The events a fresh spotter with ``config`` (a SpotterConfig) emits for the recorded
+    calls, ``finish()`` included, in emission order."""
     from mestudio.spotting.config import make_spotter
 
     spotter = make_spotter(config)
     events: list[Any] = []
-    for index, t, sig in calls:
-        events += spotter.update(index, t, sig)
+    for index, t, sig, vec in calls:
+        events += spotter.update(index, t, sig, vectors=vec)
     events += spotter.finish()
     return events
 
