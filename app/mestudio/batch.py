@@ -699,14 +699,13 @@ def resolve_models(config: Any) -> Any:
     """``config`` with ``recognition.model`` and ``recognition.macro_model`` set to the files
     in use: the default model when none is named, the expression model when found (else
     ``"off"``). Named files are kept as they are (the worker reports a missing one)."""
-    from mestudio.inference.engine import EXPRESSION_MODEL_NAME, default_model_path
-    from mestudio.modelfiles import find_model
+    from mestudio.inference.engine import default_model_path, expression_model_path
 
     rc = config.recognition
     model = rc.model or str(default_model_path() or "")
     macro = str(rc.macro_model or "").strip()
     if rc.macro and not macro:
-        found = find_model(EXPRESSION_MODEL_NAME)
+        found = expression_model_path(rc)
         macro = str(found) if found is not None else "off"
     return dataclasses.replace(config, recognition=dataclasses.replace(
         rc, model=model, macro_model=macro))

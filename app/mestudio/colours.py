@@ -17,11 +17,11 @@ EMOTION_COLOURS = {
     "others": "#9aa3b2",
     "positive": "#f7c948",
     "negative": "#ff6b6b",
-    # the expression model's class names (FER2013)
-    "happy": "#f7c948",
-    "sad": "#7f8cff",
-    "angry": "#ff6b6b",
 }
+#: The expression model's class names (FER2013 adjectives) -> the emotion nouns every table
+#: here is keyed by: one place, so colours, visitor words and moods cannot drift apart.
+EMOTION_ALIASES = {"happy": "happiness", "sad": "sadness", "angry": "anger"}
+EMOTION_COLOURS.update({alias: EMOTION_COLOURS[noun] for alias, noun in EMOTION_ALIASES.items()})
 DEFAULT_EMOTION_COLOUR = "#9aa3b2"
 
 

@@ -85,18 +85,26 @@ def recorded_crops(read_frame: Callable[[int], Frame], frames: list[int],
     """The aligned crops of ``frames`` cut with the transforms the analysis recorded
     (``frames.csv``'s ``align_m*`` columns: exactly the crops live recognition and
     ``analyze`` used), or None when one of them has no recorded transform."""
-    import cv2
+    from mestudio.face.align import cut_crop
 
     if transforms is None:
         return None
-    out = []
-    for i in frames:
-        m = transforms(i)
-        if m is None:
-            return None
-        out.append(cv2.warpAffine(read_frame(i).image, np.asarray(m, np.float64), (size, size),
-                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-    return out
+    found = [transforms(i) for i in frames]
+    if any(m is None for m in found):
+        return None
+    return [cut_crop(read_frame(i).image, m, size) for i, m in zip(frames, found, strict=True)]
+
+
+def _read_once(read_frame: Callable[[int], Frame]) -> Callable[[int], Frame]:
+    """``read_frame`` that decodes each frame once (a seek in a video is not free)."""
+    seen: dict[int, Frame] = {}
+
+    def read(i: int) -> Frame:
+        if i not in seen:
+            seen[i] = read_frame(i)
+        return seen[i]
+
+    return read
 
 
 def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
@@ -121,6 +129,7 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
     """
     out = EventDetails(event=event, prediction=event.prediction)
     keys = ("onset", "apex", "offset")
+    read_frame = _read_once(read_frame)  # the key frames are used again below
     frames = [read_frame(i) for i in (event.onset, event.apex, event.offset)]
     for f, i in zip(frames, (event.onset, event.apex, event.offset), strict=False):
         if f.index != i:  # the source must be frame-exact; say so if not
@@ -177,8 +186,8 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
         return out
     try:
         # The model's input kind picks the frames and makes the inputs, as in live
-        # recognition (mestudio.preprocess.InputKind); the frames are aligned like the key
-        # frames above (the transform of the onset frame).
+        # recognition (mestudio.preprocess.InputKind); its crops are the recorded ones of the
+        # analysis when there are, else aligned like the key frames above.
         kind = pp.input_kind(str(getattr(engine, "input_kind", pp.DEFAULT_INPUT_KIND)))
         if engine is macro_engine:
             cfg = pp.PreprocessConfig.from_metadata(engine.preprocess_config)

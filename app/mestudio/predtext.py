@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mestudio.colours import EMOTION_ALIASES
 from mestudio.types import Prediction
 
 #: What an uncertain prediction shows instead of an emotion.
@@ -40,9 +41,7 @@ EXPRESSION_NOTE = ("named by the expression model (trained on FER2013 photos of 
                    "it names the facial expression, not a felt emotion")
 
 #: How the expression model's class names read (nouns, like the micro-expression classes).
-EXPRESSION_WORDS = {"happy": "happiness", "sad": "sadness", "angry": "anger",
-                    "surprise": "surprise", "fear": "fear", "disgust": "disgust",
-                    "neutral": "neutral"}
+EXPRESSION_WORDS = EMOTION_ALIASES  # the others (surprise, fear, ...) are nouns already
 
 #: The caption of a macro event without a prediction.
 MACRO_NO_EMOTION = "macro · no emotion"
@@ -60,12 +59,24 @@ def is_expression(pred: Prediction | None) -> bool:
     return pred is not None and getattr(pred, "source", "micro") == "expression"
 
 
+def emotion_words(emotion: str | None, kind: str = "micro", source: str = "micro") -> str:
+    """How an event's emotion reads, from what the files and windows keep of it: the
+    class ``emotion`` (None: uncertain) of an event of ``kind`` named by ``source``
+    (``"micro"`` or ``"expression"``, :attr:`Prediction.source`). ``"happiness (expression
+    model)"``, ``"happiness (macro)"``, ``"positive"``; uncertain: ``"macro-expression (no
+    clear expression)"``, ``"macro-expression (uncertain)"``, :data:`UNCERTAIN_TEXT`."""
+    if source == "expression":
+        return "macro-expression (no clear expression)" if emotion is None else \
+            EXPRESSION_WORDS.get(emotion, emotion) + EXPRESSION_SUFFIX
+    if emotion is None:
+        return "macro-expression (uncertain)" if kind == "macro" else UNCERTAIN_TEXT
+    return emotion + kind_suffix(kind)
+
+
 def uncertain_text(kind: str = "micro", pred: Prediction | None = None) -> str:
     """:data:`UNCERTAIN_TEXT`, ``"macro-expression (uncertain)"`` for a macro event, or
     ``"macro-expression (no clear expression)"`` when the expression model saw none."""
-    if is_expression(pred):
-        return "macro-expression (no clear expression)"
-    return "macro-expression (uncertain)" if kind == "macro" else UNCERTAIN_TEXT
+    return emotion_words(None, kind, "expression" if is_expression(pred) else "micro")
 
 
 def label_text(pred: Prediction) -> str:
@@ -74,11 +85,9 @@ def label_text(pred: Prediction) -> str:
     return EXPRESSION_WORDS.get(pred.label, pred.label) if is_expression(pred) else pred.label
 
 
-def kind_suffix(kind: str = "micro", pred: Prediction | None = None) -> str:
-    """:data:`EXPRESSION_SUFFIX` for an expression-model prediction, :data:`MACRO_SUFFIX`
-    for another macro event, ``""`` otherwise."""
-    if is_expression(pred):
-        return EXPRESSION_SUFFIX
+def kind_suffix(kind: str = "micro") -> str:
+    """:data:`MACRO_SUFFIX` for a macro event, ``""`` otherwise (a micro-expression
+    model's prediction; the expression model's reads :data:`EXPRESSION_SUFFIX`)."""
     return MACRO_SUFFIX if kind == "macro" else ""
 
 
@@ -92,9 +101,7 @@ def emotion_text(pred: Prediction, kind: str = "micro") -> str:
     """The emotion (``"happiness"``, a macro event's ``"happiness (macro)"`` or
     ``"happiness (expression model)"``), or :func:`uncertain_text` for an uncertain
     prediction."""
-    if pred.emotion is None:
-        return uncertain_text(kind, pred)
-    return label_text(pred) + kind_suffix(kind, pred)
+    return emotion_words(pred.emotion, kind, pred.source)
 
 
 def named_by_text(pred: Prediction, kind: str = "micro") -> str:

@@ -233,8 +233,8 @@ class _Job:
     event: SpotEvent
     crops: list[np.ndarray]
     submitted_at: float
+    route: _Route          # the model that recognises it
     fps: float = 30.0  # rate of the chosen crops (models that magnify need it)
-    route: _Route | None = None
 
 
 @dataclass
@@ -326,12 +326,10 @@ class Recognizer:
         self.engine = engine
         self.input_kind = str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND))
         self._main = _route(engine, inputs_fn)
-        self._kind, self._cfg = self._main.kind, self._main.cfg
         #: The expression model's route (macro events), or None: macro events go to
         #: ``engine`` when it allows them.
         self._macro: _Route | None = _route(macro_engine, None) \
             if macro and macro_engine is not None else None
-        self.macro_engine = macro_engine if self._macro is not None else None
         self.max_pending = max(1, int(max_pending))
         self.max_batch = max(1, int(max_batch))
         self.with_cam = with_cam
@@ -418,7 +416,7 @@ class Recognizer:
                         "in its interval" if oldest is None or oldest <= event.onset
                         else f"(buffer starts at frame {oldest})")
             return False
-        job = _Job(event, crops, time.perf_counter(), route=route)
+        job = _Job(event, crops, time.perf_counter(), route)
         if route.cfg.evm:  # magnification works in Hz: the rate of the chosen crops
             chosen = route.kind.select([(i, i) for i, _ in available], event.onset,
                                        event.apex, event.offset, route.cfg) or []
@@ -518,9 +516,8 @@ class Recognizer:
             preds: list[Prediction] | None = None
             error = ""
             try:
-                use = route or self._main
-                inputs = use.make([job.crops for job in batch], [job.fps for job in batch])
-                preds = list(use.engine.predict(inputs, cam=self.with_cam))
+                inputs = route.make([job.crops for job in batch], [job.fps for job in batch])
+                preds = list(route.engine.predict(inputs, cam=self.with_cam))
                 if len(preds) != len(batch):
                     raise RuntimeError(f"the engine returned {len(preds)} predictions for "
                                        f"{len(batch)} events")

@@ -357,16 +357,20 @@ def test_main_window_at_800x600_keeps_every_tool_and_column(qtbot, make_window, 
     qtbot.waitUntil(lambda: not window.toolBarBreak(window.view_toolbar), timeout=3000)
 
 
+def _shown(qtbot, widget, width: int, height: int):
+    """``widget`` at ``width`` x ``height``, shown."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
 def _shown_plot(qtbot):
     """A 700x220 signal plot, shown."""
     from mestudio.gui.widgets.signal_plot import SignalPlot
 
-    plot = SignalPlot()
-    qtbot.addWidget(plot)
-    plot.resize(700, 220)
-    plot.show()
-    qtbot.waitExposed(plot)
-    return plot
+    return _shown(qtbot, SignalPlot(), 700, 220)
 
 
 def test_plot_legend_and_event_labels_leave_the_curves_free(qtbot):
@@ -416,12 +420,7 @@ def _shown_view(qtbot):
     """An 800x600 video view, shown."""
     from mestudio.gui.widgets.video_view import VideoView
 
-    view = VideoView()
-    qtbot.addWidget(view)
-    view.resize(800, 600)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
+    return _shown(qtbot, VideoView(), 800, 600)
 
 
 def test_gradcam_inset_leaves_the_face_and_its_tag_visible(qtbot):

@@ -374,11 +374,10 @@ def _apex_labels(rows: list[Any], root: Path, cfg: Any) -> list[Any]:
     live crops: the face found on that frame); rows unchanged without an expression model."""
     import dataclasses as dc
 
-    import cv2
-
+    from mestudio.capture import open_source
     from mestudio.errors import MestudioError
     from mestudio.inference.engine import expression_engine_from_config
-    from mestudio.preprocess import FACE, PreprocessConfig, align_keyframes
+    from mestudio.preprocess import FACE, PreprocessConfig, align_keyframes, model_inputs
     from mestudio.spotting import annotated as an
 
     try:
@@ -391,23 +390,25 @@ def _apex_labels(rows: list[Any], root: Path, cfg: Any) -> list[Any]:
         return rows
     pre = PreprocessConfig.from_metadata(engine.preprocess_config)
     out = []
-    for r in rows:
-        cap = cv2.VideoCapture(str(an.clip_path(root, r.clip)))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, r.apex)
-        ok, frame = cap.read()
-        cap.release()
-        try:
-            if not ok:
-                raise MestudioError(f"frame {r.apex} cannot be read")
-            crop = align_keyframes([frame], cfg.tracker.align_size, cfg.tracker)[0]
-        except (MestudioError, ValueError) as exc:
-            print(f"{r.clip} frame {r.apex}: no apex label ({exc})")
-            out.append(r)
-            continue
-        pred = engine.predict(FACE.make_inputs([[crop]], pre), cam=False)[0]
-        out.append(dc.replace(r, apex_raw=pred.label,
-                              apex_label=None if pred.emotion is None else
-                              an.three_class(pred.label)))
+    sources: dict[str, Any] = {}  # one frame-exact source per clip
+    try:
+        for r in rows:
+            try:
+                if r.clip not in sources:
+                    sources[r.clip] = open_source(str(an.clip_path(root, r.clip)))
+                frame = sources[r.clip].read(r.apex).image
+                crop = align_keyframes([frame], cfg.tracker.align_size, cfg.tracker)[0]
+            except (MestudioError, ValueError) as exc:
+                print(f"{r.clip} frame {r.apex}: no apex label ({exc})")
+                out.append(r)
+                continue
+            pred = engine.predict(model_inputs(FACE, [[crop]], pre), cam=False)[0]
+            out.append(dc.replace(r, apex_raw=pred.label,
+                                  apex_label=None if pred.emotion is None else
+                                  an.three_class(pred.label)))
+    finally:
+        for src in sources.values():
+            src.close()
     engine.close()
     return out
 

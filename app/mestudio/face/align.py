@@ -148,8 +148,6 @@ def align_face(image: np.ndarray, observation_or_points: FaceObservation | Mappi
     Raises:
         ValueError: an observation without a face.
     """
-    import cv2
-
     cfg = config or TrackerConfig()
     pts: Mapping[str, tuple[float, float]] | np.ndarray
     if isinstance(observation_or_points, FaceObservation):
@@ -165,9 +163,17 @@ def align_face(image: np.ndarray, observation_or_points: FaceObservation | Mappi
     else:
         pts = observation_or_points
     m = alignment_transform(pts, size, cfg)
-    crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return crop, m
+    return cut_crop(image, m, size), m
+
+
+def cut_crop(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+    """The aligned crop of side ``size`` that ``transform`` (frame pixels -> crop pixels,
+    ``(2, 3)``) cuts out of ``image``: how the tracker, :func:`align_face` and review (with
+    the transforms ``frames.csv`` recorded) all make one."""
+    import cv2
+
+    return cv2.warpAffine(image, np.asarray(transform, np.float64), (size, size),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 #: Eye patch of the blink appearance check: (width, height) in inter-ocular distances.

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mestudio.face.align import BlinkHold, alignment_transform, transform_points
+from mestudio.face.align import BlinkHold, alignment_transform, cut_crop, transform_points
 from mestudio.face.config import TrackerConfig
 from mestudio.face.detect import YUNET_POINTS, Detection, _Detector, create_detector, iou
 from mestudio.face.landmarks import LbfLandmarker, create_landmarker
@@ -423,8 +423,6 @@ class FaceTracker:
 
     # ---------------------------------------------------------------- output
     def _observe(self, image: np.ndarray, t: float) -> FaceObservation:
-        import cv2
-
         cfg = self.config
         tr = self._track
         assert tr is not None and tr.filter is not None
@@ -482,8 +480,7 @@ class FaceTracker:
             eyes = np.array([named["left_eye"], named["right_eye"]]
                             + ([named["nose"]] if "nose" in named else []))
         m = alignment_transform(eyes, cfg.align_size, cfg)
-        crop = cv2.warpAffine(image, m, (cfg.align_size, cfg.align_size),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = cut_crop(image, m, cfg.align_size)
         self.timings_ms["align"] += (time.perf_counter() - t0) * 1e3
         confidence = tr.det_score * float(np.clip(tr.quality, 0.0, 1.0))
         if tr.misses:

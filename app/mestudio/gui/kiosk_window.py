@@ -25,6 +25,7 @@ from PySide6.QtGui import QColor, QKeySequence, QPainter, QPainterPath, QPen, QS
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from mestudio.analytics.session import KioskSession, KioskStatus
+from mestudio.colours import EMOTION_ALIASES
 from mestudio.config import AppConfig
 from mestudio.errors import MestudioError
 from mestudio.gui.widgets import plain_label, plain_tooltip
@@ -50,9 +51,7 @@ FALLBACK_NOTICE = (
 MOODS = {"happiness": "happy", "positive": "happy", "surprise": "surprised",
          "fear": "surprised", "disgust": "disgusted", "contempt": "disgusted",
          "anger": "angry", "sadness": "sad", "negative": "sad", "repression": "neutral",
-         "others": "neutral",
-         # the expression model's classes (FER2013)
-         "happy": "happy", "sad": "sad", "angry": "angry"}
+         "others": "neutral"}
 
 
 def load_notice() -> str:
@@ -83,11 +82,11 @@ VISITOR_WORDS = {
     "fear": ("A flash of fear!", "You looked afraid"),
     "contempt": ("A flash of contempt!", "A look of contempt"),
     "repression": ("A held-back expression!", "A held-back expression"),
-    # the expression model's classes (FER2013), which name macro expressions
-    "happy": ("A fleeting smile!", "You smiled"),
-    "sad": ("A flash of sadness!", "You looked sad"),
-    "angry": ("A flash of anger!", "You looked cross"),
 }
+# the expression model's classes (FER2013 adjectives) read as the nouns above
+for _alias, _noun in EMOTION_ALIASES.items():
+    MOODS[_alias] = MOODS[_noun]
+    VISITOR_WORDS[_alias] = VISITOR_WORDS[_noun]
 #: Said with every guess on the visitor screen.
 VISITOR_CAVEAT = "Computers often get this wrong."
 #: The kiosk's staff key: shows the model's numbers under the visitor text.

@@ -743,7 +743,7 @@ class ReviewWindow(QMainWindow):
                               "seeking in this file is not exact", error=True)
         self.index = i
         self.current_frame = frame
-        self.video.set_frame(frame.image, faces=self._faces_at(i), selected=self._shown_face())
+        self._draw_frame(frame.image, i)
         self.timeline.set_cursor(i)
         self.plot.set_cursor(frame.timestamp_s)
         self._update_position()
@@ -862,13 +862,16 @@ class ReviewWindow(QMainWindow):
             self.plot_face = ann.event.face_id  # the plot follows the event's face
             self._show_signals()
             if self.current_frame is not None and not jump:
-                self.video.set_frame(self.current_frame.image, faces=self._faces_at(self.index),
-                                     selected=self._shown_face())
+                self._draw_frame(self.current_frame.image, self.index)
         if jump:
             self.go_to(ann.onset)
         self.panel.set_loading(ann)
         if self._details is not None:
             self._details.request(ann.event)
+
+    def _draw_frame(self, image: np.ndarray, i: int) -> None:
+        """Show frame ``i`` with the faces of an every-face file marked."""
+        self.video.set_frame(image, faces=self._faces_at(i), selected=self._shown_face())
 
     def _recorded_transforms(self, event: SpotEvent) -> Any:
         """Frame index -> the alignment transform ``analyze`` recorded for the event's face
@@ -929,8 +932,8 @@ class ReviewWindow(QMainWindow):
             ann = self.doc.get(ann.id)
         elif stored is not None and details.prediction is not None:
             # An event as spotted and recognised (live, analyze): the panel shows the numbers
-            # of the file and the table, not those of review's own re-alignment; the
-            # Grad-CAM pictures come from that re-alignment, and say so when it differs.
+            # of the file and the table. Without recorded alignments (older files) review
+            # aligned the frames itself: its Grad-CAM then says so when it reads otherwise.
             if details.prediction.label != stored.label:
                 details.notes.append(
                     "Grad-CAM of review's own alignment of the frames, which the model "

