@@ -32,7 +32,7 @@ DOWNLOADS := $(VENV)/downloads
 # Re-install only when the dependency list or the torch spec changes.
 $(STAMP): pyproject.toml $(TORCH_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster,train]"
 	$(MAKE) --no-print-directory models
 	touch $(STAMP)
 

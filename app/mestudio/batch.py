@@ -861,12 +861,12 @@ def _request_stop(stop_file: Path) -> None:
 
 
 #: What a worker needs before its first frame; the fork server imports it once for all of
-#: them (torch is added when recognition is on: about a second of CPU per process).
+#: them. No torch: model inputs are made with ONNX Runtime (:mod:`mestudio.flow.graph`).
 WORKER_PRELOAD = ("numpy", "cv2", "onnxruntime", "mestudio.analysis", "mestudio.batch",
-                  "mestudio.pipeline", "mestudio.recognition")
+                  "mestudio.pipeline", "mestudio.recognition", "mestudio.flow.graph")
 
 
-def _worker_context(recognition: bool) -> multiprocessing.context.BaseContext:
+def _worker_context() -> multiprocessing.context.BaseContext:
     """How worker processes start: from a fork server that has imported the libraries once
     (Linux and other POSIX systems: each worker then starts with them loaded, instead of
     paying about 1.5 s of CPU to import them again), else spawned. The server is a fresh,
@@ -878,7 +878,7 @@ def _worker_context(recognition: bool) -> multiprocessing.context.BaseContext:
     from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([*WORKER_PRELOAD, *(("torch",) if recognition else ())])
+    ctx.set_forkserver_preload(list(WORKER_PRELOAD))
     # The server takes this process's environment when it starts: one thread per library
     # for OpenMP/BLAS (read when it loads them), without changing it for this process.
     saved = {var: os.environ.get(var) for var in THREAD_ENV}
@@ -905,7 +905,7 @@ def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file:
     retried: set[int] = set()
     interrupted = False
     level = logging.getLogger().getEffectiveLevel()
-    ctx = _worker_context(any(jobs[i].recognition for i in todo))
+    ctx = _worker_context()
     while queue and not interrupted:
         pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx,
                                       initializer=_init_worker, initargs=(level, os.getpid()))

@@ -176,11 +176,35 @@ def _non_finite_option(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _is_torch(exc: ImportError) -> bool:
+    return (exc.name or "").split(".")[0] == "torch"
+
+
+def _command_of(argv: Sequence[str] | None) -> str:
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    return words[0] if words else ""
+
+
+def _say_torch_missing(command: str) -> None:
+    """One line for a command that needs torch in an installation without it (the
+    application runs without torch; training, export, importing published weights and
+    evaluation need it)."""
+    print(f"mestudio {command}: error: this needs torch, which is not installed (the "
+          "application runs without it; training, export, importing published weights and "
+          "evaluation need it): pip install 'mestudio[train]'", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 an error the user can
     fix: bad input, disk full, read-only folder, damaged database; 130 interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ImportError as exc:  # the help of a training command lists torch's models
+        if not _is_torch(exc):
+            raise
+        _say_torch_missing(_command_of(argv))
+        return EXIT_USAGE
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return EXIT_USAGE
@@ -193,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except MestudioError as exc:
         print(f"mestudio {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        if not _is_torch(exc):
+            raise
+        _say_torch_missing(args.command)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"mestudio {args.command}: interrupted", file=sys.stderr)

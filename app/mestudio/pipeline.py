@@ -301,7 +301,7 @@ class Pipeline:
                 engine, buffer_s=buffer_seconds(
                     sc.micro_max_s, sc.emit_delay_s,
                     max_event_s=sc.max_duration_s if rc.macro else None),
-                max_pending=max_pending, threads=rc.threads,
+                max_pending=max_pending,
                 warmup_size=self.config.tracker.align_size, macro=rc.macro,
                 macro_engine=macro_engine)
         except (ImportError, ValueError) as exc:

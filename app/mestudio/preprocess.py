@@ -20,9 +20,12 @@ Keyframe models (M3ENet, STSTNet, Off-ApexNet) — :func:`keyframe_inputs`,
 
 1. the onset, apex and offset crops (aligned BGR ``uint8``, any square size) are resized to
    ``flow_size`` (area interpolation when shrinking, bilinear when enlarging);
-2. Dual TV-L1 flow from onset to apex on the grey ``flow_size`` crops
-   (:func:`mestudio.flow.tvl1_flow`, parameters ``tvl1``; batched on ``device``);
-3. optical strain (:func:`mestudio.flow.optical_strain`) of that flow, at ``flow_size``;
+2. Dual TV-L1 flow from onset to apex on the grey ``flow_size`` crops (the algorithm of
+   :func:`mestudio.flow.tvl1_flow`, parameters ``tvl1``; batched on ``device``; fixed-step
+   settings run as an ONNX graph in ONNX Runtime, :mod:`mestudio.flow.graph`, so making
+   inputs needs no torch);
+3. optical strain (:func:`mestudio.flow.optical_strain`) of that flow, at ``flow_size``
+   (in the same graph);
 4. ``u, v`` are area-resized to ``input_size`` and multiplied by ``input_size / flow_size``
    (vectors scale with the image: the values are pixels at ``input_size``), then divided by
    ``flow_scale``; the strain map is area-resized WITHOUT rescaling (strain is a
@@ -278,20 +281,6 @@ def config_hash(cfg: PreprocessConfig | dict[str, Any]) -> str:
 # helpers
 
 
-def resolve_device(device: str | None) -> Any:
-    """``torch.device`` for ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``."""
-    import torch
-
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {device!r} asked for, but no CUDA device is available; use 'auto'"
-        )
-    return dev
-
-
 def _check_crop(crop: Any, what: str) -> np.ndarray:
     a = np.asarray(crop)
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3)):
@@ -342,42 +331,54 @@ def _frame(img_flow: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return (x - np.float32(cfg.frame_mean)) / np.float32(cfg.frame_std)
 
 
-def _resize_maps(x: Any, size: int) -> Any:
-    """``[N, C, H, W]`` maps to ``size`` px: area averaging when shrinking, bilinear when
-    enlarging."""
-    import torch.nn.functional as F
-
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    if x.shape[-1] > size:
-        return F.interpolate(x, size=(size, size), mode="area")
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-
-
 def _flows(
     prev: list[np.ndarray],
     nxt: list[np.ndarray],
     cfg: PreprocessConfig,
-    device: Any,
+    device: str,
     with_strain: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """TV-L1 between grey ``flow_size`` images, batched -> normalised ``u, v`` ``[N,2,S,S]``
-    and strain ``[N,1,S,S]`` (numpy float32)."""
-    import torch
+    and strain ``[N,1,S,S]`` (numpy float32).
 
-    from mestudio.flow.strain import optical_strain
-    from mestudio.flow.tvl1 import tvl1_flow
+    Fixed-step settings (every shipped model's) run as an ONNX graph in ONNX Runtime
+    (:mod:`mestudio.flow.graph`, no torch); settings that stop on convergence run torch's
+    solver."""
+    from mestudio.flow import graph
 
-    a = torch.from_numpy(np.stack(prev)).to(device=device, dtype=torch.float32)[:, None]
-    b = torch.from_numpy(np.stack(nxt)).to(device=device, dtype=torch.float32)[:, None]
+    params = cfg.tvl1_params()
+    a, b = np.stack(prev), np.stack(nxt)
+    if graph.graphable(params):
+        flow, strain = graph.tvl1_strain(a, b, params, device)
+    else:
+        flow, strain = _torch_flows(a, b, params, device)
+    uv = graph.resize_maps(flow, cfg.input_size) * np.float32(
+        cfg.input_size / cfg.flow_size / cfg.flow_scale)
+    if not with_strain:
+        return uv, None
+    return uv, graph.resize_maps(strain, cfg.input_size) / np.float32(cfg.strain_scale)
+
+
+def _torch_flows(a: np.ndarray, b: np.ndarray, params: Any, device: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Flow and strain of ``(N, H, W)`` stacks with torch's solver (any TV-L1 setting)."""
+    try:
+        import torch
+
+        from mestudio.flow.graph import as_torch_device
+        from mestudio.flow.strain import optical_strain
+        from mestudio.flow.tvl1 import tvl1_flow
+    except ImportError as exc:
+        raise ConfigError(f"TV-L1 with epsilon={params.epsilon} (stopping on convergence) "
+                          f"needs torch ({exc}); install it with pip install 'mestudio[train]'"
+                          ) from exc
+    dev = as_torch_device(device)
+    ta = torch.from_numpy(a).to(device=dev, dtype=torch.float32)[:, None]
+    tb = torch.from_numpy(b).to(device=dev, dtype=torch.float32)[:, None]
     with torch.no_grad():
-        flow = tvl1_flow(a, b, cfg.tvl1_params())
-        uv = _resize_maps(flow, cfg.input_size) * (cfg.input_size / cfg.flow_size / cfg.flow_scale)
-        strain = None
-        if with_strain:
-            s = _resize_maps(optical_strain(flow), cfg.input_size) / cfg.strain_scale
-            strain = s.float().cpu().numpy()
-    return uv.float().cpu().numpy(), strain
+        flow = tvl1_flow(ta, tb, params)
+        strain = optical_strain(flow)
+    return flow.float().cpu().numpy(), strain.float().cpu().numpy()
 
 
 def ststnet_encode(uv: np.ndarray, strain: np.ndarray) -> np.ndarray:
@@ -448,7 +449,7 @@ def keyframe_inputs_batch(
     if cfg.evm:
         raise ConfigError(f"evm={cfg.evm}: Eulerian magnification is a preprocessing of clip "
                           "inputs (a clip model such as im3dr_mfer), not of key frames")
-    dev = resolve_device(device or cfg.device)
+    dev = device or cfg.device
     onsets, apexes, frames = [], [], []
     for i, triple in enumerate(triples):
         if len(triple) != 3:
@@ -541,7 +542,7 @@ def clip_inputs(
         frames = magnify_frames(frames, rate, cfg)
     grays = [_gray(f) for f in frames]
     uv, _ = _flows(
-        grays[:-1], grays[1:], cfg, resolve_device(device or cfg.device), with_strain=False
+        grays[:-1], grays[1:], cfg, device or cfg.device, with_strain=False
     )
     clip = np.stack([_frame(f, cfg) for f in frames])
     return {

@@ -186,19 +186,6 @@ def preprocess_inputs_fn(input_kind: str, preprocess_metadata: Mapping[str, Any]
     return make_inputs
 
 
-def _init_worker(threads: int) -> None:
-    """Worker-thread initialiser: loads torch (TV-L1), in the background while the caller
-    goes on (about a second of imports that would otherwise delay the start of every
-    analysis), and sets its intra-op threads."""
-    if threads <= 0:
-        return
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
-
-
 @dataclass
 class _Route:
     """One model the recogniser runs: its engine, input kind, configuration and inputs."""
@@ -297,9 +284,6 @@ class Recognizer:
         inputs_fn: crops → model inputs; default :func:`preprocess_inputs_fn` for the
             engine (the same :mod:`mestudio.preprocess` code the model was trained with).
         with_cam: ask the engine for Grad-CAM maps (``Prediction.cams``).
-        threads: torch intra-op threads of the worker thread (TV-L1 on the CPU); set on
-            that thread only (OpenMP threads are per calling thread), so the per-frame
-            thread keeps its cores. 0 = leave torch's default (all cores).
         warmup_size: side (pixels) of blank crops run once through preprocessing and the
             engine when the worker starts, so the first event does not pay for
             initialisation; 0 = no warm-up.
@@ -321,7 +305,7 @@ class Recognizer:
 
     def __init__(self, engine: Any, *, buffer_s: float = 1.3, max_pending: int = 8,
                  max_batch: int = 8, inputs_fn: InputsFn | None = None,
-                 with_cam: bool = True, threads: int = 1, warmup_size: int = 0,
+                 with_cam: bool = True, warmup_size: int = 0,
                  macro: bool = True, macro_engine: Any = None) -> None:
         self.engine = engine
         self.input_kind = str(getattr(engine, "input_kind", DEFAULT_INPUT_KIND))
@@ -347,10 +331,9 @@ class Recognizer:
         self._draining = False
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1,
-                                            thread_name_prefix="mestudio-recognition",
-                                            initializer=_init_worker, initargs=(int(threads),))
-        # Start the worker now: its initialiser loads torch while the caller goes on, so the
-        # first event does not wait for it (and a warm-up, when asked, runs after it).
+                                            thread_name_prefix="mestudio-recognition")
+        # Start the worker now; a warm-up, when asked, loads the flow graph and the models'
+        # sessions there while the caller goes on, so the first event does not wait for it.
         if warmup_size > 0:
             self._executor.submit(self._warmup, int(warmup_size))
         else:
@@ -483,7 +466,7 @@ class Recognizer:
     # --------------------------------------------------------------------- worker thread
     def _warmup(self, size: int) -> None:
         for route in (self._main, self._macro):
-            if self._closed:  # closed while torch was loading (a short recording): no need
+            if self._closed:  # closed while warming up (a short recording): no need
                 return
             if route is None:
                 continue

@@ -7,6 +7,9 @@ the benchmark times
 * OpenCV ``DualTVL1OpticalFlow`` with its defaults (one pair at a time, as it works),
 * ours with OpenCV's parameters and with :data:`~mestudio.flow.FAST_PARAMS`, at batch 1 and
   batch 64 (``--batch``), on the CPU and on CUDA when present,
+* the FAST_PARAMS solver as the runtime runs it: the ONNX graph in ONNX Runtime
+  (:mod:`mestudio.flow.graph`), same batches and devices, and its EPE against torch's
+  (target: within 1 %),
 * the per-frame ``fast_flow`` methods used by spotting,
 
 and prints pairs/s, ms/pair, the mean end-point error (EPE, pixels) on the same pairs, and
@@ -31,11 +34,13 @@ from mestudio.shareddata import shared_data_dir
 
 log = logging.getLogger(__name__)
 
-HELP = "TV-L1 optical flow: ours (torch, batched) vs OpenCV DualTVL1 — pairs/s and end-point error"
+HELP = ("TV-L1 optical flow: ours (torch, batched; and as an ONNX graph in ONNX Runtime) vs "
+        "OpenCV DualTVL1 — pairs/s and end-point error")
 
 TARGET_CPU_SPEEDUP = 5.0
 TARGET_EPE_RATIO = 1.10
 TARGET_GPU_PAIRS_S_128 = 1000.0
+TARGET_ONNX_EPE_DIFF = 0.01
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +169,8 @@ def _timed(fn: Any, repeats: int, sync: Any = None) -> tuple[float, Any]:
 
 def _tile(x: Any, n: int) -> Any:
     reps = -(-n // x.shape[0])
+    if isinstance(x, np.ndarray):
+        return np.concatenate([x] * reps)[:n]
     return x.repeat(reps, *([1] * (x.dim() - 1)))[:n]
 
 
@@ -224,17 +231,25 @@ def run(args: argparse.Namespace) -> dict:
                 f"{res['epe_ratio_opencv_params']:.3f} (target <= {TARGET_EPE_RATIO:.2f}) "
                 f"-> {'OK' if ok else 'MISSED'}"
             )
+        for key, ratio in res.items():
+            if key.startswith("epe_ratio_onnx_torch|"):
+                ok = abs(ratio - 1.0) <= TARGET_ONNX_EPE_DIFF
+                parts.append(f"; ONNX graph on {key.split('|')[1]}: EPE {ratio:.4f}x torch's "
+                             f"(target within {TARGET_ONNX_EPE_DIFF:.0%}) -> "
+                             f"{'OK' if ok else 'MISSED'}")
         print(" ".join(parts))
     gpu = [
         r
         for r in rows
-        if r["device"] == "cuda" and r["size"] == 128 and r["method"] == "ours-fast-params"
+        if r["device"] == "cuda" and r["size"] == 128
+        and r["method"] in ("ours-fast-params", "onnx-fast-params")
     ]
     if gpu:
         best = max(gpu, key=lambda r: r["pairs_s"])
         figures["gpu_pairs_s_128"] = best["pairs_s"]
         print(
             f"GPU 128x128: {best['pairs_s']:.0f} pairs/s at batch {best['batch']} "
+            f"({best['method']}) "
             f"({best['pairs_s'] / TARGET_GPU_PAIRS_S_128:.2f}x the {TARGET_GPU_PAIRS_S_128:.0f} pairs/s target)"
         )
     else:
@@ -331,6 +346,8 @@ def _bench_size(
                 flow_b = out[:n].permute(0, 2, 3, 1).cpu().numpy()
                 add("ours-fast-params", dev, big, t_b / big, endpoint_error(flow_b, truth))
 
+    _bench_graph(size, args, prev, nxt, truth, devices, res, add)
+
     for method in FAST_FLOW_METHODS:
         if method == "tvl1":
             continue
@@ -352,6 +369,37 @@ def _bench_size(
         res["cpu_speedup_opencv_params_batch"] = ocv_cpu["pairs_s"] / cv_rate
         res["epe_ratio_opencv_params"] = ocv_cpu["epe"] / epe_cv
     return res
+
+
+def _bench_graph(size: int, args: argparse.Namespace, prev: np.ndarray, nxt: np.ndarray,
+                 truth: np.ndarray, devices: list[str], res: dict[str, Any], add: Any) -> None:
+    """The same TV-L1 (FAST_PARAMS) as an ONNX graph in ONNX Runtime, the runtime's path
+    (:mod:`mestudio.flow.graph`): rows ``onnx-fast-params`` and the EPE ratio to torch's."""
+    from mestudio.flow.graph import FlowGraph, find_graph
+    from mestudio.flow.reference import endpoint_error
+    from mestudio.flow.tvl1 import FAST_PARAMS
+
+    n = prev.shape[0]
+    path = find_graph((size, size), FAST_PARAMS)
+    for dev in devices:
+        graph = FlowGraph(path, dev, threads=args.threads)
+        if dev == "cuda" and graph.provider != "CUDAExecutionProvider":
+            print(f"{size:>4}  onnx-fast-params: ONNX Runtime cannot use CUDA here; skipped")
+            continue
+        graph.run(prev[:1], nxt[:1])  # warm-up
+        t1, outs = _timed(lambda g=graph: [g.run(prev[i:i + 1], nxt[i:i + 1])[0]
+                                           for i in range(n)], args.repeats)
+        flow1 = np.concatenate(outs).transpose(0, 2, 3, 1)
+        add("onnx-fast-params", dev, 1, t1 / n, endpoint_error(flow1, truth))
+        for big in (args.batch, *((256, 1024) if dev == "cuda" and size == 128 else ())):
+            ba, bb = _tile(prev, big), _tile(nxt, big)
+            t_b, out = _timed(lambda g=graph, ba=ba, bb=bb: g.run(ba, bb), args.repeats)
+            flow_b = out[0][:n].transpose(0, 2, 3, 1)
+            add("onnx-fast-params", dev, big, t_b / big, endpoint_error(flow_b, truth))
+        torch_row = res.get(f"ours-fast-params|{dev}|1")
+        if torch_row:
+            res[f"epe_ratio_onnx_torch|{dev}"] = res[f"onnx-fast-params|{dev}|1"]["epe"] / \
+                torch_row["epe"]
 
 
 def _devices(spec: str, torch: Any) -> list[str]:

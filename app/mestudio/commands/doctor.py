@@ -83,10 +83,17 @@ def run(args: argparse.Namespace) -> int:
         if "CUDAExecutionProvider" in providers:
             print("               (CUDA is listed by the package; it is used only when the CUDA "
                   "libraries load — the engine falls back to CPU otherwise)")
+        from mestudio.flow import graph
+        from mestudio.inference.providers import cuda_status
+
+        packaged = len(list(graph.PACKAGED_DIR.glob("tvl1-*.onnx")))
+        cached = len(list(graph.cache_dir().glob("tvl1-*.onnx")))
+        print(f"  TV-L1        ONNX graphs: {packaged} packaged, {cached} built here "
+              f"({graph.cache_dir()}); run on {'CUDA' if cuda_status()[0] else 'CPU'}")
     except ImportError:
         print("  onnxruntime is not installed: recognition is unavailable")
 
-    _section("torch")
+    _section("torch (training only)")
     try:
         import torch
 
@@ -94,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
         print(f"  device       {device}; {torch.get_num_threads()} threads")
     except ImportError:
-        print("  torch is not installed: training and flow on GPU are unavailable")
+        print("  not installed: the application runs without it; training, export, importing "
+              "published weights and evaluation need it: pip install 'mestudio[train]'")
 
     _section("Cameras (indices 0-3)")
     if args.no_cameras:

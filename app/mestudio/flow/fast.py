@@ -2,7 +2,8 @@
 
 ``fast_flow`` runs once per camera frame on the aligned face crop (typically 128 px), so it
 must take about a millisecond on a CPU. OpenCV's DIS (Kroeger et al. 2016) is the default;
-Farnebäck and a few-iteration torch TV-L1 (worth it on a GPU) are alternatives.
+Farnebäck and a few-iteration TV-L1 (the ONNX graph of :mod:`mestudio.flow.graph`; worth it
+on a GPU) are alternatives.
 
 Measured on 128 px face crops moved by known micro-expression-like fields (2 × 16 pairs,
 mean true motion 0.4 px, one core, medians): DIS "medium" preset EPE 0.125 px at ~1.2 ms per
@@ -81,8 +82,8 @@ def fast_flow(
         method: one of :data:`FAST_FLOW_METHODS`: ``"dis-medium"`` (default),
             ``"dis-fast"``, ``"dis-ultrafast"`` (OpenCV DIS presets), ``"dis-fine"`` (the
             medium preset refined to full resolution: most accurate on 1-px movements, ~3x
-            the cost of ``"dis-medium"``), ``"farneback"``, or ``"tvl1"`` (our torch TV-L1
-            with few iterations, on CUDA when available).
+            the cost of ``"dis-medium"``), ``"farneback"``, or ``"tvl1"`` (our TV-L1 with few
+            iterations, as an ONNX graph, on CUDA when available).
 
     Returns:
         ``(H, W, 2)`` float32 flow in pixels: ``[..., 0] = u`` (horizontal),
@@ -122,12 +123,8 @@ TVL1_SPOTTING_PARAMS: dict[str, Any] = {
 
 
 def _tvl1_fast(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    import torch
+    from mestudio.flow.graph import tvl1_strain
+    from mestudio.flow.tvl1_params import TVL1Params
 
-    from mestudio.flow.tvl1 import tvl1_flow
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    ta = torch.from_numpy(a).to(device=device, dtype=torch.float32)[None, None]
-    tb = torch.from_numpy(b).to(device=device, dtype=torch.float32)[None, None]
-    flow = tvl1_flow(ta, tb, **TVL1_SPOTTING_PARAMS)
-    return flow[0].permute(1, 2, 0).cpu().numpy()
+    flow, _strain = tvl1_strain(a[None], b[None], TVL1Params(**TVL1_SPOTTING_PARAMS))
+    return flow[0].transpose(1, 2, 0)
