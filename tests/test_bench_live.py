@@ -19,7 +19,8 @@ def test_bench_live_reports_latency_and_counts_every_frame(tmp_path: Path) -> No
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
         [sys.executable, "-m", "mestudio", "bench", "--json", str(out), "live",
-         "--seconds", "2", "--fast-seconds", "1", "--warmup", "0.5", "--clip-seconds", "1"],
+         "--seconds", "2", "--fast-seconds", "1", "--warmup", "0.5", "--clip-seconds", "1",
+         "--startup-runs", "1"],
         capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
@@ -32,6 +33,11 @@ def test_bench_live_reports_latency_and_counts_every_frame(tmp_path: Path) -> No
     assert nominal["source_fps"] == 30 and fast["source_fps"] == 120
     assert nominal["processed"] > 0 and nominal["displayed"] > 0
     assert math.isfinite(nominal["latency_p95_ms"]) and nominal["latency_p95_ms"] > 0
+    # a new `mestudio live` process: seconds to its first painted frame, and its own memory
+    startup = figures["startup"]
+    assert len(startup["runs_s"]) == 1 and 0 < startup["first_frame_s_median"] < 60
+    assert startup["own_process_rss_max_mb"] > 50
+    assert "start to first painted frame" in text and "in its own process" in text
     for run in (nominal, fast):
         # newest frame wins: every captured frame is processed or counted as dropped
         # (one may be in flight when the counters are read)

@@ -1,6 +1,12 @@
 """mestudio — real-time facial micro-expression spotting and recognition."""
 
 import os as _os
+import time as _time
+
+#: When the package was first imported (seconds since the epoch): the program's start, for
+#: the "first frame painted" figure (a process's own start time, as the OS gives it, is only
+#: known to the second on Linux).
+STARTED_AT = _time.time()
 
 __version__ = "0.1.0"
 

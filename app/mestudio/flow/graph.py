@@ -77,14 +77,13 @@ def cache_dir() -> Path:
 
 def _matches(path: Path, size: tuple[int, int], params: TVL1Params) -> bool:
     """Whether the graph file at ``path`` declares ``size`` and ``params``."""
-    try:
-        import onnx
+    from mestudio.inference.onnxwire import read_model
 
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - a damaged file: onnx raises several types
-        log.warning("flow graph %s unreadable (%s); not used", path, str(exc).splitlines()[0])
+    try:
+        meta = read_model(path.read_bytes()).metadata
+    except (OSError, ValueError) as exc:
+        log.warning("flow graph %s unreadable (%s); not used", path, exc)
         return False
-    meta = {p.key: p.value for p in proto.metadata_props}
     want = graph_metadata(size, params)
     return all(meta.get(k) == v for k, v in want.items())
 
