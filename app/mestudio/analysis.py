@@ -21,10 +21,12 @@ What it does, in order:
 4. calls ``pipeline.finish()`` (the last events and the late predictions) and closes the
    pipeline it built.
 
-Frames are read ahead: a decode thread iterates the source and a tracking thread runs the
-face tracker (:class:`~mestudio.face.tracker.FaceTracker`) on them, each feeding the next
-through a small bounded queue (:data:`READ_AHEAD` frames, so memory stays flat on long
-videos); the frame loop itself runs the ROI signal, the spotter and the outputs. Frame order,
+Frames are read ahead: a decode thread iterates the source, a tracking thread runs the
+face tracker (:class:`~mestudio.face.tracker.FaceTracker`) on them and, with one face
+analysed, a signal thread measures the ROI signal (:class:`~mestudio.spotting.signal.RoiSignal`,
+the optical flow: the costliest stage), each feeding the next through a small bounded queue
+(:data:`READ_AHEAD` frames, so memory stays flat on long videos); the frame loop itself runs
+the spotter, the recogniser's bookkeeping and the outputs. Frame order,
 the unreadable-frame rows, ``max_frames`` (the source is read exactly that far) and ``stop``
 (nothing read ahead is processed; a seekable source is left at the first unprocessed frame)
 behave as in a serial loop, and the results are identical. ``read_ahead=0`` turns the
@@ -304,6 +306,10 @@ class _Item:
     read_ms: float                     # time the decode thread spent reading it
     face: FaceObservation | None = None
     track_timings: dict[str, float] | None = None
+    signal_values: dict[str, float] | None = None   # the ROI signal's output at this frame
+    signal_vectors: Any = None
+    signal_flow: Any = None                          # its flow, when overlays keep it
+    signal_ms: float = 0.0
 
 
 class _AheadStage:
@@ -414,18 +420,54 @@ class _TrackedAhead:
         return getattr(self._tracker, name)
 
 
+class _SignalAhead:
+    """Stands in for the pipeline's :class:`~mestudio.spotting.signal.RoiSignal` while the
+    signal thread runs it ahead (after the tracking thread): :meth:`update` returns the
+    values computed there for that very frame, :attr:`last_vectors` and :attr:`last_flow`
+    those of that frame. The ROI signal depends only on the sequence of faces, so running it
+    one stage earlier gives the same values as a serial loop; the frame loop keeps the
+    spotter, the events and the outputs."""
+
+    def __init__(self, signal: Any) -> None:
+        self._signal = signal
+        self._next: _Item | None = None
+        self.last_vectors: Any = None
+        self.last_flow: Any = None
+
+    def expect(self, item: _Item) -> None:
+        self._next = item
+
+    def update(self, face: FaceObservation, timestamp_s: float) -> dict[str, float] | None:
+        item = self._next
+        if item is None or item.face is not face:
+            raise RuntimeError("the ROI signal ran ahead on other frames than the pipeline got")
+        self._next = None
+        self.last_vectors = item.signal_vectors
+        self.last_flow = item.signal_flow
+        return item.signal_values
+
+    def reset(self) -> None:  # pragma: no cover - the frame loop never resets
+        raise RuntimeError("the ROI signal cannot be reset while it runs ahead")
+
+    def __getattr__(self, name: str) -> Any:  # roi_names, config, ...
+        return getattr(self._signal, name)
+
+
 class _ReadAhead:
     """The frames of ``source`` (at most ``max_frames``), read by a decode thread and, when
-    ``tracker`` is given, tracked by a second thread, each stage at most ``size`` frames
-    ahead of the next. Use as a context manager; :meth:`get` returns :class:`_Item`."""
+    ``tracker`` is given, tracked by a second thread, and when ``signal`` is given too, its
+    ROI signal measured by a third, each stage at most ``size`` frames ahead of the next.
+    Use as a context manager; :meth:`get` returns :class:`_Item`."""
 
     def __init__(self, source: Any, max_frames: int | None, size: int,
-                 tracker: Any = None) -> None:
+                 tracker: Any = None, signal: Any = None, keep_flow: bool = False) -> None:
         self._source = source
         self._it = iter(source)
         self._max = max_frames
         self._size = size
         self._tracker = tracker
+        self._signal = signal if tracker is not None else None
+        self._keep_flow = keep_flow
         self.n_read = 0
         self.first_index: int | None = None   # index of the first frame read
         self._stages: list[_AheadStage] = []
@@ -434,8 +476,13 @@ class _ReadAhead:
         decode = _AheadStage(self._read, self._size, "mestudio-decode")
         self._stages.append(decode)
         if self._tracker is not None:
-            self._stages.append(_AheadStage(lambda halted: self._track(decode.get(halted)),
-                                            self._size, "mestudio-track"))
+            track = _AheadStage(lambda halted: self._track(decode.get(halted)), self._size,
+                                "mestudio-track")
+            self._stages.append(track)
+            if self._signal is not None:
+                self._stages.append(_AheadStage(
+                    lambda halted: self._measure(track.get(halted)), self._size,
+                    "mestudio-signal"))
 
     def _read(self, halted: Callable[[], bool]) -> _Item:
         if self._max is not None and self.n_read >= self._max:
@@ -454,6 +501,18 @@ class _ReadAhead:
         item.face = tracker.update(item.frame)
         item.track_timings = {"track": (time.perf_counter() - t0) * 1e3,
                               **tracker.timings_ms}
+        return item
+
+    def _measure(self, item: _Item) -> _Item:
+        signal = self._signal
+        assert item.face is not None
+        t0 = time.perf_counter()
+        item.signal_values = signal.update(item.face, float(item.frame.timestamp_s))
+        vectors = getattr(signal, "last_vectors", None)
+        item.signal_vectors = None if vectors is None else np.array(vectors, copy=True)
+        if self._keep_flow and item.face.face_found:
+            item.signal_flow = signal.last_flow
+        item.signal_ms = (time.perf_counter() - t0) * 1e3
         return item
 
     def get(self) -> _Item:
@@ -537,6 +596,18 @@ def _tracks_ahead(tracker: Any) -> bool:
     from mestudio.face.tracker import FaceTracker
 
     return isinstance(tracker, FaceTracker)
+
+
+def _measures_ahead(pipeline: Any, signal: Any) -> bool:
+    """Whether the ROI signal can run in its own thread: our own RoiSignal in the
+    single-face mode with spotting on (every face: one signal per face, run by the frame
+    loop as usual)."""
+    if signal is None or getattr(pipeline, "spotter", None) is None \
+            or getattr(pipeline, "multi", None) is not None:
+        return False
+    from mestudio.spotting.signal import RoiSignal
+
+    return isinstance(signal, RoiSignal)
 
 
 def _leave_source(source: Any, reader: _ReadAhead, taken: Callable[[], tuple[int, int]]
@@ -709,8 +780,17 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         ahead = _TrackedAhead(tracker)
         pipeline.tracker = ahead
         stack.callback(setattr, pipeline, "tracker", tracker)
+    signal = getattr(pipeline, "signal", None)
+    signal_ahead: _SignalAhead | None = None
+    if ahead is not None and _measures_ahead(pipeline, signal):
+        signal_ahead = _SignalAhead(signal)
+        pipeline.signal = signal_ahead
+        stack.callback(setattr, pipeline, "signal", signal)
     reader = _ReadAhead(source, max_frames, read_ahead,
-                        tracker=tracker if ahead is not None else None)
+                        tracker=tracker if ahead is not None else None,
+                        signal=signal if signal_ahead is not None else None,
+                        keep_flow=bool(getattr(pipeline, "keep_flow", False)
+                                       or getattr(pipeline, "keep_strain", False)))
     if read_ahead > 0:
         stack.enter_context(_opencv_threads_for_read_ahead())
     taken = 0
@@ -732,7 +812,11 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         last_taken = frame.index
         if ahead is not None:
             ahead.expect(item)
+        if signal_ahead is not None:
+            signal_ahead.expect(item)
         result = pipeline.process(frame)
+        if signal_ahead is not None and "signal" in result.timings_ms:
+            result.timings_ms["signal"] = item.signal_ms
         result.timings_ms["decode"] = (t_got - t_read) * 1e3
         result.timings_ms["read"] = item.read_ms
         take_skips(item.n_skipped)

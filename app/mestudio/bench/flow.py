@@ -117,9 +117,9 @@ def face_images(
                     images.append(frame)
             cap.release()
     try:
-        from skimage import data as skdata
+        from mestudio.synth.faces import astronaut_image
 
-        images.append(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+        images.append(astronaut_image())
     except Exception as exc:  # pragma: no cover - scikit-image is a dependency
         log.warning("no astronaut image (%s)", exc)
     out: list[tuple[np.ndarray, tuple[float, float, float, float]]] = []

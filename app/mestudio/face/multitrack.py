@@ -5,7 +5,7 @@ face (landmarks fitted on every frame, sharing one detector and one landmark mod
 runs the detector on the whole frame at most every ``detect_every_s`` (sooner while a face
 is missing or fewer faces are tracked than allowed, every ``search_every_s``). Each
 detection run is matched to the tracks by an **optimal assignment** (Hungarian method,
-``scipy.optimize.linear_sum_assignment``) on a cost that combines the box overlap (1 − IoU)
+:func:`mestudio.face.assignment.assign`) on a cost that combines the box overlap (1 − IoU)
 and the distance between the eyes, relative to the face size; the prediction of a missing
 track moves it with its recent velocity, so a face that passes behind another is found again
 where it went. The velocity is robust (Theil–Sen: the median of the pairwise velocities of the
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mestudio.face.assignment import assign
 from mestudio.face.config import TrackerConfig
 from mestudio.face.detect import Detection, iou
 from mestudio.face.tracker import FaceTracker
@@ -271,8 +272,6 @@ class MultiFaceTracker:
 
     def _associate(self, frame: Frame, dets: list[Detection], t: float,
                    timings: dict[str, float]) -> None:
-        from scipy.optimize import linear_sum_assignment
-
         ids = sorted(self.tracks)
         used: set[int] = set()
         bounds = (frame.image.shape[1], frame.image.shape[0])
@@ -287,7 +286,7 @@ class MultiFaceTracker:
                     c = min(match_cost(box, eyes, det) for box, eyes in places)
                     if c <= MAX_COST:
                         cost[i, j] = c
-            rows, cols = linear_sum_assignment(cost)
+            rows, cols = assign(cost)
             for i, j in zip(rows, cols, strict=True):
                 if cost[i, j] >= 1e6:
                     continue
