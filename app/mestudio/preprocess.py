@@ -69,12 +69,13 @@ sub-pixel to a few pixels at 128 px give |u|, |v| mostly below 2 after scaling),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -331,6 +332,23 @@ def _frame(img_flow: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return (x - np.float32(cfg.frame_mean)) / np.float32(cfg.frame_std)
 
 
+#: "graph": fixed-step TV-L1 runs as the ONNX graph (the runtime's way); "torch": always
+#: torch's solver (see :func:`torch_flow_solver`).
+_FLOW_SOLVER = "graph"
+
+
+@contextlib.contextmanager
+def torch_flow_solver() -> Iterator[None]:
+    """Make model inputs with torch's TV-L1 solver instead of the ONNX graph while inside
+    (process-wide; for the benchmark that checks the two give the same recognition)."""
+    global _FLOW_SOLVER
+    saved, _FLOW_SOLVER = _FLOW_SOLVER, "torch"
+    try:
+        yield
+    finally:
+        _FLOW_SOLVER = saved
+
+
 def _flows(
     prev: list[np.ndarray],
     nxt: list[np.ndarray],
@@ -348,7 +366,7 @@ def _flows(
 
     params = cfg.tvl1_params()
     a, b = np.stack(prev), np.stack(nxt)
-    if graph.graphable(params):
+    if graph.graphable(params) and _FLOW_SOLVER == "graph":
         flow, strain = graph.tvl1_strain(a, b, params, device)
     else:
         flow, strain = _torch_flows(a, b, params, device)

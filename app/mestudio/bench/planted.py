@@ -131,6 +131,7 @@ def evaluate_model(path: str | os.PathLike[str], planted: PlantedSet,
         "accuracy_3class": float(three["accuracy"]),
         "recall_3class": {c: float(three["per_class"][c]["recall"]) for c in THREE_CLASSES},
     }
+    result.update(_against_torch_solver(engine, planted, cfg, preds, truth))
     if set(engine.classes) != set(THREE_CLASSES):
         native = [p.label for p in preds]
         result["uar_native"] = uar(planted.labels, native, engine.classes)
@@ -154,6 +155,29 @@ def evaluate_model(path: str | os.PathLike[str], planted: PlantedSet,
     return result
 
 
+def _against_torch_solver(engine: Any, planted: PlantedSet, cfg: Any, preds: list[Any],
+                          truth: list[str]) -> dict[str, Any]:
+    """The same events with the inputs made by torch's TV-L1 solver instead of the ONNX
+    graph the application runs: UAR, top-class agreement and the largest probability
+    difference (nothing when torch is not installed)."""
+    import importlib.util
+
+    from mestudio.preprocess import keyframe_inputs_batch, torch_flow_solver
+
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    with torch_flow_solver():
+        ref = engine.predict(keyframe_inputs_batch(planted.events, cfg), cam=False)
+    diff = max((float(np.max(np.abs(np.asarray(a.probs) - np.asarray(b.probs))))
+                for a, b in zip(preds, ref, strict=True)), default=0.0)
+    return {
+        "uar_3class_torch_solver": float(scores(truth, [_to_three(p.label) for p in ref])["uar"]),
+        "same_top_class_torch_solver": float(np.mean([a.label == b.label for a, b in
+                                                      zip(preds, ref, strict=True)])),
+        "max_prob_diff_torch_solver": diff,
+    }
+
+
 def print_result(res: dict[str, Any]) -> None:
     """The figures of :func:`evaluate_model` as a few lines."""
     lo, hi = res["amplitude"]
@@ -164,6 +188,12 @@ def print_result(res: dict[str, Any]) -> None:
     if "uar_native" in res:
         line += f"; UAR on its own classes {res['uar_native']:.3f}"
     print(line)
+    if "uar_3class_torch_solver" in res:
+        same = abs(res["uar_3class_torch_solver"] - res["uar_3class"]) < 5e-4
+        print(f"  inputs by torch's TV-L1 solver instead of the ONNX graph: UAR "
+              f"{res['uar_3class_torch_solver']:.3f} ({'equal' if same else 'DIFFERENT'} to the "
+              f"third decimal), same top class {res['same_top_class_torch_solver']:.1%}, "
+              f"largest probability difference {res['max_prob_diff_torch_solver']:.4f}")
     ag = res.get("agreement")
     if ag:
         print(f"  agreement: events median {ag['events']['median']:.2f} (p25 "
