@@ -1,4 +1,4 @@
-"""No module imports a layer above its own.
+"""No module imports a layer above its own, nor what the design forbids it.
 
 Layers, bottom to top: the core (every module outside the four below: capture, face,
 spotting, pipeline, analysis, inference, training, ...), ``gui/``, ``bench/``,
@@ -6,7 +6,9 @@ spotting, pipeline, analysis, inference, training, ...), ``gui/``, ``bench/``,
 own layer and those below; Qt (``PySide6``, ``shiboken6``, ``pyqtgraph``) is imported only in
 ``gui/`` and by ``bench/live.py``, which drives the live window. Every ``import`` statement
 counts, at module level or inside a function, and so does ``importlib.import_module`` with a
-literal (or f-string) module name.
+literal (or f-string) module name. :data:`MUST_NOT_IMPORT` adds the design's per-module
+rules (no torch in capture or spotting, no onnxruntime in nets/, nothing of the package in
+types.py) and the runtime's (no torch in anything the application runs).
 """
 
 from __future__ import annotations
@@ -87,7 +89,45 @@ def _imports(path: Path) -> list[tuple[int, list[str]]]:
     return found
 
 
+#: The design's "must not import" rules (ARCHITECTURE.md), plus the runtime's: what runs in
+#: the application (live, review, kiosk, analyze, batch and Ray workers) never imports torch,
+#: which is a training-side extra (model inputs come from the ONNX graph of flow/graph.py).
+#: Keys are packages or modules (a key covers its submodules); values are top-level names.
+MUST_NOT_IMPORT: dict[str, tuple[str, ...]] = {
+    "mestudio.types": ("mestudio",),
+    "mestudio.capture": ("torch",),
+    "mestudio.spotting": ("torch",),
+    "mestudio.nets": ("onnxruntime",),
+    "mestudio.face": ("torch",),
+    "mestudio.flow.graph": ("torch",),
+    "mestudio.flow.fast": ("torch",),
+    "mestudio.flow.tvl1_params": ("torch",),
+    "mestudio.recognition": ("torch",),
+    "mestudio.pipeline": ("torch",),
+    "mestudio.analysis": ("torch",),
+    "mestudio.live": ("torch",),
+    "mestudio.batch": ("torch",),
+    "mestudio.overlays": ("torch",),
+    "mestudio.event_details": ("torch",),
+    "mestudio.analytics": ("torch",),
+    "mestudio.gui": ("torch",),
+}
+
+
+def _forbidden(module: str, name: str) -> str | None:
+    for owner, banned in MUST_NOT_IMPORT.items():
+        if module != owner and not module.startswith(owner + "."):
+            continue
+        top = name.split(".")[0]
+        if top in banned and not (owner == "mestudio.types" and name == "__future__"):
+            return f"{module} imports {name} ({owner} must not import {top})"
+    return None
+
+
 def _violation(module: str, name: str) -> str | None:
+    bad = _forbidden(module, name)
+    if bad is not None:
+        return bad
     own = _rank(module)
     top = name.split(".")[0]
     if top in QT_MODULES and own != RANKS["gui"] and module not in QT_ALLOWED:
@@ -153,3 +193,32 @@ def test_the_check_sees_upward_imports(tmp_path: Path, monkeypatch: pytest.Monke
     assert any("mestudio.bench" in v for v in core_found)
     gui_found = _violations(gui)
     assert len(gui_found) == 1 and "mestudio.commands.analyze" in gui_found[0]
+
+
+def test_the_check_sees_forbidden_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch in the spotting or the runtime, onnxruntime in nets/, the package in types.py:
+    each is named with its line."""
+    pkg = tmp_path / "mestudio"
+    for sub in ("spotting", "nets"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    files = {
+        pkg / "spotting" / "bad.py": "def f():\n    import torch.nn\n",
+        pkg / "nets" / "bad.py": "import numpy\nfrom onnxruntime import InferenceSession\n",
+        pkg / "types.py": "from __future__ import annotations\nfrom mestudio.errors import X\n",
+        pkg / "pipeline.py": "import torch\n",
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    found = {p.name if p.parent == pkg else f"{p.parent.name}/{p.name}": _violations(p)
+             for p in files}
+    assert len(found["spotting/bad.py"]) == 1
+    assert found["spotting/bad.py"][0].endswith(
+        "mestudio/spotting/bad.py:2: mestudio.spotting.bad imports torch.nn "
+        "(mestudio.spotting must not import torch)")
+    assert len(found["nets/bad.py"]) == 1 and ":2:" in found["nets/bad.py"][0] \
+        and "must not import onnxruntime" in found["nets/bad.py"][0]
+    assert len(found["types.py"]) == 1 and "mestudio.errors" in found["types.py"][0]
+    assert len(found["pipeline.py"]) == 1 and "must not import torch" in found["pipeline.py"][0]

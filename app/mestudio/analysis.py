@@ -706,7 +706,7 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
     if max_frames is not None:
         total = min(total, max_frames) if total is not None else max_frames
     # Every face analysed (the pipeline's multi-face tracker): per-face final states and
-    # the long-format frames.csv; else the primary face's, as before.
+    # the long-format frames.csv; else the primary face's.
     every_face = getattr(pipeline, "multi", None) is not None \
         and callable(getattr(pipeline, "pop_face_states", None))
     pop = getattr(pipeline, "pop_face_states" if every_face else "pop_spotter_states", None)

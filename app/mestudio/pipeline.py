@@ -131,7 +131,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def describe_model(engine: Any) -> dict[str, Any]:
+def engine_info(engine: Any) -> dict[str, Any]:
     """What the events files and the GUI show about a recognition engine: name, path,
     provider and the main ``mestudio.*`` metadata (JSON-serialisable)."""
     meta = dict(getattr(engine, "metadata", None) or {})
@@ -183,7 +183,7 @@ class Pipeline:
         spotter: the online spotter (None when spotting is off).
         recognizer: the recogniser (None when recognition is off or unavailable).
         events: every event emitted so far (emission order; ``id`` = position).
-        model_info: :func:`describe_model` of the recognition model, or None.
+        model_info: :func:`engine_info` of the recognition model, or None.
         frames_processed, frames_with_face: counters.
     """
 
@@ -313,9 +313,9 @@ class Pipeline:
             return
         self.engine = engine
         self.macro_engine = macro_engine
-        self.model_info = describe_model(engine)
+        self.model_info = engine_info(engine)
         if macro_engine is not None:
-            self.model_info["macro_model"] = describe_model(macro_engine)
+            self.model_info["macro_model"] = engine_info(macro_engine)
         log.debug("recognition model %s (%s)", self.model_info.get("name"),
                  "synthetic demo model" if self.model_info.get("synthetic") else
                  self.model_info.get("training_data", ""))

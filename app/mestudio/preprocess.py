@@ -383,14 +383,19 @@ def _torch_flows(a: np.ndarray, b: np.ndarray, params: Any, device: str
     try:
         import torch
 
-        from mestudio.flow.graph import as_torch_device
         from mestudio.flow.strain import optical_strain
         from mestudio.flow.tvl1 import tvl1_flow
     except ImportError as exc:
         raise ConfigError(f"TV-L1 with epsilon={params.epsilon} (stopping on convergence) "
                           f"needs torch ({exc}); install it with pip install 'mestudio[train]'"
                           ) from exc
-    dev = as_torch_device(device)
+    if device in (None, "", "auto"):
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but no CUDA device is available; "
+                              "use 'auto'")
     ta = torch.from_numpy(a).to(device=dev, dtype=torch.float32)[:, None]
     tb = torch.from_numpy(b).to(device=dev, dtype=torch.float32)[:, None]
     with torch.no_grad():

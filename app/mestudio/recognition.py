@@ -293,7 +293,7 @@ class Recognizer:
             module docstring for the frames used and the micro-model caveat.
         macro_engine: the expression model (an engine of input kind ``face``, trained on
             real faces): with ``macro``, macro events go to it (their apex crop) and micro
-            events to ``engine``; None = ``engine`` recognises both kinds as before.
+            events to ``engine``; None = ``engine`` recognises both kinds.
 
     Attributes:
         kinds: the event kinds :meth:`submit` recognises (``("micro",)`` or

@@ -49,9 +49,9 @@ def models_dir_with_real(real_model: Path, monkeypatch) -> Path:
 
 def _model_info(path: Path) -> dict:
     from mestudio.inference.engine import InferenceEngine
-    from mestudio.pipeline import describe_model
+    from mestudio.pipeline import engine_info
 
-    return describe_model(InferenceEngine(path))
+    return engine_info(InferenceEngine(path))
 
 
 def _amber_pixels(widget) -> int:

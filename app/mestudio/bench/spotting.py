@@ -31,7 +31,7 @@ The ROI signal does not depend on the sensitivity: each clip is tracked and its 
 computed once, then replayed through a new spotter per sensitivity (the same events as a
 full run): ``expression`` (the default,
 :class:`~mestudio.spotting.expression.ExpressionSpotter`) and ``threshold`` (the
-flow-threshold :class:`~mestudio.spotting.spotter.OnlineSpotter` alone, as before).
+flow-threshold :class:`~mestudio.spotting.spotter.OnlineSpotter` alone).
 ``--compare FILE`` replays the same signals through another spotter module (e.g. a copy of
 an older ``spotter.py``) for before/after figures.
 """

@@ -4,46 +4,22 @@ Actions:
     ``check``    read a release (annotation sheet + frame folders) and report what is usable:
                  missing folders/frames, bad rows, class counts (native and mapped), subjects,
                  annotation fixes applied. Exit 0 when usable, 2 when it cannot be used.
-    ``prepare``  registered only when :mod:`mestudio.training.prepare` exists. That module
-                 provides ``HELP`` (str), ``add_arguments(parser)`` and ``run(args) -> int``
-                 and keeps heavy imports (torch, cv2) inside ``run``.
+    ``prepare``  compute and cache the model inputs of a release for training
+                 (:mod:`mestudio.training.prepare`, which keeps its heavy imports inside
+                 ``run``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 from pathlib import Path
-from types import ModuleType
 
 NAME = "data"
 HELP = "check a micro-expression dataset release (and prepare features for training)"
 
 logger = logging.getLogger(__name__)
-
-PREPARE_MODULE = "mestudio.training.prepare"
-
-
-def _prepare_module() -> ModuleType | None:
-    """The ``prepare`` implementation when the training module provides one."""
-    try:
-        module = importlib.import_module(PREPARE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name in (PREPARE_MODULE, "mestudio.training"):
-            return None  # not written yet: `data prepare` is simply not offered
-        logger.warning("`mestudio data prepare` unavailable: %s", exc)
-        return None
-    except Exception as exc:  # a broken module must not break `mestudio --help`
-        logger.warning("`mestudio data prepare` unavailable: %s: %s", type(exc).__name__, exc)
-        return None
-    if not (hasattr(module, "add_arguments") and hasattr(module, "run")):
-        logger.warning("%s lacks add_arguments()/run(): `data prepare` not registered",
-                       PREPARE_MODULE)
-        return None
-    return module
-
 
 def _dataset_help() -> str:
     from mestudio.training.datasets import DATASETS
@@ -72,12 +48,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--max-lines", type=int, default=12, metavar="N",
                        help="issues listed per kind (default 12; 0 = all)")
     check.set_defaults(_data_run=run_check)
-    prepare = _prepare_module()
-    if prepare is not None:
-        help_text = getattr(prepare, "HELP", "compute and cache model inputs for a dataset")
-        p = sub.add_parser("prepare", help=help_text, description=help_text)
-        prepare.add_arguments(p)
-        p.set_defaults(_data_run=prepare.run)
+    from mestudio.training import prepare
+
+    p = sub.add_parser("prepare", help=prepare.HELP, description=prepare.HELP)
+    prepare.add_arguments(p)
+    p.set_defaults(_data_run=prepare.run)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -105,7 +80,7 @@ def run_check(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "_data_run", None)
     if action is None:
-        names = ["check"] + (["prepare"] if _prepare_module() is not None else [])
+        names = ["check", "prepare"]
         print(f"usage: mestudio data {{{','.join(names)}}} ... (see mestudio data --help)")
         return 2
     return int(action(args) or 0)

@@ -250,7 +250,7 @@ class BlinkHold:
     ``1 − contrast_drop`` (0.88); a candidate without it is only ``pending`` (no hold; the
     frame joins the history, so a lasting tilt becomes the new reference). Without a
     frame (points-only callers), while there is no reference yet, or when both patches
-    leave the frame, the geometric test alone decides, as before.
+    leave the frame, the geometric test alone decides.
 
     *End*: a blink ends when the eyes are open again — ``r`` back above
     ``1 − 0.75 · contrast_drop`` (0.91; not higher: the fitted eye points come up a few

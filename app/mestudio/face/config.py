@@ -37,7 +37,7 @@ class TrackerConfig:
             (seeking in review mode).
         box_eye_dx, box_eye_y: eye centres inside a Haar face box (box-only alignment),
             as fractions of its width from the centre and of its height from the top.
-        faces: ``"primary"`` (one face: the largest, as before) or ``"all"`` (every face,
+        faces: ``"primary"`` (one face: the largest) or ``"all"`` (every face,
             each with its own number, signal, spotter and events;
             :class:`~mestudio.face.multitrack.MultiFaceTracker`).
         max_faces: most faces analysed at once with ``faces="all"`` (largest first).

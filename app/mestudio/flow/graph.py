@@ -22,7 +22,6 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -242,17 +241,3 @@ def resize_maps(x: np.ndarray, size: int) -> np.ndarray:
     cols = resize_matrix(w, size).astype(np.float32)
     return np.ascontiguousarray(np.einsum("ih,nchw,jw->ncij", rows, x, cols, optimize=True),
                                 dtype=np.float32)
-
-
-def as_torch_device(device: str | None) -> Any:
-    """``torch.device`` for the torch solver: ``"auto"`` = CUDA when torch sees one."""
-    import torch
-
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {device!r} asked for, but no CUDA device is available; use 'auto'"
-        )
-    return dev

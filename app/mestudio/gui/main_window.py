@@ -55,8 +55,8 @@ from mestudio.gui.worker import (
     DisplayPacket,
     EventView,
     PipelineWorker,
+    SessionStats,
     SourceInfo,
-    WorkerStats,
     default_config,
 )
 from mestudio.overlays import AUTO_STREAM
@@ -994,7 +994,7 @@ class MainWindow(QMainWindow):
                 label.setVisible(fits)
 
     def _update_stats(self) -> None:
-        s: WorkerStats = self.worker.stats()
+        s: SessionStats = self.worker.stats()
         labels = self.status_labels
 
         def ms(v: float) -> str:

@@ -30,10 +30,7 @@ from mestudio.overlays import EventView
 
 log = logging.getLogger(__name__)
 
-WorkerStats = SessionStats
-"""The status-bar figures (:class:`mestudio.live.SessionStats`)."""
-
-__all__ = ["DisplayPacket", "EventView", "PipelineWorker", "SourceInfo", "WorkerStats",
+__all__ = ["DisplayPacket", "EventView", "PipelineWorker", "SessionStats", "SourceInfo",
            "default_config", "describe_spec_kind", "source_label", "wait_for_thread"]
 
 

@@ -93,7 +93,7 @@ class SpotterConfig:
             ExpressionSpotter`, expressions as held displacements from rest, talking left
             out, micro-expressions from the flow-threshold detector) or ``"threshold"``
             (:class:`~mestudio.spotting.spotter.OnlineSpotter` alone: every movement over
-            an adaptive threshold, as before; tuned on planted movements only).
+            an adaptive threshold; tuned on planted movements only).
         expression_open_s: the opening in time: displacements held at least this long
             count, shorter bumps (syllables, blinks) do not.
         expression_unit_px: the unit of height above rest at sensitivity 0.5 (pixels of a

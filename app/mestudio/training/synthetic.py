@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -443,7 +442,3 @@ def register() -> None:
     if "synthetic" not in DATASETS:
         register_dataset("synthetic", _factory)
 
-
-def identities_of(samples: Sequence[Any]) -> dict[str, str]:
-    """``{subject: identity}`` of synthetic samples (from their ``extra``)."""
-    return {s.subject: s.extra.get("identity", "") for s in samples}

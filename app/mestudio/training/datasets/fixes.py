@@ -252,7 +252,3 @@ def apply_fixes(
             break
     return applied
 
-
-def fixes_for(dataset: str) -> list[AnnotationFix]:
-    """The entries of :data:`FIXES` that can apply to ``dataset`` (for documentation)."""
-    return [f for f in FIXES if fnmatch.fnmatchcase(dataset, f.dataset)]

@@ -358,11 +358,6 @@ def cell_int(value: Any) -> int | None:
     return int(number) if number.is_integer() else None
 
 
-def is_missing(value: Any) -> bool:
-    """True when a cell means "not coded" (blank, ``'/'``, ``'\\'``, ``'-'``, ...)."""
-    return cell_text(value).lower() in MISSING_MARKS
-
-
 def is_blank_row(row: Sequence[Any]) -> bool:
     """True when every cell of the row is empty."""
     return all(cell_text(v) == "" for v in row)
