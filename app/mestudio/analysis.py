@@ -504,7 +504,7 @@ class _ReadAhead:
         return item
 
     def _measure(self, item: _Item) -> _Item:
-        signal = self._signal
+        signal: Any = self._signal
         assert item.face is not None
         t0 = time.perf_counter()
         item.signal_values = signal.update(item.face, float(item.frame.timestamp_s))

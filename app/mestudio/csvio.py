@@ -528,9 +528,11 @@ def read_frames_csv(path: str | os.PathLike[str], n_frames: int | None = None
         return VideoSignals(times=times, rois=rois, combined=column(combined_col, picked),
                             threshold=column(threshold_col, picked),
                             activity=text_column(activity_col, picked), face_id=face_id,
-                            boxes=None if box is None else np.stack(box, axis=1),
+                            boxes=None if box is None else np.stack(
+                                [c for c in box if c is not None], axis=1),
                             transforms=None if align is None else
-                            np.stack(align, axis=1).reshape(-1, 2, 3))
+                            np.stack([c for c in align if c is not None],
+                                     axis=1).reshape(-1, 2, 3))
 
     if "face_id" not in cols:
         return signals(everything, None)

@@ -90,9 +90,10 @@ def recorded_crops(read_frame: Callable[[int], Frame], frames: list[int],
     if transforms is None:
         return None
     found = [transforms(i) for i in frames]
-    if any(m is None for m in found):
+    kept = [m for m in found if m is not None]
+    if len(kept) != len(found):
         return None
-    return [cut_crop(read_frame(i).image, m, size) for i, m in zip(frames, found, strict=True)]
+    return [cut_crop(read_frame(i).image, m, size) for i, m in zip(frames, kept, strict=True)]
 
 
 def _read_once(read_frame: Callable[[int], Frame]) -> Callable[[int], Frame]:

@@ -78,6 +78,8 @@ class Signal(Protocol):
     """Stage 2 (:class:`~mestudio.spotting.signal.RoiSignal`): face → per-ROI motion."""
 
     roi_names: tuple[str, ...]
+    #: per-ROI displacement vectors of the last frame (the spotter's configuration cut)
+    last_vectors: np.ndarray | None
 
     @property
     def last_flow(self) -> np.ndarray | None: ...

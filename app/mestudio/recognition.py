@@ -491,7 +491,7 @@ class Recognizer:
                     return
                 # one batch = consecutive jobs of one model
                 route = self._queue[0].route
-                batch = []
+                batch: list[_Job] = []
                 while self._queue and len(batch) < self.max_batch and \
                         self._queue[0].route is route:
                     batch.append(self._queue.popleft())

@@ -173,18 +173,18 @@ def _provider_device(device: str | None) -> str:
     return "cuda" if d.startswith("cuda") else d
 
 
-_sessions: dict[tuple[Path, str], FlowGraph] = {}
+_sessions: dict[tuple[tuple[int, int], TVL1Params, str], FlowGraph] = {}
 _sessions_lock = threading.Lock()
 
 
 def flow_graph(size: tuple[int, int], params: TVL1Params, device: str = "auto") -> FlowGraph:
-    """The (cached) session of the graph of ``size`` and ``params`` on ``device``."""
+    """The session of the graph of ``size`` and ``params`` on ``device``: found (or built)
+    and loaded on first use, then kept for the process."""
+    key = ((int(size[0]), int(size[1])), params, _provider_device(device))
     with _sessions_lock:
-        path = find_graph(size, params)
-        key = (path, _provider_device(device))
         graph = _sessions.get(key)
         if graph is None:
-            graph = _sessions[key] = FlowGraph(path, device)
+            graph = _sessions[key] = FlowGraph(find_graph(size, params), device)
         return graph
 
 

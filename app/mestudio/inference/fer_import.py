@@ -161,9 +161,9 @@ def _test_faces(n: int = 8, seed: int = 5) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        img = rng.uniform(0, 255, (64, 64)).astype(np.float32)
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(1.5, 4.0)))
-        img = (img - img.min()) / max(float(np.ptp(img)), 1e-6) * 255.0
+        noise = rng.uniform(0, 255, (64, 64)).astype(np.float32)
+        blurred = cv2.GaussianBlur(noise, (0, 0), float(rng.uniform(1.5, 4.0)))
+        img = (blurred - blurred.min()) / max(float(np.ptp(blurred)), 1e-6) * 255.0
         out.append(img)
     x = np.stack(out)[:, None]
     return ((x / 255.0 - 0.5) / 0.5).astype(np.float32)

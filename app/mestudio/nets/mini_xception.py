@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -269,7 +269,8 @@ def load_mini_xception(path: str | os.PathLike[str]) -> tuple[MiniXception, Kera
         _load_bn(net.bn1, w["batch_normalization_1"], "batch_normalization_1")
         _load_bn(net.bn2, w["batch_normalization_2"], "batch_normalization_2")
         conv, sep, bn = 3, 1, 3
-        for block in net.blocks:
+        for module in net.blocks:
+            block = cast(_Module, module)
             _copy(block.shortcut.weight, _conv(w[f"conv2d_{conv}"]["kernel"]), f"conv2d_{conv}")
             _load_bn(block.bn_short, w[f"batch_normalization_{bn}"], f"batch_normalization_{bn}")
             for i, (s, b) in enumerate(((block.sep1, block.bn1), (block.sep2, block.bn2))):
@@ -281,10 +282,11 @@ def load_mini_xception(path: str | os.PathLike[str]) -> tuple[MiniXception, Kera
             conv, sep, bn = conv + 1, sep + 2, bn + 3
         name = f"conv2d_{conv}"
         _copy(net.head.weight, _conv(w[name]["kernel"]), name)
+        assert net.head.bias is not None
         _copy(net.head.bias, torch.from_numpy(w[name]["bias"]), name)
     except KeyError as exc:
         raise ModelFileError(f"{path}: missing weights {exc.args[0]!r}") from exc
     net.eval()
     with torch.no_grad():
-        net.alpha.copy_(net.cam_weights())
+        cast(Tensor, net.alpha).copy_(net.cam_weights())
     return net, keras

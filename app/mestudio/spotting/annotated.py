@@ -415,7 +415,7 @@ def label_summary(rows: Sequence[LabelRow]) -> dict[str, Any]:
     that overlap a labelled expression) and of the apex-frame labels."""
     def part(pairs: list[tuple[str, str | None]]) -> dict[str, Any]:
         right = sum(w == g for w, g in pairs)
-        per = {c: {"n": sum(w == c for w, _ in pairs),
+        per: dict[str, dict[str, Any]] = {c: {"n": sum(w == c for w, _ in pairs),
                    "right": sum(w == g == c for w, g in pairs)} for c in LABEL_CLASSES}
         for v in per.values():
             v["accuracy"] = v["right"] / v["n"] if v["n"] else None

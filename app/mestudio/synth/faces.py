@@ -362,9 +362,9 @@ def collect_faces(data_dir: str | os.PathLike[str] | None = None, *, include_ski
     out: list[FaceImage] = []
     kw: dict[str, Any] = {"side_iod": side_iod, "min_side": min_side, "max_side": max_side}
     if include_skimage:
-        img = astronaut_image()
+        astronaut = astronaut_image()
         g = FaceGeometry.from_points(ASTRONAUT_POINTS, source="yunet")
-        crop, cg = crop_face(img, g, **kw)
+        crop, cg = crop_face(astronaut, g, **kw)
         out.append(FaceImage("skimage-astronaut", crop, cg, "skimage:astronaut"))
     if data_dir is not None:
         root = Path(data_dir)

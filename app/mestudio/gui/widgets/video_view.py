@@ -166,7 +166,8 @@ class VideoView(QWidget):
         self._latency_reported = True
         self._banner = ""
         self._placeholder = "Choose a source: Demo, a camera, or File ▸ Open video…"
-        self._emotion: tuple[str | None, float | None, str, bool, float | None] | None = None
+        #: (label, confidence, kind, uncertain, agreement, source) of the tagged event
+        self._emotion: tuple[str | None, float | None, str, bool, float | None, str] | None = None
         self._emotion_until = 0.0
         self._event_crop: np.ndarray | None = None
         self._event_crop_q: QImage | None = None
