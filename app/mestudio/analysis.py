@@ -56,6 +56,7 @@ import numpy as np
 
 from mestudio.config import AppConfig
 from mestudio.csvio import VideoSignals
+from mestudio.pipeline import Measured
 from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
@@ -304,12 +305,7 @@ class _Item:
     frame: Frame
     n_skipped: int                     # len(source.skipped) once this frame was read
     read_ms: float                     # time the decode thread spent reading it
-    face: FaceObservation | None = None
-    track_timings: dict[str, float] | None = None
-    signal_values: dict[str, float] | None = None   # the ROI signal's output at this frame
-    signal_vectors: Any = None
-    signal_flow: Any = None                          # its flow, when overlays keep it
-    signal_ms: float = 0.0
+    measured: Measured | None = None   # what the tracking (and signal) threads found
 
 
 class _AheadStage:
@@ -391,68 +387,6 @@ class _AheadStage:
                 log.warning("%s did not stop within %.0f s", self._thread.name, timeout_s)
 
 
-class _TrackedAhead:
-    """Stands in for the pipeline's :class:`~mestudio.face.tracker.FaceTracker` while the
-    tracking thread runs it ahead: :meth:`update` returns the observation computed there
-    for that very frame, and :attr:`timings_ms` its timings (``track`` included, which
-    replaces the near-zero time of this look-up in ``FrameResult.timings_ms``)."""
-
-    def __init__(self, tracker: Any) -> None:
-        self._tracker = tracker
-        self._next: _Item | None = None
-        self.timings_ms: dict[str, float] = {}
-
-    def expect(self, item: _Item) -> None:
-        self._next = item
-
-    def update(self, frame: Frame) -> FaceObservation:
-        item = self._next
-        if item is None or item.frame is not frame or item.face is None:
-            raise RuntimeError("the tracker ran ahead on other frames than the pipeline got")
-        self._next = None
-        self.timings_ms = dict(item.track_timings or {})
-        return item.face
-
-    def reset(self) -> None:  # pragma: no cover - the frame loop never resets
-        raise RuntimeError("the tracker cannot be reset while it runs ahead")
-
-    def __getattr__(self, name: str) -> Any:  # degraded, landmark_names, config, ...
-        return getattr(self._tracker, name)
-
-
-class _SignalAhead:
-    """Stands in for the pipeline's :class:`~mestudio.spotting.signal.RoiSignal` while the
-    signal thread runs it ahead (after the tracking thread): :meth:`update` returns the
-    values computed there for that very frame, :attr:`last_vectors` and :attr:`last_flow`
-    those of that frame. The ROI signal depends only on the sequence of faces, so running it
-    one stage earlier gives the same values as a serial loop; the frame loop keeps the
-    spotter, the events and the outputs."""
-
-    def __init__(self, signal: Any) -> None:
-        self._signal = signal
-        self._next: _Item | None = None
-        self.last_vectors: Any = None
-        self.last_flow: Any = None
-
-    def expect(self, item: _Item) -> None:
-        self._next = item
-
-    def update(self, face: FaceObservation, timestamp_s: float) -> dict[str, float] | None:
-        item = self._next
-        if item is None or item.face is not face:
-            raise RuntimeError("the ROI signal ran ahead on other frames than the pipeline got")
-        self._next = None
-        self.last_vectors = item.signal_vectors
-        self.last_flow = item.signal_flow
-        return item.signal_values
-
-    def reset(self) -> None:  # pragma: no cover - the frame loop never resets
-        raise RuntimeError("the ROI signal cannot be reset while it runs ahead")
-
-    def __getattr__(self, name: str) -> Any:  # roi_names, config, ...
-        return getattr(self._signal, name)
-
-
 class _ReadAhead:
     """The frames of ``source`` (at most ``max_frames``), read by a decode thread and, when
     ``tracker`` is given, tracked by a second thread, and when ``signal`` is given too, its
@@ -498,21 +432,23 @@ class _ReadAhead:
     def _track(self, item: _Item) -> _Item:
         tracker = self._tracker
         t0 = time.perf_counter()
-        item.face = tracker.update(item.frame)
-        item.track_timings = {"track": (time.perf_counter() - t0) * 1e3,
-                              **tracker.timings_ms}
+        face = tracker.update(item.frame)
+        item.measured = Measured(face, (time.perf_counter() - t0) * 1e3,
+                                 dict(tracker.timings_ms))
         return item
 
     def _measure(self, item: _Item) -> _Item:
         signal: Any = self._signal
-        assert item.face is not None
+        m = item.measured
+        assert m is not None
         t0 = time.perf_counter()
-        item.signal_values = signal.update(item.face, float(item.frame.timestamp_s))
+        m.values = signal.update(m.face, float(item.frame.timestamp_s))
         vectors = getattr(signal, "last_vectors", None)
-        item.signal_vectors = None if vectors is None else np.array(vectors, copy=True)
-        if self._keep_flow and item.face.face_found:
-            item.signal_flow = signal.last_flow
-        item.signal_ms = (time.perf_counter() - t0) * 1e3
+        m.vectors = None if vectors is None else np.array(vectors, copy=True)
+        if self._keep_flow and m.face.face_found:
+            m.flow = signal.last_flow
+        m.signal = True
+        m.signal_ms = (time.perf_counter() - t0) * 1e3
         return item
 
     def get(self) -> _Item:
@@ -775,20 +711,12 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         seen_skips += len(new)
 
     tracker = getattr(pipeline, "tracker", None)
-    ahead: _TrackedAhead | None = None
-    if read_ahead > 0 and _tracks_ahead(tracker):
-        ahead = _TrackedAhead(tracker)
-        pipeline.tracker = ahead
-        stack.callback(setattr, pipeline, "tracker", tracker)
+    tracks_ahead = read_ahead > 0 and _tracks_ahead(tracker)
     signal = getattr(pipeline, "signal", None)
-    signal_ahead: _SignalAhead | None = None
-    if ahead is not None and _measures_ahead(pipeline, signal):
-        signal_ahead = _SignalAhead(signal)
-        pipeline.signal = signal_ahead
-        stack.callback(setattr, pipeline, "signal", signal)
+    measures_ahead = tracks_ahead and _measures_ahead(pipeline, signal)
     reader = _ReadAhead(source, max_frames, read_ahead,
-                        tracker=tracker if ahead is not None else None,
-                        signal=signal if signal_ahead is not None else None,
+                        tracker=tracker if tracks_ahead else None,
+                        signal=signal if measures_ahead else None,
                         keep_flow=bool(getattr(pipeline, "keep_flow", False)
                                        or getattr(pipeline, "keep_strain", False)))
     if read_ahead > 0:
@@ -796,7 +724,7 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
     taken = 0
     last_taken = -1
     stack.callback(_leave_source, source, reader, lambda: (taken, last_taken))
-    stack.callback(reader.close)  # before the source is closed and the tracker put back
+    stack.callback(reader.close)  # before the source is closed
     t0 = time.perf_counter()
     while max_frames is None or processed < max_frames:
         if stopped():
@@ -810,13 +738,8 @@ def _run(source: Any, cfg: AppConfig, pipeline: Any, stack: contextlib.ExitStack
         taken += 1
         frame = item.frame
         last_taken = frame.index
-        if ahead is not None:
-            ahead.expect(item)
-        if signal_ahead is not None:
-            signal_ahead.expect(item)
-        result = pipeline.process(frame)
-        if signal_ahead is not None and "signal" in result.timings_ms:
-            result.timings_ms["signal"] = item.signal_ms
+        result = pipeline.process(frame, measured=item.measured) if tracks_ahead \
+            else pipeline.process(frame)
         result.timings_ms["decode"] = (t_got - t_read) * 1e3
         result.timings_ms["read"] = item.read_ms
         take_skips(item.n_skipped)

@@ -33,7 +33,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -63,6 +64,33 @@ FACE_MODES = ("primary", "all")
 
 
 # ----------------------------------------------------------------------------- stages
+@dataclass
+class Measured:
+    """What the tracker and the ROI signal made of a frame when they ran ahead of the
+    pipeline (the read-ahead threads of :func:`mestudio.analysis.analyze_video`), given to
+    :meth:`Pipeline.process` in place of running them.
+
+    Attributes:
+        face: the tracker's observation of the frame.
+        track_ms: the tracking time; ``track_timings``: its sub-stages.
+        signal: whether the ROI signal was measured too (then ``values``, ``vectors``,
+            ``flow`` and ``signal_ms`` are its output for this frame).
+    """
+
+    face: FaceObservation
+    track_ms: float = 0.0
+    track_timings: dict[str, float] = field(default_factory=dict)
+    signal: bool = False
+    values: dict[str, float] | None = None
+    vectors: np.ndarray | None = None
+    flow: np.ndarray | None = None
+    signal_ms: float = 0.0
+
+
+#: ``(frame index, timestamp_s, ROI values or None, ROI vectors or None)`` -> None
+SpotterInputs = Callable[[int, float, "dict[str, float] | None", "np.ndarray | None"], None]
+
+
 class Tracker(Protocol):
     """Stage 1 (:class:`~mestudio.face.tracker.FaceTracker`): frame → face observation."""
 
@@ -191,8 +219,12 @@ class Pipeline:
 
     def __init__(self, config: AppConfig | None = None, *, engine: Any = None,
                  spotting: bool = True, recognition: bool = True,
-                 finish_timeout_s: float = 60.0, max_pending: int = 8) -> None:
+                 finish_timeout_s: float = 60.0, max_pending: int = 8,
+                 spotter_inputs: SpotterInputs | None = None) -> None:
         self.config = config or AppConfig()
+        #: Called with every input of the (single-face) spotter: ``(index, timestamp_s,
+        #: values, vectors)``, e.g. to record them for replays (``spot-eval``).
+        self.spotter_inputs = spotter_inputs
         self.finish_timeout_s = float(finish_timeout_s)
         tc = self.config.tracker
         if tc.faces not in FACE_MODES:
@@ -241,7 +273,8 @@ class Pipeline:
     @classmethod
     def from_config(cls, config: AppConfig | None = None, *, engine: Any = None,
                     recognition: bool | None = None, finish_timeout_s: float | None = None,
-                    max_pending: int = 8) -> Pipeline:
+                    max_pending: int = 8, spotter_inputs: SpotterInputs | None = None
+                    ) -> Pipeline:
         """The one way every front end builds a pipeline, with the one fallback policy.
 
         Spotting is always attempted; recognition when ``recognition`` (default:
@@ -262,10 +295,12 @@ class Pipeline:
             recognition: override ``config.recognition.enabled``.
             finish_timeout_s: longest wait for pending predictions in :meth:`finish`.
             max_pending: most events waiting for recognition.
+            spotter_inputs: see :attr:`spotter_inputs`.
         """
         cfg = config or AppConfig()
         rec = cfg.recognition.enabled if recognition is None else bool(recognition)
-        kw: dict[str, Any] = {"engine": engine, "max_pending": max_pending}
+        kw: dict[str, Any] = {"engine": engine, "max_pending": max_pending,
+                              "spotter_inputs": spotter_inputs}
         if finish_timeout_s is not None:
             kw["finish_timeout_s"] = finish_timeout_s
         try:
@@ -365,13 +400,16 @@ class Pipeline:
         return tuple(self.signal.roi_names) if self.signal is not None else ()
 
     # ---------------------------------------------------------------------- per frame
-    def process(self, frame: Frame, capture_time: float | None = None) -> FrameResult:
+    def process(self, frame: Frame, capture_time: float | None = None, *,
+                measured: Measured | None = None) -> FrameResult:
         """Run every stage on one frame.
 
         Args:
             frame: the frame (its timestamp in seconds drives smoothing and spotting).
             capture_time: ``time.perf_counter()`` when a live frame was captured, for
                 latency; None for files.
+            measured: the tracker's (and the ROI signal's) results for this frame when they
+                ran ahead (single-face mode); the pipeline then does not run them itself.
 
         Returns:
             the :class:`FrameResult`: face, spotter state, events emitted at this frame,
@@ -384,10 +422,15 @@ class Pipeline:
         if self.multi is not None:
             return self._process_all(frame, capture_time)
         t0 = time.perf_counter()
-        face = cast(Tracker, self.tracker).update(frame)  # (analysis may swap in a stand-in)
-        t1 = time.perf_counter()
-        timings = {"track": (t1 - t0) * 1e3}
-        timings.update(self.tracker.timings_ms)
+        if measured is None:
+            face = cast(Tracker, self.tracker).update(frame)
+            t1 = time.perf_counter()
+            timings = {"track": (t1 - t0) * 1e3}
+            timings.update(self.tracker.timings_ms)
+        else:
+            face = measured.face
+            t1 = time.perf_counter()
+            timings = {"track": measured.track_ms, **measured.track_timings}
         result = FrameResult(frame=frame, face=face, timings_ms=timings,
                              capture_time=capture_time)
         ts = float(frame.timestamp_s)
@@ -396,17 +439,26 @@ class Pipeline:
             rec.add_frame(frame.index, ts, face)
         t2 = time.perf_counter()
         if self.spotter is not None and self.signal is not None:
-            values = self.signal.update(face, ts)
+            ahead = measured is not None and measured.signal
+            if ahead:
+                assert measured is not None
+                values, vectors = measured.values, measured.vectors
+            else:
+                values = self.signal.update(face, ts)
+                vectors = self.signal.last_vectors
             t3 = time.perf_counter()
-            emitted = self.spotter.update(frame.index, ts, values,
-                                          vectors=self.signal.last_vectors)
+            if self.spotter_inputs is not None:
+                self.spotter_inputs(frame.index, ts, values, vectors)
+            emitted = self.spotter.update(frame.index, ts, values, vectors=vectors)
             t4 = time.perf_counter()
-            timings["signal"] = (t3 - t2) * 1e3
+            timings["signal"] = measured.signal_ms if ahead and measured is not None \
+                else (t3 - t2) * 1e3
             timings["spot"] = (t4 - t3) * 1e3
             result.spotter = self.spotter.state
             result.events = self._register(emitted)
             if (self.keep_flow or self.keep_strain) and face.face_found:
-                result.flow, result.strain = self._flow_of(self.signal)
+                flow = measured.flow if ahead and measured is not None else self.signal.last_flow
+                result.flow, result.strain = self._with_strain(flow)
                 timings["overlay"] = (time.perf_counter() - t4) * 1e3
         if rec is not None:
             t5 = time.perf_counter()
@@ -465,7 +517,7 @@ class Pipeline:
                 self._face_states += [(fid, i, t, state)
                                       for i, t, state in st.spotter.pop_finalized()]
                 if (self.keep_flow or self.keep_strain) and obs.face_found:
-                    fr.flow, fr.strain = self._flow_of(st.signal)
+                    fr.flow, fr.strain = self._with_strain(st.signal.last_flow)
             faces.append(fr)
         timings["signal"] = t_signal * 1e3
         timings["spot"] = t_spot * 1e3
@@ -525,10 +577,10 @@ class Pipeline:
         out, self._face_states = self._face_states, []
         return out
 
-    def _flow_of(self, signal: Signal) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The flow ``signal`` measured at this frame (reference → frame, head motion
-        removed) and, when asked, its optical strain; Nones when there is no flow."""
-        flow = signal.last_flow
+    def _with_strain(self, flow: np.ndarray | None
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The flow a signal measured at this frame (reference → frame, head motion removed)
+        and, when asked, its optical strain; Nones when there is no flow."""
         if flow is None or not self.keep_strain:
             return flow, None
         return flow, strain_magnitude(flow)

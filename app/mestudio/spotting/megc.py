@@ -84,24 +84,19 @@ REPLAYABLE = frozenset({
 
 
 # ---------------------------------------------------------------------- recording / replay
-class RecordingSpotter:
-    """Wraps a spotter and records every ``update(index, timestamp_s, signal)`` call (the
-    spotter's whole input); everything else is passed through."""
+class SpotterInputRecorder:
+    """Records every input of a pipeline's spotter (``Pipeline(spotter_inputs=...)``): frame
+    index, timestamp, ROI values and vectors, the spotter's whole input."""
 
-    def __init__(self, spotter: Any) -> None:
-        self._spotter = spotter
+    def __init__(self) -> None:
         self.calls: list[Call] = []
 
-    def update(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
-               vectors: Any = None) -> Any:
+    def __call__(self, index: int, timestamp_s: float, signal: dict[str, float] | None,
+                 vectors: Any = None) -> None:
         self.calls.append((int(index), float(timestamp_s),
                            None if signal is None else {k: float(v) for k, v in signal.items()},
                            None if vectors is None or signal is None
                            else np.array(vectors, np.float64)))
-        return self._spotter.update(index, timestamp_s, signal, vectors=vectors)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._spotter, name)
 
 
 #: One recorded spotter call: frame index, timestamp, ROI magnitudes (None: no face) and
@@ -225,7 +220,7 @@ def completed(out: Path, input_hash: str, settings_hash: str) -> bool:
 
 def run_video(job: VideoJob) -> dict[str, Any]:
     """Analyse one long video with :func:`mestudio.analysis.analyze_video` (the pipeline's
-    spotter wrapped in a :class:`RecordingSpotter`), write its files; never raises for a bad
+    spotter's inputs recorded by a :class:`SpotterInputRecorder`), write its files; never raises for a bad
     video. Returns ``{"video", "status" (ok/skipped/failed), "frames", "wall_s", "error"}``."""
     t0 = time.perf_counter()
     if job.limit_threads:
@@ -262,13 +257,13 @@ def _analyse(job: VideoJob, out: Path, input_hash: str, result: dict[str, Any]) 
 
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.closing(ImageSequenceSource(list(job.paths), fps=job.fps)) as source:
-        pipeline = Pipeline.from_config(job.config, recognition=job.recognition)
+        recorder = SpotterInputRecorder()
+        pipeline = Pipeline.from_config(job.config, recognition=job.recognition,
+                                        spotter_inputs=recorder)
         try:
             if pipeline.spotter is None:
                 raise MestudioError("spotting is off in this installation: "
                                     + "; ".join(pipeline.degraded))
-            recorder = RecordingSpotter(pipeline.spotter)
-            pipeline.spotter = recorder  # type: ignore[assignment]
             with atomic_path(out / "frames.csv") as tmp_csv:
                 res = analyze_video(source, job.config, pipeline=pipeline,
                                     max_frames=job.max_frames, frames_csv=tmp_csv)
