@@ -176,3 +176,25 @@ def serve() -> Iterator:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def no_torch(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """``(env, mark)``: an environment for a child process whose ``import torch`` fails as
+    in an installation without torch, writing the stack of whoever asked to ``mark``."""
+    import textwrap
+
+    fake = tmp_path / "notorch" / "torch"
+    fake.mkdir(parents=True)
+    mark = tmp_path / "torch-imports.txt"
+    (fake / "__init__.py").write_text(textwrap.dedent(f"""
+        import os, traceback
+        with open({str(mark)!r}, "a") as f:
+            f.write(f"pid {{os.getpid()}}\\n" + "".join(traceback.format_stack()) + "\\n")
+        raise ModuleNotFoundError("No module named 'torch' (blocked in this test)", name="torch")
+    """))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(fake.parent), env.get("PYTHONPATH"))
+                                        if p)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return env, mark

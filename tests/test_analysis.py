@@ -1,4 +1,4 @@
-"""``mestudio.analysis.analyze_video``, headless: a whole synthetic clip gives its planted
+"""``mestudio.engine.analysis.analyze_video``, headless: a whole synthetic clip gives its planted
 events, progress, frames.csv and the motion signals; stopping midway keeps what was found
 (``complete`` False, ``last_frame``); unreadable images are recorded; a pipeline double
 (the review window's tests use one) goes through the same loop. The read-ahead threads
@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mestudio.analysis import READ_AHEAD, AnalysisResult, analyze_video
 from mestudio.capture import open_source
 from mestudio.capture.base import FrameSource
 from mestudio.config import AppConfig
+from mestudio.engine.analysis import READ_AHEAD, AnalysisResult, analyze_video
 from mestudio.errors import SourceError
 from mestudio.spotting.metrics import match_intervals
 from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent, SpotterState

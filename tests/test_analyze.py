@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from mestudio.cli import main
+from mestudio.engine.pipeline import NO_MODEL
 from mestudio.events_io import CSV_COLUMNS, read_events_csv, read_events_json, write_events_json
-from mestudio.pipeline import NO_MODEL
 from mestudio.spotting.metrics import match_intervals
 from mestudio.spotting.rois import ROI_NAMES
 

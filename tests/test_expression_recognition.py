@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mestudio.cli import main
+from mestudio.engine.recognition import Recognizer
 from mestudio.inference.engine import InferenceEngine
 from mestudio.predtext import emotion_text, macro_caveat, named_by_text
-from mestudio.recognition import Recognizer
 from mestudio.spotting import annotated as an
 from mestudio.types import FaceObservation, SpotEvent
 from test_recognition import FakeEngine, fake_inputs
@@ -130,7 +130,7 @@ def test_label_scores_and_confusion_table() -> None:
 def test_review_names_a_macro_event_with_the_expression_model(
         expression_model: Path, video_dir: Path) -> None:
     from mestudio.capture import open_source
-    from mestudio.event_details import compute_event_details
+    from mestudio.engine.event_details import compute_event_details
 
     source = open_source(str(video_dir / "single_face.mp4"))
     try:

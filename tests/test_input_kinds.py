@@ -66,7 +66,7 @@ def test_unknown_input_kind_is_a_clear_error() -> None:
     with pytest.raises(DatasetError, match="unknown input kind 'nonsense'"):
         FeatureSpec(kind="nonsense")
     with pytest.raises(ValueError, match="unknown input kind 'nonsense'"):
-        from mestudio.recognition import preprocess_inputs_fn
+        from mestudio.engine.recognition import preprocess_inputs_fn
 
         preprocess_inputs_fn("nonsense", None)
     with pytest.raises(ValueError, match="unknown input kind"):
@@ -108,7 +108,7 @@ def test_the_face_kind_takes_the_apex_crop_scaled_like_the_expression_model() ->
 
 
 def test_keyframe_spec_makes_exactly_the_old_inputs() -> None:
-    from mestudio.recognition import pick_keyframes, preprocess_inputs_fn
+    from mestudio.engine.recognition import pick_keyframes, preprocess_inputs_fn
 
     crops = _sequence(10)
     cfg = PreprocessConfig(input_size=32)
@@ -137,7 +137,7 @@ def test_keyframe_spec_makes_exactly_the_old_inputs() -> None:
 
 @pytest.mark.parametrize("clip_len", [4, 8])
 def test_clip_spec_makes_exactly_the_old_inputs(clip_len: int) -> None:
-    from mestudio.recognition import preprocess_inputs_fn
+    from mestudio.engine.recognition import preprocess_inputs_fn
 
     crops = _sequence(11)
     cfg = PreprocessConfig(input_size=32, clip_len=clip_len)
@@ -262,11 +262,11 @@ def toy_kind():
 def test_a_network_with_a_new_input_kind_needs_no_other_module(toy_kind, tmp_path) -> None:
     import torch
 
+    from mestudio.engine.recognition import Recognizer
     from mestudio.inference import contract
     from mestudio.inference.engine import InferenceEngine
     from mestudio.inference.export import export_onnx
     from mestudio.nets import create_model, describe_model, list_models, model_input_kind
-    from mestudio.recognition import Recognizer
     from mestudio.training.features import FeatureSpec
     from mestudio.types import FaceObservation, SpotEvent
 
@@ -312,7 +312,7 @@ def test_a_network_with_a_new_input_kind_needs_no_other_module(toy_kind, tmp_pat
     # review recomputes the prediction through the same contract (issue 22, item 13: a
     # kind whose make_inputs takes no fps failed there with "unexpected keyword 'fps'")
     from mestudio.capture.demo import DemoSource
-    from mestudio.event_details import compute_event_details
+    from mestudio.engine.event_details import compute_event_details
 
     demo = DemoSource()
     shown = compute_event_details(demo.read, replace(ev, onset=40, apex=44, offset=48),

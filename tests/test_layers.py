@@ -8,7 +8,8 @@ own layer and those below; Qt (``PySide6``, ``shiboken6``, ``pyqtgraph``) is imp
 counts, at module level or inside a function, and so does ``importlib.import_module`` with a
 literal (or f-string) module name. :data:`MUST_NOT_IMPORT` adds the design's per-module
 rules (no torch in capture or spotting, no onnxruntime in nets/, nothing of the package in
-types.py) and the runtime's (no torch in anything the application runs).
+types.py), the runtime's (no torch in anything the application runs) and the order inside the
+core: the stages (:data:`STAGES`) never import the engine (``engine/``, ``batch``).
 """
 
 from __future__ import annotations
@@ -102,25 +103,42 @@ MUST_NOT_IMPORT: dict[str, tuple[str, ...]] = {
     "mestudio.flow.graph": ("torch",),
     "mestudio.flow.fast": ("torch",),
     "mestudio.flow.tvl1_params": ("torch",),
-    "mestudio.recognition": ("torch",),
-    "mestudio.pipeline": ("torch",),
-    "mestudio.analysis": ("torch",),
-    "mestudio.live": ("torch",),
+    "mestudio.engine.recognition": ("torch",),
+    "mestudio.engine.pipeline": ("torch",),
+    "mestudio.engine.analysis": ("torch",),
+    "mestudio.engine.live": ("torch",),
     "mestudio.batch": ("torch",),
-    "mestudio.overlays": ("torch",),
-    "mestudio.event_details": ("torch",),
+    "mestudio.engine.overlays": ("torch",),
+    "mestudio.engine.event_details": ("torch",),
     "mestudio.analytics": ("torch",),
     "mestudio.gui": ("torch",),
 }
 
 
+#: The stages sit below the engine (``engine/``: pipeline, recognition, live session, whole
+#: recordings, kiosk session, video jobs) and the batch runner: a stage never imports them.
+STAGES = ("capture", "face", "flow", "spotting", "preprocess", "nets", "inference", "training",
+          "synth", "analytics")
+ENGINE = ("mestudio.engine", "mestudio.batch")
+for _stage in STAGES:
+    MUST_NOT_IMPORT[f"mestudio.{_stage}"] = (*MUST_NOT_IMPORT.get(f"mestudio.{_stage}", ()),
+                                             *ENGINE)
+
+
 def _forbidden(module: str, name: str) -> str | None:
+    """Why ``module`` must not import ``name`` (a banned top-level package, or a banned
+    package of mestudio and its modules), else None."""
     for owner, banned in MUST_NOT_IMPORT.items():
         if module != owner and not module.startswith(owner + "."):
             continue
-        top = name.split(".")[0]
-        if top in banned and not (owner == "mestudio.types" and name == "__future__"):
-            return f"{module} imports {name} ({owner} must not import {top})"
+        for ban in banned:
+            if "." in ban:
+                hit = name == ban or name.startswith(ban + ".")
+            else:
+                hit = name.split(".")[0] == ban and not (owner == "mestudio.types"
+                                                          and name == "__future__")
+            if hit:
+                return f"{module} imports {name} ({owner} must not import {ban})"
     return None
 
 
@@ -156,7 +174,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def test_the_package_is_found() -> None:
     names = {_module_name(p) for p in MODULES}
-    assert {"mestudio.pipeline", "mestudio.analysis", "mestudio.gui.review_window",
+    assert {"mestudio.engine.pipeline", "mestudio.engine.analysis", "mestudio.gui.review_window",
             "mestudio.commands.analyze", "mestudio.cli"} <= names
 
 
@@ -183,7 +201,7 @@ def test_the_check_sees_upward_imports(tmp_path: Path, monkeypatch: pytest.Monke
                     "    return importlib.import_module(f'mestudio.bench.{window}')\n")
     gui = pkg / "gui" / "bad.py"
     gui.write_text("from mestudio.commands.analyze import run\nfrom PySide6 import QtCore\n"
-                   "from mestudio.pipeline import Pipeline\nfrom . import widgets\n")
+                   "from mestudio.engine.pipeline import Pipeline\nfrom . import widgets\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
     core_found = _violations(core)
     assert len(core_found) == 4, core_found
@@ -199,7 +217,7 @@ def test_the_check_sees_forbidden_imports(tmp_path: Path, monkeypatch: pytest.Mo
     """torch in the spotting or the runtime, onnxruntime in nets/, the package in types.py:
     each is named with its line."""
     pkg = tmp_path / "mestudio"
-    for sub in ("spotting", "nets"):
+    for sub in ("spotting", "nets", "engine"):
         (pkg / sub).mkdir(parents=True)
         (pkg / sub / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
@@ -207,7 +225,8 @@ def test_the_check_sees_forbidden_imports(tmp_path: Path, monkeypatch: pytest.Mo
         pkg / "spotting" / "bad.py": "def f():\n    import torch.nn\n",
         pkg / "nets" / "bad.py": "import numpy\nfrom onnxruntime import InferenceSession\n",
         pkg / "types.py": "from __future__ import annotations\nfrom mestudio.errors import X\n",
-        pkg / "pipeline.py": "import torch\n",
+        pkg / "engine" / "pipeline.py": "import torch\n",
+        pkg / "spotting" / "up.py": "def f():\n    from mestudio.engine.analysis import x\n",
     }
     for path, text in files.items():
         path.write_text(text)
@@ -221,4 +240,8 @@ def test_the_check_sees_forbidden_imports(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(found["nets/bad.py"]) == 1 and ":2:" in found["nets/bad.py"][0] \
         and "must not import onnxruntime" in found["nets/bad.py"][0]
     assert len(found["types.py"]) == 1 and "mestudio.errors" in found["types.py"][0]
-    assert len(found["pipeline.py"]) == 1 and "must not import torch" in found["pipeline.py"][0]
+    assert len(found["engine/pipeline.py"]) == 1 \
+        and "must not import torch" in found["engine/pipeline.py"][0]
+    assert len(found["spotting/up.py"]) == 1 and found["spotting/up.py"][0].endswith(
+        "mestudio/spotting/up.py:2: mestudio.spotting.up imports mestudio.engine.analysis "
+        "(mestudio.spotting must not import mestudio.engine)")

@@ -14,7 +14,7 @@ import pytest
 
 from mestudio.capture.base import FrameSource
 from mestudio.config import AppConfig
-from mestudio.live import LiveSession, SessionListener
+from mestudio.engine.live import LiveSession, SessionListener
 from mestudio.spotting.metrics import match_intervals
 from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent
 
@@ -202,8 +202,8 @@ def test_a_failing_subscriber_is_removed_and_reported_not_fatal():
 
 
 def test_the_live_engine_imports_no_qt():
-    code = ("import sys; import mestudio.live, mestudio.overlays, mestudio.pipeline, "
-            "mestudio.analytics.session; print(any(m.startswith('PySide6') for m in "
+    code = ("import sys; import mestudio.engine.live, mestudio.engine.overlays, mestudio.engine.pipeline, "
+            "mestudio.engine.kiosk; print(any(m.startswith('PySide6') for m in "
             "sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -213,6 +213,6 @@ def test_the_live_engine_imports_no_qt():
 @pytest.mark.parametrize("spec,label", [(0, "camera 0"), ("camera:2", "camera 2"),
                                         ("demo", "demo clip"), ("/x/clip.mp4", "clip.mp4")])
 def test_source_labels(spec, label):
-    from mestudio.live import source_label
+    from mestudio.engine.live import source_label
 
     assert source_label(spec) == label

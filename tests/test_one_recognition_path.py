@@ -13,7 +13,7 @@ import pytest
 from mestudio.capture import open_source
 from mestudio.cli import main
 from mestudio.csvio import ALIGN_COLUMNS, read_frames_csv
-from mestudio.event_details import compute_event_details
+from mestudio.engine.event_details import compute_event_details
 from mestudio.events_io import read_events_json
 from mestudio.inference.engine import engine_from_config
 

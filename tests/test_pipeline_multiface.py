@@ -11,7 +11,7 @@ import pytest
 
 from mestudio.capture import open_source
 from mestudio.config import AppConfig
-from mestudio.pipeline import Pipeline
+from mestudio.engine.pipeline import Pipeline
 from mestudio.spotting.metrics import match_intervals
 from mestudio.types import Frame
 

@@ -10,7 +10,7 @@ import pytest
 
 from mestudio.capture import open_source
 from mestudio.config import AppConfig
-from mestudio.pipeline import NO_MODEL, Pipeline
+from mestudio.engine.pipeline import NO_MODEL, Pipeline
 from mestudio.spotting.metrics import match_intervals
 
 DEMO = "demo:duration=10,seed=0,blinks=1"

@@ -9,7 +9,7 @@ import pytest
 
 from mestudio.capture import open_source
 from mestudio.csvio import BASE_COLUMNS, FramesCsvWriter
-from mestudio.pipeline import Pipeline
+from mestudio.engine.pipeline import Pipeline
 
 
 def test_pipeline_tracks_every_frame_with_timings(video_dir: Path) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mestudio.recognition as recognition
+import mestudio.engine.recognition as recognition
 from mestudio.capture import open_source
 from mestudio.config import AppConfig
-from mestudio.pipeline import NO_MODEL, Pipeline
-from mestudio.recognition import CropBuffer, Recognizer, buffer_seconds, pick_keyframes
+from mestudio.engine.pipeline import NO_MODEL, Pipeline
+from mestudio.engine.recognition import CropBuffer, Recognizer, buffer_seconds, pick_keyframes
 from mestudio.types import FaceObservation, Frame, Prediction, SpotEvent
 
 CLASSES = ("happiness", "disgust", "surprise", "sadness", "repression")
@@ -132,7 +132,7 @@ def test_queue_is_bounded_and_drops_the_oldest_pending(caplog) -> None:
     for i in range(200):
         rec.add_frame(i, i / 30, _face(_crop(i)))
     events = [_event(k, 10 * k, 10 * k + 2, 10 * k + 5) for k in range(10)]
-    with caplog.at_level(logging.WARNING, logger="mestudio.recognition"):
+    with caplog.at_level(logging.WARNING, logger="mestudio.engine.recognition"):
         t0 = time.perf_counter()
         assert rec.submit(events[0])
         time.sleep(0.2)                    # the worker takes event 0 and blocks on the gate

@@ -6,35 +6,14 @@ install."""
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def no_torch(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    """An environment whose ``import torch`` fails, writing who asked to a file."""
-    fake = tmp_path / "notorch" / "torch"
-    fake.mkdir(parents=True)
-    mark = tmp_path / "torch-imports.txt"
-    (fake / "__init__.py").write_text(textwrap.dedent(f"""
-        import os, traceback
-        with open({str(mark)!r}, "a") as f:
-            f.write(f"pid {{os.getpid()}}\\n" + "".join(traceback.format_stack()) + "\\n")
-        raise ModuleNotFoundError("No module named 'torch' (blocked in this test)", name="torch")
-    """))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(fake.parent), env.get("PYTHONPATH"))
-                                        if p)
-    env["QT_QPA_PLATFORM"] = "offscreen"
-    return env, mark
 
 
 def _mestudio(args: list[str], env: dict[str, str], timeout: float = 240

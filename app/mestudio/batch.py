@@ -308,13 +308,13 @@ def analyze_to_folder(source: Any, out: Path, config: Any, *, recognition: bool,
     stopped), so a failed run leaves the folder as it was.
 
     Returns:
-        the :class:`~mestudio.analysis.AnalysisResult` and the three paths.
+        the :class:`~mestudio.engine.analysis.AnalysisResult` and the three paths.
 
     Raises:
         MestudioError: the folder cannot be created, the source cannot be read.
         OSError: a file cannot be written (disk full, read-only folder).
     """
-    from mestudio.analysis import STOP_FINISH_S, analyze_video
+    from mestudio.engine.analysis import STOP_FINISH_S, analyze_video
     from mestudio.events_io import write_events_csv, write_events_json
     from mestudio.fsutil import atomic_path
 
@@ -862,8 +862,8 @@ def _request_stop(stop_file: Path) -> None:
 
 #: What a worker needs before its first frame; the fork server imports it once for all of
 #: them. No torch: model inputs are made with ONNX Runtime (:mod:`mestudio.flow.graph`).
-WORKER_PRELOAD = ("numpy", "cv2", "onnxruntime", "mestudio.analysis", "mestudio.batch",
-                  "mestudio.pipeline", "mestudio.recognition", "mestudio.flow.graph")
+WORKER_PRELOAD = ("numpy", "cv2", "onnxruntime", "mestudio.engine.analysis", "mestudio.batch",
+                  "mestudio.engine.pipeline", "mestudio.engine.recognition", "mestudio.flow.graph")
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:

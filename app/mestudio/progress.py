@@ -1,6 +1,6 @@
 """The ``--no-progress`` flag shared by the commands that show a progress bar, and
 :class:`ProgressBar`, a tqdm bar driven by a ``progress(done, total)`` callback (what
-:func:`mestudio.analysis.analyze_video` reports).
+:func:`mestudio.engine.analysis.analyze_video` reports).
 
 Every progress bar of mestudio is a tqdm bar on stderr that is shown only when stderr is a
 terminal (``tqdm(disable=None)``), so logs and pipes stay clean; ``--no-progress`` hides it

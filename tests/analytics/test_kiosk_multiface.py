@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 
 from mestudio.analytics.eventlog import COLUMNS, SCHEMA_VERSION, EventLog
-from mestudio.analytics.session import FaceVisits, KioskSession
 from mestudio.capture.base import FrameSource
 from mestudio.capture.live import LiveCapture
 from mestudio.config import AppConfig
+from mestudio.engine.kiosk import FaceVisits, KioskSession
 from mestudio.types import FaceObservation, FaceResult, Frame, FrameResult, Prediction, SpotEvent
 
 

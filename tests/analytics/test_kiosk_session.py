@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from mestudio.analytics.eventlog import EventLog
-from mestudio.analytics.session import KioskSession, VisitTracker
 from mestudio.capture.base import FrameSource
 from mestudio.capture.live import LiveCapture
 from mestudio.config import AppConfig
+from mestudio.engine.kiosk import KioskSession, VisitTracker
 from mestudio.types import FaceObservation, Frame, FrameResult, Prediction, SpotEvent
 
 

@@ -3,11 +3,9 @@ solver, found in the package or built once into the cache, and usable without to
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,24 +103,8 @@ def test_resize_maps_as_torch_interpolate(n_in, n_out):
     np.testing.assert_allclose(graph.resize_maps(x, n_out), ref.numpy(), atol=1e-5)
 
 
-def _blocker(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    """An environment whose ``import torch`` fails and leaves a note of who asked."""
-    fake = tmp_path / "notorch" / "torch"
-    fake.mkdir(parents=True)
-    mark = tmp_path / "torch-imports.txt"
-    (fake / "__init__.py").write_text(textwrap.dedent(f"""
-        import traceback
-        with open({str(mark)!r}, "a") as f:
-            f.write("".join(traceback.format_stack()) + "\\n")
-        raise ModuleNotFoundError("No module named 'torch' (blocked in this test)", name="torch")
-    """))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(fake.parent), env.get("PYTHONPATH", "")])
-    return env, mark
-
-
-def test_without_torch_packaged_graphs_run_and_others_say_what_to_install(tmp_path):
-    env, mark = _blocker(tmp_path)
+def test_without_torch_packaged_graphs_run_and_others_say_what_to_install(no_torch):
+    env, mark = no_torch
     code = textwrap.dedent("""
         import sys
         import numpy as np

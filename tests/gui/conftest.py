@@ -1,6 +1,6 @@
 """Fixtures of the GUI tests: offscreen Qt, small frame sources, and a scripted pipeline.
 
-The scripted pipeline is a test double of :class:`mestudio.pipeline.Pipeline` with the same
+The scripted pipeline is a test double of :class:`mestudio.engine.pipeline.Pipeline` with the same
 interface (``process``, ``finish``, ``close``, ``events``, ``degraded``, ``model_info``):
 it returns a fixed face and a smooth spotter signal and emits the events it is given at the
 frame indices it is given (optionally with a prediction that arrives a few frames later),
@@ -126,7 +126,7 @@ def make_prediction(label: str, seed: int = 0) -> Prediction:
 
 
 class ScriptedPipeline:
-    """Test double of ``mestudio.pipeline.Pipeline`` (see the module docstring).
+    """Test double of ``mestudio.engine.pipeline.Pipeline`` (see the module docstring).
 
     Args:
         script: ``[(emit_index, SpotEvent, label_or_None)]``: the event is emitted at the
@@ -241,8 +241,8 @@ def scripted_factory(**kw: Any):
 
 def real_pipeline_available() -> bool:
     try:
+        import mestudio.engine.pipeline  # noqa: F401
         import mestudio.face.tracker  # noqa: F401
-        import mestudio.pipeline  # noqa: F401
     except Exception:  # noqa: BLE001
         return False
     return True

@@ -196,7 +196,7 @@ def test_review_delete_clears_the_panel(qtbot, video):
 def test_review_prediction_of_an_added_event_is_stored(qtbot, video, tmp_path):
     import csv
 
-    from mestudio.event_details import EventDetails
+    from mestudio.engine.event_details import EventDetails
     from mestudio.types import Prediction
 
     win = _review(qtbot, video)
@@ -494,7 +494,7 @@ def test_review_panel_shows_the_numbers_of_the_file(qtbot, video):
     49 %) and replaced the stored prediction on a 2-frame apex move without a word (issue
     22, item 12). An event as recognised shows the stored numbers; an edit of its frames
     predicts again and says so."""
-    from mestudio.event_details import EventDetails
+    from mestudio.engine.event_details import EventDetails
     from mestudio.types import Prediction
 
     classes = ("negative", "positive", "surprise")

@@ -15,10 +15,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from mestudio.analytics.eventlog import EventLog
-from mestudio.analytics.session import KioskSession
 from mestudio.capture.base import FrameSource
 from mestudio.capture.live import LiveCapture
 from mestudio.config import AppConfig
+from mestudio.engine.kiosk import KioskSession
 from mestudio.gui.kiosk_window import KioskWindow, load_notice
 from mestudio.types import FaceObservation, Frame, FrameResult, Prediction, SpotEvent
 
@@ -171,7 +171,7 @@ def test_visitor_words_are_plain_and_staff_see_the_numbers():
     3 classes" (issue 22, item 17): visitors read plain words, staff press the staff key."""
     import numpy as np
 
-    from mestudio.analytics.session import KioskStatus
+    from mestudio.engine.kiosk import KioskStatus
     from mestudio.gui.kiosk_window import describe
     from mestudio.types import Prediction, SpotEvent
 

@@ -28,13 +28,13 @@ def test_predtext_words_a_macro_prediction_with_its_kind():
 def test_every_window_shows_the_kind_of_a_macro_prediction(qtbot, fakes):
     from PySide6.QtCore import Qt
 
-    from mestudio.analytics.session import KioskStatus
     from mestudio.annotations import AnnotationDocument
+    from mestudio.engine.kiosk import KioskStatus
+    from mestudio.engine.overlays import event_view
     from mestudio.gui.kiosk_window import describe
     from mestudio.gui.review_panels import TABLE_COLUMNS, AnnotationTable
     from mestudio.gui.widgets.event_table import COLUMNS, EventTableModel
     from mestudio.gui.widgets.prob_bars import ProbBars
-    from mestudio.overlays import event_view
 
     ev = replace(fakes.planted_event(3, 20, 60, 30.0, kind="macro"), id=0, prediction=_pred())
     assert event_view(ev, None).caption == "happiness (macro) 64 %"

@@ -100,7 +100,7 @@ def test_overlays_toggle_what_is_drawn(qtbot, make_window, fakes):
     ev = fakes.planted_event(2, 3, 4, 30.0)
     ev.id = 0
     ev.prediction = fakes.make_prediction("happiness")
-    from mestudio.overlays import event_view
+    from mestudio.engine.overlays import event_view
 
     crop = packet_for(fakes, 3).result.face.aligned
     window.apply_packet(packet_for(fakes, 6, events=[ev], views={0: event_view(ev, crop)}))
@@ -124,7 +124,7 @@ def test_gradcam_inset_shows_the_strongest_stream_by_default(qtbot, make_window,
     """The shipped model's map of the first stream (u) is often zero for the predicted
     class; "auto" shows the stream with the most Grad-CAM energy instead, by name, and the
     user can still pick any stream (the choice is kept for the next events)."""
-    from mestudio.overlays import event_view
+    from mestudio.engine.overlays import event_view
 
     window = make_window(pipeline_fn=fakes.scripted_factory())
     video = window.video
@@ -172,7 +172,7 @@ def test_gradcam_inset_shows_the_strongest_stream_by_default(qtbot, make_window,
 def test_auto_stream_prefers_the_energy_before_normalisation():
     from types import SimpleNamespace
 
-    from mestudio.overlays import auto_cam_stream, cam_stream_scores
+    from mestudio.engine.overlays import auto_cam_stream, cam_stream_scores
 
     cams = np.zeros((2, 3, 4, 4), np.float32)
     cams[1, 1] = 1.0  # normalised: a flat map of 1s (much mass)

@@ -48,8 +48,8 @@ def models_dir_with_real(real_model: Path, monkeypatch) -> Path:
 
 
 def _model_info(path: Path) -> dict:
+    from mestudio.engine.pipeline import engine_info
     from mestudio.inference.engine import InferenceEngine
-    from mestudio.pipeline import engine_info
 
     return engine_info(InferenceEngine(path))
 
@@ -160,8 +160,8 @@ def test_confident_ensemble_prediction_shows_its_agreement(qtbot, make_window, f
 
 
 def test_uncertain_event_in_the_review_table_and_the_kiosk_text(qtbot, fakes):
-    from mestudio.analytics.session import KioskStatus
     from mestudio.annotations import AnnotationDocument
+    from mestudio.engine.kiosk import KioskStatus
     from mestudio.gui.kiosk_window import describe
     from mestudio.gui.review_panels import TABLE_COLUMNS, AnnotationTable
 
@@ -184,9 +184,9 @@ def test_uncertain_event_in_the_review_table_and_the_kiosk_text(qtbot, fakes):
 
 # ----------------------------------------------------------------------------- kiosk
 def test_kiosk_shows_the_model_mark(qtbot, tmp_path, real_model):
-    from mestudio.analytics.session import KioskSession
     from mestudio.capture.base import FrameSource
     from mestudio.capture.live import LiveCapture
+    from mestudio.engine.kiosk import KioskSession
     from mestudio.gui.kiosk_window import KioskWindow
     from mestudio.types import Frame
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QImage
 
 from mestudio.capture.base import FrameSource
-from mestudio.overlays import face_colour
+from mestudio.engine.overlays import face_colour
 from mestudio.types import FaceObservation, FaceResult, Frame, SpotterState
 
 #: face 1: the larger, on the dark left half; face 2 on the bright right half

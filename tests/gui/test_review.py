@@ -432,7 +432,7 @@ def test_event_panel_pictures_from_a_real_face_video(qtbot, video_dir):
     import torch
 
     from mestudio.capture import open_source
-    from mestudio.event_details import compute_event_details
+    from mestudio.engine.event_details import compute_event_details
     from mestudio.gui.review_panels import EventPanel
 
     torch.set_num_threads(1)

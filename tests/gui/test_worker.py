@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mestudio.overlays import flow_to_rgba, heat_to_rgba
+from mestudio.engine.overlays import flow_to_rgba, heat_to_rgba
 
 
 def _drain(worker, packets):

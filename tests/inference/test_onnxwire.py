@@ -85,7 +85,7 @@ def test_loading_a_model_does_not_import_onnx_or_torch():
     """The start-up cost this reader exists for: a model loads with neither import."""
     code = ("import sys\nfrom mestudio.inference.engine import InferenceEngine\n"
             f"e = InferenceEngine({str(SHIPPED)!r})\n"
-            "from mestudio.recognition import preprocess_inputs_fn\n"
+            "from mestudio.engine.recognition import preprocess_inputs_fn\n"
             "preprocess_inputs_fn(e.input_kind, e.preprocess_config)\n"
             "print(sorted(m for m in ('onnx', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -14,8 +14,8 @@ import pytest
 from robust_cli import SmallFs, mestudio
 
 from mestudio.analytics.eventlog import EventLog
-from mestudio.analytics.session import KioskSession
 from mestudio.config import AppConfig
+from mestudio.engine.kiosk import KioskSession
 from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent
 
 PAGE = 4096

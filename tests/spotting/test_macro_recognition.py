@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from mestudio.recognition import Recognizer, buffer_seconds, model_allows_macro
+from mestudio.engine.recognition import Recognizer, buffer_seconds, model_allows_macro
 from mestudio.types import FaceObservation, Prediction, SpotEvent
 
 CLASSES = ("happiness", "disgust", "surprise")
@@ -165,8 +165,8 @@ def recovery_frames(shared_dir):  # noqa: ANN001, ANN201
 
 def _pipeline_events(frames, macro: bool):  # noqa: ANN001, ANN202
     from mestudio.config import AppConfig
-    from mestudio.live import describe_pipeline
-    from mestudio.pipeline import Pipeline
+    from mestudio.engine.live import describe_pipeline
+    from mestudio.engine.pipeline import Pipeline
 
     cfg = AppConfig()
     cfg.recognition.macro = macro
@@ -182,7 +182,7 @@ def _pipeline_events(frames, macro: bool):  # noqa: ANN001, ANN202
 
 
 def test_the_pipeline_recognises_macro_events_only_with_recognition_macro(recovery_frames):
-    from mestudio.overlays import event_view
+    from mestudio.engine.overlays import event_view
 
     events, kinds, shown, stats = _pipeline_events(recovery_frames, macro=True)
     macro = [e for e in events if e.kind == "macro"]

@@ -212,8 +212,8 @@ def _recognise_live_with_evm(engine) -> None:
     """The live recogniser gives a model that magnifies the inputs it was trained on: the
     chosen crops magnified at their own frame rate (here a 60 fps source, every other crop
     chosen: 30 fps), not at a default rate."""
+    from mestudio.engine.recognition import Recognizer
     from mestudio.preprocess import PreprocessConfig as PC
-    from mestudio.recognition import Recognizer
     from mestudio.types import FaceObservation, SpotEvent
 
     cfg = PC.from_metadata(engine.preprocess_config)

@@ -1,9 +1,9 @@
 """``mestudio bench live``: the live window keeping up with a camera.
 
 Runs the real :class:`~mestudio.gui.main_window.MainWindow` with its
-:class:`~mestudio.gui.worker.PipelineWorker` (which drives a :class:`~mestudio.live.LiveSession`;
+:class:`~mestudio.gui.worker.PipelineWorker` (which drives a :class:`~mestudio.engine.live.LiveSession`;
 ``--headless`` drives that session without a window) and the real
-:class:`~mestudio.pipeline.Pipeline`
+:class:`~mestudio.engine.pipeline.Pipeline`
 (tracking, ROI signal, online spotter and — when the shipped model
 ``models/m3enet_synthetic.onnx`` is found — recognition), on the offscreen Qt platform unless
 ``--show`` is given. The source is a camera-like replay: demo-clip frames (640×480) computed
@@ -350,9 +350,9 @@ def _snapshot(summary: dict[str, float], proc: Any, events: list[Any]) -> dict[s
 def _drive_headless(config: Any, extra: list[str], images: list[np.ndarray],
                     size: tuple[int, int], phases: list[_Phase], warmup: float, proc: Any,
                     state: dict[str, Any]) -> None:
-    """The phases on a :class:`~mestudio.live.LiveSession` driven in this thread, with a
+    """The phases on a :class:`~mestudio.engine.live.LiveSession` driven in this thread, with a
     display that takes every packet at once (latency: capture → end of processing)."""
-    from mestudio.live import LiveSession, SessionListener
+    from mestudio.engine.live import LiveSession, SessionListener
 
     infos: list[dict[str, Any]] = []
 
@@ -647,7 +647,7 @@ def run(args: argparse.Namespace) -> dict:
         config = dataclasses.replace(
             config, recognition=dataclasses.replace(config.recognition, enabled=False))
     extra = [o.strip().lower() for o in str(args.overlays).split(",") if o.strip()]
-    from mestudio.overlays import OVERLAYS
+    from mestudio.engine.overlays import OVERLAYS
 
     unknown = sorted(set(extra) - set(OVERLAYS))
     if unknown:

@@ -2,7 +2,7 @@
 process's memory (RSS) sampled over time.
 
 A kiosk runs for days; this benchmark shows whether memory grows. It runs exactly what
-``mestudio kiosk`` runs (:class:`mestudio.analytics.session.KioskSession`: ``LiveCapture``
+``mestudio kiosk`` runs (:class:`mestudio.engine.kiosk.KioskSession`: ``LiveCapture``
 looping a video → ``Pipeline`` → SQLite event log), without a window, and reports RSS at
 regular intervals, the growth after a warm-up period and its linear trend in MB per hour.
 """
@@ -59,9 +59,9 @@ def _trend_mb_per_h(t_s: np.ndarray, rss: np.ndarray) -> float:
 def run(args: argparse.Namespace) -> dict:
     import psutil
 
-    from mestudio.analytics.session import KioskSession
     from mestudio.capture import open_source
     from mestudio.config import AppConfig, load_settings
+    from mestudio.engine.kiosk import KioskSession
 
     cfg: AppConfig = load_settings()
     cfg = dataclasses.replace(cfg, kiosk=dataclasses.replace(cfg.kiosk, exhibit="soak",

@@ -17,7 +17,7 @@ input succeeded, 1 when some failed (listed on stderr, one line each), 2 for a u
 mistake, 130 when interrupted.
 
 The frame loop itself (pipeline, unreadable frames, stopping, frames.csv rows) is
-:func:`mestudio.analysis.analyze_video`, shared with the review window; the files of one
+:func:`mestudio.engine.analysis.analyze_video`, shared with the review window; the files of one
 input are :func:`mestudio.batch.analyze_to_folder`; this module adds the options, Ctrl+C,
 the progress bars and the summary lines.
 """
@@ -277,7 +277,7 @@ def _run(args: argparse.Namespace, stop: StopRequest) -> int:
 def _run_one(args: argparse.Namespace, spec: str, stop: StopRequest) -> int:
     from mestudio.batch import analyze_to_folder
     from mestudio.capture import open_source
-    from mestudio.pipeline import Pipeline
+    from mestudio.engine.pipeline import Pipeline
     from mestudio.progress import ProgressBar
 
     cfg, recognition = _settings(args)
@@ -371,7 +371,7 @@ def _run_batch(args: argparse.Namespace, specs: list[str], ray: str | None,
 
 
 def _summary(name: str, res: Any, recognition: bool, paths: tuple[Path, ...]) -> str:
-    """The one line ``mestudio analyze`` prints (an :class:`~mestudio.analysis.AnalysisResult`)."""
+    """The one line ``mestudio analyze`` prints (an :class:`~mestudio.engine.analysis.AnalysisResult`)."""
     n = res.n_frames
     events = res.events
     n_micro = sum(e.kind == "micro" for e in events)

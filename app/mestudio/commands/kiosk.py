@@ -63,7 +63,7 @@ def build_config(args: argparse.Namespace):  # noqa: ANN201 - AppConfig, importe
 
 def run(args: argparse.Namespace) -> int:
     from mestudio.analytics.eventlog import EventLog, EventLogError, resolve_db_path
-    from mestudio.analytics.session import KioskSession
+    from mestudio.engine.kiosk import KioskSession
     from mestudio.errors import SourceError
     from mestudio.gui.app import run_gui
 

@@ -21,7 +21,7 @@ per clip: signal, threshold, annotated stretches, events).
 
 Dataset mode (``--dataset NAME --root DIR``; NAME one of ``casme_sq_lv``, ``samm_lv``,
 ``casme3``): every long video of the release (:mod:`mestudio.training.datasets.longvideo`)
-is analysed by :func:`mestudio.analysis.analyze_video` at the release's frame rate (the
+is analysed by :func:`mestudio.engine.analysis.analyze_video` at the release's frame rate (the
 image folder is read with the dataset's fps), into ``OUT/videos/<subject>/<video>/``
 (``events.json``, ``events.csv``, ``frames.csv``, the spotter's recorded inputs); a video
 whose folder holds a complete analysis of the same frames with the same settings is not
@@ -182,6 +182,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
 
     from mestudio.batch import settings_fingerprint
     from mestudio.config import load_settings
+    from mestudio.engine import videojobs
     from mestudio.errors import ConfigError, DatasetError, ModelFileError
     from mestudio.spotting import megc
     from mestudio.training.datasets import get_dataset
@@ -237,7 +238,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [megc.VideoJob(video_id=v.id, paths=tuple(str(p) for p in v.paths), fps=v.fps,
+    jobs = [videojobs.VideoJob(video_id=v.id, paths=tuple(str(p) for p in v.paths), fps=v.fps,
                           out_dir=str(out / "videos" / v.id), config=cfg,
                           recognition=recognition, max_frames=args.max_frames,
                           settings_hash=shash, force=args.force) for v in videos]
@@ -246,7 +247,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
         log.info("%d/%d %s: %s%s", i + 1, len(jobs), r["video"], r["status"],
                  f" ({r['error']})" if r.get("error") else "")
 
-    results = megc.run_videos(jobs, workers=min(args.workers, len(jobs)), on_done=done)
+    results = videojobs.run_videos(jobs, workers=min(args.workers, len(jobs)), on_done=done)
     command = "mestudio " + shlex.join(_argv_of(args))
     evaluation = megc.evaluate(videos, jobs, results, dataset, iou=args.iou,
                                recognition=recognition, sweep=sweep, base_config=cfg.spotter)

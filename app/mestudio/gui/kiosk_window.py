@@ -24,9 +24,9 @@ from PySide6.QtCore import QRectF, QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QPainter, QPainterPath, QPen, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from mestudio.analytics.session import KioskSession, KioskStatus
 from mestudio.colours import EMOTION_ALIASES
 from mestudio.config import AppConfig
+from mestudio.engine.kiosk import KioskSession, KioskStatus
 from mestudio.errors import MestudioError
 from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.predtext import (

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.config import AppConfig
+from mestudio.engine.overlays import AUTO_STREAM
 from mestudio.gui.settings_dialog import SettingsDialog
 from mestudio.gui.widgets import plain_label, plain_tooltip
 from mestudio.gui.widgets.event_table import COLUMNS, EventTable
@@ -59,7 +60,6 @@ from mestudio.gui.worker import (
     SourceInfo,
     default_config,
 )
-from mestudio.overlays import AUTO_STREAM
 from mestudio.types import SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 (onset/apex/offset thumbnails, flow and strain images, Grad-CAM per stream, probabilities).
 
 The pictures of the per-event panel are computed off the GUI thread by
-:func:`mestudio.event_details.compute_event_details` (no Qt) through
+:func:`mestudio.engine.event_details.compute_event_details` (no Qt) through
 :class:`EventDetailsLoader`; the widgets here only draw them.
 """
 
@@ -30,12 +30,12 @@ from PySide6.QtWidgets import (
 )
 
 from mestudio.annotations import Annotation
-from mestudio.event_details import THUMB_PX, EventDetails, compute_event_details
-from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_label
-from mestudio.gui.widgets.prob_bars import ProbBars
-from mestudio.overlays import (
+from mestudio.engine.event_details import THUMB_PX, EventDetails, compute_event_details
+from mestudio.engine.overlays import (
     AUTO_STREAM,
 )
+from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_label
+from mestudio.gui.widgets.prob_bars import ProbBars
 from mestudio.predtext import prediction_text
 from mestudio.types import SpotEvent
 
@@ -53,7 +53,7 @@ class EventDetailsLoader(QObject):
             (called once, in the thread).
         transforms_fn: an event -> its face's recorded alignment transforms (frame index ->
             ``(2, 3)`` or None; ``frames.csv`` of the analysis), or None: the crops are then
-            those of live recognition (:func:`~mestudio.event_details.compute_event_details`).
+            those of live recognition (:func:`~mestudio.engine.event_details.compute_event_details`).
 
     Signals:
         ready(object): an :class:`EventDetails` for the latest request.

@@ -5,7 +5,7 @@ Opens a video file (or an image-sequence folder) with its annotations: ``--event
 the first of ``<stem>.annotations.json``, ``annotations.json``, ``<stem>.events.json``,
 ``events.json`` beside it (see :func:`mestudio.annotations.find_annotation_file`). Without one,
 the video is analysed in a background thread (the pipeline: tracking, spotting, recognition)
-with a progress bar; that thread runs :func:`mestudio.analysis.analyze_video`, the same
+with a progress bar; that thread runs :func:`mestudio.engine.analysis.analyze_video`, the same
 whole-video loop as ``mestudio analyze``. The motion signals of the whole video come from
 ``frames.csv`` beside the video (or beside the events file) when present, else from that
 analysis.
@@ -75,8 +75,8 @@ from mestudio.annotations import (
 )
 from mestudio.config import AppConfig
 from mestudio.csvio import VideoSignals, read_frames_csv
+from mestudio.engine.event_details import EventDetails
 from mestudio.errors import MestudioError
-from mestudio.event_details import EventDetails
 from mestudio.gui.review_panels import (
     AnnotationTable,
     EventDetailsLoader,
@@ -125,7 +125,7 @@ class ReviewAnalysisResult:
 
 
 class AnalysisWorker(QThread):
-    """Runs :func:`mestudio.analysis.analyze_video` over the whole video in the background
+    """Runs :func:`mestudio.engine.analysis.analyze_video` over the whole video in the background
     (the loop lives there; this thread only opens the source and turns its progress and
     result into signals). :meth:`cancel` stops it after the current frame; nothing is
     emitted then.
@@ -161,7 +161,7 @@ class AnalysisWorker(QThread):
             self.progress.emit(done, max(total or 0, done))
 
     def run(self) -> None:  # noqa: D102 - QThread entry point
-        from mestudio.analysis import analyze_video
+        from mestudio.engine.analysis import analyze_video
 
         source = pipeline = None
         try:

@@ -1,4 +1,4 @@
-"""The live window's worker: a ``QThread`` that drives a :class:`mestudio.live.LiveSession`
+"""The live window's worker: a ``QThread`` that drives a :class:`mestudio.engine.live.LiveSession`
 and turns its callbacks into Qt signals. Everything else (capture, pacing, the pipeline and
 its fallback policy, statistics, display packets, overlay pictures) is the session's, and
 has no Qt; this module only carries it across threads.
@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QThread, Signal
 
 from mestudio.config import AppConfig
-from mestudio.live import (
+from mestudio.engine.live import (
     DisplayPacket,
     LiveSession,
     SessionListener,
@@ -26,7 +26,7 @@ from mestudio.live import (
     describe_spec_kind,
     source_label,
 )
-from mestudio.overlays import EventView
+from mestudio.engine.overlays import EventView
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class _Signals(SessionListener):
 
 
 class PipelineWorker(QThread):
-    """Runs a :class:`~mestudio.live.LiveSession` off the GUI thread.
+    """Runs a :class:`~mestudio.engine.live.LiveSession` off the GUI thread.
 
     Every public method is safe to call from the GUI thread (they are the session's
     commands). The factories are the session's (``open_fn(spec, config)``,
@@ -89,7 +89,7 @@ class PipelineWorker(QThread):
         source_opened(object): a :class:`SourceInfo`.
         source_failed(str): the source could not be opened (user-facing message).
         capture_status(str, str): the capture's status and message changed.
-        pipeline_info(object): :func:`mestudio.live.describe_pipeline`.
+        pipeline_info(object): :func:`mestudio.engine.live.describe_pipeline`.
         ended(): the file/clip reached its end and the last events were flushed.
         failed(str): an unexpected error in processing (the worker keeps running).
     """

@@ -18,7 +18,7 @@ class RecognitionConfig:
             models do unless their metadata restricts ``event_kinds``). The models are
             trained on micro-expressions: a macro event's prediction is what a
             micro-expression model makes of it and is shown as such
-            (:mod:`mestudio.recognition`).
+            (:mod:`mestudio.engine.recognition`).
         model: path of an exported ONNX model ("" = the shipped default model).
         macro_model: the expression model that names macro events (trained on real faces:
             FER2013): "" = ``fer2013_mini_xception.onnx`` when ``mestudio models fetch``

@@ -533,7 +533,7 @@ def load_engine(config: Any) -> tuple[InferenceEngine | None, list[str]]:
     """The recognition engine of ``config.recognition`` (an
     :class:`~mestudio.config.AppConfig`), or None when recognition is off or no model can be
     loaded, and human notes on why it is missing (for panels that show a model, such as the
-    review window's Grad-CAM; a :class:`~mestudio.pipeline.Pipeline` loads its own model)."""
+    review window's Grad-CAM; a :class:`~mestudio.engine.pipeline.Pipeline` loads its own model)."""
     if not config.recognition.enabled:
         return None, ["recognition is off in the settings"]
     try:

@@ -19,8 +19,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
+from mestudio.engine.overlays import face_colour
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, plain_tooltip
-from mestudio.overlays import face_colour
 from mestudio.predtext import (
     UNCERTAIN_TEXT,
     agreement_text,

@@ -182,7 +182,7 @@ class SignalPlot(pg.PlotWidget):
     def set_face(self, face_id: int | None) -> None:
         """Every-face mode: whose signal is shown ("face N" in its colour at the top
         right); None or 0 hides the label (single-face mode)."""
-        from mestudio.overlays import face_colour
+        from mestudio.engine.overlays import face_colour
 
         self._face = face_id
         if not face_id:

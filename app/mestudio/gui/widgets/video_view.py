@@ -42,8 +42,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from mestudio.engine.overlays import AUTO_STREAM, FACE_COLOURS, OVERLAYS, face_colour
 from mestudio.gui.widgets import MACRO_COLOUR, MICRO_COLOUR, emotion_colour, roi_colour
-from mestudio.overlays import AUTO_STREAM, FACE_COLOURS, OVERLAYS, face_colour
 from mestudio.predtext import emotion_words
 from mestudio.types import FaceObservation, FaceResult
 
@@ -303,7 +303,7 @@ class VideoView(QWidget):
                 or None/empty when the event has no Grad-CAM.
             caption: text under the inset (e.g. "happiness 72 %").
             auto_stream: the stream the ``"auto"`` setting shows (the strongest map of the
-                predicted class, see :mod:`mestudio.overlays`); None when all are zero.
+                predicted class, see :mod:`mestudio.engine.overlays`); None when all are zero.
             empty_streams: streams whose map is zero everywhere (said in the caption).
         """
         self._event_crop = crop

@@ -1,4 +1,4 @@
-"""The live engine, without Qt: source → paced capture → :class:`~mestudio.pipeline.Pipeline`
+"""The live engine, without Qt: source → paced capture → :class:`~mestudio.engine.pipeline.Pipeline`
 → subscribers. The live window, the kiosk and ``mestudio bench live``/``bench soak`` all
 drive a :class:`LiveSession`; the GUI's ``PipelineWorker`` is a thin ``QThread`` adapter
 that turns the session's callbacks into signals.
@@ -32,7 +32,7 @@ Threads (ARCHITECTURE.md, "Threading (live)")::
   The apex crops are kept per face, so an event's Grad-CAM inset shows its own face.
 * **Overlays come from the pipeline**: the flow picture is the flow spotting measured
   (``FrameResult.flow``), the strain picture its optical strain; both only while asked for
-  (:meth:`~LiveSession.set_overlay_needs`). Pictures are made by :mod:`mestudio.overlays`.
+  (:meth:`~LiveSession.set_overlay_needs`). Pictures are made by :mod:`mestudio.engine.overlays`.
 
 Latency is measured from ``FrameResult.capture_time`` (``time.perf_counter()`` at capture)
 to the end of processing here, and to the end of painting by a display
@@ -55,8 +55,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from mestudio.config import AppConfig
+from mestudio.engine.overlays import EventView, event_view, flow_overlay, strain_to_rgba
 from mestudio.errors import CameraError, MestudioError
-from mestudio.overlays import EventView, event_view, flow_overlay, strain_to_rgba
 from mestudio.predtext import model_mark
 from mestudio.types import FaceResult, Frame, FrameResult, SpotEvent, SpotterState
 
@@ -230,7 +230,7 @@ class ResultSink(Protocol):
 
 
 class LivePipeline(Protocol):
-    """What the session needs of a pipeline (:class:`~mestudio.pipeline.Pipeline`; tests
+    """What the session needs of a pipeline (:class:`~mestudio.engine.pipeline.Pipeline`; tests
     use a scripted double)."""
 
     events: list[SpotEvent]
@@ -329,8 +329,8 @@ def default_capture(open_fn: Callable[[], Any], config: AppConfig, *, pace: bool
 
 
 def default_pipeline(config: AppConfig) -> Any:
-    """:meth:`Pipeline.from_config <mestudio.pipeline.Pipeline.from_config>`."""
-    from mestudio.pipeline import Pipeline
+    """:meth:`Pipeline.from_config <mestudio.engine.pipeline.Pipeline.from_config>`."""
+    from mestudio.engine.pipeline import Pipeline
 
     return Pipeline.from_config(config)
 

@@ -1,10 +1,10 @@
-"""The kiosk pipeline without a window: a :class:`~mestudio.live.LiveSession` → event log
+"""The kiosk pipeline without a window: a :class:`~mestudio.engine.live.LiveSession` → event log
 (no Qt).
 
 :class:`KioskSession` is what ``mestudio kiosk`` runs in its worker thread and what
 ``mestudio bench soak`` runs headless for hours: the same live engine as the live window
 (capture, pacing, the pipeline built by :meth:`Pipeline.from_config
-<mestudio.pipeline.Pipeline.from_config>`), with the event log as its consumer. It keeps nothing of the pictures it
+<mestudio.engine.pipeline.Pipeline.from_config>`), with the event log as its consumer. It keeps nothing of the pictures it
 processes: frames go through the tracker and the spotter and are dropped; the only thing
 written anywhere is one row per event in the SQLite event log (see
 :mod:`mestudio.analytics.eventlog`).
@@ -45,7 +45,7 @@ import numpy as np
 
 from mestudio.analytics.eventlog import EventLog, EventLogError
 from mestudio.config import AppConfig
-from mestudio.live import LiveSession, SessionListener, default_capture
+from mestudio.engine.live import LiveSession, SessionListener, default_capture
 from mestudio.types import FrameResult, SpotEvent
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class KioskSession:
         db_path: the SQLite event log.
         pace: play file sources in real time (like a camera).
         pipeline: an object with ``process(frame, capture_time)``, ``finish()``,
-            ``model_info``, ``close()`` (default: :class:`mestudio.pipeline.Pipeline`).
+            ``model_info``, ``close()`` (default: :class:`mestudio.engine.pipeline.Pipeline`).
         capture: a ``LiveCapture``-like object (default: ``LiveCapture(open_fn, loop=...)``).
         keep_image: put the current frame into :class:`KioskStatus` (kiosk mirror).
         clock: wall clock (seconds since the epoch), injectable for tests.
@@ -243,7 +243,7 @@ class KioskSession:
         self._clock = clock
         notes: list[str] = []
         if pipeline is None:
-            from mestudio.pipeline import Pipeline
+            from mestudio.engine.pipeline import Pipeline
 
             pipeline = Pipeline.from_config(config, finish_timeout_s=kc.prediction_wait_s)
         if not config.recognition.enabled:

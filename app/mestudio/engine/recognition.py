@@ -1,6 +1,6 @@
 """Recognition of spotted micro- (and macro-) expressions, off the per-frame path.
 
-:class:`Recognizer` sits behind the online spotter in :class:`mestudio.pipeline.Pipeline`:
+:class:`Recognizer` sits behind the online spotter in :class:`mestudio.engine.pipeline.Pipeline`:
 
 * every frame, :meth:`Recognizer.add_frame` keeps the tracker's aligned crop in a ring
   buffer keyed by frame index and bounded in *seconds* (long enough to hold the longest

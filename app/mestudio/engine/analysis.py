@@ -10,7 +10,7 @@ printing here.
 
 What it does, in order:
 
-1. builds the pipeline with :meth:`mestudio.pipeline.Pipeline.from_config` (the one builder
+1. builds the pipeline with :meth:`mestudio.engine.pipeline.Pipeline.from_config` (the one builder
    and the one fallback policy), unless a pipeline is passed in;
 2. processes every frame the source yields (at most ``max_frames``), records the frames the
    source could not decode (``source.skipped``, a ``status`` of ``unreadable`` in
@@ -56,7 +56,7 @@ import numpy as np
 
 from mestudio.config import AppConfig
 from mestudio.csvio import VideoSignals
-from mestudio.pipeline import Measured
+from mestudio.engine.pipeline import Measured
 from mestudio.types import FaceObservation, Frame, FrameResult, SpotEvent, SpotterState
 
 log = logging.getLogger(__name__)
@@ -621,7 +621,7 @@ def analyze_video(source: Any, config: AppConfig | None = None, *, engine: Any =
 
             source = stack.enter_context(open_source(source, cfg.capture))
         if pipeline is None:
-            from mestudio.pipeline import Pipeline
+            from mestudio.engine.pipeline import Pipeline
 
             pipeline = Pipeline.from_config(cfg, engine=engine, recognition=recognition,
                                             finish_timeout_s=finish_timeout_s)

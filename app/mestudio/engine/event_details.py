@@ -3,7 +3,7 @@ crops, the flow and strain pictures of the model's input, and the prediction wit
 per stream (:func:`compute_event_details`). The review window runs it off the GUI thread
 (``gui.review_panels.EventDetailsLoader``) and only draws the arrays. Model inputs are made by
 the model's input kind (:func:`mestudio.preprocess.input_kind`), as in live recognition; the
-pictures by :mod:`mestudio.overlays`.
+pictures by :mod:`mestudio.engine.overlays`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mestudio.overlays import (
+from mestudio.engine.overlays import (
     auto_cam_stream,
     cam_over,
     cam_stream_scores,
@@ -60,7 +60,7 @@ class EventDetails:
         strain: BGR picture of the optical strain, or None.
         cams: ``{stream: BGR picture}`` Grad-CAM of the predicted class over the apex crop.
         cam_auto: the stream with the strongest Grad-CAM of the predicted class (see
-            :mod:`mestudio.overlays`), or None (no Grad-CAM, or every map is zero).
+            :mod:`mestudio.engine.overlays`), or None (no Grad-CAM, or every map is zero).
         cam_empty: streams whose map of the predicted class is zero everywhere.
         prediction: the model's prediction (recomputed when a model is loaded, else the one
             stored with the event), or None.
@@ -173,7 +173,7 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
     elif event.kind == "macro":
         # recognised like a micro event, from its own interval; say where the emotion comes from
         out.notes.append(MACRO_CAVEAT)
-        from mestudio.recognition import model_allows_macro
+        from mestudio.engine.recognition import model_allows_macro
 
         if engine is not None and not model_allows_macro(engine):
             out.notes.append("this model recognises micro-expressions only: no emotion for a "

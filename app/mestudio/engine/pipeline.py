@@ -1,8 +1,8 @@
 """The processing pipeline: source → tracker → ROI signal → online spotter → recogniser.
 
 No Qt and no global state. Every front end builds it with :meth:`Pipeline.from_config` (the one
-fallback policy) and drives it through one of two loops: :class:`mestudio.live.LiveSession`
-(live window, kiosk, ``bench live``/``bench soak``) or :func:`mestudio.analysis.analyze_video`
+fallback policy) and drives it through one of two loops: :class:`mestudio.engine.live.LiveSession`
+(live window, kiosk, ``bench live``/``bench soak``) or :func:`mestudio.engine.analysis.analyze_video`
 (``mestudio analyze`` and the review window). The stages are typed by the :class:`Tracker`,
 :class:`Signal`, :class:`Spotter` and :class:`Engine` protocols. Per frame
 (:meth:`Pipeline.process`):
@@ -16,7 +16,7 @@ fallback policy) and drives it through one of two loops: :class:`mestudio.live.L
    state and emits the events whose offset became final at this frame;
 4. **recognition**: the aligned crop goes into the recogniser's ring buffer; micro events
    (and macro events with ``recognition.macro``) are queued for recognition on a worker thread
-   (:class:`~mestudio.recognition.Recognizer`), and the predictions that arrived since the
+   (:class:`~mestudio.engine.recognition.Recognizer`), and the predictions that arrived since the
    previous frame are attached to their events (``FrameResult.updated_events``).
 
 Recognition never runs on the per-frame path: steps 1–3 plus the bookkeeping of step 4 are
@@ -67,7 +67,7 @@ FACE_MODES = ("primary", "all")
 @dataclass
 class Measured:
     """What the tracker and the ROI signal made of a frame when they ran ahead of the
-    pipeline (the read-ahead threads of :func:`mestudio.analysis.analyze_video`), given to
+    pipeline (the read-ahead threads of :func:`mestudio.engine.analysis.analyze_video`), given to
     :meth:`Pipeline.process` in place of running them.
 
     Attributes:
@@ -329,7 +329,7 @@ class Pipeline:
                 self._notes.append(f"{NO_MODEL} — no inference engine: {exc}")
                 return
             self._owns_engine = True
-        from mestudio.recognition import Recognizer, buffer_seconds
+        from mestudio.engine.recognition import Recognizer, buffer_seconds
 
         macro_engine = self._expression_engine(rc)
         sc = self.config.spotter
@@ -390,7 +390,7 @@ class Pipeline:
 
     @property
     def recognition_stats(self) -> dict[str, Any] | None:
-        """The recogniser's counters (:class:`~mestudio.recognition.RecognitionStats`), or
+        """The recogniser's counters (:class:`~mestudio.engine.recognition.RecognitionStats`), or
         None when recognition is off."""
         return None if self.recognizer is None else self.recognizer.stats.as_dict()
 
