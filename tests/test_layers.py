@@ -245,3 +245,88 @@ def test_the_check_sees_forbidden_imports(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(found["spotting/up.py"]) == 1 and found["spotting/up.py"][0].endswith(
         "mestudio/spotting/up.py:2: mestudio.spotting.up imports mestudio.engine.analysis "
         "(mestudio.spotting must not import mestudio.engine)")
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (every import statement, in functions
+    too; ``from X import name`` counts as importing ``X.name`` when that is a module)."""
+    modules = {_module_name(p) for p in MODULES}
+
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for path in MODULES:
+        module = _module_name(path)
+        for _line, names in _imports(path):
+            for name in names:
+                target = owner(name) if name.startswith("mestudio") else None
+                if target is not None and target != module:
+                    graph[module].add(target)
+    return graph
+
+
+def _loops(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                        if w == node:
+                            break
+                    if len(comp) > 1:
+                        found.append(sorted(comp))
+            elif child not in index:
+                index[child] = low[child] = counter
+                counter += 1
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_no_import_loop_between_packages() -> None:
+    """Modules of one package may register each other (a package and its registry); a loop
+    that runs through two packages (or top-level modules) is a layering error."""
+    crossing = [loop for loop in _loops(_import_graph())
+                if len({_package(m) for m in loop}) > 1]
+    assert crossing == [], "import loops across packages: " + "; ".join(
+        " <-> ".join(loop) for loop in crossing)
+
+
+def test_the_loop_check_finds_a_loop() -> None:
+    graph = {"mestudio.a.x": {"mestudio.b.y"}, "mestudio.b.y": {"mestudio.c"},
+             "mestudio.c": {"mestudio.a.x"}, "mestudio.d": {"mestudio.a.x"}}
+    assert _loops(graph) == [["mestudio.a.x", "mestudio.b.y", "mestudio.c"]]

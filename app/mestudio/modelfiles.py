@@ -23,7 +23,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,8 +284,13 @@ def manual_steps(bundle: ManifestBundle) -> str:
             f"{'FOLDER' if len(bundle.files) > 1 else 'FILE'}`")
 
 
-def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s: float = 20.0,
-                 progress: bool = True) -> Path:
+#: ``build(bundle, files, dest) -> path``: makes a bundle's model file from its checked
+#: files (:func:`mestudio.inference.builders.build_bundle`).
+Builder = Callable[[Any, list[Path], Path], Path]
+
+
+def fetch_bundle(bundle: ManifestBundle, build: Builder, dest_dir: Path | None = None,
+                 timeout_s: float = 20.0, progress: bool = True) -> Path:
     """Download a bundle's files, check each hash and build its model file.
 
     The files go to a temporary folder that is removed afterwards whatever happens; each is
@@ -293,7 +298,9 @@ def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s
     model built (atomically) as ``dest_dir / bundle.output``. A failure leaves nothing in
     ``dest_dir``.
 
-    ``progress``: a bar over the files on stderr, shown only when stderr is a terminal.
+    ``build``: makes the model file from the checked files (the caller's, so this module
+    does not depend on the importers). ``progress``: a bar over the files on stderr, shown
+    only when stderr is a terminal.
 
     Returns:
         The path of the model file.
@@ -327,16 +334,7 @@ def fetch_bundle(bundle: ManifestBundle, dest_dir: Path | None = None, timeout_s
             bar.update(1)
         bar.close()
         log.info("%s: %d files checked against their pinned sha256", bundle.name, len(files))
-        if bundle.builder == "ststnet":
-            from mestudio.inference.ststnet_import import import_ststnet
-
-            path = import_ststnet(files, dest)  # each file was checked as it arrived
-        elif bundle.builder == "fer":
-            from mestudio.inference.fer_import import import_fer
-
-            path = import_fer(files[0], dest, expected_sha256=bundle.files[0][1])
-        else:  # pragma: no cover - load_bundles refuses unknown builders
-            raise ModelFileError(f"unknown builder {bundle.builder!r}")
+        path = build(bundle, files, dest)  # each file was checked as it arrived
     return path
 
 

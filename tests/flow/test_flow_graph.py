@@ -33,7 +33,7 @@ def test_packaged_graphs_give_torchs_flows_on_moved_faces(face_pairs, size, para
     """The shipped graphs are current: their metadata matches the name, and on real face
     crops moved by known fields their end-point error is within 1 % of the torch solver's."""
     path = graph.PACKAGED_DIR / graph.graph_name(size, params)
-    assert path.is_file(), f"{path.name} missing: run python -m mestudio.flow.tvl1_graph"
+    assert path.is_file(), f"{path.name} missing: run python -m mestudio.flow.graph"
     assert graph.find_graph(size, params, build=False) == path
     prev, nxt, truth = face_pairs(size[0], 6)
     flow, strain = graph.tvl1_strain(prev, nxt, params, device="cpu")

@@ -148,7 +148,9 @@ def _fetch_bundle(bundle, args: argparse.Namespace) -> None:  # noqa: ANN001 - M
               "it)")
         return
     source = bundle.source_url()
-    path = modelfiles.fetch_bundle(bundle, args.dest, progress=show_progress(args))
+    from mestudio.inference.builders import build_bundle
+
+    path = modelfiles.fetch_bundle(bundle, build_bundle, args.dest, progress=show_progress(args))
     card = read_card(path) or {}
     count = f"{len(bundle.files)} files" if len(bundle.files) > 1 else bundle.files[0][0]
     print(f"{bundle.name}: {count} downloaded from {source}, matching its pinned sha256; "

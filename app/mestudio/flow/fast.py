@@ -111,20 +111,9 @@ def fast_flow(
     return np.ascontiguousarray(flow, dtype=np.float32)
 
 
-#: TV-L1 parameters of ``fast_flow(method="tvl1")``.
-TVL1_SPOTTING_PARAMS: dict[str, Any] = {
-    "nscales": 3,
-    "warps": 1,
-    "inner_iterations": 10,
-    "outer_iterations": 1,
-    "median_filtering": 1,
-    "epsilon": 0.0,
-}
-
-
 def _tvl1_fast(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from mestudio.flow.graph import tvl1_strain
-    from mestudio.flow.tvl1_params import TVL1Params
+    from mestudio.flow.tvl1_params import SPOTTING_PARAMS
 
-    flow, _strain = tvl1_strain(a[None], b[None], TVL1Params(**TVL1_SPOTTING_PARAMS))
+    flow, _strain = tvl1_strain(a[None], b[None], SPOTTING_PARAMS)
     return flow[0].transpose(1, 2, 0)

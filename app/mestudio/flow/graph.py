@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mestudio.errors import ConfigError
-from mestudio.flow.tvl1_params import TVL1Params
+from mestudio.flow.tvl1_params import FAST_PARAMS, SPOTTING_PARAMS, TVL1Params
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,10 @@ PACKAGED_DIR = Path(__file__).resolve().parent.parent / "resources" / "flow"
 
 
 def packaged_graphs() -> list[tuple[tuple[int, int], TVL1Params]]:
-    """The graphs shipped in the package (``python -m mestudio.flow.tvl1_graph`` rewrites
-    them): model inputs (every shipped model: 128 px, FAST_PARAMS) and the ``"tvl1"``
-    spotting flow on 128 px aligned crops."""
-    from mestudio.flow.fast import TVL1_SPOTTING_PARAMS
-    from mestudio.flow.tvl1_params import FAST_PARAMS
-
-    return [((128, 128), FAST_PARAMS), ((128, 128), TVL1Params(**TVL1_SPOTTING_PARAMS))]
+    """The graphs shipped in the package (``python -m mestudio.flow.graph`` rewrites them):
+    model inputs (every shipped model: 128 px, FAST_PARAMS) and the ``"tvl1"`` spotting flow
+    on 128 px aligned crops."""
+    return [((128, 128), FAST_PARAMS), ((128, 128), SPOTTING_PARAMS)]
 
 
 def graphable(params: TVL1Params) -> bool:
@@ -241,3 +238,24 @@ def resize_maps(x: np.ndarray, size: int) -> np.ndarray:
     cols = resize_matrix(w, size).astype(np.float32)
     return np.ascontiguousarray(np.einsum("ih,nchw,jw->ncij", rows, x, cols, optimize=True),
                                 dtype=np.float32)
+
+
+def rewrite_packaged() -> None:
+    """Rewrite the graphs shipped in the package (:func:`packaged_graphs`; needs torch) and
+    delete packaged graphs no longer listed."""
+    from mestudio.flow.tvl1_graph import export_graph
+
+    keep = set()
+    for size, params in packaged_graphs():
+        path = PACKAGED_DIR / graph_name(size, params)
+        export_graph(path, size, params, graph_metadata(size, params))
+        keep.add(path.name)
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
+    for old in PACKAGED_DIR.glob("tvl1-*.onnx"):
+        if old.name not in keep:
+            old.unlink()
+            print(f"removed {old}")
+
+
+if __name__ == "__main__":
+    rewrite_packaged()

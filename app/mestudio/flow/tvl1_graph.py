@@ -181,7 +181,7 @@ def export_graph(path: Path, size: tuple[int, int], params: TVL1Params,
     import onnx
 
     from mestudio.fsutil import atomic_write_bytes
-    from mestudio.inference.export import trace_onnx
+    from mestudio.onnxtrace import trace_onnx
 
     h, w = size
     example = (torch.zeros((2, 1, h, w)), torch.zeros((2, 1, h, w)))
@@ -193,24 +193,3 @@ def export_graph(path: Path, size: tuple[int, int], params: TVL1Params,
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     atomic_write_bytes(path, proto.SerializeToString())
-
-
-def main() -> None:
-    """Rewrite the graphs shipped in the package (:func:`mestudio.flow.graph.packaged_graphs`)
-    and delete packaged graphs no longer listed."""
-    from mestudio.flow import graph
-
-    keep = set()
-    for size, params in graph.packaged_graphs():
-        path = graph.PACKAGED_DIR / graph.graph_name(size, params)
-        export_graph(path, size, params, graph.graph_metadata(size, params))
-        keep.add(path.name)
-        print(f"wrote {path} ({path.stat().st_size} bytes)")
-    for old in graph.PACKAGED_DIR.glob("tvl1-*.onnx"):
-        if old.name not in keep:
-            old.unlink()
-            print(f"removed {old}")
-
-
-if __name__ == "__main__":
-    main()

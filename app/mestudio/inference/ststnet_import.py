@@ -225,10 +225,10 @@ def import_ststnet(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
         _ensure_inputs,
         _set_output_shapes,
         seal_proto,
-        trace_onnx,
         write_companions,
     )
     from mestudio.nets.ststnet_fg2019 import STSTNetEnsemble, load_published_weights
+    from mestudio.onnxtrace import trace_onnx
 
     t0 = time.perf_counter()
     if isinstance(source, (str, os.PathLike)):
