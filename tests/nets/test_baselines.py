@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mestudio.nets import create_model, model_input_kind
-from mestudio.nets.evm import EVMSettings, magnify_clip_input
 from mestudio.nets.flops import count_params, paper_complexity
 from mestudio.nets.gradcam import AnalyticGradCAM, gradcam_autograd
+from mestudio.preprocess.evm import EVMSettings, magnify_clip_input
 
 torch.set_num_threads(1)
 

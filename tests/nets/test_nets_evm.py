@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mestudio.nets.evm import eulerian_magnify, temporal_bandpass
+from mestudio.preprocess.evm import eulerian_magnify, temporal_bandpass
 
 
 def _clip(amplitude: float, freq_hz: float, fps: float = 30.0, t: int = 30) -> np.ndarray:

@@ -13,8 +13,8 @@ import torch
 
 from mestudio.cli import main
 from mestudio.errors import ConfigError
-from mestudio.nets.evm import EVMSettings
 from mestudio.preprocess import PreprocessConfig, clip_inputs, config_hash, keyframe_inputs_batch
+from mestudio.preprocess.evm import EVMSettings
 from mestudio.training.config import TrainConfig
 from mestudio.training.features import make_spec, sample_inputs
 from mestudio.training.synthetic import SyntheticSettings, generate
@@ -47,7 +47,7 @@ def _crops(n: int = 6, size: int = 64) -> list[np.ndarray]:
 
 
 def test_evm_is_a_preprocessing_setting_with_its_own_cache_key():
-    # --set evm=...: the text forms of mestudio.nets.evm, stored canonically
+    # --set evm=...: the text forms of mestudio.preprocess.evm, stored canonically
     assert TrainConfig().with_overrides(["evm=on"]).evm == EVM_ON
     assert TrainConfig().with_overrides(["evm=alpha=10,low=0.4,high=3"]).evm == \
         "alpha=10,low=0.4,high=3,levels=3"

@@ -14,8 +14,8 @@ A 3D ResNet18 (four stages of two basic blocks) with
 * global average pooling and a linear classifier.
 
 Eulerian video magnification is an optional preprocessing step of the clip's frames (before
-the frame and flow inputs are made): :func:`mestudio.nets.evm.magnify_clip_input` (settings
-:class:`mestudio.nets.evm.EVMSettings`, e.g. ``"alpha=10,low=0.4,high=3"``; ``mestudio train
+the frame and flow inputs are made): :func:`mestudio.preprocess.evm.magnify_clip_input` (settings
+:class:`mestudio.preprocess.evm.EVMSettings`, e.g. ``"alpha=10,low=0.4,high=3"``; ``mestudio train
 --set evm=...``, ``PreprocessConfig.evm``); it is not part of the network.
 
 Switches (constructor arguments, in :meth:`config`, so they travel in checkpoints):

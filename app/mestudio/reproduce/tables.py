@@ -179,7 +179,7 @@ _IM3DR_RESULTS = TableSpec(
         Row("full", "full model with CASANet and EVM pre-processing", "im3dr_mfer",
             settings=(f"evm={EVM_DEFAULT}",),
             note="IM3DR-MFER with Eulerian magnification of the clip's frames "
-                 "(mestudio train --set evm=..., mestudio.nets.evm)"),
+                 "(mestudio train --set evm=..., mestudio.preprocess.evm)"),
     ), ("accuracy",), IM3DR_DATASETS, mapping="3class", numbers_key="results")
 
 PAPERS: dict[str, dict[str, TableSpec]] = {

@@ -124,7 +124,7 @@ class TrainConfig:
             are made (IM3DR-MFER's "+EVM"; clip models only): ``""`` / ``off`` (default),
             ``on`` (alpha 8, band 0.5-8 Hz, 3 pyramid levels), a bare amplification
             (``--set evm=10``) or ``alpha=A,low=HZ,high=HZ,levels=N`` (any subset; the
-            names of :class:`mestudio.nets.evm.EVMSettings`); stored in the canonical text
+            names of :class:`mestudio.preprocess.evm.EVMSettings`); stored in the canonical text
             form. It becomes the features' preprocessing setting
             (``PreprocessConfig.evm``): part of the feature-cache key and of the model's
             preprocessing metadata, so ``mestudio evaluate`` magnifies the same way.

@@ -7,6 +7,7 @@ upsampled back and added to the clip. Subtle changes inside the frequency band b
 ``1 + alpha`` times larger; everything else is unchanged.
 
 Works on numpy arrays or torch tensors, on ``[T, C, H, W]`` or ``[N, T, C, H, W]`` clips.
+The settings (:class:`EVMSettings`) need no torch; the magnification imports it.
 
 As a preprocessing option (IM3DR-MFER's "+EVM" ablation): :class:`EVMSettings` (amplification
 and band, with a text form for command lines) and :func:`magnify_clip_input`, which
@@ -20,21 +21,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+if TYPE_CHECKING:  # torch is imported by the magnification itself (a training-side extra)
+    import torch
 
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+else:
+    ArrayT = TypeVar("ArrayT")
 
 
 def _pyr_down(x: torch.Tensor) -> torch.Tensor:
     """Gaussian blur (5x5 binomial, reflect padding) and 2x decimation of ``[B, C, H, W]``."""
+    import torch
+    import torch.nn.functional as F
+
     c = x.shape[1]
-    k1 = _BINOMIAL.to(x)
+    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]).to(x) / 16.0
     kernel = (k1[:, None] * k1[None, :]).expand(c, 1, 5, 5)
     pad = F.pad(x, (2, 2, 2, 2), mode="reflect") if min(x.shape[-2:]) > 2 else \
         F.pad(x, (2, 2, 2, 2), mode="replicate")
@@ -50,6 +55,8 @@ def temporal_bandpass(x: torch.Tensor, fps: float, low_hz: float, high_hz: float
         fps: sampling rate of the clip in frames per second.
         low_hz, high_hz: pass band in Hz (``0 <= low_hz < high_hz``).
     """
+    import torch
+
     t = x.shape[dim]
     spec = torch.fft.rfft(x, dim=dim)
     freqs = torch.fft.rfftfreq(t, d=1.0 / fps).to(x.device)
@@ -78,6 +85,9 @@ def eulerian_magnify(clip: ArrayT, fps: float, low_hz: float = 0.5, high_hz: flo
     Raises:
         ValueError: on a clip of the wrong rank, fewer than 2 frames, or a bad band.
     """
+    import torch
+    import torch.nn.functional as F
+
     is_numpy = isinstance(clip, np.ndarray)
     if isinstance(clip, np.ndarray):
         x = torch.as_tensor(np.asarray(clip, dtype=np.float32))

@@ -45,7 +45,7 @@ Clip models (IM3DR-MFER) — :func:`clip_inputs`: ``clip_len`` frames sampled ev
 crops, normalised as above (``clip`` ``(T, C, S, S)``), and the TV-L1 flow between
 consecutive sampled frames, resized and normalised as above (``flow_seq`` ``(T−1, 2, S, S)``).
 With ``evm`` set (IM3DR-MFER's "+EVM"), the sampled frames at ``flow_size`` are magnified first
-(Eulerian video magnification, :func:`mestudio.nets.evm.magnify_clip_input`, in 0..1) and
+(Eulerian video magnification, :func:`mestudio.preprocess.evm.magnify_clip_input`, in 0..1) and
 both inputs are made from the magnified frames; the temporal band is in Hz, so the caller
 gives the frame rate of the crops (``fps``: training and ``mestudio evaluate`` know it from
 the release; live recognition, analyze and review from the timestamps of the event's frames).
@@ -115,9 +115,9 @@ class PreprocessConfig:
             ``flow_scale``/``strain_scale``, channels u, v, strain) or ``"ststnet-megc2019"``
             (per-sample 0..255 encoding, channels strain, V, U; see the module docstring).
         evm: Eulerian video magnification of clip inputs before the flow and the
-            normalisation (:class:`mestudio.nets.evm.EVMSettings` text form,
+            normalisation (:class:`mestudio.preprocess.evm.EVMSettings` text form,
             ``"alpha=8,low=0.5,high=8,levels=3"``; ``""`` = off, the default). Any form
-            :meth:`~mestudio.nets.evm.EVMSettings.parse` reads is accepted (``"on"``, a bare
+            :meth:`~mestudio.preprocess.evm.EVMSettings.parse` reads is accepted (``"on"``, a bare
             alpha) and stored in the canonical text form. Clip inputs only; making them
             needs the frame rate of the crops (:func:`clip_inputs`).
         device: where TV-L1 runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
@@ -166,10 +166,10 @@ class PreprocessConfig:
         self.evm = evm_text(self.evm)
 
     def evm_settings(self) -> Any:
-        """The :class:`mestudio.nets.evm.EVMSettings` of :attr:`evm`, or None when off."""
+        """The :class:`mestudio.preprocess.evm.EVMSettings` of :attr:`evm`, or None when off."""
         if not self.evm:
             return None
-        from mestudio.nets.evm import EVMSettings
+        from mestudio.preprocess.evm import EVMSettings
 
         return EVMSettings.parse(self.evm)
 
@@ -251,7 +251,7 @@ class PreprocessConfig:
 
 def evm_text(value: Any) -> str:
     """The canonical text form of an EVM setting (``""`` = off): anything
-    :meth:`mestudio.nets.evm.EVMSettings.parse` reads (``"on"``, ``"off"``, ``"12"``,
+    :meth:`mestudio.preprocess.evm.EVMSettings.parse` reads (``"on"``, ``"off"``, ``"12"``,
     ``"alpha=10,low=0.4,high=3"``, a mapping, None).
 
     Raises:
@@ -259,7 +259,7 @@ def evm_text(value: Any) -> str:
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return ""
-    from mestudio.nets.evm import EVMSettings
+    from mestudio.preprocess.evm import EVMSettings
 
     try:
         settings = EVMSettings.parse(value)
@@ -591,7 +591,7 @@ def magnify_frames(frames: Sequence[np.ndarray], fps: float,
     settings = cfg.evm_settings()
     if settings is None:
         return list(frames)
-    from mestudio.nets.evm import magnify_clip_input
+    from mestudio.preprocess.evm import magnify_clip_input
 
     x = np.stack([np.asarray(f, dtype=np.float32) for f in frames]) * np.float32(1.0 / 255.0)
     grey = x.ndim == 3
