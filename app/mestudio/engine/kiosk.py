@@ -286,10 +286,11 @@ class KioskSession:
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
                                                        microsecond=0).timestamp()
         self._midnight = midnight
-        return self._with_log(
+        counts: dict[str, int] = self._with_log(
             lambda: {k: self.elog.count(k, since=midnight, exhibit=self.exhibit)
                      for k in ("micro", "macro", "visit")},
             {"micro": 0, "macro": 0, "visit": 0})
+        return counts
 
     # ---------------------------------------------------------------- damage
     def _notice_recovered(self, aside: Any) -> None:

@@ -755,7 +755,7 @@ class LiveSession:
         info = SourceInfo(label=label, name=str(getattr(source, "name", label)),
                           fps=getattr(source, "fps", None),
                           n_frames=getattr(source, "n_frames", None),
-                          size=tuple(getattr(source, "size", (0, 0))),  # type: ignore[arg-type]
+                          size=tuple(getattr(source, "size", (0, 0))),
                           seekable=bool(getattr(source, "seekable", False)),
                           is_camera=is_camera)
         try:

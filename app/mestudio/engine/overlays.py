@@ -231,7 +231,8 @@ def cam_stream_scores(pred: Any) -> np.ndarray | None:
         if e.shape == (arr.shape[1],) and np.all(np.isfinite(e)):
             return np.maximum(e, 0.0)
     maps = np.clip(np.nan_to_num(arr[k], nan=0.0), 0.0, None)
-    return maps.reshape(maps.shape[0], -1).sum(axis=1).astype(np.float64)
+    totals: np.ndarray = maps.reshape(maps.shape[0], -1).sum(axis=1).astype(np.float64)
+    return totals
 
 
 def auto_cam_stream(pred: Any) -> int | None:

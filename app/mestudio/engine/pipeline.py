@@ -176,7 +176,7 @@ def engine_info(engine: Any) -> dict[str, Any]:
     info["classes"] = list(getattr(engine, "classes", None) or meta.get("classes") or [])
     info["input_kind"] = str(getattr(engine, "input_kind", None) or meta.get("input_kind", ""))
     info["synthetic"] = bool(getattr(engine, "synthetic", meta.get("synthetic", False)))
-    return _plain(info)
+    return cast(dict[str, Any], _plain(info))
 
 
 class _FaceState:
@@ -560,7 +560,7 @@ class Pipeline:
         st = self._faces.pop(face_id, None)
         if st is None:
             return []
-        events = st.spotter.finish()
+        events: list[SpotEvent] = st.spotter.finish()
         for ev in events:
             ev.face_id = face_id
         self._face_states += [(face_id, i, t, state)
