@@ -22,7 +22,7 @@ interrupted midway (no ``events.json``, or ``"complete": false``) or changed is 
 
 :func:`run_batch` runs the jobs: ``workers=1`` in this process (frame progress available);
 ``workers=N`` in N processes (:class:`concurrent.futures.ProcessPoolExecutor`, forked from a
-fork server that imported the libraries once, :func:`_worker_context`), biggest inputs first
+fork server that imported the libraries once, :func:`worker_context`), biggest inputs first
 (:func:`largest_first`), each with one thread per library (:func:`limit_threads`); ``use_ray`` as Ray tasks of one
 CPU each (Ray is reached through :mod:`mestudio.raysupport`: the local Ray or the cluster,
 and on a cluster the check that every node sees the inputs and the output folder). A stop request (Ctrl+C) cancels the inputs not started and lets the running ones
@@ -590,7 +590,7 @@ def _worker_sigint(signum: int, frame: FrameType | None) -> None:
     _WORKER_STOP[0] = True
 
 
-def _init_worker(log_level: int, parent_pid: int | None = None) -> None:
+def init_worker(log_level: int, parent_pid: int | None = None) -> None:
     """Initializer of the local worker processes: one thread per library before anything
     heavy is imported, Ctrl+C asks to stop after the current frame, warnings on stderr, and
     the worker ends when the ``mestudio`` process that started it is gone (killed with
@@ -866,7 +866,7 @@ WORKER_PRELOAD = ("numpy", "cv2", "onnxruntime", "mestudio.engine.analysis", "me
                   "mestudio.engine.pipeline", "mestudio.engine.recognition", "mestudio.flow.graph")
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
+def worker_context() -> multiprocessing.context.BaseContext:
     """How worker processes start: from a fork server that has imported the libraries once
     (Linux and other POSIX systems: each worker then starts with them loaded, instead of
     paying about 1.5 s of CPU to import them again), else spawned. The server is a fresh,
@@ -905,10 +905,10 @@ def _run_processes(jobs: Sequence[BatchJob], todo: list[int], n: int, stop_file:
     retried: set[int] = set()
     interrupted = False
     level = logging.getLogger().getEffectiveLevel()
-    ctx = _worker_context()
+    ctx = worker_context()
     while queue and not interrupted:
         pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx,
-                                      initializer=_init_worker, initargs=(level, os.getpid()))
+                                      initializer=init_worker, initargs=(level, os.getpid()))
         running: dict[cf.Future[JobResult], int] = {}
         broken = False
         try:

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -154,8 +153,10 @@ def _analyse(job: VideoJob, out: Path, input_hash: str, result: dict[str, Any]) 
 def run_videos(jobs: Sequence[VideoJob], workers: int = 1,
                on_done: Callable[[int, dict[str, Any]], None] | None = None
                ) -> list[dict[str, Any]]:
-    """Run the jobs: in this process (``workers`` 1) or in ``workers`` spawned processes
-    (one thread per library each). Results in job order."""
+    """Run the jobs: in this process (``workers`` 1) or in ``workers`` processes started
+    as the batch analysis starts its own (:func:`mestudio.batch.worker_context`: from a fork
+    server that imported the libraries once; one thread per library; a worker ends when
+    this process is gone). Results in job order."""
     results: list[dict[str, Any]] = [{} for _ in jobs]
     if workers <= 1 or len(jobs) <= 1:
         for i, job in enumerate(jobs):
@@ -163,9 +164,12 @@ def run_videos(jobs: Sequence[VideoJob], workers: int = 1,
             if on_done is not None:
                 on_done(i, results[i])
         return results
-    ctx = multiprocessing.get_context("spawn")
+    from mestudio.batch import init_worker, worker_context
+
     jobs = [dataclasses.replace(j, limit_threads=True) for j in jobs]
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    level = logging.getLogger().getEffectiveLevel()
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(),
+                                initializer=init_worker, initargs=(level, os.getpid())) as pool:
         futures = {pool.submit(run_video, j): i for i, j in enumerate(jobs)}
         try:
             for fut in cf.as_completed(futures):
