@@ -426,7 +426,12 @@ def peak_rss_mb() -> float | None:
         import resource
     except ImportError:  # pragma: no cover - Windows
         return None
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rusage_mb(resource.getrusage(resource.RUSAGE_SELF))
+
+
+def rusage_mb(usage: Any) -> float:
+    """``ru_maxrss`` of a ``resource.struct_rusage`` in MB (kB on Linux, bytes on macOS)."""
+    rss = usage.ru_maxrss
     return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
 
 

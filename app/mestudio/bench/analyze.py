@@ -25,13 +25,11 @@ Parts 3 and 4 need Ray (``pip install "mestudio[cluster]"``) and are skipped wit
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -86,13 +84,12 @@ def _single_run(source: Path, work: Path, seconds: float, repeats: int) -> dict[
     single_clip(source, clip, seconds)
     walls: list[float] = []
     cpus: list[float] = []
-    peaks: list[float] = []
+    peaks: list[float] = []  # empty where the OS does not say (Windows)
     n, dur = 0, 0.0
     out = work / "single"
     for _ in range(max(1, repeats)):
         shutil.rmtree(out, ignore_errors=True)
-        wall, proc, cpu, peak = _cli_peak("analyze", str(clip), "--out", str(out),
-                                          "--no-progress")
+        wall, proc, cpu, peak = _cli("analyze", str(clip), "--out", str(out), "--no-progress")
         if proc.returncode != 0:
             return {"video": clip.name, "error": (proc.stderr or "").strip()[-300:]}
         doc = json.loads((out / "events.json").read_text())
@@ -100,40 +97,21 @@ def _single_run(source: Path, work: Path, seconds: float, repeats: int) -> dict[
         dur = n / float(doc.get("fps") or 30.0)
         walls.append(wall)
         cpus.append(cpu)
-        peaks.append(peak)
+        if peak is not None:
+            peaks.append(peak)
     best = min(walls)
     return {"video": f"{source.name} as 640x360", "frames": n, "video_s": dur, "wall_s": best,
             "median_wall_s": sorted(walls)[len(walls) // 2], "cpu_s": cpus[walls.index(best)],
             "runs": len(walls), "x_real_time": dur / best if best else 0.0,
-            "peak_rss_mb": max(peaks),
+            "peak_rss_mb": max(peaks) if peaks else None,
             "target_x": TARGET_X_LONG if dur >= 300 - 1e-6 else TARGET_X_SHORT}
 
 
-def _cli_peak(*argv: str) -> tuple[float, subprocess.CompletedProcess[str], float, float]:
-    """:func:`_cli` and the peak resident memory (MB) of that process, sampled every 50 ms."""
-    import threading
-
-    import psutil
-
-    peak = [0.0]
-    done = threading.Event()
-    parent = psutil.Process()
-
-    def watch() -> None:
-        while not done.is_set():
-            for child in parent.children(recursive=False):
-                with contextlib.suppress(psutil.Error):
-                    peak[0] = max(peak[0], child.memory_info().rss / 2**20)
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=watch, daemon=True)
-    sampler.start()
-    try:
-        wall, proc, cpu = _cli(*argv)
-    finally:
-        done.set()
-        sampler.join()
-    return wall, proc, cpu, peak[0]
+def _peak_text(peak: float | None) -> str:
+    if peak is None:
+        return "peak RSS not known on this OS"
+    return (f"peak RSS {peak:.0f} MB (target <= {TARGET_RSS_MB:g} MB: "
+            f"{'OK' if peak <= TARGET_RSS_MB else 'MISSED'})")
 
 
 def _cpu_s() -> float:
@@ -165,18 +143,19 @@ def _one_core() -> set[int] | None:
 
 
 def _cli(*argv: str, cpus: set[int] | None = None
-         ) -> tuple[float, subprocess.CompletedProcess[str], float]:
+         ) -> tuple[float, subprocess.CompletedProcess[str], float, float | None]:
     """Run ``mestudio ARGV`` as a new process (on the CPUs ``cpus`` only, when given); its
-    wall time, result and CPU seconds (:func:`_cpu_s`: the machine's, so other load on it
-    counts too)."""
+    wall time, result, CPU seconds (:func:`_cpu_s`: the machine's, so other load on it
+    counts too) and peak resident memory in MB (:func:`mestudio.bench._process.run_mestudio`)."""
+    from mestudio.bench._process import run_mestudio
+
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     cpu0 = _cpu_s()
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mestudio", "-q", *argv], env=env,
-                          capture_output=True, text=True, preexec_fn=pin)
-    return time.perf_counter() - t0, proc, _cpu_s() - cpu0
+    proc, peak = run_mestudio(["-q", *argv], env=env, preexec_fn=pin)
+    return time.perf_counter() - t0, proc, _cpu_s() - cpu0, peak
 
 
 def single_clip(source: Path, dest: Path, seconds: float, fps: float = 30.0,
@@ -233,7 +212,7 @@ def _batch_figures(name: str, wall: float, rows: list[dict[str, str]]) -> dict[s
 
 def _run_cli_batch(name: str, listfile: Path, out: Path, *extra: str,
                    cpus: set[int] | None = None) -> dict[str, Any]:
-    wall, proc, cpu = _cli("analyze", f"@{listfile}", "--out", str(out), "--force",
+    wall, proc, cpu, _peak = _cli("analyze", f"@{listfile}", "--out", str(out), "--force",
                            "--no-progress", *extra, cpus=cpus)
     if proc.returncode != 0:
         return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
@@ -384,9 +363,8 @@ def _print(f: dict[str, Any]) -> None:
               f"({s['video_s']:.1f} s of video) in {s['wall_s']:.1f} s "
               f"({s['cpu_s']:.1f} s CPU) = {x:.2f}x real time (best of "
               f"{s['runs']}, median {s['median_wall_s']:.1f} s; target >= {target:g}x: "
-              f"{x / target:.2f} {'OK' if x >= target else 'MISSED'}); peak RSS "
-              f"{s['peak_rss_mb']:.0f} MB (target <= {TARGET_RSS_MB:g} MB: "
-              f"{'OK' if s['peak_rss_mb'] <= TARGET_RSS_MB else 'MISSED'})")
+              f"{x / target:.2f} {'OK' if x >= target else 'MISSED'}); "
+              + _peak_text(s["peak_rss_mb"]))
     print(f"{'run':<34}{'wall s':>8}{'CPU s':>8}{'frames/s':>10}{'x real':>8}"
           f"{'RSS MB max':>12}")
     for r in f.get("batch", []):

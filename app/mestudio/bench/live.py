@@ -42,7 +42,6 @@ does not grow: last-quarter p95 <= 1.5 × first-quarter p95. The first ``--warmu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -153,26 +152,13 @@ def measure_startup(runs: int, seconds: float) -> dict[str, Any]:
 
 def _own_process_rss(source: str, seconds: float) -> float | None:
     """Peak resident memory (MB) of ``mestudio live --source SOURCE`` in its own process over
-    ``seconds`` (sampled every 0.1 s): the application's memory without this benchmark's."""
-    import subprocess
+    ``seconds``: the application's memory without this benchmark's."""
+    from mestudio.bench._process import run_mestudio
 
-    import psutil
+    _proc, peak = run_mestudio(["live", "--source", source, "--exit-after", f"{seconds:g}"],
+                               capture=False)
+    return peak
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mestudio", "live", "--source", source, "--exit-after",
-         f"{seconds:g}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    try:
-        watched = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            with contextlib.suppress(psutil.Error):
-                peak = max(peak, watched.memory_info().rss)
-            time.sleep(0.1)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    return peak / 2**20 if peak else None
 def _setup_environment(show: bool) -> str:
     """Offscreen Qt unless asked otherwise; shared models folder when nothing else is set.
     Returns the Qt platform in use."""

@@ -443,8 +443,7 @@ class _ReadAhead:
         assert m is not None
         t0 = time.perf_counter()
         m.values = signal.update(m.face, float(item.frame.timestamp_s))
-        vectors = getattr(signal, "last_vectors", None)
-        m.vectors = None if vectors is None else np.array(vectors, copy=True)
+        m.vectors = signal.last_vectors  # a new array every frame: safe to hand over
         if self._keep_flow and m.face.face_found:
             m.flow = signal.last_flow
         m.signal = True

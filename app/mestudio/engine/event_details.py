@@ -8,6 +8,7 @@ pictures by :mod:`mestudio.engine.overlays`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,18 +97,6 @@ def recorded_crops(read_frame: Callable[[int], Frame], frames: list[int],
     return [cut_crop(read_frame(i).image, m, size) for i, m in zip(frames, kept, strict=True)]
 
 
-def _read_once(read_frame: Callable[[int], Frame]) -> Callable[[int], Frame]:
-    """``read_frame`` that decodes each frame once (a seek in a video is not free)."""
-    seen: dict[int, Frame] = {}
-
-    def read(i: int) -> Frame:
-        if i not in seen:
-            seen[i] = read_frame(i)
-        return seen[i]
-
-    return read
-
-
 def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, *,
                           engine: Any = None, tracker_config: Any = None,
                           macro_engine: Any = None,
@@ -130,7 +119,7 @@ def compute_event_details(read_frame: Callable[[int], Frame], event: SpotEvent, 
     """
     out = EventDetails(event=event, prediction=event.prediction)
     keys = ("onset", "apex", "offset")
-    read_frame = _read_once(read_frame)  # the key frames are used again below
+    read_frame = functools.cache(read_frame)  # each frame decoded once: used again below
     frames = [read_frame(i) for i in (event.onset, event.apex, event.offset)]
     for f, i in zip(frames, (event.onset, event.apex, event.offset), strict=False):
         if f.index != i:  # the source must be frame-exact; say so if not

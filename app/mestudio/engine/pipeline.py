@@ -439,25 +439,23 @@ class Pipeline:
             rec.add_frame(frame.index, ts, face)
         t2 = time.perf_counter()
         if self.spotter is not None and self.signal is not None:
-            ahead = measured is not None and measured.signal
-            if ahead:
-                assert measured is not None
-                values, vectors = measured.values, measured.vectors
-            else:
+            pre = measured if measured is not None and measured.signal else None
+            if pre is None:
                 values = self.signal.update(face, ts)
                 vectors = self.signal.last_vectors
+            else:
+                values, vectors = pre.values, pre.vectors
             t3 = time.perf_counter()
             if self.spotter_inputs is not None:
                 self.spotter_inputs(frame.index, ts, values, vectors)
             emitted = self.spotter.update(frame.index, ts, values, vectors=vectors)
             t4 = time.perf_counter()
-            timings["signal"] = measured.signal_ms if ahead and measured is not None \
-                else (t3 - t2) * 1e3
+            timings["signal"] = (t3 - t2) * 1e3 if pre is None else pre.signal_ms
             timings["spot"] = (t4 - t3) * 1e3
             result.spotter = self.spotter.state
             result.events = self._register(emitted)
             if (self.keep_flow or self.keep_strain) and face.face_found:
-                flow = measured.flow if ahead and measured is not None else self.signal.last_flow
+                flow = self.signal.last_flow if pre is None else pre.flow
                 result.flow, result.strain = self._with_strain(flow)
                 timings["overlay"] = (time.perf_counter() - t4) * 1e3
         if rec is not None:

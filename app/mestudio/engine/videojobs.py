@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -49,7 +48,6 @@ class VideoJob:
         max_frames: analyse at most this many frames (None: all).
         settings_hash: :func:`mestudio.batch.settings_fingerprint` of the above.
         force: redo even when a complete analysis with the same hashes is there.
-        limit_threads: one thread per library (worker processes).
     """
 
     video_id: str
@@ -61,7 +59,6 @@ class VideoJob:
     max_frames: int | None
     settings_hash: str
     force: bool = False
-    limit_threads: bool = False
 
 
 def frames_fingerprint(paths: Sequence[str]) -> str:
@@ -92,10 +89,6 @@ def run_video(job: VideoJob) -> dict[str, Any]:
     spotter's inputs recorded by a :class:`SpotterInputRecorder`), write its files; never raises for a bad
     video. Returns ``{"video", "status" (ok/skipped/failed), "frames", "wall_s", "error"}``."""
     t0 = time.perf_counter()
-    if job.limit_threads:
-        from mestudio.batch import limit_threads
-
-        limit_threads()
     result: dict[str, Any] = {"video": job.video_id, "status": "failed", "frames": None,
                               "wall_s": None, "error": ""}
     try:
@@ -164,9 +157,8 @@ def run_videos(jobs: Sequence[VideoJob], workers: int = 1,
             if on_done is not None:
                 on_done(i, results[i])
         return results
-    from mestudio.batch import init_worker, worker_context
+    from mestudio.batch import init_worker, worker_context  # one thread per library each
 
-    jobs = [dataclasses.replace(j, limit_threads=True) for j in jobs]
     level = logging.getLogger().getEffectiveLevel()
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(),
                                 initializer=init_worker, initargs=(level, os.getpid())) as pool:

@@ -17,6 +17,7 @@ fixed graph; they run with torch (:func:`mestudio.flow.tvl1_flow`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -207,10 +208,11 @@ def tvl1_strain(prev: np.ndarray, nxt: np.ndarray, params: TVL1Params,
     return flow_graph((h, w), params, device).run(a, b)
 
 
+@functools.lru_cache(maxsize=32)
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     """``(n_out, n_in)`` weights that resize one axis as torch's ``F.interpolate`` does: area
     averaging (adaptive average pooling) when shrinking, bilinear with half-pixel centres
-    (``align_corners=False``) when enlarging."""
+    (``align_corners=False``) when enlarging. Cached: do not modify the array returned."""
     m = np.zeros((n_out, n_in), np.float64)
     if n_out <= n_in:
         for i in range(n_out):

@@ -53,15 +53,18 @@ def _check_flow(flow: Tensor, name: str) -> None:
 
 def _gradient(f: Any) -> tuple[Any, Any]:
     """``d/dx`` and ``d/dy`` of ``[..., H, W]`` (numpy array or tensor): central inside,
-    one-sided at the borders."""
-    dx = f.new_empty(f.shape) if _is_tensor(f) else np.empty_like(f)
-    dy = f.new_empty(f.shape) if _is_tensor(f) else np.empty_like(f)
-    dx[..., :, 1:-1] = 0.5 * (f[..., :, 2:] - f[..., :, :-2])
-    dx[..., :, 0] = f[..., :, 1] - f[..., :, 0]
-    dx[..., :, -1] = f[..., :, -1] - f[..., :, -2]
-    dy[..., 1:-1, :] = 0.5 * (f[..., 2:, :] - f[..., :-2, :])
-    dy[..., 0, :] = f[..., 1, :] - f[..., 0, :]
-    dy[..., -1, :] = f[..., -1, :] - f[..., -2, :]
+    one-sided at the borders. Built from slices and concatenations, without in-place writes,
+    so the ONNX exporter can trace it (:mod:`mestudio.flow.tvl1_graph`)."""
+    if _is_tensor(f):
+        import torch
+
+        cat: Any = torch.cat
+    else:
+        cat = np.concatenate
+    dx = cat([f[..., :, 1:2] - f[..., :, 0:1], 0.5 * (f[..., :, 2:] - f[..., :, :-2]),
+              f[..., :, -1:] - f[..., :, -2:-1]], -1)
+    dy = cat([f[..., 1:2, :] - f[..., 0:1, :], 0.5 * (f[..., 2:, :] - f[..., :-2, :]),
+              f[..., -1:, :] - f[..., -2:-1, :]], -2)
     return dx, dy
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mestudio.flow.strain import _components
 from mestudio.flow.tvl1 import _centered_gradient, median_blur, pyramid_sizes
 from mestudio.flow.tvl1_params import TVL1Params
 
@@ -92,7 +93,7 @@ class TVL1Graph(nn.Module):
             else:
                 u = u * (1.0 / p.scale_step)
         flow = u[:, :2]
-        e_xx, e_yy, e_xy = _strain_components(flow)
+        e_xx, e_yy, e_xy = _components(flow[:, 0:1], flow[:, 1:2])
         strain = torch.sqrt(e_xx * e_xx + e_yy * e_yy + 2.0 * e_xy * e_xy)
         return flow, strain
 
@@ -157,21 +158,6 @@ def _steps(u: Tensor, px: Tensor, py: Tensor, g: Tensor, rho_c: Tensor, inv_grad
         px = (px + taut * gux) / ng
         py = (py + taut * guy) / ng
     return u, px, py
-
-
-def _gradient(f: Tensor) -> tuple[Tensor, Tensor]:
-    """``strain._gradient`` built from slices and concatenations (no in-place writes)."""
-    dx = torch.cat([f[..., :, 1:2] - f[..., :, 0:1], 0.5 * (f[..., :, 2:] - f[..., :, :-2]),
-                    f[..., :, -1:] - f[..., :, -2:-1]], dim=-1)
-    dy = torch.cat([f[..., 1:2, :] - f[..., 0:1, :], 0.5 * (f[..., 2:, :] - f[..., :-2, :]),
-                    f[..., -1:, :] - f[..., -2:-1, :]], dim=-2)
-    return dx, dy
-
-
-def _strain_components(flow: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    du_dx, du_dy = _gradient(flow[:, 0:1])
-    dv_dx, dv_dy = _gradient(flow[:, 1:2])
-    return du_dx, dv_dy, 0.5 * (du_dy + dv_dx)
 
 
 def export_graph(path: Path, size: tuple[int, int], params: TVL1Params,
